@@ -1,0 +1,23 @@
+"""Project errors: one base class, a few categories; the CLI maps them to exit code 2 and one line."""
+
+from __future__ import annotations
+
+
+class PrivacyAuditError(Exception):
+    """Base of every error privacy-audit raises on purpose."""
+
+
+class InputError(PrivacyAuditError, ValueError):
+    """Bad user input: a file, a field, an option or a template that cannot be used as given."""
+
+
+class ModelError(PrivacyAuditError):
+    """A language model is missing, corrupt, or returned something of the wrong shape."""
+
+
+class PipelineError(PrivacyAuditError):
+    """A teaching pipeline failed or produced no teaching prompt."""
+
+
+class ReportError(InputError):
+    """A report file that cannot be read: not JSON, truncated, or of an unknown schema version."""

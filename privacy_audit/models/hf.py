@@ -1,0 +1,191 @@
+"""Transformers backend: a local folder, a GGUF file or a hub id; CPU or CUDA; exact fp32 scoring."""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from privacy_audit._registry import register
+from privacy_audit.errors import InputError, ModelError
+from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer
+from privacy_audit.models.trie import Trie, score_trie
+
+
+def import_torch() -> Any:
+    """Import torch and transformers, or say how to install them."""
+    try:
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise ModelError(
+            f"the transformers backend needs torch and transformers ({exc.name} is missing): "
+            "pip install torch==2.13.0 transformers"
+        ) from None
+    return torch
+
+
+class TransformersModel(LanguageModel):
+    """A causal LM from transformers with its tokenizer.
+
+    Scoring conditions on the context once and walks a trie of the candidates' tokens with tree
+    attention (see `models.trie`); generation uses the tokenizer's chat template for messages.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str,
+        revision: str | None = None,
+        chunk_tokens: int = 512,
+        extra_info: dict[str, Any] | None = None,
+    ) -> None:
+        torch = import_torch()
+        self.torch = torch
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.revision = revision
+        self.chunk_tokens = chunk_tokens
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self._extra_info = extra_info or {}
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"{name}: scoring needs a fast tokenizer (one with character offsets)")
+
+    @classmethod
+    def load(cls, source: str, *, device: str | None = None, gguf_file: str | None = None, **kwargs: Any) -> TransformersModel:
+        """Load from a folder, a .gguf file or a hub id (offline unless the hub is reachable and allowed)."""
+        torch = import_torch()
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(source)
+        if path.suffix == ".gguf":
+            if not path.is_file():
+                raise InputError(f"model file {source} does not exist")
+            folder, gguf_file = str(path.parent), path.name
+        else:
+            folder = source
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+        except (OSError, ValueError, EnvironmentError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {source!r}: {first}") from None
+        return cls(model.to(device), tokenizer, name=source, **kwargs)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            **self._extra_info,
+        }
+
+    def encode_context(self, context: str) -> list[int]:
+        """Context token ids (with the tokenizer's own special tokens; never empty)."""
+        ids = list(self.tokenizer(context, add_special_tokens=True)["input_ids"])
+        if not ids:
+            bos = self.tokenizer.bos_token_id
+            ids = [bos if bos is not None else self.tokenizer.eos_token_id]
+        return ids
+
+    def encode_continuations(self, continuations: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
+        """Token ids of each continuation (tokenized on its own) and each token's end offset in characters."""
+        enc = self.tokenizer(list(continuations), add_special_tokens=False, return_offsets_mapping=True)
+        return [list(x) for x in enc["input_ids"]], [[end for _, end in offs] for offs in enc["offset_mapping"]]
+
+    def _open_context(self, context: str) -> Scorer:
+        torch = self.torch
+        from transformers import DynamicCache
+
+        ctx_ids = self.encode_context(context)
+        ctx_len = len(ctx_ids)
+        cache = DynamicCache(config=self.model.config)
+        cache_arg = {self._cache_kwarg: cache}
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=torch.tensor([ctx_ids], device=self.device),
+                use_cache=True,
+                logits_to_keep=1,
+                **cache_arg,
+            )
+        root_logits = out.logits[0, -1]
+        min_value = torch.finfo(self.dtype).min
+
+        def forward(input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
+            n = input_ids.shape[1]
+            allowed = torch.cat([torch.ones((n, ctx_len), dtype=torch.bool), tree], dim=1)
+            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, min_value)
+            try:
+                with torch.inference_mode():
+                    result = self.model(
+                        input_ids=input_ids.to(self.device),
+                        position_ids=position_ids.to(self.device),
+                        attention_mask=mask[None, None].to(self.device),
+                        use_cache=True,
+                        logits_to_keep=keep,
+                        **cache_arg,
+                    )
+            finally:
+                extra = cache.get_seq_length() - ctx_len
+                if extra:
+                    cache.crop(-extra)
+            return result.logits[0].cpu()
+
+        def score(continuations: Sequence[str]) -> ScoredContinuations:
+            ids, ends = self.encode_continuations(continuations)
+            trie = Trie(ids)
+            node_lp = score_trie(forward, root_logits.cpu(), ctx_len, trie, chunk_tokens=self.chunk_tokens)
+            return ScoredContinuations(
+                node_lp[trie.paths],
+                np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
+                trie.offsets,
+            )
+
+        return score
+
+    def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
+        torch = self.torch
+        outputs = []
+        for prompt in prompts:
+            if isinstance(prompt, str):
+                ids = self.encode_context(prompt)
+            else:
+                if not self.tokenizer.chat_template:
+                    raise ModelError(f"{self.name} has no chat template; pass plain-text prompts")
+                text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+                ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            sampling: dict[str, Any] = (
+                {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
+                if temperature > 0
+                else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
+            )
+            with torch.random.fork_rng(devices=[]), torch.inference_mode():
+                torch.manual_seed(seed)
+                out = self.model.generate(
+                    input_ids=torch.tensor([ids], device=self.device),
+                    attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
+                    max_new_tokens=max_new_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                    **sampling,
+                )
+            outputs.append(self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
+        return outputs
+
+
+@register("backend", "hf")
+def _hf_backend(source: str, **options: Any) -> TransformersModel:
+    """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset)."""
+    if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in source:
+        raise InputError(f"model {source!r} is neither a local folder nor a .gguf file")
+    return TransformersModel.load(source, **options)
