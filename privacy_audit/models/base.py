@@ -62,6 +62,10 @@ class ScoredContinuations:
             raise ModelError("a continuation has no token after the template prefix; check the template")
         return sums
 
+    def token_counts(self, from_char: int | np.ndarray = 0) -> np.ndarray:
+        """Number of tokens per continuation that end after character `from_char` (those `totals` sums)."""
+        return self._masked(from_char)[1].astype(np.int64)
+
     def means(self, from_char: int | np.ndarray = 0) -> np.ndarray:
         """Length-normalised log2-likelihood (mean over the same tokens as `totals`)."""
         sums, counts = self._masked(from_char)

@@ -1,0 +1,24 @@
+"""Stage 2: teaching pipelines, registered by name; every one is a black box to the scorer."""
+
+from privacy_audit.pipelines import builtin as _builtin  # noqa: F401  (registers the built-ins)
+from privacy_audit.pipelines.base import (
+    Record,
+    TeachingOutput,
+    format_example,
+    needs_model,
+    pipeline,
+    pipeline_names,
+    run_pipeline,
+)
+from privacy_audit.pipelines.builtin import INSTRUCTION_PROMPT
+
+__all__ = [
+    "INSTRUCTION_PROMPT",
+    "Record",
+    "TeachingOutput",
+    "format_example",
+    "needs_model",
+    "pipeline",
+    "pipeline_names",
+    "run_pipeline",
+]

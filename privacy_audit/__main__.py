@@ -1,0 +1,3 @@
+from privacy_audit.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""Orchestration: plant -> teach -> score -> report -> gate. Each CLI command calls one function here."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records, read_text, write_json
+from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
+from privacy_audit.canaries.plant import Position
+from privacy_audit.errors import InputError
+from privacy_audit.gate import GateResult, Thresholds, gate
+from privacy_audit.models import LanguageModel, load_model
+from privacy_audit.pipelines import Record, TeachingOutput, needs_model, run_pipeline
+from privacy_audit.reports import AuditReport, RunSpec, load_report, render_comparison, render_markdown, save_report
+from privacy_audit.scoring import score_prompt
+from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEPARATOR, Mode
+
+Progress = Callable[[int, int], None]
+DEMO_DATA = "sms_spam_demo.jsonl"
+DEMO_TEMPLATE = "The secret code is {secret}"
+SMS_LABELS = {"ham": "not spam"}
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that determine the numbers in a report."""
+    out = {"python": platform.python_version()}
+    for dist in ("privacy-audit", "torch", "transformers", "numpy", "scipy", "tokenizers"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def make_canaries(
+    *, template: str, space: str, count: int, references: int, seed: int, repetitions: int, out: str | os.PathLike[str]
+) -> CanarySet:
+    """Generate a canary set and write it (mode 0600)."""
+    canary_set = generate_canary_set(
+        template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions
+    )
+    save_canary_set(canary_set, out)
+    return canary_set
+
+
+def plant(
+    canaries: str | os.PathLike[str], *, data: str | os.PathLike[str], field: str, out: str | os.PathLike[str],
+    position: Position = "append", seed: int = 0,
+) -> Planting:
+    """Plant a canary-set file's canaries into a JSONL file (input untouched, outputs mode 0600)."""
+    return plant_file(load_canary_set(canaries), data=data, field=field, out=out, position=position, seed=seed)
+
+
+def load_training_records(path: str | os.PathLike[str], *, field: str, label_field: str | None) -> list[Record]:
+    """Private records of a JSONL file as pipeline input."""
+    rows = read_records(path, field)
+    if label_field is not None:
+        missing = [i for i, r in enumerate(rows, 1) if label_field not in r]
+        if missing:
+            raise InputError(f"{path} record {missing[0]}: no label field {label_field!r}; choose one with --label-field")
+    return [Record(text=r[field], label=None if label_field is None else str(r[label_field])) for r in rows]
+
+
+def teaching_path(prompt_path: str | os.PathLike[str]) -> Path:
+    """Where the full teaching output (spec, artifacts) of a prompt file is kept."""
+    return Path(f"{os.fspath(prompt_path)}.teaching.json")
+
+
+def teach(
+    pipeline: str,
+    *,
+    data: str | os.PathLike[str] | None,
+    field: str = "text",
+    label_field: str | None = None,
+    out: str | os.PathLike[str],
+    model: LanguageModel | str | None = "embedded",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> TeachingOutput:
+    """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it."""
+    records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
+    if data is None and pipeline not in ("zero-shot", "prompt-file"):
+        raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
+    lm = load_model(model) if isinstance(model, str) and needs_model(pipeline) else model
+    output = run_pipeline(pipeline, records, model=lm if isinstance(lm, LanguageModel) else None, seed=seed, options=options)
+    atomic_write(out, output.prompt, private=True)
+    write_json(teaching_path(out), output.model_dump(mode="json"), private=True)
+    return output
+
+
+def read_teaching(prompt_path: str | os.PathLike[str]) -> TeachingOutput:
+    """The teaching output for a prompt file: its sidecar when present (and matching), else a prompt-file record."""
+    text = read_text(prompt_path, what="prompt file")
+    sidecar = teaching_path(prompt_path)
+    if sidecar.is_file():
+        recorded = TeachingOutput.model_validate(read_json(sidecar, what="teaching output"))
+        if recorded.prompt == text:
+            return recorded
+    return TeachingOutput(prompt=text, pipeline="prompt-file", options={"path": str(prompt_path)}, seed=0, model=None)
+
+
+def build_report(
+    teaching: TeachingOutput,
+    canary_set: CanarySet,
+    model: LanguageModel,
+    *,
+    mode: Mode = "exact",
+    separator: str = DEFAULT_SEPARATOR,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    include_secrets: bool = False,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Score a teaching output against a canary set and wrap it in a report."""
+    result = score_prompt(
+        model, teaching.prompt, canary_set, mode=mode, separator=separator, max_exact=max_exact,
+        include_secrets=include_secrets, progress=progress,
+    )
+    run = RunSpec(
+        pipeline=teaching.pipeline,
+        pipeline_options=teaching.options,
+        model=model.info(),
+        seed=teaching.seed,
+        versions=versions(),
+        mode=mode,
+        separator=separator,
+        template=canary_set.template,
+        space=canary_set.space,
+        canary_seed=canary_set.seed,
+        prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(),
+        prompt_chars=len(teaching.prompt),
+    )
+    return AuditReport(
+        run=run, canaries=result.canaries, summary=result.summary, prompt=teaching.prompt if include_secrets else None
+    )
+
+
+def score(
+    *,
+    prompt: str | os.PathLike[str],
+    canaries: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: LanguageModel | str = "embedded",
+    mode: Mode = "exact",
+    max_exact: int = DEFAULT_MAX_EXACT,
+    include_secrets: bool = False,
+    progress: Progress | None = None,
+) -> AuditReport:
+    """Score a prompt file against a canary-set file; write the report JSON to `out`."""
+    teaching = read_teaching(prompt)
+    canary_set = load_canary_set(canaries)
+    space = canary_set.secret_space
+    if mode == "exact" and space.size > max_exact:
+        raise InputError(
+            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
+            "use sampled mode (--sampled) or raise --max-exact"
+        )
+    lm = load_model(model) if isinstance(model, str) else model
+    report = build_report(teaching, canary_set, lm, mode=mode, max_exact=max_exact, include_secrets=include_secrets, progress=progress)
+    save_report(report, out)
+    return report
+
+
+def check_gate(report_path: str | os.PathLike[str], thresholds: Thresholds) -> GateResult:
+    """Apply thresholds to a saved report."""
+    return gate(load_report(report_path), thresholds)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    out_dir: Path
+    reports: tuple[AuditReport, ...]
+    markdown: str
+
+
+def run_demo(
+    out_dir: str | os.PathLike[str],
+    *,
+    model: LanguageModel | str = "embedded",
+    pipelines: Sequence[str] = ("raw", "instructions"),
+    seed: int = 0,
+    count: int = 3,
+    references: int = 20,
+    examples: int = 8,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = lambda _msg: None,
+) -> DemoResult:
+    """The whole chain on bundled SMS-spam messages: a teacher's 8 private examples get 3 canaries
+    (4-digit codes); each pipeline teaches from them; each prompt is scored exactly over all 10^4 codes.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bundled = files("privacy_audit") / "data" / DEMO_DATA
+    rows = [r for r in read_records(str(bundled), "text")]
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    teacher = [rows[int(i)] for i in sorted(rng.choice(len(rows), size=examples, replace=False))]
+    atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)
+    make_canaries(
+        template=DEMO_TEMPLATE, space="digits:4", count=count, references=references, seed=seed, repetitions=1,
+        out=out / "canaries.json",
+    )
+    plant(out / "canaries.json", data=out / "teacher.jsonl", field="text", out=out / "planted.jsonl", seed=seed)
+    say(f"planted {count} canaries into {examples} private SMS examples ({out / 'planted.jsonl'})")
+    lm = load_model(model) if isinstance(model, str) else model
+    canary_set = load_canary_set(out / "canaries.json")
+    reports = []
+    for name in pipelines:
+        say(f"teaching with pipeline '{name}' ...")
+        teaching = teach(
+            name, data=out / "planted.jsonl", field="text", label_field="label", out=out / f"prompt-{name}.txt",
+            model=lm, seed=seed, options={"examples": examples, "labels": SMS_LABELS},
+        )
+        say(f"scoring {canary_set.secret_space.size:,} candidate codes against the '{name}' prompt ...")
+        report = build_report(teaching, canary_set, lm, progress=progress)
+        save_report(report, out / f"report-{name}.json")
+        atomic_write(out / f"report-{name}.md", render_markdown(report))
+        reports.append(report)
+    markdown = render_comparison(reports)
+    atomic_write(out / "summary.md", markdown)
+    return DemoResult(out_dir=out, reports=tuple(reports), markdown=markdown)

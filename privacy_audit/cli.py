@@ -1,0 +1,194 @@
+"""The privacy-audit command line: a thin click layer, one library call per command.
+
+Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from privacy_audit import audit
+from privacy_audit.canaries.plant import POSITIONS
+from privacy_audit.errors import PrivacyAuditError
+from privacy_audit.gate import Thresholds
+from privacy_audit.pipelines import pipeline_names
+from privacy_audit.reports import render_markdown
+
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class AuditGroup(click.Group):
+    """Maps project errors to one line and exit 2 (a traceback only with --debug); Ctrl-C to exit 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PrivacyAuditError as exc:
+            if ctx.meta.get("privacy_audit.debug"):
+                traceback.print_exc()
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("interrupted: outputs already written are complete; nothing partial was left", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _progress(label: str) -> Callable[[int, int], None] | None:
+    """A tqdm progress callback on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="cand", leave=False, file=sys.stderr)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+            bar.clear()
+
+    return update
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+model_option = click.option(
+    "--model", default="embedded", show_default=True,
+    help="'embedded' (SmolLM2-135M-Instruct), 'mock', a model folder, a .gguf file, or hf:<id>.",
+)
+
+
+@click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="privacy-audit")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Audit how much private data leaks through LLM social learning."""
+    ctx.meta["privacy_audit.debug"] = debug
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@main.command()
+@click.option("--out", "out_dir", default="privacy-audit-demo", show_default=True, type=click.Path(file_okay=False))
+@model_option
+@click.option("--seed", default=0, show_default=True, type=int)
+def demo(out_dir: str, model: str, seed: int) -> None:
+    """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
+    result = audit.run_demo(out_dir, model=model, seed=seed, progress=_progress("scoring"), say=_say)
+    click.echo(result.markdown)
+    click.echo(f"Reports, prompts and canaries are in {result.out_dir}/ (canary files are private, mode 0600).")
+
+
+@main.group()
+def canaries() -> None:
+    """Make canary sets and plant them into data."""
+
+
+@canaries.command("generate")
+@click.option("--template", required=True, help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}".')
+@click.option("--space", required=True, help="Secret space KIND:LENGTH, e.g. digits:4, hex:8, alnum:6.")
+@click.option("--count", default=5, show_default=True, type=int, help="Canaries to plant.")
+@click.option("--references", default=20, show_default=True, type=int, help="Never-planted references.")
+@click.option("--repetitions", default=1, show_default=True, type=int, help="Copies of each canary to plant.")
+@click.option("--seed", required=True, type=int)
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+def canaries_generate(template: str, space: str, count: int, references: int, repetitions: int, seed: int, out: str) -> None:
+    """Draw canaries and references uniformly without replacement; write the set (mode 0600)."""
+    made = audit.make_canaries(
+        template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions, out=out
+    )
+    click.echo(
+        f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "
+        f"{made.space} (|S| = {made.secret_space.size:,}); secrets not shown"
+    )
+
+
+@canaries.command("plant")
+@click.argument("canary_set", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="JSONL file of private records.")
+@click.option("--field", default="text", show_default=True, help="Text field to plant into.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--position", type=click.Choice(POSITIONS), default="append", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+def canaries_plant(canary_set: str, data: str, field: str, out: str, position: str, seed: int) -> None:
+    """Plant a canary set into a copy of DATA (the input is never modified)."""
+    planting = audit.plant(canary_set, data=data, field=field, out=out, position=position, seed=seed)  # type: ignore[arg-type]
+    click.echo(
+        f"wrote {out}: {len(planting.insertions)} insertions into {planting.records_out} records; "
+        f"planting record in {out}.planting.json"
+    )
+
+
+@main.command()
+@click.option("--pipeline", required=True, type=click.Choice(pipeline_names()))
+@click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of (planted) private records.")
+@click.option("--field", default="text", show_default=True)
+@click.option("--label-field", default=None, help="Label field; examples are shown as 'Text: ...' / 'Class: ...'.")
+@click.option("--label-map", multiple=True, metavar="FROM=TO", help="Rename a label, e.g. ham='not spam'.")
+@click.option("--examples", type=int, default=None, help="Private examples the teacher sees (default 8).")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (0 = greedy).")
+@click.option("--prompt-file", default=None, type=click.Path(dir_okay=False), help="For --pipeline prompt-file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@model_option
+@click.option("--seed", default=0, show_default=True, type=int)
+def teach(
+    pipeline: str, data: str | None, field: str, label_field: str | None, label_map: tuple[str, ...],
+    examples: int | None, temperature: float | None, prompt_file: str | None, out: str, model: str, seed: int,
+) -> None:
+    """Run a teaching pipeline; write the teaching prompt to OUT (and OUT.teaching.json)."""
+    options: dict[str, Any] = {}
+    if label_map:
+        pairs = [m.partition("=") for m in label_map]
+        if any(not sep for _, sep, _ in pairs):
+            raise click.BadParameter("use FROM=TO", param_hint="--label-map")
+        options["labels"] = {a: b for a, _, b in pairs}
+    for key, value in (("examples", examples), ("temperature", temperature), ("path", prompt_file)):
+        if value is not None:
+            options[key] = value
+    output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed, options=options)
+    click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'")
+
+
+@main.command()
+@click.option("--prompt", required=True, type=click.Path(dir_okay=False), help="Teaching prompt file.")
+@click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
+@click.option("--exact/--sampled", default=True, show_default=True, help="Rank over the whole space, or among the references.")
+@click.option("--max-exact", default=1_000_000, show_default=True, type=int, help="Largest space scored in exact mode.")
+@click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
+@model_option
+def score(prompt: str, canary_set: str, out: str, exact: bool, max_exact: int, include_secrets: bool, model: str) -> None:
+    """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
+    report = audit.score(
+        prompt=prompt, canaries=canary_set, out=out, model=model, mode="exact" if exact else "sampled",
+        max_exact=max_exact, include_secrets=include_secrets, progress=_progress("scoring"),
+    )
+    click.echo(render_markdown(report))
+    click.echo(f"wrote {out}")
+
+
+@main.command("gate")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--max-exposure", type=float, default=None, help="Fail when a planted canary's exposure exceeds BITS.")
+@click.option("--max-verbatim", type=int, default=None, help="Fail when more planted secrets appear verbatim in the prompt.")
+def gate_command(report: str, max_exposure: float | None, max_verbatim: int | None) -> None:
+    """Exit 0 when REPORT is within the thresholds, 1 with one line per failure otherwise."""
+    result = audit.check_gate(report, Thresholds(max_exposure_bits=max_exposure, max_verbatim=max_verbatim))
+    if result.passed:
+        click.echo("gate passed")
+        return
+    for failure in result.failures:
+        click.echo(f"FAIL {failure}")
+    sys.exit(EXIT_GATE_FAILED)

@@ -1,0 +1,87 @@
+"""The audit report: a versioned, typed JSON document with raw measurements and derived figures.
+
+Readers refuse newer versions with a clear message and upgrade older ones in `migrate()`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from privacy_audit._io import read_json, write_json
+from privacy_audit.errors import ReportError
+from privacy_audit.scoring.score import CanaryScore, Summary
+
+SCHEMA_VERSION = 1
+
+
+class RunSpec(BaseModel):
+    """Everything needed to repeat the run: pipeline and options, model, seeds, versions, inputs' hashes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pipeline: str
+    pipeline_options: dict[str, Any]
+    model: dict[str, Any]
+    seed: int
+    versions: dict[str, str]
+    mode: str
+    separator: str
+    template: str
+    space: str
+    canary_seed: int
+    prompt_sha256: str
+    prompt_chars: int
+
+
+class GateOutcome(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    passed: bool
+    failures: tuple[str, ...]
+    thresholds: dict[str, float]
+
+
+class AuditReport(BaseModel):
+    """One audit of one teaching prompt against one canary set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    run: RunSpec
+    canaries: tuple[CanaryScore, ...]
+    summary: Summary
+    prompt: str | None = None
+    gate: GateOutcome | None = None
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Upgrade an older report's JSON to the current schema (version 1 is the first: nothing to do)."""
+    return data
+
+
+def save_report(report: AuditReport, path: str | os.PathLike[str]) -> None:
+    """Write the report atomically as stable, key-sorted JSON."""
+    write_json(path, report.model_dump(mode="json"))
+
+
+def load_report(path: str | os.PathLike[str]) -> AuditReport:
+    """Read and validate a report; a wrong version, truncated or non-JSON file is a ReportError."""
+    data = read_json(path, what="report")
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise ReportError(f"{path} is not a privacy-audit report (no schema_version)")
+    version = data["schema_version"]
+    if not isinstance(version, int) or version < 1:
+        raise ReportError(f"report {path} has an invalid schema_version {version!r}")
+    if version > SCHEMA_VERSION:
+        raise ReportError(
+            f"report {path} has schema_version {version}, newer than this privacy-audit reads ({SCHEMA_VERSION}); upgrade privacy-audit"
+        )
+    try:
+        return AuditReport.model_validate(migrate(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ReportError(f"report {path} is malformed at {where}: {first['msg']}") from None

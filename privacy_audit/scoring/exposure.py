@@ -1,0 +1,54 @@
+"""Exposure and rank maths (Carlini et al. 2019, "The Secret Sharer"), in bits. Pure numpy/scipy.
+
+Scores are log2-probabilities (higher = more likely). A candidate's rank counts the candidates at
+least as likely as it, itself included (ties count against it), so rank 1 is the most likely.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import gammaln
+
+from privacy_audit.errors import InputError
+
+
+def _finite(name: str, values: np.ndarray) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} must be finite")
+    return arr
+
+
+def ranks_among(*, pool_logprobs: np.ndarray, logprobs: np.ndarray, include_self: bool) -> np.ndarray:
+    """Rank of each score among `pool_logprobs`: #{pool >= score}, plus 1 when the score is not in the pool.
+
+    Exact exposure passes the whole space as the pool (the canary is in it: include_self=False);
+    sampled exposure passes the references (the canary is not among them: include_self=True).
+    """
+    pool = np.sort(_finite("pool_logprobs", pool_logprobs))
+    scores = _finite("logprobs", logprobs)
+    at_least = len(pool) - np.searchsorted(pool, scores, side="left")
+    return at_least + (1 if include_self else 0)
+
+
+def exposure_from_rank(*, rank: np.ndarray | int, pool_size: int) -> np.ndarray:
+    """Exposure = log2(pool_size) - log2(rank), in [0, log2(pool_size)] bits."""
+    r = np.asarray(rank, dtype=np.float64)
+    if pool_size < 1 or np.any(r < 1) or np.any(r > pool_size):
+        raise InputError(f"ranks must lie in [1, {pool_size}]")
+    return np.log2(pool_size) - np.log2(r)
+
+
+def rank_p_value(*, rank: np.ndarray | int, pool_size: int) -> np.ndarray:
+    """P(rank <= r) for a never-planted secret, whose rank is uniform on 1..pool_size: exactly r / pool_size."""
+    r = np.asarray(rank, dtype=np.float64)
+    if pool_size < 1 or np.any(r < 1) or np.any(r > pool_size):
+        raise InputError(f"ranks must lie in [1, {pool_size}]")
+    return r / pool_size
+
+
+def null_mean_exposure(pool_size: int) -> float:
+    """Expected exposure of a never-planted secret: log2 M - log2(M!)/M, which tends to 1/ln 2 = 1.44 bits."""
+    if pool_size < 1:
+        raise InputError("pool_size must be at least 1")
+    return float(np.log2(pool_size) - gammaln(pool_size + 1) / np.log(2) / pool_size)

@@ -1,0 +1,157 @@
+"""Score a teaching prompt against a canary set: log-probs of each candidate, ranks, exposure, p-values.
+
+The model sees `prompt + separator + candidate`; a candidate's score is the sum of log2-probs of its
+tokens that reach past the template prefix (the secret and any text after it), DESIGN.md §4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+from scipy.stats import mannwhitneyu
+
+from privacy_audit.canaries import CanarySet
+from privacy_audit.errors import InputError
+from privacy_audit.models.base import LanguageModel
+from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
+
+Mode = Literal["exact", "sampled"]
+DEFAULT_SEPARATOR = "\n"
+DEFAULT_MAX_EXACT = 1_000_000
+EXACT_CHUNK = 10_000
+
+
+class CanaryScore(BaseModel):
+    """Raw and derived measurements of one canary (planted) or reference (never planted)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    planted: bool
+    logprob_bits: float
+    tokens: int
+    rank: int
+    rank_pool: int
+    space_size: int
+    exposure_bits: float
+    p_value: float
+    in_prompt: bool
+    secret: str | None = None
+
+
+class Summary(BaseModel):
+    """Planted canaries against references scored the same way, with the null baseline."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_exposure_bits: float
+    mean_exposure_planted: float
+    mean_exposure_references: float | None
+    null_mean_exposure_bits: float
+    max_possible_exposure_bits: float
+    min_rank_planted: int
+    planted_in_prompt: int
+    planted_count: int
+    reference_count: int
+    planted_vs_references_p_value: float | None
+
+
+class ScoringResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mode: Mode
+    separator: str
+    canaries: tuple[CanaryScore, ...]
+    summary: Summary
+
+
+def score_prompt(
+    model: LanguageModel,
+    prompt: str,
+    canary_set: CanarySet,
+    *,
+    mode: Mode = "exact",
+    separator: str = DEFAULT_SEPARATOR,
+    max_exact: int = DEFAULT_MAX_EXACT,
+    include_secrets: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScoringResult:
+    """Exact mode ranks each candidate against the whole space; sampled mode against the references."""
+    space = canary_set.secret_space
+    planted = [c for c in canary_set.canaries if c.planted]
+    refs = [c for c in canary_set.canaries if not c.planted]
+    if mode == "exact" and space.size > max_exact:
+        raise InputError(
+            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
+            "use sampled mode (--sampled) or raise --max-exact"
+        )
+    if mode == "sampled" and not refs:
+        raise InputError("sampled mode needs references in the canary set; generate it with --references N")
+    scorer = model.open_context(prompt + separator)
+    prefix_chars = len(canary_set.prefix)
+    texts = [c.text for c in canary_set.canaries]
+    own = scorer(texts)
+    logprobs = own.totals(prefix_chars)
+    counts = own.token_counts(prefix_chars)
+    is_planted = np.array([c.planted for c in canary_set.canaries])
+    if mode == "exact":
+        space_lp = np.empty(space.size, dtype=np.float64)
+        for start in range(0, space.size, EXACT_CHUNK):
+            stop = min(start + EXACT_CHUNK, space.size)
+            chunk = [canary_set.fill(s) for s in space.enumerate(start, stop)]
+            space_lp[start:stop] = scorer(chunk).totals(prefix_chars)
+            if progress is not None:
+                progress(stop, space.size)
+        logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
+        ranks = ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False)
+        pools = np.full(len(texts), space.size)
+    else:
+        ref_lp = logprobs[~is_planted]
+        ranks = np.where(
+            is_planted,
+            ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=True),
+            ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False),
+        )
+        pools = np.where(is_planted, len(refs) + 1, len(refs))
+    scores = tuple(
+        CanaryScore(
+            id=c.id,
+            planted=c.planted,
+            logprob_bits=float(lp),
+            tokens=int(n),
+            rank=int(r),
+            rank_pool=int(m),
+            space_size=space.size,
+            exposure_bits=float(exposure_from_rank(rank=int(r), pool_size=int(m))),
+            p_value=float(rank_p_value(rank=int(r), pool_size=int(m))),
+            in_prompt=c.secret in prompt,
+            secret=c.secret if include_secrets else None,
+        )
+        for c, lp, n, r, m in zip(canary_set.canaries, logprobs, counts, ranks, pools)
+    )
+    return ScoringResult(mode=mode, separator=separator, canaries=scores, summary=summarise(scores, mode=mode, space_size=space.size))
+
+
+def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -> Summary:
+    """Summary figures; the p-value is a one-sided Mann-Whitney test of planted above references."""
+    planted = np.array([s.exposure_bits for s in scores if s.planted])
+    refs = np.array([s.exposure_bits for s in scores if not s.planted])
+    pool = space_size if mode == "exact" else len(refs) + 1
+    p_value = None
+    if len(refs) and len(planted):
+        p_value = float(mannwhitneyu(planted, refs, alternative="greater").pvalue)
+    return Summary(
+        max_exposure_bits=float(planted.max()),
+        mean_exposure_planted=float(planted.mean()),
+        mean_exposure_references=float(refs.mean()) if len(refs) else None,
+        null_mean_exposure_bits=null_mean_exposure(pool),
+        max_possible_exposure_bits=float(np.log2(pool)),
+        min_rank_planted=min(s.rank for s in scores if s.planted),
+        planted_in_prompt=sum(1 for s in scores if s.planted and s.in_prompt),
+        planted_count=len(planted),
+        reference_count=len(refs),
+        planted_vs_references_p_value=p_value,
+    )
