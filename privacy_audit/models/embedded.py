@@ -11,6 +11,7 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
     gguf = gguf_path()
     target = converted_dir()
     if not (target / "config.json").is_file():
+        print(f"privacy-audit: converting the embedded model once into {target} (about 20 s)", file=sys.stderr)
         _convert(gguf, target)
     try:
         model = TransformersModel.load(str(target), device=device, **options)

@@ -75,6 +75,9 @@ class TransformersModel(LanguageModel):
         else:
             folder = source
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)

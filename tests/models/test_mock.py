@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from privacy_audit import MockModel, load_model
+from privacy_audit.errors import InputError, ModelError
+
+
+def test_mock_copies_from_context():
+    model = MockModel()
+    scored = model.logprobs("The secret code is 4821.\n", ["The secret code is 4821", "The secret code is 7305"])
+    totals = scored.totals(len("The secret code is "))
+    assert totals[0] > totals[1] + 5
+
+
+def test_mock_outputs_run_out_with_an_error():
+    model = MockModel(outputs=["one"])
+    assert model.generate(["p"]) == ["one"]
+    with pytest.raises(ModelError, match="no outputs left"):
+        model.generate(["p"])
+    assert [kind for kind, _ in model.history] == ["generate", "generate"]
+
+
+def test_probabilities_are_normalised():
+    model = MockModel(order=2)
+    # Summing p over all 256 single-byte continuations of a context gives 1.
+    scored = model.logprobs("abcab", [chr(i) for i in range(1, 256)] + ["\x00"])
+    assert np.isclose(np.exp2(scored.totals()).sum(), 1.0)
+
+
+def test_load_model_specs():
+    assert isinstance(load_model("mock"), MockModel)
+    with pytest.raises(InputError, match="not found"):
+        load_model("/no/such/model/folder")

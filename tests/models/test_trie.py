@@ -1,0 +1,68 @@
+"""The trie/tree-attention engine must give exactly what plain forward passes give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def plain_logprobs(model, context: str, continuation: str) -> np.ndarray:
+    """Reference: one full forward pass over context + continuation, log2-probs of the continuation's tokens."""
+    ctx = model.encode_context(context)
+    cont = model.tokenizer(continuation, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([ctx + cont])
+    with torch.no_grad():
+        logp = torch.log_softmax(model.model(ids).logits[0].float(), dim=-1)
+    return np.array([logp[len(ctx) + j - 1, t].item() for j, t in enumerate(cont)]) / np.log(2)
+
+
+@pytest.mark.parametrize(
+    "continuations",
+    [
+        [f"The secret code is {i:03d}" for i in range(0, 1000, 37)],
+        ["My name is Al.", "My name is Alice.", "My name is Bob.", "My name is Bo", "My name is Christopher!"],
+        [f"Code {i:02d} ends here." for i in range(25)],
+    ],
+    ids=["digits", "names-of-different-lengths", "text-after-secret"],
+)
+@pytest.mark.parametrize("chunk_tokens", [3, 64, 4096])
+def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens):
+    tiny_model.chunk_tokens = chunk_tokens
+    try:
+        context = "Text: hello there, the secret code is 123.\nClass: spam\n"
+        got = tiny_model.logprobs(context, continuations)
+        for i, cont in enumerate(continuations):
+            np.testing.assert_allclose(got.token_logprobs(i), plain_logprobs(tiny_model, context, cont), atol=1e-4)
+    finally:
+        tiny_model.chunk_tokens = 64
+
+
+def test_context_is_reused_across_batches(tiny_model):
+    scorer = tiny_model.open_context("abc\n")
+    first = scorer(["x1", "x2"]).totals()
+    again = scorer(["x2", "x1"]).totals()
+    np.testing.assert_allclose(first, again[::-1], atol=1e-6)
+
+
+def test_token_ends_select_the_secret(tiny_model):
+    scored = tiny_model.logprobs("ctx\n", ["The code is 42"])
+    prefix = len("The code is ")
+    assert scored.token_counts(prefix)[0] == 2
+    np.testing.assert_allclose(scored.totals(prefix), scored.token_logprobs(0)[-2:].sum())
+
+
+def test_empty_continuation_is_an_error(tiny_model):
+    from privacy_audit.errors import ModelError
+
+    with pytest.raises(ModelError):
+        tiny_model.logprobs("ctx", ["ok", ""])
+
+
+def test_generate_is_seeded(tiny_model):
+    messages = [[{"role": "user", "content": "Describe: abc"}]]
+    a = tiny_model.generate(messages, max_new_tokens=8, temperature=1.0, seed=3)
+    b = tiny_model.generate(messages, max_new_tokens=8, temperature=1.0, seed=3)
+    greedy = tiny_model.generate(["plain prompt"], max_new_tokens=5)
+    assert a == b and len(greedy) == 1

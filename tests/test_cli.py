@@ -1,0 +1,190 @@
+"""The CLI as a user sees it: the whole chain, exit codes, one-line errors, untouched inputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit.cli import main
+from tests.conftest import write_jsonl
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+@pytest.fixture
+def chain(tmp_path, sms_jsonl):
+    """canaries generate -> plant -> teach raw, as the README shows them."""
+    set_path, planted, prompt = tmp_path / "set.json", tmp_path / "planted.jsonl", tmp_path / "prompt.txt"
+    r = run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:3",
+            "--count", "3", "--references", "20", "--seed", "1", "--out", set_path)
+    assert r.exit_code == 0, r.output
+    r = run("canaries", "plant", set_path, "--data", sms_jsonl, "--field", "text", "--out", planted)
+    assert r.exit_code == 0, r.output
+    r = run("teach", "--pipeline", "raw", "--data", planted, "--field", "text", "--label-field", "label",
+            "--examples", "30", "--out", prompt)
+    assert r.exit_code == 0, r.output
+    return tmp_path
+
+
+def test_chain_on_mock_model_finds_the_raw_leak(chain):
+    secrets = [c["secret"] for c in json.loads((chain / "set.json").read_text())["canaries"]]
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+            "--out", chain / "report.json")
+    assert r.exit_code == 0, r.output
+    assert not any(s in r.output for s in secrets)
+    report = json.loads((chain / "report.json").read_text())
+    assert report["schema_version"] == 1
+    assert set(report["run"]) >= {"pipeline", "model", "seed", "versions"}
+    assert report["run"]["pipeline"] == "raw"
+    planted = [c for c in report["canaries"] if c["planted"]]
+    refs = [c for c in report["canaries"] if not c["planted"]]
+    assert {"id", "planted", "logprob_bits", "rank", "space_size", "exposure_bits"} <= set(planted[0])
+    assert all(c["space_size"] == 1000 and c["secret"] is None for c in report["canaries"])
+    assert min(c["exposure_bits"] for c in planted) > 6
+    assert max(c["exposure_bits"] for c in planted) == pytest.approx(9.97, abs=0.01)
+    assert report["summary"]["max_exposure_bits"] == max(c["exposure_bits"] for c in planted)
+    assert report["summary"]["mean_exposure_references"] < 4
+    assert report["prompt"] is None
+
+    passing = run("gate", chain / "report.json", "--max-exposure", "10")
+    assert passing.exit_code == 0 and "gate passed" in passing.output
+    failing = run("gate", chain / "report.json", "--max-exposure", "5")
+    assert failing.exit_code == 1 and failing.output.count("FAIL canary-") == 3
+    verbatim = run("gate", chain / "report.json", "--max-verbatim", "0")
+    assert verbatim.exit_code == 1 and "verbatim" in verbatim.output
+
+
+def test_sampled_mode_and_include_secrets(chain):
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+            "--sampled", "--include-secrets", "--out", chain / "r.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((chain / "r.json").read_text())
+    assert report["run"]["mode"] == "sampled"
+    planted = [c for c in report["canaries"] if c["planted"]]
+    assert all(c["rank_pool"] == 21 and c["secret"] for c in planted)
+    assert report["prompt"]
+
+
+def test_score_with_a_transformers_folder_agrees_with_the_library(chain, tiny_model_dir, tiny_model):
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json",
+            "--model", tiny_model_dir, "--out", chain / "tiny.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((chain / "tiny.json").read_text())
+    assert all(c["rank_pool"] == 1000 for c in report["canaries"])
+    assert report["run"]["model"]["backend"] == "TransformersModel"
+
+
+def test_reports_are_deterministic(chain):
+    for name in ("a.json", "b.json"):
+        run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / name)
+    assert (chain / "a.json").read_bytes() == (chain / "b.json").read_bytes()
+
+
+def test_outputs_with_secrets_are_private(chain):
+    for name in ("set.json", "planted.jsonl", "planted.jsonl.planting.json", "prompt.txt", "prompt.txt.teaching.json"):
+        assert stat.S_IMODE(os.stat(chain / name).st_mode) == 0o600, name
+
+
+def bad(tmp_path, sms_jsonl):
+    """Cases of bad input: (arguments, words the one-line error must contain)."""
+    set_path = tmp_path / "set.json"
+    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:4", "--count", "1",
+        "--references", "2", "--seed", "0", "--out", set_path)
+    malformed = tmp_path / "malformed.jsonl"
+    malformed.write_text('{"text": "ok"}\n{"text": "broken"\n', encoding="utf-8")
+    not_utf8 = tmp_path / "latin1.jsonl"
+    not_utf8.write_bytes(b'{"text": "caf\xe9"}\n')
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    big_set = tmp_path / "big.json"
+    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:9", "--count", "1",
+        "--references", "2", "--seed", "0", "--out", big_set)
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("hello", encoding="utf-8")
+    report = tmp_path / "future.json"
+    report.write_text(json.dumps({"schema_version": 99}), encoding="utf-8")
+    truncated = tmp_path / "trunc.json"
+    truncated.write_text('{"schema_version": 1, "run": {', encoding="utf-8")
+    return {
+        "malformed-jsonl": (["canaries", "plant", set_path, "--data", malformed, "--out", tmp_path / "o.jsonl"], "line 2"),
+        "missing-field": (["canaries", "plant", set_path, "--data", sms_jsonl, "--field", "body", "--out", tmp_path / "o.jsonl"], "no field 'body'"),
+        "not-utf8": (["canaries", "plant", set_path, "--data", not_utf8, "--out", tmp_path / "o.jsonl"], "not UTF-8"),
+        "empty-data": (["canaries", "plant", set_path, "--data", empty, "--out", tmp_path / "o.jsonl"], "no records"),
+        "template-without-slot": (["canaries", "generate", "--template", "no slot", "--space", "digits:4", "--seed", "0", "--out", tmp_path / "x.json"], "{secret}"),
+        "template-two-slots": (["canaries", "generate", "--template", "{secret} {secret}", "--space", "digits:4", "--seed", "0", "--out", tmp_path / "x.json"], "exactly one"),
+        "unknown-space": (["canaries", "generate", "--template", "c {secret}", "--space", "emoji:3", "--seed", "0", "--out", tmp_path / "x.json"], "unknown space"),
+        "too-many-canaries": (["canaries", "generate", "--template", "c {secret}", "--space", "digits:1", "--count", "8", "--references", "5", "--seed", "0", "--out", tmp_path / "x.json"], "holds 10"),
+        "missing-prompt": (["score", "--prompt", tmp_path / "nope.txt", "--canaries", set_path, "--model", "mock", "--out", tmp_path / "r.json"], "does not exist"),
+        "missing-canary-set": (["score", "--prompt", prompt, "--canaries", tmp_path / "nope.json", "--model", "mock", "--out", tmp_path / "r.json"], "does not exist"),
+        "exact-space-too-large": (["score", "--prompt", prompt, "--canaries", big_set, "--model", "mock", "--out", tmp_path / "r.json"], "--sampled"),
+        "missing-model": (["score", "--prompt", prompt, "--canaries", set_path, "--model", tmp_path / "no-model", "--out", tmp_path / "r.json"], "not found"),
+        "canary-set-not-json": (["score", "--prompt", prompt, "--canaries", prompt, "--model", "mock", "--out", tmp_path / "r.json"], "not valid JSON"),
+        "unwritable-output": (["score", "--prompt", prompt, "--canaries", set_path, "--model", "mock", "--out", tmp_path / "no" / "dir" / "r.json"], "does not exist"),
+        "teach-without-data": (["teach", "--pipeline", "raw", "--out", tmp_path / "p2.txt"], "--data"),
+        "report-newer-version": (["gate", report, "--max-exposure", "3"], "newer"),
+        "report-truncated": (["gate", truncated, "--max-exposure", "3"], "not valid JSON"),
+        "gate-without-threshold": (["gate", report], "threshold"),
+    }
+
+
+CASES = [
+    "malformed-jsonl", "missing-field", "not-utf8", "empty-data", "template-without-slot", "template-two-slots",
+    "unknown-space", "too-many-canaries", "missing-prompt", "missing-canary-set", "exact-space-too-large",
+    "missing-model", "canary-set-not-json", "unwritable-output", "teach-without-data", "report-newer-version",
+    "report-truncated",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, sms_jsonl):
+    args, words = bad(tmp_path, sms_jsonl)[case]
+    inputs = [a for a in args if isinstance(a, os.PathLike) and os.path.isfile(a)]
+    before = {str(p): sha(p) for p in inputs}
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.output
+    assert "Traceback" not in result.output
+    assert {str(p): sha(p) for p in inputs} == before
+
+
+def test_gate_without_threshold_is_bad_usage(chain):
+    run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / "r.json")
+    result = run("gate", chain / "r.json")
+    assert result.exit_code == 2 and "threshold" in result.output
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    result = CliRunner().invoke(main, ["--debug", "score", "--prompt", str(tmp_path / "x"), "--canaries", str(tmp_path / "y"),
+                                       "--model", "mock", "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2
+
+
+def test_missing_label_field(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "a"}])
+    result = run("teach", "--pipeline", "raw", "--data", data, "--label-field", "label", "--out", tmp_path / "p.txt")
+    assert result.exit_code == 2 and "no label field" in result.output
+
+
+def test_instructions_pipeline_on_mock_outputs(tmp_path, sms_jsonl):
+    from privacy_audit import MockModel, teach
+
+    model = MockModel(outputs=["Classify each SMS as spam or not spam."])
+    out = teach("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model,
+                options={"labels": {"ham": "not spam"}})
+    assert (tmp_path / "p.txt").read_text() == out.prompt == "Classify each SMS as spam or not spam."
+    request = model.history[0][1][0]["content"]
+    assert request.startswith("The following examples are privately shared with you")
+    assert request.count("Text: ") == 8 and "Class: not spam" in request
+    assert request.endswith("Task format with detailed instructions:")

