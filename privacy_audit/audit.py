@@ -12,6 +12,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records, read_text, write_json
 from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
 from privacy_audit.canaries.plant import Position
@@ -21,7 +23,7 @@ from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, needs_model, run_pipeline
 from privacy_audit.reports import AuditReport, RunSpec, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.scoring import score_prompt
-from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEPARATOR, Mode
+from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEPARATOR, Mode, check_mode
 
 Progress = Callable[[int, int], None]
 DEMO_DATA = "sms_spam_demo.jsonl"
@@ -86,11 +88,13 @@ def teach(
     options: Mapping[str, Any] | None = None,
 ) -> TeachingOutput:
     """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it."""
-    records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
     if data is None and pipeline not in ("zero-shot", "prompt-file"):
         raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
-    lm = load_model(model) if isinstance(model, str) and needs_model(pipeline) else model
-    output = run_pipeline(pipeline, records, model=lm if isinstance(lm, LanguageModel) else None, seed=seed, options=options)
+    records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
+    lm: LanguageModel | None = None
+    if needs_model(pipeline):
+        lm = load_model(model) if isinstance(model, str) else model
+    output = run_pipeline(pipeline, records, model=lm, seed=seed, options=options)
     atomic_write(out, output.prompt, private=True)
     write_json(teaching_path(out), output.model_dump(mode="json"), private=True)
     return output
@@ -156,12 +160,7 @@ def score(
     """Score a prompt file against a canary-set file; write the report JSON to `out`."""
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
-    space = canary_set.secret_space
-    if mode == "exact" and space.size > max_exact:
-        raise InputError(
-            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
-            "use sampled mode (--sampled) or raise --max-exact"
-        )
+    check_mode(canary_set, mode=mode, max_exact=max_exact)
     lm = load_model(model) if isinstance(model, str) else model
     report = build_report(teaching, canary_set, lm, mode=mode, max_exact=max_exact, include_secrets=include_secrets, progress=progress)
     save_report(report, out)
@@ -198,9 +197,7 @@ def run_demo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bundled = files("privacy_audit") / "data" / DEMO_DATA
-    rows = [r for r in read_records(str(bundled), "text")]
-    import numpy as np
-
+    rows = read_records(str(bundled), "text")
     rng = np.random.default_rng(seed)
     teacher = [rows[int(i)] for i in sorted(rng.choice(len(rows), size=examples, replace=False))]
     atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)

@@ -49,6 +49,7 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert report["run"]["pipeline"] == "raw"
     planted = [c for c in report["canaries"] if c["planted"]]
     refs = [c for c in report["canaries"] if not c["planted"]]
+    assert len(planted) == 3 and len(refs) == 20
     assert {"id", "planted", "logprob_bits", "rank", "space_size", "exposure_bits"} <= set(planted[0])
     assert all(c["space_size"] == 1000 and c["secret"] is None for c in report["canaries"])
     assert min(c["exposure_bits"] for c in planted) > 6

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +101,9 @@ _ALPHABETS = {
 }
 
 
-def _charset_factory(kind: str):  # noqa: ANN202 - small closure factory
+def _charset_factory(kind: str) -> Callable[[int], SecretSpace]:
+    """A registry factory for fixed-length strings over one of the built-in alphabets."""
+
     def make(length: int) -> SecretSpace:
         if length < 1:
             raise InputError(f"space {kind}:{length}: the length must be at least 1")

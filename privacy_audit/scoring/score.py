@@ -68,6 +68,18 @@ class ScoringResult(BaseModel):
     summary: Summary
 
 
+def check_mode(canary_set: CanarySet, *, mode: Mode, max_exact: int = DEFAULT_MAX_EXACT) -> None:
+    """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references."""
+    space = canary_set.secret_space
+    if mode == "exact" and space.size > max_exact:
+        raise InputError(
+            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
+            "use sampled mode (--sampled) or raise --max-exact"
+        )
+    if mode == "sampled" and not canary_set.references:
+        raise InputError("sampled mode needs references in the canary set; generate it with --references N")
+
+
 def score_prompt(
     model: LanguageModel,
     prompt: str,
@@ -81,15 +93,8 @@ def score_prompt(
 ) -> ScoringResult:
     """Exact mode ranks each candidate against the whole space; sampled mode against the references."""
     space = canary_set.secret_space
-    planted = [c for c in canary_set.canaries if c.planted]
-    refs = [c for c in canary_set.canaries if not c.planted]
-    if mode == "exact" and space.size > max_exact:
-        raise InputError(
-            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
-            "use sampled mode (--sampled) or raise --max-exact"
-        )
-    if mode == "sampled" and not refs:
-        raise InputError("sampled mode needs references in the canary set; generate it with --references N")
+    refs = canary_set.references
+    check_mode(canary_set, mode=mode, max_exact=max_exact)
     scorer = model.open_context(prompt + separator)
     prefix_chars = len(canary_set.prefix)
     texts = [c.text for c in canary_set.canaries]
