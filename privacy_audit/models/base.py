@@ -88,6 +88,8 @@ class ScoredContinuations:
 
 
 Scorer = Callable[[Sequence[str]], ScoredContinuations]
+# search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]
+Search = Callable[[Sequence[Sequence[int]], Sequence[int]], np.ndarray]
 
 
 class LanguageModel(ABC):
@@ -122,6 +124,24 @@ class LanguageModel(ABC):
 
         return scorer
 
+    def open_search(self, context: str) -> Search:
+        """Condition on `context`; the returned function gives next-token log2-probs after token paths.
+
+        Paths are token ids following the context (as from `tokenize`); this drives best-first
+        enumeration of a secret space without scoring all of it.
+        """
+        inner = self._open_search(context)
+
+        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+            out = np.asarray(inner(paths, allowed), dtype=np.float64)
+            if out.shape != (len(paths), len(allowed)):
+                raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
+            if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
+                raise ModelError("backend returned log-probabilities that are not finite and <= 0")
+            return out
+
+        return search
+
     def logprobs(self, context: str, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation given `context` (one batch)."""
         return self.open_context(context)(continuations)
@@ -148,6 +168,14 @@ class LanguageModel(ABC):
     @abstractmethod
     def _open_context(self, context: str) -> Scorer:
         """Backend hook: a function scoring continuations of `context`."""
+
+    @abstractmethod
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """Token ids of each text (tokenized on its own, no special tokens) and each token's end offset in characters."""
+
+    def _open_search(self, context: str) -> Search:
+        """Backend hook for `open_search`; backends without it cannot run best-first search."""
+        raise ModelError(f"{self.name} does not support best-first search")
 
     @abstractmethod
     def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:

@@ -12,8 +12,8 @@ import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
-from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer
-from privacy_audit.models.trie import Trie, score_trie
+from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer, Search
+from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
 def import_torch() -> Any:
@@ -107,48 +107,20 @@ class TransformersModel(LanguageModel):
         enc = self.tokenizer(list(continuations), add_special_tokens=False, return_offsets_mapping=True)
         return [list(x) for x in enc["input_ids"]], [[end for _, end in offs] for offs in enc["offset_mapping"]]
 
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        ids, ends = self.encode_continuations(texts)
+        return list(zip(ids, ends))
+
+    def _session(self, context: str) -> _ContextSession:
+        return _ContextSession(self, context)
+
     def _open_context(self, context: str) -> Scorer:
-        torch = self.torch
-        from transformers import DynamicCache
-
-        ctx_ids = self.encode_context(context)
-        ctx_len = len(ctx_ids)
-        cache = DynamicCache(config=self.model.config)
-        cache_arg = {self._cache_kwarg: cache}
-        with torch.inference_mode():
-            out = self.model(
-                input_ids=torch.tensor([ctx_ids], device=self.device),
-                use_cache=True,
-                logits_to_keep=1,
-                **cache_arg,
-            )
-        root_logits = out.logits[0, -1]
-        min_value = torch.finfo(self.dtype).min
-
-        def forward(input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
-            n = input_ids.shape[1]
-            allowed = torch.cat([torch.ones((n, ctx_len), dtype=torch.bool), tree], dim=1)
-            mask = torch.zeros(allowed.shape, dtype=self.dtype).masked_fill_(~allowed, min_value)
-            try:
-                with torch.inference_mode():
-                    result = self.model(
-                        input_ids=input_ids.to(self.device),
-                        position_ids=position_ids.to(self.device),
-                        attention_mask=mask[None, None].to(self.device),
-                        use_cache=True,
-                        logits_to_keep=keep,
-                        **cache_arg,
-                    )
-            finally:
-                extra = cache.get_seq_length() - ctx_len
-                if extra:
-                    cache.crop(-extra)
-            return result.logits[0].cpu()
+        session = self._session(context)
 
         def score(continuations: Sequence[str]) -> ScoredContinuations:
             ids, ends = self.encode_continuations(continuations)
             trie = Trie(ids)
-            node_lp = score_trie(forward, root_logits.cpu(), ctx_len, trie, chunk_tokens=self.chunk_tokens)
+            node_lp = score_trie(session.forward, session.root_logits, session.ctx_len, trie, chunk_tokens=self.chunk_tokens)
             return ScoredContinuations(
                 node_lp[trie.paths],
                 np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
@@ -156,6 +128,34 @@ class TransformersModel(LanguageModel):
             )
 
         return score
+
+    def _open_search(self, context: str) -> Search:
+        session = self._session(context)
+        trie = Trie()
+
+        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+            nodes = []
+            for path in paths:
+                node = 0
+                for tok in path:
+                    node = trie.child(node, tok)
+                nodes.append(node)
+            out = np.empty((len(nodes), len(allowed)), dtype=np.float64)
+            rows_all = np.repeat(np.arange(len(nodes)), len(allowed))
+            toks_all = np.tile(np.asarray(allowed, dtype=np.int64), len(nodes))
+            inner = [i for i, node in enumerate(nodes) if node > 0]
+            for start in range(0, len(inner), self.chunk_tokens):
+                chunk = inner[start : start + self.chunk_tokens]
+                logits = next_token_logits(session.forward, trie, session.ctx_len, [nodes[i] for i in chunk])
+                sel = np.isin(rows_all, chunk)
+                local = np.searchsorted(chunk, rows_all[sel])
+                out.reshape(-1)[sel] = log2_probs(logits, local, toks_all[sel])
+            roots = [i for i, node in enumerate(nodes) if node == 0]
+            if roots:
+                out[roots] = log2_probs(session.root_logits.reshape(1, -1), [0] * len(allowed), allowed)
+            return out
+
+        return search
 
     def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
         torch = self.torch
@@ -184,6 +184,45 @@ class TransformersModel(LanguageModel):
                 )
             outputs.append(self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
         return outputs
+
+
+class _ContextSession:
+    """A context run through the model once; `forward` runs tree tokens against its cache and restores it."""
+
+    def __init__(self, lm: TransformersModel, context: str) -> None:
+        from transformers import DynamicCache
+
+        torch = lm.torch
+        self.lm = lm
+        ids = lm.encode_context(context)
+        self.ctx_len = len(ids)
+        self.cache = DynamicCache(config=lm.model.config)
+        with torch.inference_mode():
+            out = lm.model(
+                input_ids=torch.tensor([ids], device=lm.device), use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: self.cache}
+            )
+        self.root_logits = out.logits[0, -1].cpu()
+
+    def forward(self, input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
+        lm, torch = self.lm, self.lm.torch
+        n = input_ids.shape[1]
+        allowed = torch.cat([torch.ones((n, self.ctx_len), dtype=torch.bool), tree], dim=1)
+        mask = torch.zeros(allowed.shape, dtype=lm.dtype).masked_fill_(~allowed, torch.finfo(lm.dtype).min)
+        try:
+            with torch.inference_mode():
+                result = lm.model(
+                    input_ids=input_ids.to(lm.device),
+                    position_ids=position_ids.to(lm.device),
+                    attention_mask=mask[None, None].to(lm.device),
+                    use_cache=True,
+                    logits_to_keep=keep,
+                    **{lm._cache_kwarg: self.cache},
+                )
+        finally:
+            extra = self.cache.get_seq_length() - self.ctx_len
+            if extra:
+                self.cache.crop(-extra)
+        return result.logits[0].cpu()
 
 
 @register("backend", "hf")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer
+from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer, Search
 
 VOCAB = 256
 
@@ -23,7 +23,8 @@ class MockModel(LanguageModel):
     """Character n-gram model (order `order`, add-`alpha` smoothing over 256 byte values).
 
     `outputs` are returned by `generate` in order (an error when they run out); without
-    `outputs`, `generate` echoes the last message of each prompt. Every call is kept in `history`.
+    `outputs`, `generate` decodes from the n-gram fitted to the prompt (greedy at temperature 0).
+    Every call is kept in `history`.
     """
 
     def __init__(self, *, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None) -> None:
@@ -38,44 +39,78 @@ class MockModel(LanguageModel):
     def info(self) -> dict[str, object]:
         return {**super().info(), "order": self.order, "alpha": self.alpha}
 
-    def _open_context(self, context: str) -> Scorer:
-        self.history.append(("open_context", context))
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """One token per character; the token id is the code point."""
+        return [([ord(c) for c in t], list(range(1, len(t) + 1))) for t in texts]
+
+    def _fit(self, context: str) -> Callable[[str, str], float]:
+        """log2 p(char | text so far) of the n-gram fitted to `context` (only the text's tail matters)."""
         history_counts: Counter[str] = Counter()
         context_counts: Counter[str] = Counter()
         for i, ch in enumerate(context):
             h = context[max(0, i - self.order + 1) : i]
             history_counts[h + ch] += 1
             context_counts[h] += 1
+        keep = self.order - 1
+
+        def logp(text: str, ch: str) -> float:
+            h = text[len(text) - keep :] if keep else ""
+            return math.log2((history_counts[h + ch] + self.alpha) / (context_counts[h] + self.alpha * VOCAB))
+
+        return logp
+
+    def _open_context(self, context: str) -> Scorer:
+        self.history.append(("open_context", context))
+        logp = self._fit(context)
+        tail = context[-self.order :]
 
         def score(continuations: Sequence[str]) -> ScoredContinuations:
             lps: list[float] = []
             ends: list[int] = []
             offsets = [0]
             for cont in continuations:
-                text = context + cont
-                start = len(context)
-                for j in range(start, len(text)):
-                    h = text[max(0, j - self.order + 1) : j]
-                    num = history_counts[h + text[j]] + self.alpha
-                    den = context_counts[h] + self.alpha * VOCAB
-                    lps.append(math.log2(num / den))
-                    ends.append(j - start + 1)
+                for j, ch in enumerate(cont):
+                    lps.append(logp(tail + cont[:j], ch))
+                    ends.append(j + 1)
                 offsets.append(len(lps))
             return ScoredContinuations(np.array(lps), np.array(ends, dtype=np.int64), np.array(offsets, dtype=np.int64))
 
         return score
 
+    def _open_search(self, context: str) -> Search:
+        self.history.append(("open_search", context))
+        logp = self._fit(context)
+
+        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+            tail = context[-self.order :]
+            return np.array([[logp(tail + "".join(map(chr, p)), chr(t)) for t in allowed] for p in paths]).reshape(
+                len(paths), len(allowed)
+            )
+
+        return search
+
     def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
         out = []
+        rng = np.random.default_rng(seed)
         for prompt in prompts:
             self.history.append(("generate", prompt))
             if self.outputs is not None:
                 if not self.outputs:
                     raise ModelError("mock model has no outputs left")
                 out.append(self.outputs.pop(0))
-            else:
-                text = prompt if isinstance(prompt, str) else prompt[-1]["content"]
-                out.append(text[: max_new_tokens * 4])
+                continue
+            text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+            logp = self._fit(text)
+            generated = ""
+            for _ in range(max_new_tokens):
+                lp = np.array([logp(text[-self.order :] + generated, chr(b)) for b in range(1, VOCAB)])
+                if temperature > 0:
+                    p = np.exp2((lp - lp.max()) / temperature)
+                    choice = int(rng.choice(len(p), p=p / p.sum()))
+                else:
+                    choice = int(np.argmax(lp))
+                generated += chr(choice + 1)
+            out.append(generated)
         return out
 
 

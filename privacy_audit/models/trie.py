@@ -1,11 +1,11 @@
-"""Trie scoring with tree attention: every candidate continuation of one context in few forward passes.
+"""Tree attention over token prefix trees: score many continuations of one context in few forward passes.
 
 The context runs once; its KV cache is shared (never copied per candidate). Candidates' token
 sequences form a prefix tree; each internal node needs one token step, the leaves none (their
-log-probs come from the parent's logits). Internal nodes are taken in pre-order, in chunks; a
-chunk is one sequence of at most `chunk_tokens` tree tokens (plus the few ancestors of its first
-node), with a 4D attention mask in which each token sees the context and its own ancestors, and
-position ids equal to its depth. A k-digit space costs 1 + 10 + ... + 10^(k-1) token steps.
+log-probs come from the parent's logits). A forward pass takes a set of tree nodes plus their
+ancestors as one sequence, with a 4D attention mask in which each token sees the context and its
+own ancestors, and position ids equal to its depth. A k-digit space costs 1 + 10 + ... + 10^(k-1)
+token steps. The same step serves the full trie walk and lazy best-first search.
 """
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ import numpy as np
 
 LN2 = math.log(2.0)
 
+# forward(input_ids [1, n], position_ids [1, n], tree [n, n] bool, keep) -> logits of the last `keep` tokens
+Forward = Callable[..., Any]
+
 
 class Trie:
-    """Prefix tree over token sequences; node 0 is the root (the end of the context)."""
+    """Prefix tree over token sequences; node 0 is the root (the end of the context). Grows lazily."""
 
-    def __init__(self, sequences: Sequence[Sequence[int]]) -> None:
+    def __init__(self, sequences: Sequence[Sequence[int]] = ()) -> None:
         self.token: list[int] = [-1]
         self.parent: list[int] = [-1]
         self.depth: list[int] = [0]
@@ -32,15 +35,7 @@ class Trie:
         for seq in sequences:
             node = 0
             for tok in seq:
-                nxt = self.children[node].get(tok)
-                if nxt is None:
-                    nxt = len(self.token)
-                    self.children[node][tok] = nxt
-                    self.token.append(tok)
-                    self.parent.append(node)
-                    self.depth.append(self.depth[node] + 1)
-                    self.children.append({})
-                node = nxt
+                node = self.child(node, tok)
                 paths.append(node)
             offsets.append(len(paths))
         self.paths = np.asarray(paths, dtype=np.int64)
@@ -48,6 +43,18 @@ class Trie:
 
     def __len__(self) -> int:
         return len(self.token)
+
+    def child(self, node: int, tok: int) -> int:
+        """The child of `node` with token `tok`, created if new."""
+        nxt = self.children[node].get(tok)
+        if nxt is None:
+            nxt = len(self.token)
+            self.children[node][tok] = nxt
+            self.token.append(tok)
+            self.parent.append(node)
+            self.depth.append(self.depth[node] + 1)
+            self.children.append({})
+        return nxt
 
     def internal_preorder(self) -> list[int]:
         """Non-root nodes that have children, in pre-order (ancestors before descendants)."""
@@ -71,52 +78,73 @@ class Trie:
         return out[::-1]
 
 
+def next_token_logits(forward: Forward, trie: Trie, context_len: int, nodes: Sequence[int]) -> Any:
+    """Logits of the next token after each of `nodes` (non-root), in one forward pass.
+
+    The sequence is the nodes' ancestors that are not themselves requested, then the nodes; the
+    mask lets each token see the context and its own ancestors, whatever their order.
+    """
+    import torch
+
+    requested = set(nodes)
+    extra: list[int] = []
+    seen: set[int] = set()
+    for node in nodes:
+        for anc in trie.ancestors(node):
+            if anc not in requested and anc not in seen:
+                seen.add(anc)
+                extra.append(anc)
+    seq = extra + list(nodes)
+    pos = {node: i for i, node in enumerate(seq)}
+    n = len(seq)
+    tree = torch.zeros((n, n), dtype=torch.bool)
+    for node in sorted(seq, key=trie.depth.__getitem__):
+        i = pos[node]
+        parent = trie.parent[node]
+        if parent > 0:
+            tree[i] = tree[pos[parent]]
+        tree[i, i] = True
+    idx = torch.tensor(seq, dtype=torch.long)
+    tokens = torch.tensor(trie.token, dtype=torch.long)[idx]
+    positions = torch.tensor(trie.depth, dtype=torch.long)[idx] + context_len - 1
+    return forward(tokens[None, :], positions[None, :], tree, keep=len(nodes))
+
+
+def log2_probs(logits: Any, rows: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+    """log2 p(tokens[i] | row rows[i]) from raw logits, normalised by a logsumexp (no full log-softmax copy)."""
+    import torch
+
+    logits = logits.float()
+    lse = torch.logsumexp(logits, dim=-1)
+    r = torch.as_tensor(rows, dtype=torch.long)
+    values = logits[r, torch.as_tensor(tokens, dtype=torch.long)] - lse[r]
+    return values.double().numpy() / LN2
+
+
 def score_trie(
-    forward: Callable[..., Any],
+    forward: Forward,
     root_logits: Any,
     context_len: int,
     trie: Trie,
     *,
     chunk_tokens: int = 512,
-    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Log2-probability of each trie node's token given the context and the node's ancestors.
 
-    `forward(input_ids, position_ids, mask)` runs tree tokens against the cached context (batch 1)
-    and returns their logits, restoring the cache afterwards. `root_logits` are the context's
-    last logits. Returns an array indexed by node (node 0 holds 0).
+    Internal nodes are taken in pre-order in chunks of `chunk_tokens`, so a chunk's ancestors outside
+    it are only those of its first node. Returns an array indexed by node (node 0 holds 0).
     """
-    import torch
-
     node_lp = np.zeros(len(trie), dtype=np.float64)
-    _fill_children(node_lp, trie, [0], torch.log_softmax(root_logits.float().reshape(1, -1), dim=-1))
+    _fill_children(node_lp, trie, [0], root_logits.reshape(1, -1))
     order = trie.internal_preorder()
-    tokens = torch.tensor(trie.token, dtype=torch.long)
-    depth = torch.tensor(trie.depth, dtype=torch.long)
     for start in range(0, len(order), chunk_tokens):
         run = order[start : start + chunk_tokens]
-        seq = trie.ancestors(run[0]) + run
-        pos = {node: i for i, node in enumerate(seq)}
-        n = len(seq)
-        tree = torch.zeros((n, n), dtype=torch.bool)
-        for i, node in enumerate(seq):
-            parent = trie.parent[node]
-            if parent > 0:
-                tree[i] = tree[pos[parent]]
-            tree[i, i] = True
-        idx = torch.tensor(seq, dtype=torch.long)
-        logits = forward(tokens[idx][None, :], (depth[idx] + context_len - 1)[None, :], tree, keep=len(run))
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        _fill_children(node_lp, trie, run, logp)
-        if progress is not None:
-            progress(len(run))
+        _fill_children(node_lp, trie, run, next_token_logits(forward, trie, context_len, run))
     return node_lp
 
 
-def _fill_children(node_lp: np.ndarray, trie: Trie, parents: list[int], logp: Any) -> None:
+def _fill_children(node_lp: np.ndarray, trie: Trie, parents: Sequence[int], logits: Any) -> None:
     """node_lp[child] = log2 p(child's token | parent) for every child of each parent (row i = parents[i])."""
-    import torch
-
     rows, toks, kids = [], [], []
     for row, parent in enumerate(parents):
         for tok, child in trie.children[parent].items():
@@ -124,5 +152,4 @@ def _fill_children(node_lp: np.ndarray, trie: Trie, parents: list[int], logp: An
             toks.append(tok)
             kids.append(child)
     if rows:
-        values = logp[torch.tensor(rows), torch.tensor(toks)].double().numpy() / LN2
-        node_lp[np.asarray(kids)] = values
+        node_lp[np.asarray(kids)] = log2_probs(logits, rows, toks)

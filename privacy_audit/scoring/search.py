@@ -1,0 +1,147 @@
+"""Best-first enumeration of a secret space, most likely secret first, without scoring all of it.
+
+A partial secret's log-probability bounds every completion's from above (more tokens only lower
+it), so popping prefixes in order of partial score yields whole secrets in order of probability.
+This gives extraction (how many guesses until the secret) and exact ranks of high-exposure canaries.
+It needs the template to tokenize as prefix tokens + one token per secret symbol + suffix tokens
+(checked by `align`); otherwise use exact mode, which makes no such assumption.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from privacy_audit.canaries import CanarySet
+from privacy_audit.models.base import LanguageModel, Search
+
+TIE_TOLERANCE_BITS = 1e-4
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Token ids of the template prefix, of each alphabet symbol (in alphabet order), and of the suffix."""
+
+    prefix: tuple[int, ...]
+    symbols: tuple[int, ...]
+    suffix: tuple[int, ...]
+    alphabet: str
+    length: int
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Secrets found in order of decreasing probability, with their log2-probs (bits)."""
+
+    secrets: tuple[str, ...]
+    logprobs: tuple[float, ...]
+    token_steps: int
+    exhausted_budget: bool
+
+    def rank_of(self, secret: str) -> int | None:
+        """1-based position of `secret` in the enumeration, or None if not reached."""
+        try:
+            return self.secrets.index(secret) + 1
+        except ValueError:
+            return None
+
+
+def align(model: LanguageModel, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
+    """The token alignment of the template, or None when some secret does not tokenize symbol by symbol.
+
+    Checked on every canary and `sample` random secrets: a merge across the prefix/secret boundary
+    or between symbols makes best-first search inapplicable (exact mode still works).
+    """
+    space = canary_set.secret_space
+    pieces = [canary_set.prefix, canary_set.suffix, *space.alphabet]
+    toks = [ids for ids, _ in model.tokenize([p for p in pieces if p])]
+    prefix = tuple(toks[0]) if canary_set.prefix else ()
+    rest = toks[1:] if canary_set.prefix else toks
+    suffix = tuple(rest[0]) if canary_set.suffix else ()
+    symbol_toks = rest[1:] if canary_set.suffix else rest
+    if any(len(t) != 1 for t in symbol_toks):
+        return None
+    symbols = tuple(t[0] for t in symbol_toks)
+    if len(set(symbols)) != len(symbols):
+        return None
+    rng = np.random.default_rng(seed)
+    secrets = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), rng)
+    expected = [prefix + tuple(symbols[space.alphabet.index(ch)] for ch in s) + suffix for s in secrets]
+    got = [tuple(ids) for ids, _ in model.tokenize([canary_set.fill(s) for s in secrets])]
+    if got != expected:
+        return None
+    return Alignment(prefix=prefix, symbols=symbols, suffix=suffix, alphabet=space.alphabet, length=space.length)
+
+
+def best_first(
+    search: Search,
+    alignment: Alignment,
+    *,
+    stop_below: float | None = None,
+    max_results: int | None = None,
+    max_token_steps: int = 100_000,
+    batch: int = 256,
+) -> SearchResult:
+    """Enumerate secrets in decreasing log2-probability.
+
+    Stops when the next secret would score below `stop_below` (minus a 1e-4-bit tie tolerance),
+    after `max_results` secrets, or when `max_token_steps` model steps are spent (then
+    `exhausted_budget` is True and the enumeration is a correct but incomplete prefix).
+    """
+    if stop_below is None and max_results is None:
+        raise ValueError("best_first needs stop_below or max_results")
+    threshold = -np.inf if stop_below is None else stop_below - TIE_TOLERANCE_BITS
+    n_sym = len(alignment.symbols)
+    full = alignment.length + len(alignment.suffix)
+    counter = 0
+    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, counter, ())]
+    secrets: list[str] = []
+    logprobs: list[float] = []
+    steps = 0
+    while heap:
+        pending: list[tuple[float, tuple[int, ...]]] = []
+        while heap and len(pending) < batch:
+            neg, _, node = heap[0]
+            if -neg < threshold:
+                break
+            if len(node) == full:
+                if pending:
+                    break
+                heapq.heappop(heap)
+                secrets.append("".join(alignment.alphabet[i] for i in node[: alignment.length]))
+                logprobs.append(-neg)
+                if max_results is not None and len(secrets) >= max_results:
+                    return SearchResult(tuple(secrets), tuple(logprobs), steps, False)
+                continue
+            heapq.heappop(heap)
+            pending.append((-neg, node))
+        if not pending:
+            break
+        if steps + len(pending) > max_token_steps:
+            return SearchResult(tuple(secrets), tuple(logprobs), steps, True)
+        steps += len(pending)
+        for depth in sorted({len(node) for _, node in pending}):
+            group = [(score, node) for score, node in pending if len(node) == depth]
+            paths = [_path(alignment, node) for _, node in group]
+            if depth < alignment.length:
+                lp = search(paths, alignment.symbols)
+                for (score, node), row in zip(group, lp):
+                    for sym in range(n_sym):
+                        counter += 1
+                        heapq.heappush(heap, (-(score + row[sym]), counter, node + (sym,)))
+            else:
+                lp = search(paths, [alignment.suffix[depth - alignment.length]])
+                for (score, node), row in zip(group, lp):
+                    counter += 1
+                    heapq.heappush(heap, (-(score + row[0]), counter, node + (-1,)))
+    return SearchResult(tuple(secrets), tuple(logprobs), steps, False)
+
+
+def _path(alignment: Alignment, node: Sequence[int]) -> list[int]:
+    """Token ids after the context for a partial candidate (prefix, secret symbols so far, suffix so far)."""
+    secret = [alignment.symbols[i] for i in node[: alignment.length]]
+    suffix = list(alignment.suffix[: max(0, len(node) - alignment.length)])
+    return list(alignment.prefix) + secret + suffix
