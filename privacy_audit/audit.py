@@ -23,7 +23,7 @@ from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, needs_model, run_pipeline
 from privacy_audit.reports import AuditReport, RunSpec, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.scoring import score_prompt
-from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEPARATOR, Mode, check_mode
+from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEARCH_BUDGET, DEFAULT_SEPARATOR, Mode, check_mode
 
 Progress = Callable[[int, int], None]
 DEMO_DATA = "sms_spam_demo.jsonl"
@@ -120,12 +120,14 @@ def build_report(
     separator: str = DEFAULT_SEPARATOR,
     max_exact: int = DEFAULT_MAX_EXACT,
     include_secrets: bool = False,
+    extraction: bool = True,
+    search_budget: int = DEFAULT_SEARCH_BUDGET,
     progress: Progress | None = None,
 ) -> AuditReport:
     """Score a teaching output against a canary set and wrap it in a report."""
     result = score_prompt(
         model, teaching.prompt, canary_set, mode=mode, separator=separator, max_exact=max_exact,
-        include_secrets=include_secrets, progress=progress,
+        include_secrets=include_secrets, extraction=extraction, search_budget=search_budget, progress=progress,
     )
     run = RunSpec(
         pipeline=teaching.pipeline,
@@ -140,6 +142,7 @@ def build_report(
         canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(),
         prompt_chars=len(teaching.prompt),
+        extraction=result.search,
     )
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, prompt=teaching.prompt if include_secrets else None
@@ -152,17 +155,23 @@ def score(
     canaries: str | os.PathLike[str],
     out: str | os.PathLike[str],
     model: LanguageModel | str = "embedded",
+    model_options: Mapping[str, Any] | None = None,
     mode: Mode = "exact",
     max_exact: int = DEFAULT_MAX_EXACT,
     include_secrets: bool = False,
+    extraction: bool = True,
+    search_budget: int = DEFAULT_SEARCH_BUDGET,
     progress: Progress | None = None,
 ) -> AuditReport:
     """Score a prompt file against a canary-set file; write the report JSON to `out`."""
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
     check_mode(canary_set, mode=mode, max_exact=max_exact)
-    lm = load_model(model) if isinstance(model, str) else model
-    report = build_report(teaching, canary_set, lm, mode=mode, max_exact=max_exact, include_secrets=include_secrets, progress=progress)
+    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
+    report = build_report(
+        teaching, canary_set, lm, mode=mode, max_exact=max_exact, include_secrets=include_secrets,
+        extraction=extraction, search_budget=search_budget, progress=progress,
+    )
     save_report(report, out)
     return report
 

@@ -168,12 +168,21 @@ def teach(
 @click.option("--exact/--sampled", default=True, show_default=True, help="Rank over the whole space, or among the references.")
 @click.option("--max-exact", default=1_000_000, show_default=True, type=int, help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
+@click.option("--extraction/--no-extraction", default=True, show_default=True, help="Greedy decoding and best-first guesses.")
+@click.option("--search-budget", default=2000, show_default=True, type=click.IntRange(min=0),
+              help="Model token steps best-first search may spend (sampled mode).")
+@click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
+              help="Tree tokens per forward pass (default 512); bounds memory (about 0.4 MB a token for SmolLM2).")
 @model_option
-def score(prompt: str, canary_set: str, out: str, exact: bool, max_exact: int, include_secrets: bool, model: str) -> None:
+def score(
+    prompt: str, canary_set: str, out: str, exact: bool, max_exact: int, include_secrets: bool, extraction: bool,
+    search_budget: int, chunk_tokens: int | None, model: str,
+) -> None:
     """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
     report = audit.score(
-        prompt=prompt, canaries=canary_set, out=out, model=model, mode="exact" if exact else "sampled",
-        max_exact=max_exact, include_secrets=include_secrets, progress=_progress("scoring"),
+        prompt=prompt, canaries=canary_set, out=out, model=model,
+        model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}, mode="exact" if exact else "sampled", max_exact=max_exact, include_secrets=include_secrets,
+        extraction=extraction, search_budget=search_budget, progress=_progress("scoring"),
     )
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")

@@ -189,3 +189,41 @@ def test_instructions_pipeline_on_mock_outputs(tmp_path, sms_jsonl):
     assert request.startswith("The following examples are privately shared with you")
     assert request.count("Text: ") == 8 and "Class: not spam" in request
     assert request.endswith("Task format with detailed instructions:")
+
+
+def test_extraction_guesses_in_sampled_mode_equal_exact_ranks(chain):
+    for mode, name in (("--exact", "exact.json"), ("--sampled", "sampled.json")):
+        r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+                mode, "--out", chain / name)
+        assert r.exit_code == 0, r.output
+    exact = {c["id"]: c for c in json.loads((chain / "exact.json").read_text())["canaries"]}
+    sampled = json.loads((chain / "sampled.json").read_text())
+    assert sampled["run"]["extraction"].startswith("best-first search")
+    for c in sampled["canaries"]:
+        if c["planted"]:
+            assert c["guesses"] == exact[c["id"]]["rank"] == exact[c["id"]]["guesses"]
+            assert c["greedy_extracted"] == exact[c["id"]]["greedy_extracted"]
+    assert sampled["summary"]["min_guesses_planted"] == 1
+    assert all(isinstance(c["greedy_extracted"], bool) for c in sampled["canaries"] if c["planted"])
+
+
+def test_greedy_extraction_recovers_a_repeated_secret():
+    from privacy_audit import MockModel, generate_canary_set, score_prompt
+
+    cs = generate_canary_set(template="The secret code is {secret}.", space="digits:3", count=2, references=5, seed=0)
+    prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
+    result = score_prompt(MockModel(), prompt, cs, mode="sampled")
+    by_id = {c.id: c for c in result.canaries}
+    assert by_id[cs.planted[0].id].greedy_extracted is True
+    assert by_id[cs.planted[1].id].greedy_extracted is False
+    assert by_id[cs.planted[0].id].guesses == 1
+    assert result.summary.greedy_extracted == 1
+
+
+def test_no_extraction_and_unknown_model_option(chain):
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+            "--no-extraction", "--chunk-tokens", "8", "--out", chain / "r.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((chain / "r.json").read_text())
+    assert report["run"]["extraction"] == "not run"
+    assert all(c["greedy_extracted"] is None for c in report["canaries"])

@@ -17,6 +17,10 @@ def _f(x: float | None, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def _yes(x: bool | None) -> str:
+    return "" if x is None else ("yes" if x else "no")
+
+
 def _p(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2g}"
 
@@ -33,6 +37,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("null mean exposure (bits)", _f(s.null_mean_exposure_bits)),
         ("best rank of a planted canary", f"{s.min_rank_planted:,}"),
         ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}"),
+        ("planted secrets recovered by greedy decoding", "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}"),
+        ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
         ("p-value, planted > references", _p(s.planted_vs_references_p_value)),
     ]
 
@@ -44,11 +50,16 @@ def render_markdown(report: AuditReport) -> str:
     if report.gate is not None:
         verdict = "PASS" if report.gate.passed else "FAIL"
         lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
-    lines += ["", "| canary | planted | log2 p (bits) | rank | exposure (bits) | p-value | in prompt |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| canary | planted | log2 p (bits) | rank | exposure (bits) | p-value | in prompt | guesses | greedy |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
         lines.append(
             f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {_p(c.p_value)} | {'yes' if c.in_prompt else 'no'} |"
+            f"| {c.exposure_bits:.2f} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
+            f"| {_yes(c.greedy_extracted)} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,7 @@ class RunSpec(BaseModel):
     canary_seed: int
     prompt_sha256: str
     prompt_chars: int
+    extraction: str = "not run"
 
 
 class GateOutcome(BaseModel):

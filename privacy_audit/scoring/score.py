@@ -17,10 +17,12 @@ from privacy_audit.canaries import CanarySet
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
+from privacy_audit.scoring.search import align, best_first
 
 Mode = Literal["exact", "sampled"]
 DEFAULT_SEPARATOR = "\n"
 DEFAULT_MAX_EXACT = 1_000_000
+DEFAULT_SEARCH_BUDGET = 2_000
 EXACT_CHUNK = 10_000
 
 
@@ -39,6 +41,8 @@ class CanaryScore(BaseModel):
     exposure_bits: float
     p_value: float
     in_prompt: bool
+    guesses: int | None = None
+    greedy_extracted: bool | None = None
     secret: str | None = None
 
 
@@ -57,6 +61,8 @@ class Summary(BaseModel):
     planted_count: int
     reference_count: int
     planted_vs_references_p_value: float | None
+    greedy_extracted: int | None = None
+    min_guesses_planted: int | None = None
 
 
 class ScoringResult(BaseModel):
@@ -64,6 +70,7 @@ class ScoringResult(BaseModel):
 
     mode: Mode
     separator: str
+    search: str
     canaries: tuple[CanaryScore, ...]
     summary: Summary
 
@@ -89,9 +96,17 @@ def score_prompt(
     separator: str = DEFAULT_SEPARATOR,
     max_exact: int = DEFAULT_MAX_EXACT,
     include_secrets: bool = False,
+    extraction: bool = True,
+    search_budget: int = DEFAULT_SEARCH_BUDGET,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoringResult:
-    """Exact mode ranks each candidate against the whole space; sampled mode against the references."""
+    """Exact mode ranks each candidate against the whole space; sampled mode against the references.
+
+    With `extraction`, each planted canary also gets `greedy_extracted` (greedy decoding after the
+    template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses
+    an attacker needs: the exact rank in exact mode, else found by best-first search within
+    `search_budget` model token steps (None when the budget runs out first).
+    """
     space = canary_set.secret_space
     refs = canary_set.references
     check_mode(canary_set, mode=mode, max_exact=max_exact)
@@ -121,6 +136,13 @@ def score_prompt(
             ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False),
         )
         pools = np.where(is_planted, len(refs) + 1, len(refs))
+    guesses: list[int | None] = [int(r) if mode == "exact" else None for r in ranks]
+    greedy: list[bool | None] = [None] * len(texts)
+    search_note = "not run"
+    if extraction:
+        greedy, guesses, search_note = _extraction(
+            model, prompt + separator, canary_set, logprobs, guesses, mode=mode, budget=search_budget
+        )
     scores = tuple(
         CanaryScore(
             id=c.id,
@@ -133,11 +155,48 @@ def score_prompt(
             exposure_bits=float(exposure_from_rank(rank=int(r), pool_size=int(m))),
             p_value=float(rank_p_value(rank=int(r), pool_size=int(m))),
             in_prompt=c.secret in prompt,
+            guesses=g,
+            greedy_extracted=x,
             secret=c.secret if include_secrets else None,
         )
-        for c, lp, n, r, m in zip(canary_set.canaries, logprobs, counts, ranks, pools)
+        for c, lp, n, r, m, g, x in zip(canary_set.canaries, logprobs, counts, ranks, pools, guesses, greedy)
     )
-    return ScoringResult(mode=mode, separator=separator, canaries=scores, summary=summarise(scores, mode=mode, space_size=space.size))
+    return ScoringResult(
+        mode=mode, separator=separator, search=search_note, canaries=scores,
+        summary=summarise(scores, mode=mode, space_size=space.size),
+    )
+
+
+def _extraction(
+    model: LanguageModel,
+    context: str,
+    canary_set: CanarySet,
+    logprobs: np.ndarray,
+    guesses: list[int | None],
+    *,
+    mode: Mode,
+    budget: int,
+) -> tuple[list[bool | None], list[int | None], str]:
+    """Greedy extraction for every planted canary, and best-first guesses where the rank is not yet exact."""
+    planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
+    longest = max(len(model.tokenize([canary_set.canaries[i].secret])[0][0]) for i in planted)
+    (decoded,) = model.generate([context + canary_set.prefix], max_new_tokens=longest + 1, temperature=0.0)
+    greedy: list[bool | None] = [None] * len(canary_set.canaries)
+    for i in planted:
+        greedy[i] = decoded.lstrip().startswith(canary_set.canaries[i].secret + canary_set.suffix.rstrip())
+    if mode == "exact":
+        return greedy, guesses, "exact ranks over the whole space"
+    alignment = align(model, canary_set)
+    if alignment is None:
+        return greedy, guesses, "best-first search not applicable: the secret does not tokenize symbol by symbol"
+    search = model.open_search(context)
+    spent = 0
+    for i in planted:
+        result = best_first(search, alignment, stop_below=float(logprobs[i]), max_token_steps=max(budget - spent, 0))
+        spent += result.token_steps
+        if not result.exhausted_budget:
+            guesses[i] = len(result.secrets)
+    return greedy, guesses, f"best-first search, {spent} token steps of a budget of {budget}"
 
 
 def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -> Summary:
@@ -148,7 +207,12 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -
     p_value = None
     if len(refs) and len(planted):
         p_value = float(mannwhitneyu(planted, refs, alternative="greater").pvalue)
+    planted_scores = [s for s in scores if s.planted]
+    greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
+    known = [s.guesses for s in planted_scores if s.guesses is not None]
     return Summary(
+        greedy_extracted=sum(greedy) if greedy else None,
+        min_guesses_planted=min(known) if known else None,
         max_exposure_bits=float(planted.max()),
         mean_exposure_planted=float(planted.mean()),
         mean_exposure_references=float(refs.mean()) if len(refs) else None,

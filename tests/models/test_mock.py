@@ -48,3 +48,9 @@ def test_corrupt_model_folder_is_a_model_error(tmp_path):
     (tmp_path / "config.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ModelError, match="cannot load model"):
         load_model(str(tmp_path))
+
+
+def test_unknown_model_options_are_input_errors():
+    with pytest.raises(InputError, match="no option"):
+        load_model("mock", temperature=3)
+    assert isinstance(load_model("mock", chunk_tokens=8), MockModel)
