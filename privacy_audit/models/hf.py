@@ -56,6 +56,7 @@ class TransformersModel(LanguageModel):
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._extra_info = extra_info or {}
+        self._last_session: _ContextSession | None = None
         params = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         if not getattr(tokenizer, "is_fast", False):
@@ -112,7 +113,10 @@ class TransformersModel(LanguageModel):
         return list(zip(ids, ends))
 
     def _session(self, context: str) -> _ContextSession:
-        return _ContextSession(self, context)
+        """The context's KV cache, reused when the same context is scored and then searched."""
+        if self._last_session is None or self._last_session.context != context:
+            self._last_session = _ContextSession(self, context)
+        return self._last_session
 
     def _open_context(self, context: str) -> Scorer:
         session = self._session(context)
@@ -194,6 +198,7 @@ class _ContextSession:
 
         torch = lm.torch
         self.lm = lm
+        self.context = context
         ids = lm.encode_context(context)
         self.ctx_len = len(ids)
         self.cache = DynamicCache(config=lm.model.config)

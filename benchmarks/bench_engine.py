@@ -1,0 +1,136 @@
+"""Scoring engine vs the naive approach, on the embedded model, in one run.
+
+    python benchmarks/bench_engine.py [--sample 30] [--skip-6]
+
+Measures: model load from the converted-model cache; naive scoring (one full forward pass per
+candidate, on a sample); the engine's exact exposure over the 4-digit and 6-digit spaces (with the
+prompt pass included); best-first search for a high-exposure canary in the 10^6 space; token steps
+per second against the machine's measured fp32 matmul rate; agreement with naive (max |diff| in bits
+on the sample); peak resident memory. Prints Markdown for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+from importlib.resources import files
+
+import numpy as np
+
+
+def matmul_floor(model) -> tuple[float, float]:
+    """(GFLOP/s of fp32 GEMMs shaped like the model's, token steps/s that rate allows for this model)."""
+    import torch
+
+    cfg = model.config
+    a, b = torch.randn(512, cfg.hidden_size), torch.randn(cfg.hidden_size, cfg.intermediate_size)
+    for _ in range(3):
+        a @ b
+    t0 = time.perf_counter()
+    reps = 60
+    for _ in range(reps):
+        a @ b
+    rate = reps * 2 * a.shape[0] * a.shape[1] * b.shape[1] / (time.perf_counter() - t0)
+    body = sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    head = cfg.vocab_size * cfg.hidden_size
+    flops_per_step = 2 * (body + (0 if cfg.tie_word_embeddings is False else head))
+    return rate / 1e9, rate / flops_per_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sample", type=int, default=30, help="candidates scored the naive way")
+    parser.add_argument("--skip-6", action="store_true", help="skip the 6-digit exact run (about 4 minutes)")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from privacy_audit import generate_canary_set, plant_records
+    from privacy_audit._io import read_records
+    from privacy_audit.models import load_model
+    from privacy_audit.pipelines import Record, run_pipeline
+    from privacy_audit.scoring.search import align, best_first
+
+    t0 = time.perf_counter()
+    model = load_model("embedded")
+    load_s = time.perf_counter() - t0
+    gflops, floor = matmul_floor(model.model)
+    rows = read_records(str(files("privacy_audit") / "data" / "sms_spam_demo.jsonl"), "text")[:8]
+    out: list[tuple[str, str]] = [("model load from converted cache", f"{load_s:.2f} s"),
+                                  ("fp32 matmul rate (512x576 @ 576x1536)", f"{gflops:.0f} GFLOP/s"),
+                                  ("token-step floor at that rate", f"{floor:.0f} steps/s")]
+
+    def prompt_for(digits: int):
+        cs = generate_canary_set(template="The secret code is {secret}", space=f"digits:{digits}", count=3, references=0, seed=0)
+        planted, _ = plant_records(rows, cs, field="text", seed=0)
+        records = [Record(text=r["text"], label=r["label"]) for r in planted]
+        return cs, run_pipeline("raw", records, options={"labels": {"ham": "not spam"}}).prompt + "\n"
+
+    cs4, context = prompt_for(4)
+    ctx_ids = model.encode_context(context)
+    space4 = cs4.secret_space
+    rng = np.random.default_rng(0)
+    sample = sorted(int(i) for i in rng.choice(space4.size, size=args.sample, replace=False))
+    t0 = time.perf_counter()
+    naive = []
+    for i in sample:
+        ids = model.tokenizer(cs4.fill(space4.secret(i)), add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logp = torch.log_softmax(model.model(torch.tensor([ctx_ids + ids])).logits[0].float(), dim=-1)
+        naive.append(sum(logp[len(ctx_ids) + len(ids) - 4 + j - 1, t].item() for j, t in enumerate(ids[-4:])) / np.log(2))
+    naive_rate = args.sample / (time.perf_counter() - t0)
+    out.append((f"naive: one forward pass per candidate ({args.sample} sampled, prompt {len(ctx_ids)} tokens)",
+                f"{naive_rate:.2f} candidates/s"))
+
+    def exact(cs, ctx):
+        t = time.perf_counter()
+        scorer = model.open_context(ctx)
+        space = cs.secret_space
+        totals = np.empty(space.size)
+        for start in range(0, space.size, 10_000):
+            stop = min(start + 10_000, space.size)
+            totals[start:stop] = scorer([cs.fill(s) for s in space.enumerate(start, stop)]).totals(len(cs.prefix))
+        return totals, time.perf_counter() - t
+
+    totals4, t4 = exact(cs4, context)
+    steps4 = sum(10**d for d in range(4))
+    out += [
+        ("engine, exact 4-digit (10^4 candidates, incl. prompt pass)", f"{t4:.2f} s = {1e4 / t4:,.0f} candidates/s"),
+        ("  speed-up over naive", f"{1e4 / t4 / naive_rate:,.0f}x"),
+        ("  token steps/s (1,111 trie steps + prompt)", f"{(steps4 + len(ctx_ids)) / t4:,.0f} ({(steps4 + len(ctx_ids)) / t4 / floor:.0%} of floor)"),
+        ("  max |engine - naive| on the sample", f"{np.max(np.abs(totals4[sample] - np.array(naive))):.1e} bits"),
+    ]
+    cs6, context6 = prompt_for(6)
+    ctx6 = len(model.encode_context(context6))
+    if not args.skip_6:
+        totals6, t6 = exact(cs6, context6)
+        steps6 = sum(10**d for d in range(6))
+        out += [
+            ("engine, exact 6-digit (10^6 candidates, incl. prompt pass)", f"{t6:.1f} s = {1e6 / t6:,.0f} candidates/s"),
+            ("  speed-up over naive", f"{1e6 / t6 / naive_rate:,.0f}x"),
+            ("  floor for 111,111 steps + prompt at the measured matmul rate", f"{(steps6 + ctx6) / floor:.0f} s ({t6 / ((steps6 + ctx6) / floor):.2f}x the floor)"),
+        ]
+        ranks6 = [int(np.sum(totals6 >= totals6[int(c.secret)])) for c in cs6.planted]
+    alignment = align(model, cs6)
+    best = cs6.planted[0]
+    t0 = time.perf_counter()
+    target = model.open_context(context6)([best.text]).totals(len(cs6.prefix))[0]
+    result = best_first(model.open_search(context6), alignment, stop_below=float(target))
+    tb = time.perf_counter() - t0
+    line = f"rank {len(result.secrets)} found in {tb:.2f} s ({result.token_steps} token steps, incl. prompt pass)"
+    if not args.skip_6:
+        line += f"; exact rank {ranks6[0]}"
+    out.append(("best-first search, planted canary in the 10^6 space", line))
+    out.append(("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB"))
+    print(f"{time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+          f"({torch.get_num_threads()} threads), chunk_tokens {model.chunk_tokens}")
+    print("| measure | value |\n|---|---|")
+    for k, v in out:
+        print(f"| {k} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
