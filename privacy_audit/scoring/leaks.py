@@ -1,0 +1,54 @@
+"""Verbatim and fuzzy leaks: how close generated text is to the private text it was made from.
+
+The paper's distance (Mohtashami et al. 2023, App. D): the minimum Levenshtein distance with no
+substitutions (insertions and deletions only) between a generated example and any substring of the
+teacher's private prompt, divided by the example's length (so at most 1; 0 is a verbatim copy).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from privacy_audit.errors import InputError
+
+
+def substring_indel_distance(example: str, text: str) -> int:
+    """min over substrings t of `text` of the insert/delete edit distance between `example` and t.
+
+    Semi-global dynamic programme, one numpy pass per character of `example`: D[i][j] is the best
+    cost of aligning example[:i] with a substring of text ending at j; starting anywhere is free, so
+    D[0][j] = 0, and a row is min(deletion from above, diagonal match) then a running min for
+    insertions (D[i][j] = min_k (E[k] + j - k), computed with a cumulative minimum).
+    """
+    n = len(text)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32) if n else np.zeros(0, dtype=np.uint32)
+    prev = np.zeros(n + 1, dtype=np.int64)
+    cols = np.arange(n + 1, dtype=np.int64)
+    for i, ch in enumerate(example, start=1):
+        cand = prev + 1
+        match = np.zeros(n + 1, dtype=bool)
+        match[1:] = codes == ord(ch)
+        diag = np.full(n + 1, np.iinfo(np.int64).max // 2, dtype=np.int64)
+        diag[1:] = prev[:-1]
+        cand = np.where(match, np.minimum(cand, diag), cand)
+        cand[0] = i
+        prev = np.minimum.accumulate(cand - cols) + cols
+    return int(prev.min())
+
+
+def normalised_distance(example: str, text: str) -> float:
+    """The paper's distance: substring_indel_distance / len(example), in [0, 1]."""
+    if not example:
+        raise InputError("cannot measure the distance of an empty example")
+    return substring_indel_distance(example, text) / len(example)
+
+
+def leak_rows(units: list[str], private_text: str) -> list[dict[str, float | bool | int]]:
+    """Distance and verbatim flag for each generated unit (an example, or a paragraph of instructions)."""
+    rows = []
+    for i, unit in enumerate(units):
+        if not unit.strip():
+            continue
+        d = normalised_distance(unit, private_text)
+        rows.append({"unit": i, "chars": len(unit), "distance": d, "verbatim": unit in private_text})
+    return rows
