@@ -20,9 +20,11 @@ from privacy_audit.canaries.plant import Position
 from privacy_audit.errors import InputError
 from privacy_audit.gate import GateResult, Thresholds, gate
 from privacy_audit.models import LanguageModel, load_model
-from privacy_audit.pipelines import Record, TeachingOutput, needs_model, run_pipeline
+from privacy_audit.pipelines import Record, TeachingOutput, format_example, needs_model, run_pipeline
 from privacy_audit.reports import AuditReport, RunSpec, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.scoring import score_prompt
+from privacy_audit.scoring.leaks import leak_report
+from privacy_audit.scoring.reconstruction import reconstruction
 from privacy_audit.scoring.score import DEFAULT_MAX_EXACT, DEFAULT_SEARCH_BUDGET, DEFAULT_SEPARATOR, Mode, check_mode
 
 Progress = Callable[[int, int], None]
@@ -122,9 +124,15 @@ def build_report(
     include_secrets: bool = False,
     extraction: bool = True,
     search_budget: int = DEFAULT_SEARCH_BUDGET,
+    members: Sequence[str] | None = None,
+    non_members: Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
-    """Score a teaching output against a canary set and wrap it in a report."""
+    """Score a teaching output against a canary set and wrap it in a report.
+
+    With `members` (the private examples the teacher saw) and `non_members` (held-out examples of the
+    same data), the report also holds the reconstruction-likelihood ROC.
+    """
     result = score_prompt(
         model, teaching.prompt, canary_set, mode=mode, separator=separator, max_exact=max_exact,
         include_secrets=include_secrets, extraction=extraction, search_budget=search_budget, progress=progress,
@@ -144,8 +152,12 @@ def build_report(
         prompt_chars=len(teaching.prompt),
         extraction=result.search,
     )
+    recon = None
+    if members is not None and non_members is not None:
+        recon = reconstruction(model, teaching.prompt + separator, members=members, non_members=non_members, seed=teaching.seed)
     return AuditReport(
-        run=run, canaries=result.canaries, summary=result.summary, prompt=teaching.prompt if include_secrets else None
+        run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,
+        leaks=leak_report(teaching.artifacts), reconstruction=recon, prompt=teaching.prompt if include_secrets else None,
     )
 
 
@@ -161,19 +173,57 @@ def score(
     include_secrets: bool = False,
     extraction: bool = True,
     search_budget: int = DEFAULT_SEARCH_BUDGET,
+    data: str | os.PathLike[str] | None = None,
+    held_out: str | os.PathLike[str] | None = None,
+    field: str = "text",
+    label_field: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
-    """Score a prompt file against a canary-set file; write the report JSON to `out`."""
+    """Score a prompt file against a canary-set file; write the report JSON to `out`.
+
+    With `data` (the planted data the pipeline ran on) the report adds reconstruction likelihood: the
+    records the teacher saw against the records it did not (or those of `held_out`).
+    """
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
     check_mode(canary_set, mode=mode, max_exact=max_exact)
+    members, non_members = membership_split(teaching, data=data, held_out=held_out, field=field, label_field=label_field)
     lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
     report = build_report(
         teaching, canary_set, lm, mode=mode, max_exact=max_exact, include_secrets=include_secrets,
-        extraction=extraction, search_budget=search_budget, progress=progress,
+        extraction=extraction, search_budget=search_budget, members=members, non_members=non_members, progress=progress,
     )
     save_report(report, out)
     return report
+
+
+def membership_split(
+    teaching: TeachingOutput,
+    *,
+    data: str | os.PathLike[str] | None,
+    held_out: str | os.PathLike[str] | None,
+    field: str,
+    label_field: str | None,
+) -> tuple[list[str] | None, list[str] | None]:
+    """Private examples the teacher saw, and held-out ones, formatted as the pipeline showed them."""
+    if data is None:
+        if held_out is not None:
+            raise InputError("--held-out needs --data (the planted data the pipeline ran on)")
+        return None, None
+    records = load_training_records(data, field=field, label_field=label_field)
+    used = set(teaching.used_records) or set(range(len(records)))
+    if max(used) >= len(records):
+        raise InputError(f"{data} has {len(records)} records but the teaching output used record {max(used)}; pass the data it ran on")
+    others = (
+        load_training_records(held_out, field=field, label_field=label_field)
+        if held_out is not None
+        else [r for i, r in enumerate(records) if i not in used]
+    )
+    if not others:
+        raise InputError("every record was seen by the teacher: pass held-out records with --held-out")
+    labels = teaching.options.get("labels") or {}
+    members = [format_example(records[i], labels) for i in sorted(used)]
+    return members, [format_example(r, labels) for r in others]
 
 
 def check_gate(report_path: str | os.PathLike[str], thresholds: Thresholds) -> GateResult:
@@ -197,6 +247,7 @@ def run_demo(
     count: int = 3,
     references: int = 20,
     examples: int = 8,
+    held_out_count: int = 64,
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
@@ -208,7 +259,9 @@ def run_demo(
     bundled = files("privacy_audit") / "data" / DEMO_DATA
     rows = read_records(str(bundled), "text")
     rng = np.random.default_rng(seed)
-    teacher = [rows[int(i)] for i in sorted(rng.choice(len(rows), size=examples, replace=False))]
+    order = rng.permutation(len(rows))
+    teacher = [rows[int(i)] for i in sorted(order[:examples])]
+    held_out = [Record(text=rows[int(i)]["text"], label=rows[int(i)]["label"]) for i in sorted(order[examples : examples + held_out_count])]
     atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)
     make_canaries(
         template=DEMO_TEMPLATE, space="digits:4", count=count, references=references, seed=seed, repetitions=1,
@@ -226,7 +279,10 @@ def run_demo(
             model=lm, seed=seed, options={"examples": examples, "labels": SMS_LABELS},
         )
         say(f"scoring {canary_set.secret_space.size:,} candidate codes against the '{name}' prompt ...")
-        report = build_report(teaching, canary_set, lm, progress=progress)
+        members = [format_example(r, SMS_LABELS) for r in load_training_records(out / "planted.jsonl", field="text", label_field="label")]
+        report = build_report(
+            teaching, canary_set, lm, members=members, non_members=[format_example(r, SMS_LABELS) for r in held_out], progress=progress
+        )
         save_report(report, out / f"report-{name}.json")
         atomic_write(out / f"report-{name}.md", render_markdown(report))
         reports.append(report)

@@ -173,16 +173,22 @@ def teach(
               help="Model token steps best-first search may spend (sampled mode).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
               help="Tree tokens per forward pass (default 512); bounds memory (about 0.4 MB a token for SmolLM2).")
+@click.option("--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood.")
+@click.option("--held-out", type=click.Path(dir_okay=False), help="Records no teacher saw (default: the unused records of --data).")
+@click.option("--field", default="text", show_default=True)
+@click.option("--label-field", default=None)
 @model_option
 def score(
     prompt: str, canary_set: str, out: str, exact: bool, max_exact: int, include_secrets: bool, extraction: bool,
-    search_budget: int, chunk_tokens: int | None, model: str,
+    search_budget: int, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
+    label_field: str | None, model: str,
 ) -> None:
     """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
     report = audit.score(
         prompt=prompt, canaries=canary_set, out=out, model=model,
         model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}, mode="exact" if exact else "sampled", max_exact=max_exact, include_secrets=include_secrets,
-        extraction=extraction, search_budget=search_budget, progress=_progress("scoring"),
+        extraction=extraction, search_budget=search_budget, data=data, held_out=held_out, field=field,
+        label_field=label_field, progress=_progress("scoring"),
     )
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")

@@ -227,3 +227,66 @@ def test_no_extraction_and_unknown_model_option(chain):
     report = json.loads((chain / "r.json").read_text())
     assert report["run"]["extraction"] == "not run"
     assert all(c["greedy_extracted"] is None for c in report["canaries"])
+
+
+def test_report_holds_statistics(chain):
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+            "--out", chain / "r.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((chain / "r.json").read_text())
+    st = report["statistics"]
+    low, high = st["mean_exposure_planted_ci"]
+    assert low <= report["summary"]["mean_exposure_planted"] <= high
+    assert st["extrapolation"]["scale"] > 0 and "extrapolated_exposure_bits" in report["canaries"][0]
+    assert st["epsilon"]["epsilon"] >= 0 and "independent" in st["epsilon"]["assumptions"]
+    assert report["reconstruction"] is None and report["leaks"] is None
+    assert "empirical epsilon lower bound" in r.output
+
+
+def test_reconstruction_separates_seen_from_unseen(tmp_path, sms_jsonl):
+    prompt = tmp_path / "p.txt"
+    r = run("teach", "--pipeline", "raw", "--data", sms_jsonl, "--label-field", "label", "--examples", "5", "--out", prompt)
+    assert r.exit_code == 0
+    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "1",
+        "--references", "10", "--seed", "0", "--out", tmp_path / "s.json")
+    r = run("score", "--prompt", prompt, "--canaries", tmp_path / "s.json", "--model", "mock", "--data", sms_jsonl,
+            "--label-field", "label", "--out", tmp_path / "r.json")
+    assert r.exit_code == 0, r.output
+    rc = json.loads((tmp_path / "r.json").read_text())["reconstruction"]
+    assert len(rc["member_scores"]) == 5 and len(rc["non_member_scores"]) == 15
+    assert rc["auc"] == 1.0  # the raw prompt holds the members verbatim
+    everything = run("teach", "--pipeline", "raw", "--data", sms_jsonl, "--examples", "50", "--out", tmp_path / "all.txt")
+    assert everything.exit_code == 0
+    r = run("score", "--prompt", tmp_path / "all.txt", "--canaries", tmp_path / "s.json", "--model", "mock",
+            "--data", sms_jsonl, "--out", tmp_path / "r2.json")
+    assert r.exit_code == 2 and "--held-out" in r.output
+
+
+def test_instructions_leaks_are_measured(tmp_path, sms_jsonl):
+    from privacy_audit import MockModel, build_report, generate_canary_set, teach
+
+    first = json.loads(sms_jsonl.read_text().splitlines()[0])["text"]
+    model = MockModel(outputs=[f"Mark spam.\n\n{first}"])
+    out = teach("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model, seed=0,
+                options={"examples": 20})
+    cs = generate_canary_set(template="code {secret}", space="digits:2", count=1, references=10, seed=0)
+    report = build_report(out, cs, MockModel())
+    assert report.leaks.units == 2 and report.leaks.verbatim_copies == 1 and report.leaks.min_distance == 0.0
+
+
+def test_comparison_aligns_rows_by_name(chain):
+    from privacy_audit import MockModel, build_report, load_canary_set
+    from privacy_audit.audit import read_teaching
+    from privacy_audit.pipelines import TeachingOutput
+    from privacy_audit.reports import render_comparison
+
+    cs = load_canary_set(chain / "set.json")
+    raw = build_report(read_teaching(chain / "prompt.txt"), cs, MockModel())
+    with_leaks = build_report(
+        TeachingOutput(prompt="Mark spam.", pipeline="instructions", options={}, seed=0, model=None,
+                       artifacts=({"teacher": 0, "private": "abc", "generated": ["Mark spam."]},)),
+        cs, MockModel(),
+    )
+    table = render_comparison([raw, with_leaks])
+    row = next(line for line in table.splitlines() if line.startswith("| generated units copied verbatim"))
+    assert row == "| generated units copied verbatim | n/a | 0 of 1 |"

@@ -58,3 +58,19 @@ def test_demo_shows_the_raw_leak_and_the_null_baseline(tmp_path):
     assert instr["run"]["pipeline"] == "instructions" and len(instr["canaries"]) == 23
     assert "| max exposure, planted (bits) |" in result.output
     assert (tmp_path / "demo" / "summary.md").is_file()
+
+
+def test_best_first_finds_the_exact_rank_of_a_high_exposure_canary(smol):
+    from privacy_audit import generate_canary_set, score_prompt
+    from privacy_audit.scoring.search import align, best_first
+
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=2, references=5, seed=11)
+    secret = cs.planted[0].secret
+    prompt = f"Text: ok so the secret code is {secret}, keep it safe\nClass: not spam"
+    exact = score_prompt(smol, prompt, cs, mode="exact", extraction=False)
+    canary = next(c for c in exact.canaries if c.id == cs.planted[0].id)
+    assert canary.rank <= 10
+    alignment = align(smol, cs)
+    assert alignment is not None
+    found = best_first(smol.open_search(prompt + "\n"), alignment, stop_below=canary.logprob_bits)
+    assert len(found.secrets) == canary.rank and found.rank_of(secret) is not None

@@ -21,6 +21,11 @@ INSTRUCTION_PROMPT = (
 )
 
 
+def paragraphs(text: str) -> list[str]:
+    """Blank-line separated paragraphs: the units whose distance to the private prompt is measured."""
+    return [p.strip() for p in text.split("\n\n") if p.strip()]
+
+
 @pipeline("raw", needs_model=False)
 def raw(
     records: Sequence[Record],
@@ -88,5 +93,5 @@ def instructions(
         seed=seed,
         model=model.info(),
         used_records=tuple(used),
-        artifacts=({"teacher": 0, "request": request, "instructions": answer},),
+        artifacts=({"teacher": 0, "private": request, "generated": paragraphs(answer), "instructions": answer},),
     )

@@ -21,13 +21,17 @@ def _yes(x: bool | None) -> str:
     return "" if x is None else ("yes" if x else "no")
 
 
+def _ci(ci: tuple[float, float] | None) -> str:
+    return "n/a" if ci is None else f"{ci[0]:.2f} to {ci[1]:.2f}"
+
+
 def _p(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2g}"
 
 
 def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
     s = report.summary
-    return [
+    rows = [
         ("pipeline", report.run.pipeline),
         ("model", str(report.run.model.get("name"))),
         ("mode", f"{report.run.mode} ({report.run.space}, |S| = {report.canaries[0].space_size:,})"),
@@ -41,6 +45,23 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
         ("p-value, planted > references", _p(s.planted_vs_references_p_value)),
     ]
+    st = report.statistics
+    if st is not None:
+        rows.insert(5, ("95% CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
+        rows.insert(7, ("95% CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
+        if st.epsilon is not None:
+            rows.append(("empirical epsilon lower bound (95%, delta = 0)", _f(st.epsilon.epsilon)))
+        fit = st.extrapolation
+        rows.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
+                     f"KS p = {_p(fit.ks_p_value)}{' (poor fit)' if fit.poor_fit else ''}"))
+    if report.leaks is not None:
+        lk = report.leaks
+        rows.append(("generated units copied verbatim", f"{lk.verbatim_copies} of {lk.units}"))
+        rows.append(("mean distance of generated text to private prompt", _f(lk.mean_distance)))
+    if report.reconstruction is not None:
+        rc = report.reconstruction
+        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)})"))
+    return rows
 
 
 def render_markdown(report: AuditReport) -> str:
@@ -52,13 +73,13 @@ def render_markdown(report: AuditReport) -> str:
         lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
     lines += [
         "",
-        "| canary | planted | log2 p (bits) | rank | exposure (bits) | p-value | in prompt | guesses | greedy |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| canary | planted | log2 p (bits) | rank | exposure (bits) | extrapolated (bits) | p-value | in prompt | guesses | greedy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
         lines.append(
             f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
+            f"| {c.exposure_bits:.2f} | {_f(c.extrapolated_exposure_bits)} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
             f"| {_yes(c.greedy_extracted)} |"
         )
     return "\n".join(lines) + "\n"
@@ -66,11 +87,8 @@ def render_markdown(report: AuditReport) -> str:
 
 def render_comparison(reports: Sequence[AuditReport]) -> str:
     """Reports side by side (e.g. the demo's raw and instructions pipelines on the same canaries)."""
-    header = "| measure | " + " | ".join(_cell(r.run.pipeline) for r in reports) + " |"
-    lines = [header, "|---|" + "---|" * len(reports)]
-    rows = [summary_rows(r) for r in reports]
-    for i, (key, _) in enumerate(rows[0]):
-        if key == "pipeline":
-            continue
-        lines.append(f"| {_cell(key)} | " + " | ".join(_cell(r[i][1]) for r in rows) + " |")
+    tables = [dict(summary_rows(r)) for r in reports]
+    keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
+    lines = ["| measure | " + " | ".join(_cell(r.run.pipeline) for r in reports) + " |", "|---|" + "---|" * len(reports)]
+    lines += [f"| {_cell(k)} | " + " | ".join(_cell(t.get(k, "n/a")) for t in tables) + " |" for k in keys]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from privacy_audit._io import read_json, write_json
 from privacy_audit.errors import ReportError
-from privacy_audit.scoring.score import CanaryScore, Summary
+from privacy_audit.scoring.leaks import LeakReport
+from privacy_audit.scoring.reconstruction import Reconstruction
+from privacy_audit.scoring.score import CanaryScore, Statistics, Summary
 
 SCHEMA_VERSION = 1
 
@@ -54,6 +56,9 @@ class AuditReport(BaseModel):
     run: RunSpec
     canaries: tuple[CanaryScore, ...]
     summary: Summary
+    statistics: Statistics | None = None
+    leaks: LeakReport | None = None
+    reconstruction: Reconstruction | None = None
     prompt: str | None = None
     gate: GateOutcome | None = None
 

@@ -7,7 +7,11 @@ teacher's private prompt, divided by the example's length (so at most 1; 0 is a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 from privacy_audit.errors import InputError
 
@@ -52,3 +56,44 @@ def leak_rows(units: list[str], private_text: str) -> list[dict[str, float | boo
         d = normalised_distance(unit, private_text)
         rows.append({"unit": i, "chars": len(unit), "distance": d, "verbatim": unit in private_text})
     return rows
+
+
+class LeakRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    teacher: int
+    unit: int
+    chars: int
+    distance: float
+    verbatim: bool
+
+
+class LeakReport(BaseModel):
+    """The paper's distance for every generated unit, against the private prompt it was generated from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    units: int
+    verbatim_copies: int
+    verbatim_rate: float
+    mean_distance: float
+    min_distance: float
+    rows: tuple[LeakRow, ...]
+
+
+def leak_report(artifacts: Sequence[Mapping[str, Any]]) -> LeakReport | None:
+    """Leaks of teaching artifacts that carry `private` text and the `generated` units made from it."""
+    rows = [
+        LeakRow(teacher=int(a.get("teacher", 0)), **row)  # type: ignore[arg-type]
+        for a in artifacts
+        if "private" in a and "generated" in a
+        for row in leak_rows(list(a["generated"]), str(a["private"]))
+    ]
+    if not rows:
+        return None
+    distances = np.array([r.distance for r in rows])
+    copies = sum(r.verbatim for r in rows)
+    return LeakReport(
+        units=len(rows), verbatim_copies=copies, verbatim_rate=copies / len(rows),
+        mean_distance=float(distances.mean()), min_distance=float(distances.min()), rows=tuple(rows),
+    )

@@ -18,11 +18,13 @@ from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.search import align, best_first
+from privacy_audit.scoring.stats import bootstrap_mean_ci, epsilon_lower_bound, extrapolation_exposure, fit_skewnorm
 
 Mode = Literal["exact", "sampled"]
 DEFAULT_SEPARATOR = "\n"
 DEFAULT_MAX_EXACT = 1_000_000
 DEFAULT_SEARCH_BUDGET = 2_000
+MIN_REFERENCES_FOR_FIT = 8
 EXACT_CHUNK = 10_000
 
 
@@ -43,6 +45,7 @@ class CanaryScore(BaseModel):
     in_prompt: bool
     guesses: int | None = None
     greedy_extracted: bool | None = None
+    extrapolated_exposure_bits: float | None = None
     secret: str | None = None
 
 
@@ -65,6 +68,46 @@ class Summary(BaseModel):
     min_guesses_planted: int | None = None
 
 
+class Extrapolation(BaseModel):
+    """Skew-normal fit of the references' log-perplexities (bits); exposure = -log2 CDF."""
+
+    model_config = ConfigDict(frozen=True)
+
+    a: float
+    loc: float
+    scale: float
+    ks_statistic: float
+    ks_p_value: float
+    poor_fit: bool
+
+
+class Epsilon(BaseModel):
+    """Empirical epsilon lower bound from the planted canaries' exact ranks (see scoring.stats)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    epsilon: float
+    threshold_rank: int | None
+    tpr_lower: float
+    fpr: float
+    delta: float
+    confidence: float
+    canaries: int
+    assumptions: str
+
+
+class Statistics(BaseModel):
+    """Uncertainty and derived bounds; every input is in the per-canary rows of the report."""
+
+    model_config = ConfigDict(frozen=True)
+
+    mean_exposure_planted_ci: tuple[float, float] | None
+    mean_exposure_references_ci: tuple[float, float] | None
+    extrapolation: Extrapolation | None
+    extrapolation_note: str
+    epsilon: Epsilon | None
+
+
 class ScoringResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -73,6 +116,7 @@ class ScoringResult(BaseModel):
     search: str
     canaries: tuple[CanaryScore, ...]
     summary: Summary
+    statistics: Statistics
 
 
 def check_mode(canary_set: CanarySet, *, mode: Mode, max_exact: int = DEFAULT_MAX_EXACT) -> None:
@@ -143,6 +187,8 @@ def score_prompt(
         greedy, guesses, search_note = _extraction(
             model, prompt + separator, canary_set, logprobs, guesses, mode=mode, budget=search_budget
         )
+    exposures = np.array([exposure_from_rank(rank=int(r), pool_size=int(m)) for r, m in zip(ranks, pools)], dtype=np.float64)
+    stats_, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, seed=canary_set.seed)
     scores = tuple(
         CanaryScore(
             id=c.id,
@@ -152,19 +198,67 @@ def score_prompt(
             rank=int(r),
             rank_pool=int(m),
             space_size=space.size,
-            exposure_bits=float(exposure_from_rank(rank=int(r), pool_size=int(m))),
+            exposure_bits=float(x_bits),
             p_value=float(rank_p_value(rank=int(r), pool_size=int(m))),
             in_prompt=c.secret in prompt,
             guesses=g,
             greedy_extracted=x,
+            extrapolated_exposure_bits=e,
             secret=c.secret if include_secrets else None,
         )
-        for c, lp, n, r, m, g, x in zip(canary_set.canaries, logprobs, counts, ranks, pools, guesses, greedy)
+        for c, lp, n, r, m, x_bits, g, x, e in zip(
+            canary_set.canaries, logprobs, counts, ranks, pools, exposures, guesses, greedy, extrapolated
+        )
     )
-    return ScoringResult(
-        mode=mode, separator=separator, search=search_note, canaries=scores,
-        summary=summarise(scores, mode=mode, space_size=space.size),
+    summary = summarise(scores, mode=mode, space_size=space.size)
+    return ScoringResult(mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=stats_)
+
+
+def _statistics(
+    logprobs: np.ndarray,
+    exposures: np.ndarray,
+    is_planted: np.ndarray,
+    guesses: list[int | None],
+    space_size: int,
+    *,
+    seed: int,
+) -> tuple[Statistics, list[float | None]]:
+    """Bootstrap intervals, extrapolated exposure from a skew-normal fit of the references, epsilon bound."""
+    rng = np.random.default_rng(seed)
+    planted_ci = bootstrap_mean_ci(exposures[is_planted], rng=rng)
+    refs_ci = bootstrap_mean_ci(exposures[~is_planted], rng=rng) if np.any(~is_planted) else None
+    extrapolated: list[float | None] = [None] * len(logprobs)
+    fit = None
+    refs = -logprobs[~is_planted]
+    if refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
+        f = fit_skewnorm(refs)
+        fit = Extrapolation(a=f.a, loc=f.loc, scale=f.scale, ks_statistic=f.ks_statistic, ks_p_value=f.ks_p_value, poor_fit=f.poor)
+        values = extrapolation_exposure(
+            canary_log_perplexities=-logprobs, a=f.a, loc=f.loc, scale=f.scale, max_bits=float(np.log2(space_size))
+        )
+        extrapolated = [float(v) for v in values]
+        note = (
+            "poor fit (Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure"
+            if f.poor else "fit not rejected (Kolmogorov-Smirnov p >= 0.05); shown beside the rank-based exposure"
+        )
+    else:
+        note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
+    planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
+    b = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size)
+    epsilon = Epsilon(
+        epsilon=b.epsilon, threshold_rank=b.threshold_rank, tpr_lower=b.tpr_lower, fpr=b.fpr, delta=b.delta,
+        confidence=b.confidence, canaries=b.canaries,
+        assumptions=(
+            "exact ranks over the whole space (a planted canary whose rank is unknown counts as rank |S|); "
+            "each canary an independent trial; test 'rank <= r' with r on a grid of powers of two fixed in "
+            "advance, Bonferroni-corrected; one-sided Clopper-Pearson on the true-positive rate; delta = 0"
+        ),
     )
+    statistics = Statistics(
+        mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit,
+        extrapolation_note=note, epsilon=epsilon,
+    )
+    return statistics, extrapolated
 
 
 def _extraction(
