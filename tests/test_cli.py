@@ -290,3 +290,18 @@ def test_comparison_aligns_rows_by_name(chain):
     table = render_comparison([raw, with_leaks])
     row = next(line for line in table.splitlines() if line.startswith("| generated units copied verbatim"))
     assert row == "| generated units copied verbatim | n/a | 0 of 1 |"
+
+
+def test_paper_protocol_figures_in_the_report(chain):
+    r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+            "--out", chain / "r.json")
+    assert r.exit_code == 0, r.output
+    report = json.loads((chain / "r.json").read_text())
+    planted = [c for c in report["canaries"] if c["planted"]]
+    refs = [c for c in report["canaries"] if not c["planted"]]
+    for c in planted:
+        assert c["protocol_rank"] == sum(ref["normalised_logprob_bits"] > c["normalised_logprob_bits"] for ref in refs)
+    s = report["summary"]
+    assert s["protocol_null_mean_rank"] == 10.0
+    assert s["protocol_rank_zero_count"] == sum(c["protocol_rank"] == 0 for c in planted)
+    assert 0 < s["protocol_mean_rank_p_value"] <= 1 and 0 < s["protocol_rank_zero_p_value"] <= 1

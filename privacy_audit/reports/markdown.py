@@ -45,6 +45,12 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
         ("p-value, planted > references", _p(s.planted_vs_references_p_value)),
     ]
+    if s.protocol_mean_rank is not None:
+        rows.append((
+            "paper protocol: mean rank among references (null)",
+            f"{s.protocol_mean_rank:.1f} ({s.protocol_null_mean_rank:.1f}), p = {_p(s.protocol_mean_rank_p_value)}",
+        ))
+        rows.append(("paper protocol: rank-0 count", f"{s.protocol_rank_zero_count} of {s.planted_count}, p = {_p(s.protocol_rank_zero_p_value)}"))
     st = report.statistics
     if st is not None:
         rows.insert(5, ("95% CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))

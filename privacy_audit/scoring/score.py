@@ -18,7 +18,15 @@ from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.search import align, best_first
-from privacy_audit.scoring.stats import bootstrap_mean_ci, epsilon_lower_bound, extrapolation_exposure, fit_skewnorm
+from privacy_audit.scoring.stats import (
+    bootstrap_mean_ci,
+    epsilon_lower_bound,
+    extrapolation_exposure,
+    fit_skewnorm,
+    mean_rank_p_value,
+    protocol_ranks,
+    rank_zero_p_value,
+)
 
 Mode = Literal["exact", "sampled"]
 DEFAULT_SEPARATOR = "\n"
@@ -46,6 +54,8 @@ class CanaryScore(BaseModel):
     guesses: int | None = None
     greedy_extracted: bool | None = None
     extrapolated_exposure_bits: float | None = None
+    normalised_logprob_bits: float | None = None
+    protocol_rank: int | None = None
     secret: str | None = None
 
 
@@ -66,6 +76,11 @@ class Summary(BaseModel):
     planted_vs_references_p_value: float | None
     greedy_extracted: int | None = None
     min_guesses_planted: int | None = None
+    protocol_mean_rank: float | None = None
+    protocol_null_mean_rank: float | None = None
+    protocol_mean_rank_p_value: float | None = None
+    protocol_rank_zero_count: int | None = None
+    protocol_rank_zero_p_value: float | None = None
 
 
 class Extrapolation(BaseModel):
@@ -160,6 +175,7 @@ def score_prompt(
     own = scorer(texts)
     logprobs = own.totals(prefix_chars)
     counts = own.token_counts(prefix_chars)
+    normalised = own.means(prefix_chars)
     is_planted = np.array([c.planted for c in canary_set.canaries])
     if mode == "exact":
         space_lp = np.empty(space.size, dtype=np.float64)
@@ -188,6 +204,13 @@ def score_prompt(
             model, prompt + separator, canary_set, logprobs, guesses, mode=mode, budget=search_budget
         )
     exposures = np.array([exposure_from_rank(rank=int(r), pool_size=int(m)) for r, m in zip(ranks, pools)], dtype=np.float64)
+    protocol: list[int | None] = [None] * len(texts)
+    if refs:
+        ranks_pp = protocol_ranks(
+            canary_scores=normalised[is_planted], comparison_scores=np.tile(normalised[~is_planted], (int(is_planted.sum()), 1))
+        )
+        for i, r in zip(np.flatnonzero(is_planted), ranks_pp):
+            protocol[int(i)] = int(r)
     stats_, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, seed=canary_set.seed)
     scores = tuple(
         CanaryScore(
@@ -204,10 +227,12 @@ def score_prompt(
             guesses=g,
             greedy_extracted=x,
             extrapolated_exposure_bits=e,
+            normalised_logprob_bits=float(nl),
+            protocol_rank=pr,
             secret=c.secret if include_secrets else None,
         )
-        for c, lp, n, r, m, x_bits, g, x, e in zip(
-            canary_set.canaries, logprobs, counts, ranks, pools, exposures, guesses, greedy, extrapolated
+        for c, lp, n, r, m, x_bits, g, x, e, nl, pr in zip(
+            canary_set.canaries, logprobs, counts, ranks, pools, exposures, guesses, greedy, extrapolated, normalised, protocol
         )
     )
     summary = summarise(scores, mode=mode, space_size=space.size)
@@ -304,7 +329,19 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -
     planted_scores = [s for s in scores if s.planted]
     greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
     known = [s.guesses for s in planted_scores if s.guesses is not None]
+    pp = np.array([s.protocol_rank for s in planted_scores if s.protocol_rank is not None], dtype=np.int64)
+    protocol: dict[str, float | int | None] = {}
+    if pp.size:
+        n_candidates = len(refs) + 1
+        protocol = {
+            "protocol_mean_rank": float(pp.mean()),
+            "protocol_null_mean_rank": (n_candidates - 1) / 2,
+            "protocol_mean_rank_p_value": mean_rank_p_value(ranks=pp, n_candidates=n_candidates),
+            "protocol_rank_zero_count": int(np.sum(pp == 0)),
+            "protocol_rank_zero_p_value": rank_zero_p_value(count=int(np.sum(pp == 0)), trials=int(pp.size), n_candidates=n_candidates),
+        }
     return Summary(
+        **protocol,
         greedy_extracted=sum(greedy) if greedy else None,
         min_guesses_planted=min(known) if known else None,
         max_exposure_bits=float(planted.max()),
