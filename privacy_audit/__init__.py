@@ -18,10 +18,10 @@ from privacy_audit.canaries import (
     save_canary_set,
 )
 from privacy_audit.errors import InputError, ModelError, PipelineError, PrivacyAuditError, ReportError
-from privacy_audit.gate import GateResult, Thresholds, gate
+from privacy_audit.gate import Thresholds, gate
 from privacy_audit.models import LanguageModel, MockModel, ScoredContinuations, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, pipeline, run_pipeline
-from privacy_audit.reports import SCHEMA_VERSION, AuditReport, load_report, render_markdown, save_report
+from privacy_audit.reports import SCHEMA_VERSION, AuditReport, GateOutcome, load_report, render_markdown, save_report
 from privacy_audit.scoring import CanaryScore, exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among, score_prompt
 
 __version__ = "0.1.0"
@@ -32,7 +32,7 @@ __all__ = [
     "Canary",
     "CanaryScore",
     "CanarySet",
-    "GateResult",
+    "GateOutcome",
     "InputError",
     "LanguageModel",
     "MockModel",

@@ -18,10 +18,13 @@ from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records,
 from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
 from privacy_audit.canaries.plant import Position
 from privacy_audit.errors import InputError
-from privacy_audit.gate import GateResult, Thresholds, gate
+from privacy_audit.gate import Thresholds, gate
 from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, format_example, needs_model, run_pipeline
-from privacy_audit.reports import AuditReport, RunSpec, load_report, render_comparison, render_markdown, save_report
+from privacy_audit.reports import AuditReport, GateOutcome, RunSpec, load_report, render_comparison, render_markdown, save_report
+from privacy_audit.reports.compare import Comparison, compare
+from privacy_audit.reports.html import render_html
+from privacy_audit.reports.junit import render_junit
 from privacy_audit.scoring import score_prompt
 from privacy_audit.scoring.leaks import leak_report
 from privacy_audit.scoring.reconstruction import reconstruction
@@ -226,9 +229,45 @@ def membership_split(
     return members, [format_example(r, labels) for r in others]
 
 
-def check_gate(report_path: str | os.PathLike[str], thresholds: Thresholds) -> GateResult:
-    """Apply thresholds to a saved report."""
-    return gate(load_report(report_path), thresholds)
+def check_gate(
+    report_path: str | os.PathLike[str], thresholds: Thresholds, *, write: bool = False
+) -> GateOutcome:
+    """Apply thresholds to a saved report; with `write`, store the outcome in the report (atomically)."""
+    report = load_report(report_path)
+    outcome = gate(report, thresholds)
+    if write:
+        save_report(report.model_copy(update={"gate": outcome}), report_path)
+    return outcome
+
+
+def render_report(
+    report_path: str | os.PathLike[str],
+    *,
+    html: str | os.PathLike[str] | None = None,
+    markdown: str | os.PathLike[str] | None = None,
+    junit: str | os.PathLike[str] | None = None,
+    thresholds: Thresholds | None = None,
+) -> AuditReport:
+    """Write HTML / Markdown / JUnit renderings of a saved report; thresholds add the gate's verdict."""
+    if html is None and markdown is None and junit is None:
+        raise InputError("say what to write: --html FILE, --md FILE and/or --junit FILE")
+    report = load_report(report_path)
+    if thresholds is not None and thresholds.any_rule():
+        report = report.model_copy(update={"gate": gate(report, thresholds)})
+    if html is not None:
+        atomic_write(html, render_html(report))
+    if markdown is not None:
+        atomic_write(markdown, render_markdown(report))
+    if junit is not None:
+        atomic_write(junit, render_junit(report))
+    return report
+
+
+def compare_reports(old: str | os.PathLike[str], new: str | os.PathLike[str], *, tolerance: float = 0.5) -> Comparison:
+    """Changes between two saved reports."""
+    if tolerance < 0:
+        raise InputError("--tolerance must be >= 0")
+    return compare(load_report(old), load_report(new), tolerance=tolerance)
 
 
 @dataclass(frozen=True)

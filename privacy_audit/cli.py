@@ -16,7 +16,7 @@ import click
 from privacy_audit import audit
 from privacy_audit.canaries.plant import POSITIONS
 from privacy_audit.errors import PrivacyAuditError
-from privacy_audit.gate import Thresholds
+from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.pipelines import pipeline_names
 from privacy_audit.reports import render_markdown
 
@@ -194,16 +194,73 @@ def score(
     click.echo(f"wrote {out}")
 
 
+def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The gate's thresholds as CLI flags (each overrides the same key of --config or pyproject.toml)."""
+    flags = [
+        ("--max-exposure", "max_exposure_bits", float, "Fail when a planted canary's exposure exceeds BITS."),
+        ("--max-exposure-fraction", "max_exposure_fraction", float, "Same, as a fraction of log2|S| (0..1)."),
+        ("--max-greedy-extracted", "max_greedy_extracted", int, "Fail when more planted secrets are recovered by greedy decoding."),
+        ("--min-guesses", "min_guesses", int, "Fail when a planted secret is found in fewer most-likely-first guesses."),
+        ("--max-rank-zero", "max_rank_zero", int, "Paper protocol: fail when more canaries have rank 0."),
+        ("--min-mean-rank-p", "min_mean_rank_p_value", float, "Paper protocol: fail when the mean-rank p-value is lower."),
+        ("--max-verbatim", "max_verbatim", int, "Fail when more planted secrets appear verbatim in the prompt."),
+        ("--max-verbatim-rate", "max_verbatim_rate", float, "Fail when more generated units copy private text verbatim (rate)."),
+        ("--max-fuzzy-fraction", "max_fuzzy_fraction", float, "Fail when more generated units lie within --fuzzy-distance."),
+        ("--fuzzy-distance", "fuzzy_distance", float, "Distance under which a generated unit counts as a fuzzy copy (default 0.1)."),
+        ("--max-auc", "max_auc", float, "Fail when the reconstruction AUC exceeds this."),
+    ]
+    for flag, dest, kind, text in reversed(flags):
+        fn = click.option(flag, dest, type=kind, default=None, help=text)(fn)
+    return click.option("--config", "gate_config", type=click.Path(dir_okay=False), default=None,
+                        help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).")(fn)
+
+
+def _thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:
+    return load_thresholds(gate_config).merged(**flags)
+
+
 @main.command("gate")
 @click.argument("report", type=click.Path(dir_okay=False))
-@click.option("--max-exposure", type=float, default=None, help="Fail when a planted canary's exposure exceeds BITS.")
-@click.option("--max-verbatim", type=int, default=None, help="Fail when more planted secrets appear verbatim in the prompt.")
-def gate_command(report: str, max_exposure: float | None, max_verbatim: int | None) -> None:
-    """Exit 0 when REPORT is within the thresholds, 1 with one line per failure otherwise."""
-    result = audit.check_gate(report, Thresholds(max_exposure_bits=max_exposure, max_verbatim=max_verbatim))
-    if result.passed:
-        click.echo("gate passed")
+@threshold_options
+@click.option("--write", is_flag=True, help="Store the verdict in REPORT.")
+def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any) -> None:
+    """Exit 0 when REPORT is within the thresholds, 1 with one line per failing rule otherwise."""
+    outcome = audit.check_gate(report, _thresholds(gate_config, flags), write=write)
+    for note in outcome.skipped:
+        click.echo(f"skipped {note}", err=True)
+    if outcome.passed:
+        click.echo(f"gate passed ({len(outcome.rules)} checks)")
         return
-    for failure in result.failures:
+    for failure in outcome.failures:
         click.echo(f"FAIL {failure}")
     sys.exit(EXIT_GATE_FAILED)
+
+
+@main.command("report")
+@click.argument("report", type=click.Path(dir_okay=False))
+@click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Self-contained HTML file to write.")
+@click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Markdown file to write (for PR comments).")
+@click.option("--junit", "junit_out", type=click.Path(dir_okay=False), help="JUnit XML file to write.")
+@threshold_options
+def report_command(report: str, html_out: str | None, md_out: str | None, junit_out: str | None, gate_config: str | None, **flags: Any) -> None:
+    """Render REPORT as HTML, Markdown and/or JUnit XML (thresholds add the gate's verdict)."""
+    rendered = audit.render_report(report, html=html_out, markdown=md_out, junit=junit_out, thresholds=_thresholds(gate_config, flags))
+    written = ", ".join(p for p in (html_out, md_out, junit_out) if p)
+    verdict = "" if rendered.gate is None else f" (gate {'passed' if rendered.gate.passed else 'failed'})"
+    click.echo(f"wrote {written}{verdict}")
+
+
+@main.command("compare")
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+@click.option("--tolerance", default=0.5, show_default=True, type=float,
+              help="How much worse a measure may get (in its own units) before it counts as a regression.")
+def compare_command(old: str, new: str, tolerance: float) -> None:
+    """Show what got worse or better from OLD to NEW; exit 1 on a regression past the tolerance."""
+    result = audit.compare_reports(old, new, tolerance=tolerance)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for change in result.changes:
+        click.echo(change.line())
+    if result.regressed:
+        sys.exit(EXIT_GATE_FAILED)

@@ -39,12 +39,29 @@ class RunSpec(BaseModel):
     extraction: str = "not run"
 
 
+class RuleOutcome(BaseModel):
+    """One checked gate rule: what it was checked on, the measured value, the limit, and the verdict."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    subject: str
+    value: float
+    threshold: float
+    passed: bool
+    message: str
+
+
 class GateOutcome(BaseModel):
+    """The gate's verdict on a report, with every rule checked and every rule that could not be."""
+
     model_config = ConfigDict(frozen=True)
 
     passed: bool
     failures: tuple[str, ...]
-    thresholds: dict[str, float]
+    thresholds: dict[str, Any]
+    rules: tuple[RuleOutcome, ...] = ()
+    skipped: tuple[str, ...] = ()
 
 
 class AuditReport(BaseModel):
@@ -61,6 +78,14 @@ class AuditReport(BaseModel):
     reconstruction: Reconstruction | None = None
     prompt: str | None = None
     gate: GateOutcome | None = None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the report, generated from these types (committed as reports/schema.json)."""
+    schema = AuditReport.model_json_schema()
+    schema["$id"] = f"https://privacy-audit.invalid/report/v{SCHEMA_VERSION}.json"
+    schema["title"] = f"privacy-audit report, schema version {SCHEMA_VERSION}"
+    return schema
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
@@ -91,3 +116,4 @@ def load_report(path: str | os.PathLike[str]) -> AuditReport:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ReportError(f"report {path} is malformed at {where}: {first['msg']}") from None
+

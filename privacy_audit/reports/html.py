@@ -1,0 +1,104 @@
+"""One self-contained HTML file per report: summary first, plots embedded, every model text escaped."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+
+from privacy_audit.reports.markdown import summary_rows
+from privacy_audit.reports.plots import exposure_plot, png, rank_cdf_plot, roc_plot
+from privacy_audit.reports.schema import AuditReport
+from privacy_audit.reports.text import clean
+
+CSS = """
+body{font:14px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#222;padding:0 1rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+.verdict{padding:.8rem 1rem;border-radius:6px;font-weight:600;margin:1rem 0}
+.pass{background:#e6f4ea;color:#1e6b34}.fail{background:#fde8e6;color:#a52714}.none{background:#eef1f4;color:#333}
+table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left}
+th{background:#f6f8fa}pre{background:#f6f8fa;padding:.8rem;white-space:pre-wrap;word-break:break-word}
+img{max-width:100%}.keys{display:flex;gap:1rem;flex-wrap:wrap}.key{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem}
+.key b{display:block;font-size:1.3rem}
+"""
+
+
+def e(value: object) -> str:
+    """Escape anything for HTML text or attribute context."""
+    return html.escape(clean(str(value)), quote=True)
+
+
+def _img(data: bytes, alt: str) -> str:
+    return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
+
+
+def render_html(report: AuditReport) -> str:
+    """The report as one HTML page with no external resources."""
+    s = report.summary
+    planted = [c for c in report.canaries if c.planted]
+    worst = max(planted, key=lambda c: c.exposure_bits)
+    if report.gate is None:
+        verdict = '<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to <code>report</code>).</div>'
+    else:
+        cls, word = ("pass", "PASS") if report.gate.passed else ("fail", "FAIL")
+        items = "".join(f"<li>{e(f)}</li>" for f in report.gate.failures)
+        verdict = f'<div class="verdict {cls}">Gate: {word}{f"<ul>{items}</ul>" if items else ""}</div>'
+    keys = [
+        ("worst canary", f"{worst.exposure_bits:.2f} bits", f"{e(worst.id)}: rank {worst.rank:,} of {worst.rank_pool:,}, p = {worst.p_value:.2g}"),
+        ("null baseline", f"{s.null_mean_exposure_bits:.2f} bits", "mean exposure of a never-planted secret"),
+        ("references", "n/a" if s.mean_exposure_references is None else f"{s.mean_exposure_references:.2f} bits",
+         f"mean over {s.reference_count} never-planted secrets"),
+    ]
+    key_html = "".join(f'<div class="key">{e(k)}<b>{v}</b><small>{d}</small></div>' for k, v, d in keys)
+    summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(report))
+    plots = [
+        _img(png(exposure_plot(
+            planted=[c.exposure_bits for c in planted],
+            references=[c.exposure_bits for c in report.canaries if not c.planted],
+            max_bits=s.max_possible_exposure_bits, null_mean=s.null_mean_exposure_bits,
+        )), "exposure of planted canaries against references")
+    ]
+    protocol = [c.protocol_rank for c in planted if c.protocol_rank is not None]
+    if protocol:
+        plots.append(_img(png(rank_cdf_plot(ranks=protocol, n_candidates=s.reference_count + 1)), "paper-protocol rank CDF"))
+    if report.reconstruction is not None:
+        rc = report.reconstruction
+        plots.append(_img(png(roc_plot(fpr=rc.fpr, tpr=rc.tpr, auc=rc.auc)), "reconstruction ROC"))
+    head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
+    rows = "".join(
+        f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of {c.rank_pool:,}</td>"
+        f"<td>{c.exposure_bits:.2f}</td><td>{c.p_value:.2g}</td><td>{'yes' if c.in_prompt else 'no'}</td>"
+        f"<td>{'' if c.guesses is None else c.guesses}</td><td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
+        for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id))
+    )
+    leaks = ""
+    if report.leaks is not None:
+        leak_rows = "".join(
+            f"<tr><td>{r.teacher}</td><td>{r.unit}</td><td>{r.chars}</td><td>{r.distance:.3f}</td><td>{'yes' if r.verbatim else 'no'}</td></tr>"
+            for r in report.leaks.rows
+        )
+        leaks = (f"<h2>Generated text vs private text</h2><p>The paper's distance: insert/delete edits to the closest substring of "
+                 f"the private prompt, over the unit's length (0 = verbatim copy).</p><table><tr><th>teacher</th><th>unit</th>"
+                 f"<th>chars</th><th>distance</th><th>verbatim</th></tr>{leak_rows}</table>")
+    prompt = ""
+    if report.prompt is not None:
+        prompt = f"<h2>Teaching prompt (untrusted model output, shown as text)</h2><pre>{e(report.prompt)}</pre>"
+    stats = ""
+    if report.statistics is not None and report.statistics.epsilon is not None:
+        eps = report.statistics.epsilon
+        stats = (f"<h2>Empirical epsilon lower bound</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
+                 f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
+                 f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>")
+    run = json.dumps(report.run.model_dump(mode="json"), indent=2, sort_keys=True)
+    return (
+        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+        f"<title>privacy-audit: {e(report.run.pipeline)}</title><style>{CSS}</style></head><body>"
+        f"<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{verdict}<div class=\"keys\">{key_html}</div>"
+        f"<h2>Summary</h2><table>{summary}</table><h2>Plots</h2>{''.join(plots)}"
+        f"<h2>Canaries</h2><table>{head}{rows}</table>{leaks}{stats}{prompt}"
+        f"<h2>Run</h2><pre>{e(run)}</pre><p><small>schema version {report.schema_version}</small></p></body></html>\n"
+    )
+
+

@@ -1,0 +1,50 @@
+"""JUnit XML: one test case per planted canary and one per gate rule, for CI test-report viewers."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from privacy_audit.reports.schema import AuditReport
+from privacy_audit.reports.text import clean
+
+
+def render_junit(report: AuditReport) -> str:
+    """A <testsuites> document; without a gate outcome in the report every canary case passes and carries its numbers."""
+    result = report.gate
+    suites = ET.Element("testsuites", name="privacy-audit")
+    failing: dict[str, list[str]] = {}
+    if result is not None:
+        for rule in result.rules:
+            if not rule.passed:
+                failing.setdefault(rule.subject, []).append(rule.message)
+    canaries = ET.SubElement(suites, "testsuite", name=f"canaries ({clean(report.run.pipeline)})")
+    n_fail = 0
+    for c in report.canaries:
+        if not c.planted:
+            continue
+        case = ET.SubElement(canaries, "testcase", classname="privacy_audit.canaries", name=c.id, time="0")
+        props = ET.SubElement(case, "properties")
+        for key in ("exposure_bits", "rank", "rank_pool", "p_value", "guesses", "greedy_extracted"):
+            ET.SubElement(props, "property", name=key, value=str(getattr(c, key)))
+        if c.id in failing:
+            n_fail += 1
+            msg = "; ".join(failing[c.id])
+            ET.SubElement(case, "failure", message=clean(msg), type="GateFailure").text = clean(msg)
+    canaries.set("tests", str(sum(1 for c in report.canaries if c.planted)))
+    canaries.set("failures", str(n_fail))
+    canaries.set("errors", "0")
+    if result is not None:
+        rules = ET.SubElement(suites, "testsuite", name="gate rules")
+        for rule in result.rules:
+            case = ET.SubElement(rules, "testcase", classname=f"privacy_audit.gate.{rule.rule}", name=f"{rule.rule}[{rule.subject}]", time="0")
+            if not rule.passed:
+                ET.SubElement(case, "failure", message=clean(rule.message), type="GateFailure").text = clean(rule.message)
+        for note in result.skipped:
+            case = ET.SubElement(rules, "testcase", classname="privacy_audit.gate", name=note.split(":")[0], time="0")
+            ET.SubElement(case, "skipped", message=clean(note))
+        rules.set("tests", str(len(result.rules) + len(result.skipped)))
+        rules.set("failures", str(sum(not r.passed for r in result.rules)))
+        rules.set("skipped", str(len(result.skipped)))
+        rules.set("errors", "0")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"

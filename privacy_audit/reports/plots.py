@@ -1,0 +1,72 @@
+"""Plots that only draw: each takes arrays already computed and returns a matplotlib Figure (Agg)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _figure(width: float = 6.0, height: float = 3.6) -> tuple[Any, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(width, height), dpi=110)
+    return fig, ax
+
+
+def png(fig: Any) -> bytes:
+    """The figure as PNG bytes (and closed)."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def exposure_plot(*, planted: Sequence[float], references: Sequence[float], max_bits: float, null_mean: float) -> Any:
+    """Planted canaries' exposure against the distribution of references scored the same way."""
+    fig, ax = _figure()
+    bins = np.linspace(0, max(max_bits, 1e-9), 27)
+    if len(references):
+        ax.hist(references, bins=bins, color="#9db4c0", label=f"references (n={len(references)})")
+    for i, x in enumerate(planted):
+        ax.axvline(x, color="#c0392b", lw=2, label="planted canaries" if i == 0 else None)
+    ax.axvline(null_mean, color="black", ls="--", lw=1, label=f"null mean ({null_mean:.2f} bits)")
+    ax.set_xlim(0, max_bits)
+    ax.set_xlabel("exposure (bits)")
+    ax.set_ylabel("references")
+    ax.set_title("Exposure: planted canaries vs never-planted references")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def rank_cdf_plot(*, ranks: Sequence[int], n_candidates: int) -> Any:
+    """Empirical CDF of paper-protocol ranks (0..N-1) against the uniform null."""
+    fig, ax = _figure()
+    r = np.sort(np.asarray(ranks))
+    ax.step(np.concatenate([[0], r]), np.arange(len(r) + 1) / max(len(r), 1), where="post", color="#c0392b", label="planted canaries")
+    ax.plot([0, n_candidates - 1], [0, 1], "k--", lw=1, label="null (uniform rank)")
+    ax.set_xlabel(f"rank among {n_candidates - 1} comparisons (0 = most likely)")
+    ax.set_ylabel("fraction of canaries")
+    ax.set_title("Paper protocol: rank CDF")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def roc_plot(*, fpr: Sequence[float], tpr: Sequence[float], auc: float) -> Any:
+    """ROC of reconstruction likelihood (private examples vs held-out)."""
+    fig, ax = _figure(4.2, 3.6)
+    ax.plot(fpr, tpr, color="#c0392b", label=f"AUC = {auc:.2f}")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="chance")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("Reconstruction likelihood ROC")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

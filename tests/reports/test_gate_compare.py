@@ -1,0 +1,114 @@
+"""Gate rules and compare on hand-made reports: each rule passes and fails."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit import MockModel, build_report, generate_canary_set, save_report
+from privacy_audit.cli import main
+from privacy_audit.errors import InputError
+from privacy_audit.gate import Thresholds, gate, load_thresholds
+from privacy_audit.pipelines import TeachingOutput
+from privacy_audit.reports.compare import compare
+from privacy_audit.scoring.leaks import LeakReport, LeakRow
+from privacy_audit.scoring.reconstruction import Reconstruction
+
+
+@pytest.fixture(scope="module")
+def base():
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
+    prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
+    teaching = TeachingOutput(prompt=prompt, pipeline="raw", options={}, seed=0, model=None)
+    report = build_report(teaching, cs, MockModel())
+    leaks = LeakReport(units=4, verbatim_copies=1, verbatim_rate=0.25, mean_distance=0.4, min_distance=0.0, rows=tuple(
+        LeakRow(teacher=0, unit=i, chars=10, distance=d, verbatim=d == 0) for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
+    ))
+    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
+                           tpr_at_1pct_fpr=0.5, fpr=(0.0, 1.0), tpr=(0.0, 1.0))
+    return report.model_copy(update={"leaks": leaks, "reconstruction": recon})
+
+
+RULES = [
+    # (threshold that passes, threshold that fails)
+    ({"max_exposure_bits": 10.0}, {"max_exposure_bits": 5.0}),
+    ({"max_exposure_fraction": 1.0}, {"max_exposure_fraction": 0.5}),
+    ({"max_greedy_extracted": 1}, {"max_greedy_extracted": 0}),
+    ({"min_guesses": 1}, {"min_guesses": 5}),
+    ({"max_rank_zero": 2}, {"max_rank_zero": 0}),
+    ({"min_mean_rank_p_value": 0.0}, {"min_mean_rank_p_value": 0.99}),
+    ({"max_verbatim": 1}, {"max_verbatim": 0}),
+    ({"max_verbatim_rate": 0.25}, {"max_verbatim_rate": 0.1}),
+    ({"max_fuzzy_fraction": 0.5}, {"max_fuzzy_fraction": 0.4}),
+    ({"max_auc": 0.8}, {"max_auc": 0.7}),
+]
+
+
+@pytest.mark.parametrize("ok, bad", RULES, ids=[next(iter(r[0])) for r in RULES])
+def test_each_rule_passes_and_fails(base, ok, bad):
+    assert base.summary.greedy_extracted == 1 and base.summary.protocol_rank_zero_count >= 1
+    good = gate(base, Thresholds(**ok))
+    assert good.passed and good.rules, good
+    failed = gate(base, Thresholds(**bad))
+    assert not failed.passed and failed.failures
+    assert all(f.count("\n") == 0 for f in failed.failures)
+
+
+def test_per_canary_override(base):
+    first = next(c for c in base.canaries if c.planted)
+    strict = gate(base, Thresholds(max_exposure_bits=1.0, overrides={c.id: {"max_exposure_bits": 20.0} for c in base.canaries if c.planted}))
+    assert strict.passed
+    one = gate(base, Thresholds(max_exposure_bits=20.0, overrides={first.id: {"max_exposure_bits": 0.0}}))
+    assert first.exposure_bits > 0 and [r.subject for r in one.rules if not r.passed] == [first.id]
+    with pytest.raises(InputError, match="not planted"):
+        gate(base, Thresholds(max_exposure_bits=1.0, overrides={"ref-00": {"max_exposure_bits": 1.0}}))
+
+
+def test_rules_without_data_are_reported_as_skipped(base):
+    bare = base.model_copy(update={"reconstruction": None})
+    outcome = gate(bare, Thresholds(max_auc=0.5))
+    assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0]
+
+
+def test_thresholds_from_toml_and_pyproject(tmp_path):
+    (tmp_path / "gate.toml").write_text("[gate]\nmax_exposure_bits = 3\n[gate.overrides.canary-0]\nmax_exposure_bits = 6\n")
+    t = load_thresholds(tmp_path / "gate.toml")
+    assert t.max_exposure_bits == 3 and t.overrides == {"canary-0": {"max_exposure_bits": 6}}
+    (tmp_path / "pyproject.toml").write_text('[tool.privacy-audit.gate]\nmax_auc = 0.6\n')
+    assert load_thresholds(search_from=tmp_path).max_auc == 0.6
+    assert load_thresholds(tmp_path / "pyproject.toml").max_auc == 0.6
+    assert load_thresholds(tmp_path / "pyproject.toml").merged(max_auc=0.9, max_exposure_bits=None).max_auc == 0.9
+    (tmp_path / "bad.toml").write_text("max_exposur = 3\n")
+    with pytest.raises(InputError, match="unknown gate setting max_exposur"):
+        load_thresholds(tmp_path / "bad.toml")
+    (tmp_path / "broken.toml").write_text("max_auc = \n")
+    with pytest.raises(InputError, match="not valid TOML"):
+        load_thresholds(tmp_path / "broken.toml")
+
+
+def test_gate_cli_with_config_and_write(tmp_path, base):
+    save_report(base, tmp_path / "r.json")
+    (tmp_path / "g.toml").write_text("[gate]\nmax_exposure_bits = 1\n")
+    result = CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"), "--write"])
+    assert result.exit_code == 1 and result.output.startswith("FAIL ")
+    assert json.loads((tmp_path / "r.json").read_text())["gate"]["passed"] is False
+    assert CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"),
+                                     "--max-exposure", "20"]).exit_code == 0
+
+
+def test_compare_flags_regressions_beyond_noise(base, tmp_path):
+    leakier = base.model_copy(update={"summary": base.summary.model_copy(update={"max_exposure_bits": base.summary.max_exposure_bits + 2})})
+    result = compare(base, leakier, tolerance=0.5)
+    assert result.regressed
+    assert any(c.regression and c.measure.startswith("max exposure") for c in result.changes)
+    assert not compare(base, base).regressed
+    noisy = base.model_copy(update={"reconstruction": base.reconstruction.model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})})
+    auc = next(c for c in compare(base, noisy, tolerance=0.1).changes if c.measure == "reconstruction AUC")
+    assert auc.worse and auc.beyond_noise is False and not auc.regression
+    save_report(base, tmp_path / "old.json")
+    save_report(leakier, tmp_path / "new.json")
+    out = CliRunner().invoke(main, ["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
+    assert out.exit_code == 1 and "REGRESSION worse: max exposure" in out.output
+    assert CliRunner().invoke(main, ["compare", str(tmp_path / "new.json"), str(tmp_path / "old.json")]).exit_code == 0

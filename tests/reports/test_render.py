@@ -1,0 +1,93 @@
+"""HTML, Markdown and JUnit renderings: content, escaping of untrusted text, schema file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit import MockModel, build_report, generate_canary_set, save_report
+from privacy_audit.cli import main
+from privacy_audit.pipelines import TeachingOutput
+from privacy_audit.reports.schema import json_schema
+
+INJECTION = "<script>document.documentElement.setAttribute('data-pwned','1')</script>\x1b[31mred\x07 | pipe"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report_file(tmp_path_factory):
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
+    prompt = f"The secret code is {cs.planted[0].secret}.\n{INJECTION}\n"
+    teaching = TeachingOutput(prompt=prompt, pipeline="raw<b>", options={}, seed=0, model=None,
+                              artifacts=({"teacher": 0, "private": "private text", "generated": [INJECTION]},))
+    report = build_report(teaching, cs, MockModel(), include_secrets=True,
+                          members=["Text: hi\nClass: spam"], non_members=["Text: yo\nClass: not spam", "x"])
+    path = tmp_path_factory.mktemp("r") / "report.json"
+    save_report(report, path)
+    return path
+
+
+def test_report_command_writes_all_three(report_file):
+    out = report_file.parent
+    result = CliRunner().invoke(main, ["report", str(report_file), "--html", str(out / "r.html"), "--md", str(out / "r.md"),
+                                       "--junit", str(out / "r.xml"), "--max-exposure", "3"])
+    assert result.exit_code == 0, result.output
+    assert "gate failed" in result.output
+    page = (out / "r.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page and "raw&lt;b&gt;" in page
+    assert "\x1b" not in page and "\x07" not in page
+    assert "http://" not in page and "https://" not in page.replace("https://privacy-audit.invalid", "")
+    assert page.count("data:image/png;base64,") == 3  # exposure, rank CDF, ROC
+    assert page.index("Gate: FAIL") < page.index("<h2>Summary</h2>")
+    md = (out / "r.md").read_text()
+    assert "\x1b" not in md and "raw<b>" in md
+    tree = ET.parse(out / "r.xml").getroot()
+    assert tree.tag == "testsuites"
+    suites = {s.get("name"): s for s in tree.findall("testsuite")}
+    canary_suite = next(s for n, s in suites.items() if n.startswith("canaries"))
+    assert int(canary_suite.get("tests")) == 2 and len(canary_suite.findall("testcase")) == 2
+    rules = suites["gate rules"]
+    assert int(rules.get("failures")) == sum(1 for c in rules.findall("testcase") if c.find("failure") is not None) >= 1
+    for case in tree.iter("testcase"):
+        assert case.get("name") and case.get("classname")
+
+
+def test_report_needs_an_output_and_a_valid_file(report_file, tmp_path):
+    assert CliRunner().invoke(main, ["report", str(report_file)]).exit_code == 2
+    bad = tmp_path / "bad.json"
+    for text in ('{"schema_version": 7}', '{"schema_version": 1, "run"', "not json", '{"schema_version": 1}'):
+        bad.write_text(text)
+        result = CliRunner().invoke(main, ["report", str(bad), "--md", str(tmp_path / "x.md")])
+        assert result.exit_code == 2 and result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+
+
+def test_committed_json_schema_is_current():
+    committed = json.loads((ROOT / "reports" / "schema.json").read_text())
+    assert committed == json_schema(), "regenerate: python -m privacy_audit.reports > reports/schema.json"
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_html_in_headless_chromium(report_file, tmp_path):
+    page = tmp_path / "r.html"
+    CliRunner().invoke(main, ["report", str(report_file), "--html", str(page)])
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert "privacy-audit report" in dom.stdout
+    assert "data-pwned" in dom.stdout  # the injected text is shown...
+    assert 'data-pwned="1"' not in dom.stdout  # ...and its script did not run
+    shot = tmp_path / "r.png"
+    subprocess.run([_chromium(), *flags, "--window-size=1100,1400", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
