@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import importlib.metadata
 import os
 import platform
@@ -14,13 +15,16 @@ from typing import Any
 
 import numpy as np
 
+from privacy_audit._paths import cache_root
 from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records, read_text, write_json
 from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
 from privacy_audit.canaries.plant import Position
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, gate
 from privacy_audit.models import LanguageModel, load_model
-from privacy_audit.pipelines import Record, TeachingOutput, format_example, needs_model, run_pipeline
+from privacy_audit.pipelines import Record, TeachingOutput, format_example, needs_model, run_pipeline, student_accuracy
+from privacy_audit.pipelines.command import parse_command
+from privacy_audit.models.embedded import package_version as embedded_version
 from privacy_audit.reports import AuditReport, GateOutcome, RunSpec, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.reports.compare import Comparison, compare
 from privacy_audit.reports.html import render_html
@@ -91,18 +95,75 @@ def teach(
     model: LanguageModel | str | None = "embedded",
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
+    eval_data: str | os.PathLike[str] | None = None,
+    use_cache: bool = True,
+    say: Callable[[str], None] = lambda _msg: None,
 ) -> TeachingOutput:
-    """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it."""
+    """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
+
+    A teaching output is cached under the cache folder by a hash of (pipeline, options, model id and
+    revision, data, seed); a rerun reuses it unless `use_cache` is False. With `eval_data` (labelled
+    held-out records) the output also carries the student's accuracy with the prompt.
+    """
     if data is None and pipeline not in ("zero-shot", "prompt-file"):
         raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
     records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
+    evals = load_training_records(eval_data, field=field, label_field=label_field or "label") if eval_data is not None else None
+    options = dict(options or {})
+    key = teaching_cache_key(pipeline, records, model=model if needs_model(pipeline) else None, seed=seed, options=options)
+    cached = teaching_cache_path(key)
+    output: TeachingOutput | None = None
+    if use_cache and cached.is_file():
+        try:
+            output = TeachingOutput.model_validate(read_json(cached, what="cached teaching output"))
+            say(f"reused the cached teaching output {cached} (--no-cache to run the pipeline again)")
+        except (InputError, ValueError):
+            output = None
     lm: LanguageModel | None = None
-    if needs_model(pipeline):
+    if needs_model(pipeline) or evals is not None:
         lm = load_model(model) if isinstance(model, str) else model
-    output = run_pipeline(pipeline, records, model=lm, seed=seed, options=options)
+    if output is None:
+        output = run_pipeline(pipeline, records, model=lm if needs_model(pipeline) else None, seed=seed, options=options)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_json(cached, output.model_dump(mode="json"), private=True)
+    if evals is not None:
+        if lm is None:
+            raise InputError("--eval-data needs a model to play the student (--model)")
+        output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=options.get("labels"))})
     atomic_write(out, output.prompt, private=True)
     write_json(teaching_path(out), output.model_dump(mode="json"), private=True)
     return output
+
+
+def teaching_cache_key(
+    pipeline: str, records: Sequence[Record], *, model: LanguageModel | str | None, seed: int, options: Mapping[str, Any]
+) -> str:
+    """Hash of everything that determines a teaching output; for `command`, the program file's content too
+    (argv[0], or the script an interpreter runs, argv[1]) so editing the script invalidates the cache."""
+    if isinstance(model, LanguageModel):
+        model_id: Any = {k: model.info().get(k) for k in ("name", "revision", "backend")}
+    elif model == "embedded":
+        model_id = f"embedded {embedded_version()}"
+    elif isinstance(model, str) and os.path.exists(model):
+        model_id = f"{os.path.abspath(model)} {os.path.getmtime(model)}"
+    else:
+        model_id = model
+    files = {}
+    if pipeline == "command":
+        argv = parse_command(options.get("argv", ()))
+        program = next((a for a in argv[:2] if os.path.isfile(a)), None)
+        if program is not None:
+            files[program] = hashlib.sha256(Path(program).read_bytes()).hexdigest()
+    blob = json.dumps(
+        {"pipeline": pipeline, "options": options, "model": model_id, "seed": seed, "files": files,
+         "records": [r.model_dump() for r in records], "privacy_audit": versions().get("privacy-audit")},
+        sort_keys=True, default=str,
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def teaching_cache_path(key: str) -> Path:
+    return cache_root() / "teaching" / f"{key}.json"
 
 
 def read_teaching(prompt_path: str | os.PathLike[str]) -> TeachingOutput:
@@ -160,7 +221,7 @@ def build_report(
         recon = reconstruction(model, teaching.prompt + separator, members=members, non_members=non_members, seed=teaching.seed)
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,
-        leaks=leak_report(teaching.artifacts), reconstruction=recon, prompt=teaching.prompt if include_secrets else None,
+        leaks=leak_report(teaching.artifacts), reconstruction=recon, utility=teaching.utility, prompt=teaching.prompt if include_secrets else None,
     )
 
 

@@ -5,6 +5,7 @@ Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 130 i
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import traceback
@@ -131,34 +132,58 @@ def canaries_plant(canary_set: str, data: str, field: str, out: str, position: s
     )
 
 
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """-o KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-o/--option")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
 @main.command()
 @click.option("--pipeline", required=True, type=click.Choice(pipeline_names()))
 @click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of (planted) private records.")
 @click.option("--field", default="text", show_default=True)
 @click.option("--label-field", default=None, help="Label field; examples are shown as 'Text: ...' / 'Class: ...'.")
 @click.option("--label-map", multiple=True, metavar="FROM=TO", help="Rename a label, e.g. ham='not spam'.")
-@click.option("--examples", type=int, default=None, help="Private examples the teacher sees (default 8).")
+@click.option("--examples", type=int, default=None, help="Private examples the teacher sees (raw, instructions; default 8).")
 @click.option("--temperature", type=float, default=None, help="Sampling temperature (0 = greedy).")
 @click.option("--prompt-file", default=None, type=click.Path(dir_okay=False), help="For --pipeline prompt-file.")
+@click.option("--command", "argv", default=None, help="For --pipeline command: the program and its arguments ({input} = data file).")
+@click.option("--timeout", type=float, default=None, help="For --pipeline command: seconds before the program is killed.")
+@click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
+              help="Any pipeline option, e.g. -o teachers=8 -o n=4 -o aggregator=voting (examples pipeline).")
+@click.option("--eval-data", type=click.Path(dir_okay=False), help="Labelled held-out JSONL: adds the student's accuracy.")
+@click.option("--no-cache", is_flag=True, help="Run the pipeline even if a cached teaching output exists.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @model_option
 @click.option("--seed", default=0, show_default=True, type=int)
 def teach(
     pipeline: str, data: str | None, field: str, label_field: str | None, label_map: tuple[str, ...],
-    examples: int | None, temperature: float | None, prompt_file: str | None, out: str, model: str, seed: int,
+    examples: int | None, temperature: float | None, prompt_file: str | None, argv: str | None, timeout: float | None,
+    extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, seed: int,
 ) -> None:
     """Run a teaching pipeline; write the teaching prompt to OUT (and OUT.teaching.json)."""
-    options: dict[str, Any] = {}
+    options = _parse_options(extra)
     if label_map:
         pairs = [m.partition("=") for m in label_map]
         if any(not sep for _, sep, _ in pairs):
             raise click.BadParameter("use FROM=TO", param_hint="--label-map")
         options["labels"] = {a: b for a, _, b in pairs}
-    for key, value in (("examples", examples), ("temperature", temperature), ("path", prompt_file)):
+    for key, value in (("examples", examples), ("temperature", temperature), ("path", prompt_file), ("argv", argv),
+                       ("timeout", timeout)):
         if value is not None:
             options[key] = value
-    output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed, options=options)
-    click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'")
+    output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
+                         options=options, eval_data=eval_data, use_cache=not no_cache, say=_say)
+    utility = "" if output.utility is None else f"; student accuracy {output.utility.accuracy:.3f} on {output.utility.examples} examples"
+    click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'{utility}")
 
 
 @main.command()

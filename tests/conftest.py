@@ -38,6 +38,16 @@ def make_tiny_model(seed: int = 0):
     return TransformersModel(model, tokenizer, name="tiny-llama", chunk_tokens=64)
 
 
+@pytest.fixture(autouse=True)
+def private_teaching_cache(tmp_path_factory, monkeypatch):
+    """Teaching outputs cached by tests go to a temporary folder, not the user's cache."""
+    import privacy_audit.audit
+
+    folder = tmp_path_factory.mktemp("cache")
+    monkeypatch.setattr(privacy_audit.audit, "cache_root", lambda: folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_model():
     return make_tiny_model()

@@ -156,7 +156,8 @@ class LanguageModel(ABC):
     ) -> list[str]:
         """One completion per prompt. A prompt is plain text or chat messages (chat template applied).
 
-        temperature 0 is greedy decoding; otherwise sampling seeded by `seed` (reproducible).
+        temperature 0 is greedy decoding; otherwise sampling, prompt i seeded by `seed + i` (reproducible,
+        and repeated prompts give different samples).
         """
         if temperature < 0:
             raise ModelError("temperature must be >= 0")

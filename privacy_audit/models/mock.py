@@ -91,8 +91,8 @@ class MockModel(LanguageModel):
 
     def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
         out = []
-        rng = np.random.default_rng(seed)
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
+            rng = np.random.default_rng(seed + i)
             self.history.append(("generate", prompt))
             if self.outputs is not None:
                 if not self.outputs:

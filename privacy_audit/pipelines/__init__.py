@@ -1,6 +1,8 @@
 """Stage 2: teaching pipelines, registered by name; every one is a black box to the scorer."""
 
 from privacy_audit.pipelines import builtin as _builtin  # noqa: F401  (registers the built-ins)
+from privacy_audit.pipelines import command as _command  # noqa: F401
+from privacy_audit.pipelines import examples as _examples  # noqa: F401
 from privacy_audit.pipelines.base import (
     Record,
     TeachingOutput,
@@ -11,14 +13,17 @@ from privacy_audit.pipelines.base import (
     run_pipeline,
 )
 from privacy_audit.pipelines.builtin import INSTRUCTION_PROMPT
+from privacy_audit.pipelines.utility import Utility, student_accuracy
 
 __all__ = [
     "INSTRUCTION_PROMPT",
     "Record",
     "TeachingOutput",
+    "Utility",
     "format_example",
     "needs_model",
     "pipeline",
     "pipeline_names",
     "run_pipeline",
+    "student_accuracy",
 ]

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from privacy_audit._registry import lookup, names, register
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
+from privacy_audit.pipelines.utility import Utility
 
 
 class Record(BaseModel):
@@ -40,6 +41,7 @@ class TeachingOutput(BaseModel):
     model: dict[str, Any] | None
     used_records: tuple[int, ...] = ()
     artifacts: tuple[dict[str, Any], ...] = ()
+    utility: Utility | None = None
 
 
 Pipeline = Callable[..., TeachingOutput]

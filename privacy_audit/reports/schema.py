@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from privacy_audit._io import read_json, write_json
 from privacy_audit.errors import ReportError
+from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.leaks import LeakReport
 from privacy_audit.scoring.reconstruction import Reconstruction
 from privacy_audit.scoring.score import CanaryScore, Statistics, Summary
@@ -76,6 +77,7 @@ class AuditReport(BaseModel):
     statistics: Statistics | None = None
     leaks: LeakReport | None = None
     reconstruction: Reconstruction | None = None
+    utility: Utility | None = None
     prompt: str | None = None
     gate: GateOutcome | None = None
 

@@ -1,0 +1,103 @@
+"""The paper's synthetic-examples pipeline (Mohtashami et al. 2023, §2.2.2 and App. H).
+
+m teachers hold random shards of the private data. Each round, every teacher shows `n_gen` of its
+private examples as a few-shot prompt with no instruction, samples `samples` continuations at
+temperature `temperature`, and keeps its `keep` lowest-perplexity ones; the aggregator picks one
+candidate from the pool for the student's prompt; n rounds give n examples. Aggregators: `random`,
+or `voting` (each teacher holds out `held_out` of its examples, scores every candidate as a
+continuation of them, length-normalised, and votes for the best; most votes wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from privacy_audit.errors import InputError, PipelineError
+from privacy_audit.models.base import LanguageModel
+from privacy_audit.pipelines.base import Record, TeachingOutput, format_example, pipeline
+
+AGGREGATORS = ("random", "voting")
+
+
+def _first_example(text: str) -> str:
+    """A generated continuation up to the first blank line (one synthetic example)."""
+    return text.split("\n\n", 1)[0].strip()
+
+
+@pipeline("examples", needs_model=True)
+def examples(
+    records: Sequence[Record],
+    *,
+    model: LanguageModel | None = None,
+    seed: int = 0,
+    teachers: int = 8,
+    n: int = 8,
+    n_gen: int = 4,
+    samples: int = 4,
+    keep: int = 1,
+    temperature: float = 0.7,
+    aggregator: str = "random",
+    held_out: int = 2,
+    labels: Mapping[str, str] | None = None,
+    max_new_tokens: int = 96,
+) -> TeachingOutput:
+    """n synthetic examples from m teachers; per-teacher artifacts say who generated what from which prompt."""
+    if model is None:
+        raise InputError("pipeline 'examples' needs a model (--model)")
+    if aggregator not in AGGREGATORS:
+        raise InputError(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}")
+    if min(teachers, n, n_gen, samples, keep) < 1 or keep > samples:
+        raise InputError("teachers, n, n_gen, samples and keep must be >= 1, and keep <= samples")
+    reserve = held_out if aggregator == "voting" else 0
+    if len(records) < teachers * (1 + reserve):
+        raise InputError(f"{len(records)} records cannot make {teachers} shards of at least {1 + reserve}; use fewer teachers")
+    rng = np.random.default_rng(seed)
+    shards = [list(s) for s in np.array_split(rng.permutation(len(records)), teachers)]
+    votes_from = [s[:reserve] for s in shards]
+    gen_from = [s[reserve:] for s in shards]
+    chosen: list[str] = []
+    artifacts: list[dict[str, Any]] = []
+    used: set[int] = set()
+    for round_ in range(n):
+        pool: list[tuple[int, str]] = []
+        for t, shard in enumerate(gen_from):
+            pick = [int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)]
+            used.update(pick)
+            fewshot = "\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n"
+            call_seed = int(rng.integers(2**31))
+            raw = model.generate([fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=call_seed)
+            cands = [c for c in (_first_example(r) for r in raw) if c]
+            kept: list[str] = []
+            if cands:
+                scores = model.open_context(fewshot)(cands).means(0)
+                kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
+            pool += [(t, c) for c in kept]
+            artifacts.append({"teacher": t, "round": round_, "records": pick, "private": fewshot, "generated": cands, "kept": kept})
+        if not pool:
+            raise PipelineError(f"round {round_}: no teacher generated a usable example; raise max_new_tokens or temperature")
+        if aggregator == "random":
+            winner = int(rng.integers(len(pool)))
+            ballots: list[int] = []
+        else:
+            ballots = []
+            for t, hold in enumerate(votes_from):
+                context = "\n\n".join(format_example(records[i], labels) for i in hold) + "\n\n"
+                ballots.append(int(np.argmax(model.open_context(context)([c for _, c in pool]).means(0))))
+            winner = int(np.argmax(np.bincount(ballots, minlength=len(pool))))
+        chosen.append(pool[winner][1])
+        artifacts.append({"round": round_, "aggregator": aggregator, "chosen_teacher": pool[winner][0], "votes": ballots})
+    return TeachingOutput(
+        prompt="\n\n".join(chosen),
+        pipeline="examples",
+        options={
+            "teachers": teachers, "n": n, "n_gen": n_gen, "samples": samples, "keep": keep, "temperature": temperature,
+            "aggregator": aggregator, "held_out": held_out, "labels": dict(labels or {}), "max_new_tokens": max_new_tokens,
+        },
+        seed=seed,
+        model=model.info(),
+        used_records=tuple(sorted(used)),
+        artifacts=tuple(artifacts),
+    )
