@@ -27,7 +27,7 @@ from privacy_audit.pipelines.command import parse_command
 from privacy_audit.models.embedded import package_version as embedded_version
 from privacy_audit.reports import AuditReport, GateOutcome, RunSpec, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.reports.compare import Comparison, compare
-from privacy_audit.reports.html import render_html
+from privacy_audit.reports.html import render_comparison_html, render_html
 from privacy_audit.reports.junit import render_junit
 from privacy_audit.scoring import score_prompt
 from privacy_audit.scoring.leaks import leak_report
@@ -302,26 +302,35 @@ def check_gate(
 
 
 def render_report(
-    report_path: str | os.PathLike[str],
+    report_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     html: str | os.PathLike[str] | None = None,
     markdown: str | os.PathLike[str] | None = None,
     junit: str | os.PathLike[str] | None = None,
     thresholds: Thresholds | None = None,
-) -> AuditReport:
-    """Write HTML / Markdown / JUnit renderings of a saved report; thresholds add the gate's verdict."""
+) -> list[AuditReport]:
+    """Write HTML / Markdown / JUnit renderings of saved reports; thresholds add the gate's verdict.
+
+    Several reports give side-by-side HTML and Markdown (with privacy against utility); JUnit takes one.
+    """
     if html is None and markdown is None and junit is None:
         raise InputError("say what to write: --html FILE, --md FILE and/or --junit FILE")
-    report = load_report(report_path)
+    paths = [report_path] if isinstance(report_path, (str, os.PathLike)) else list(report_path)
+    if not paths:
+        raise InputError("give at least one report")
+    if junit is not None and len(paths) > 1:
+        raise InputError("--junit renders one report at a time")
+    reports = [load_report(p) for p in paths]
     if thresholds is not None and thresholds.any_rule():
-        report = report.model_copy(update={"gate": gate(report, thresholds)})
+        reports = [r.model_copy(update={"gate": gate(r, thresholds)}) for r in reports]
+    several = len(reports) > 1
     if html is not None:
-        atomic_write(html, render_html(report))
+        atomic_write(html, render_comparison_html(reports) if several else render_html(reports[0]))
     if markdown is not None:
-        atomic_write(markdown, render_markdown(report))
+        atomic_write(markdown, render_comparison(reports) if several else render_markdown(reports[0]))
     if junit is not None:
-        atomic_write(junit, render_junit(report))
-    return report
+        atomic_write(junit, render_junit(reports[0]))
+    return reports
 
 
 def compare_reports(old: str | os.PathLike[str], new: str | os.PathLike[str], *, tolerance: float = 0.5) -> Comparison:
@@ -376,8 +385,9 @@ def run_demo(
         say(f"teaching with pipeline '{name}' ...")
         teaching = teach(
             name, data=out / "planted.jsonl", field="text", label_field="label", out=out / f"prompt-{name}.txt",
-            model=lm, seed=seed, options={"examples": examples, "labels": SMS_LABELS},
+            model=lm, seed=seed, options={"examples": examples, "labels": SMS_LABELS}, use_cache=False,
         )
+        teaching = teaching.model_copy(update={"utility": student_accuracy(lm, teaching.prompt, held_out, labels=SMS_LABELS)})
         say(f"scoring {canary_set.secret_space.size:,} candidate codes against the '{name}' prompt ...")
         members = [format_example(r, SMS_LABELS) for r in load_training_records(out / "planted.jsonl", field="text", label_field="label")]
         report = build_report(
@@ -388,4 +398,5 @@ def run_demo(
         reports.append(report)
     markdown = render_comparison(reports)
     atomic_write(out / "summary.md", markdown)
+    atomic_write(out / "summary.html", render_comparison_html(reports))
     return DemoResult(out_dir=out, reports=tuple(reports), markdown=markdown)

@@ -262,16 +262,20 @@ def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any
 
 
 @main.command("report")
-@click.argument("report", type=click.Path(dir_okay=False))
+@click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Self-contained HTML file to write.")
 @click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Markdown file to write (for PR comments).")
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False), help="JUnit XML file to write.")
 @threshold_options
-def report_command(report: str, html_out: str | None, md_out: str | None, junit_out: str | None, gate_config: str | None, **flags: Any) -> None:
-    """Render REPORT as HTML, Markdown and/or JUnit XML (thresholds add the gate's verdict)."""
-    rendered = audit.render_report(report, html=html_out, markdown=md_out, junit=junit_out, thresholds=_thresholds(gate_config, flags))
+def report_command(
+    reports: tuple[str, ...], html_out: str | None, md_out: str | None, junit_out: str | None, gate_config: str | None, **flags: Any
+) -> None:
+    """Render REPORTS as HTML, Markdown and/or JUnit XML; several reports are shown side by side."""
+    rendered = audit.render_report(reports, html=html_out, markdown=md_out, junit=junit_out,
+                                   thresholds=_thresholds(gate_config, flags))
     written = ", ".join(p for p in (html_out, md_out, junit_out) if p)
-    verdict = "" if rendered.gate is None else f" (gate {'passed' if rendered.gate.passed else 'failed'})"
+    gates = [r.gate for r in rendered if r.gate is not None]
+    verdict = "" if not gates else f" (gate {'passed' if all(g.passed for g in gates) else 'failed'})"
     click.echo(f"wrote {written}{verdict}")
 
 

@@ -153,18 +153,19 @@ class LanguageModel(ABC):
         max_new_tokens: int = 256,
         temperature: float = 0.0,
         seed: int = 0,
+        stop: Sequence[str] = (),
     ) -> list[str]:
         """One completion per prompt. A prompt is plain text or chat messages (chat template applied).
 
         temperature 0 is greedy decoding; otherwise sampling, prompt i seeded by `seed + i` (reproducible,
-        and repeated prompts give different samples).
+        and repeated prompts give different samples). Generation ends at the first `stop` string (cut off).
         """
         if temperature < 0:
             raise ModelError("temperature must be >= 0")
-        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=tuple(stop))
         if len(out) != len(prompts) or not all(isinstance(t, str) for t in out):
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
-        return out
+        return [truncate_at(t, stop) for t in out]
 
     @abstractmethod
     def _open_context(self, context: str) -> Scorer:
@@ -179,5 +180,13 @@ class LanguageModel(ABC):
         raise ModelError(f"{self.name} does not support best-first search")
 
     @abstractmethod
-    def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
-        """Backend hook: completions for `prompts`."""
+    def _generate(
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+    ) -> list[str]:
+        """Backend hook: completions for `prompts` (a backend may stop early at a `stop` string)."""
+
+
+def truncate_at(text: str, stop: Sequence[str]) -> str:
+    """`text` up to the first occurrence of any stop string."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]

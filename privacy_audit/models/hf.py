@@ -161,7 +161,14 @@ class TransformersModel(LanguageModel):
 
         return search
 
-    def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
+    def _stop_criteria(self, start: int, stops: tuple[str, ...]) -> Any:
+        from transformers import StoppingCriteriaList
+
+        return StoppingCriteriaList([_stop_on_strings(self.tokenizer, start, stops)])
+
+    def _generate(
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+    ) -> list[str]:
         torch = self.torch
         outputs = []
         for i, prompt in enumerate(prompts):
@@ -184,10 +191,24 @@ class TransformersModel(LanguageModel):
                     attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
                     max_new_tokens=max_new_tokens,
                     pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                    **({"stopping_criteria": self._stop_criteria(len(ids), stop)} if stop else {}),
                     **sampling,
                 )
-            outputs.append(self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip())
+            outputs.append(self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).lstrip())
         return outputs
+
+
+def _stop_on_strings(tokenizer: Any, start: int, stops: tuple[str, ...]) -> Any:
+    """A generation stopping criterion: the decoded new text contains one of `stops` (any tokenizer)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopOnStrings(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            done = [any(s in tokenizer.decode(row[start:], skip_special_tokens=True) for s in stops) for row in input_ids]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return StopOnStrings()
 
 
 class _ContextSession:

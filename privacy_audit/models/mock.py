@@ -89,7 +89,9 @@ class MockModel(LanguageModel):
 
         return search
 
-    def _generate(self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int) -> list[str]:
+    def _generate(
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+    ) -> list[str]:
         out = []
         for i, prompt in enumerate(prompts):
             rng = np.random.default_rng(seed + i)
@@ -110,6 +112,8 @@ class MockModel(LanguageModel):
                 else:
                     choice = int(np.argmax(lp))
                 generated += chr(choice + 1)
+                if stop and any(generated.endswith(s) for s in stop if s):
+                    break
             out.append(generated)
         return out
 

@@ -68,7 +68,9 @@ def examples(
             used.update(pick)
             fewshot = "\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n"
             call_seed = int(rng.integers(2**31))
-            raw = model.generate([fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=call_seed)
+            raw = model.generate(
+                [fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=call_seed, stop=("\n\n",)
+            )
             cands = [c for c in (_first_example(r) for r in raw) if c]
             kept: list[str] = []
             if cands:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 import html
 import json
 
 
 from privacy_audit.reports.markdown import summary_rows
-from privacy_audit.reports.plots import exposure_plot, png, rank_cdf_plot, roc_plot
+from privacy_audit.reports.plots import exposure_plot, png, privacy_utility_plot, rank_cdf_plot, roc_plot, teacher_plot
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
 
@@ -65,6 +66,14 @@ def render_html(report: AuditReport) -> str:
     if report.reconstruction is not None:
         rc = report.reconstruction
         plots.append(_img(png(roc_plot(fpr=rc.fpr, tpr=rc.tpr, auc=rc.auc)), "reconstruction ROC"))
+    if report.leaks is not None and len({r.teacher for r in report.leaks.rows}) > 1:
+        teachers = sorted({r.teacher for r in report.leaks.rows})
+        rows_by = {t: [r for r in report.leaks.rows if r.teacher == t] for t in teachers}
+        plots.append(_img(png(teacher_plot(
+            teachers=teachers,
+            mean_distance=[sum(r.distance for r in rows_by[t]) / len(rows_by[t]) for t in teachers],
+            verbatim=[sum(r.verbatim for r in rows_by[t]) for t in teachers],
+        )), "per-teacher attribution"))
     head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
     rows = "".join(
         f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of {c.rank_pool:,}</td>"
@@ -102,3 +111,25 @@ def render_html(report: AuditReport) -> str:
     )
 
 
+
+
+def render_comparison_html(reports: Sequence[AuditReport]) -> str:
+    """Several reports side by side, with privacy against utility when every report has a utility figure."""
+    tables = [dict(summary_rows(r)) for r in reports]
+    keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
+    head = "<tr><th>measure</th>" + "".join(f"<th>{e(r.run.pipeline)}</th>" for r in reports) + "</tr>"
+    body = "".join(f"<tr><th>{e(k)}</th>" + "".join(f"<td>{e(t.get(k, 'n/a'))}</td>" for t in tables) + "</tr>" for k in keys)
+    plot = ""
+    if all(r.utility is not None for r in reports):
+        plot = _img(png(privacy_utility_plot(
+            labels=[r.run.pipeline for r in reports],
+            exposure=[r.summary.max_exposure_bits for r in reports],
+            accuracy=[r.utility.accuracy for r in reports if r.utility is not None],
+            max_bits=max(r.summary.max_possible_exposure_bits for r in reports),
+        )), "privacy against utility")
+    return (
+        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+        f"<title>privacy-audit: comparison</title><style>{CSS}</style></head><body><h1>privacy-audit: pipelines compared</h1>"
+        f"<table>{head}{body}</table>{plot}</body></html>\n"
+    )

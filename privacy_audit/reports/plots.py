@@ -70,3 +70,35 @@ def roc_plot(*, fpr: Sequence[float], tpr: Sequence[float], auc: float) -> Any:
     ax.set_title("Reconstruction likelihood ROC")
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def privacy_utility_plot(*, labels: Sequence[str], exposure: Sequence[float], accuracy: Sequence[float], max_bits: float) -> Any:
+    """Each pipeline as a point: worst planted exposure (privacy cost) against student accuracy (utility)."""
+    fig, ax = _figure(5.0, 3.8)
+    ax.scatter(exposure, accuracy, color="#c0392b", zorder=3)
+    for x, y, label in zip(exposure, accuracy, labels):
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=9)
+    ax.set_xlim(-0.3, max_bits + 0.3)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("max exposure of a planted canary (bits)")
+    ax.set_ylabel("student accuracy")
+    ax.set_title("Privacy vs utility across pipelines")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def teacher_plot(*, teachers: Sequence[int], mean_distance: Sequence[float], verbatim: Sequence[int]) -> Any:
+    """Per-teacher attribution: how close each teacher's generated text is to its private prompts."""
+    fig, ax = _figure()
+    x = np.arange(len(teachers))
+    ax.bar(x, mean_distance, color="#9db4c0", label="mean distance to private prompt")
+    for xi, d, v in zip(x, mean_distance, verbatim):
+        if v:
+            ax.annotate(f"{v} verbatim", (xi, d), ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8, color="#c0392b")
+    ax.set_xticks(x, [str(t) for t in teachers])
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("teacher")
+    ax.set_ylabel("distance (0 = verbatim copy)")
+    ax.set_title("Per-teacher attribution of generated text")
+    ax.legend(fontsize=8)
+    return fig

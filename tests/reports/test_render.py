@@ -91,3 +91,33 @@ def test_html_in_headless_chromium(report_file, tmp_path):
     subprocess.run([_chromium(), *flags, "--window-size=1100,1400", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_comparison_page_plots_privacy_against_utility(report_file, tmp_path):
+    from privacy_audit import load_report
+    from privacy_audit.pipelines import Utility
+
+    base = load_report(report_file)
+    util = Utility(accuracy=0.7, correct=7, examples=10, labels=("a", "b"), predicted_counts={"a": 5, "b": 5})
+    for i, name in enumerate(("one", "two")):
+        run = base.run.model_copy(update={"pipeline": name})
+        save_report(base.model_copy(update={"run": run, "utility": util}), tmp_path / f"{i}.json")
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "0.json"), str(tmp_path / "1.json"),
+                                       "--html", str(tmp_path / "c.html"), "--md", str(tmp_path / "c.md")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "c.html").read_text()
+    assert 'alt="privacy against utility"' in page and "<th>one</th>" in page
+    assert "| student accuracy with this prompt (utility) | 0.700 on 10 examples | 0.700 on 10 examples |" in (tmp_path / "c.md").read_text()
+    assert CliRunner().invoke(main, ["report", str(tmp_path / "0.json"), str(tmp_path / "1.json"),
+                                     "--junit", str(tmp_path / "x.xml")]).exit_code == 2
+
+
+def test_per_teacher_plot_when_the_pipeline_has_teachers(report_file, tmp_path):
+    from privacy_audit import load_report
+    from privacy_audit.reports.html import render_html
+    from privacy_audit.scoring.leaks import leak_report
+
+    base = load_report(report_file)
+    leaks = leak_report([{"teacher": t, "private": "Text: hello there", "generated": ["hello there", "zzz"]} for t in range(3)])
+    page = render_html(base.model_copy(update={"leaks": leaks}))
+    assert 'alt="per-teacher attribution"' in page
