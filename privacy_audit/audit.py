@@ -357,6 +357,7 @@ def run_demo(
     references: int = 20,
     examples: int = 8,
     held_out_count: int = 64,
+    space: str = "digits:4",
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
@@ -373,7 +374,7 @@ def run_demo(
     held_out = [Record(text=rows[int(i)]["text"], label=rows[int(i)]["label"]) for i in sorted(order[examples : examples + held_out_count])]
     atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)
     make_canaries(
-        template=DEMO_TEMPLATE, space="digits:4", count=count, references=references, seed=seed, repetitions=1,
+        template=DEMO_TEMPLATE, space=space, count=count, references=references, seed=seed, repetitions=1,
         out=out / "canaries.json",
     )
     plant(out / "canaries.json", data=out / "teacher.jsonl", field="text", out=out / "planted.jsonl", seed=seed)

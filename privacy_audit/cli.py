@@ -27,7 +27,26 @@ EXIT_INTERRUPTED = 130
 
 
 class AuditGroup(click.Group):
-    """Maps project errors to one line and exit 2 (a traceback only with --debug); Ctrl-C to exit 130."""
+    """Maps project errors to one line and exit 2 (a traceback only with --debug); Ctrl-C to exit 130.
+
+    Usage errors (a missing option, a bad value) are one line too, with a pointer to --help.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "privacy-audit"
+            click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

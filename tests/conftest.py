@@ -35,7 +35,7 @@ def make_tiny_model(seed: int = 0):
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # sharpen the random model so scores differ clearly between candidates
         model.lm_head.weight.mul_(20.0)
-    return TransformersModel(model, tokenizer, name="tiny-llama", chunk_tokens=64)
+    return TransformersModel(model, tokenizer, name="tiny-llama", chunk_tokens=256)
 
 
 @pytest.fixture(autouse=True)

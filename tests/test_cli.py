@@ -97,69 +97,6 @@ def test_outputs_with_secrets_are_private(chain):
         assert stat.S_IMODE(os.stat(chain / name).st_mode) == 0o600, name
 
 
-def bad(tmp_path, sms_jsonl):
-    """Cases of bad input: (arguments, words the one-line error must contain)."""
-    set_path = tmp_path / "set.json"
-    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:4", "--count", "1",
-        "--references", "2", "--seed", "0", "--out", set_path)
-    malformed = tmp_path / "malformed.jsonl"
-    malformed.write_text('{"text": "ok"}\n{"text": "broken"\n', encoding="utf-8")
-    not_utf8 = tmp_path / "latin1.jsonl"
-    not_utf8.write_bytes(b'{"text": "caf\xe9"}\n')
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text("", encoding="utf-8")
-    big_set = tmp_path / "big.json"
-    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:9", "--count", "1",
-        "--references", "2", "--seed", "0", "--out", big_set)
-    prompt = tmp_path / "p.txt"
-    prompt.write_text("hello", encoding="utf-8")
-    report = tmp_path / "future.json"
-    report.write_text(json.dumps({"schema_version": 99}), encoding="utf-8")
-    truncated = tmp_path / "trunc.json"
-    truncated.write_text('{"schema_version": 1, "run": {', encoding="utf-8")
-    return {
-        "malformed-jsonl": (["canaries", "plant", set_path, "--data", malformed, "--out", tmp_path / "o.jsonl"], "line 2"),
-        "missing-field": (["canaries", "plant", set_path, "--data", sms_jsonl, "--field", "body", "--out", tmp_path / "o.jsonl"], "no field 'body'"),
-        "not-utf8": (["canaries", "plant", set_path, "--data", not_utf8, "--out", tmp_path / "o.jsonl"], "not UTF-8"),
-        "empty-data": (["canaries", "plant", set_path, "--data", empty, "--out", tmp_path / "o.jsonl"], "no records"),
-        "template-without-slot": (["canaries", "generate", "--template", "no slot", "--space", "digits:4", "--seed", "0", "--out", tmp_path / "x.json"], "{secret}"),
-        "template-two-slots": (["canaries", "generate", "--template", "{secret} {secret}", "--space", "digits:4", "--seed", "0", "--out", tmp_path / "x.json"], "exactly one"),
-        "unknown-space": (["canaries", "generate", "--template", "c {secret}", "--space", "emoji:3", "--seed", "0", "--out", tmp_path / "x.json"], "unknown space"),
-        "too-many-canaries": (["canaries", "generate", "--template", "c {secret}", "--space", "digits:1", "--count", "8", "--references", "5", "--seed", "0", "--out", tmp_path / "x.json"], "holds 10"),
-        "missing-prompt": (["score", "--prompt", tmp_path / "nope.txt", "--canaries", set_path, "--model", "mock", "--out", tmp_path / "r.json"], "does not exist"),
-        "missing-canary-set": (["score", "--prompt", prompt, "--canaries", tmp_path / "nope.json", "--model", "mock", "--out", tmp_path / "r.json"], "does not exist"),
-        "exact-space-too-large": (["score", "--prompt", prompt, "--canaries", big_set, "--model", "mock", "--out", tmp_path / "r.json"], "--sampled"),
-        "missing-model": (["score", "--prompt", prompt, "--canaries", set_path, "--model", tmp_path / "no-model", "--out", tmp_path / "r.json"], "not found"),
-        "canary-set-not-json": (["score", "--prompt", prompt, "--canaries", prompt, "--model", "mock", "--out", tmp_path / "r.json"], "not valid JSON"),
-        "unwritable-output": (["score", "--prompt", prompt, "--canaries", set_path, "--model", "mock", "--out", tmp_path / "no" / "dir" / "r.json"], "does not exist"),
-        "teach-without-data": (["teach", "--pipeline", "raw", "--out", tmp_path / "p2.txt"], "--data"),
-        "report-newer-version": (["gate", report, "--max-exposure", "3"], "newer"),
-        "report-truncated": (["gate", truncated, "--max-exposure", "3"], "not valid JSON"),
-        "gate-without-threshold": (["gate", report], "threshold"),
-    }
-
-
-CASES = [
-    "malformed-jsonl", "missing-field", "not-utf8", "empty-data", "template-without-slot", "template-two-slots",
-    "unknown-space", "too-many-canaries", "missing-prompt", "missing-canary-set", "exact-space-too-large",
-    "missing-model", "canary-set-not-json", "unwritable-output", "teach-without-data", "report-newer-version",
-    "report-truncated",
-]
-
-
-@pytest.mark.parametrize("case", CASES)
-def test_bad_input_gives_one_line_and_exit_2(case, tmp_path, sms_jsonl):
-    args, words = bad(tmp_path, sms_jsonl)[case]
-    inputs = [a for a in args if isinstance(a, os.PathLike) and os.path.isfile(a)]
-    before = {str(p): sha(p) for p in inputs}
-    result = run(*args)
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.output
-    assert "Traceback" not in result.output
-    assert {str(p): sha(p) for p in inputs} == before
-
-
 def test_gate_without_threshold_is_bad_usage(chain):
     run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / "r.json")
     result = run("gate", chain / "r.json")

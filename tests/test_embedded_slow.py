@@ -74,3 +74,26 @@ def test_best_first_finds_the_exact_rank_of_a_high_exposure_canary(smol):
     assert alignment is not None
     found = best_first(smol.open_search(prompt + "\n"), alignment, stop_below=canary.logprob_bits)
     assert len(found.secrets) == canary.rank and found.rank_of(secret) is not None
+
+
+def test_every_pipeline_teaches_and_has_a_utility_figure(smol, tmp_path):
+    from importlib.resources import files
+
+    from privacy_audit._io import read_records
+    from privacy_audit.pipelines import Record, run_pipeline, student_accuracy
+
+    rows = read_records(str(files("privacy_audit") / "data" / "sms_spam_demo.jsonl"), "text")
+    pool = [Record(text=r["text"], label=r["label"]) for r in rows[:8]]
+    evals = [Record(text=r["text"], label=r["label"]) for r in rows[100:106]]
+    labels = {"ham": "not spam"}
+    settings = {
+        "zero-shot": {},
+        "raw": {"examples": 4, "labels": labels},
+        "instructions": {"examples": 4, "labels": labels, "max_new_tokens": 48},
+        "examples": {"teachers": 2, "n": 1, "n_gen": 2, "samples": 1, "labels": labels, "max_new_tokens": 40},
+    }
+    for name, opts in settings.items():
+        out = run_pipeline(name, pool, model=smol, seed=0, options=opts)
+        assert name == "zero-shot" or out.prompt.strip()
+        utility = student_accuracy(smol, out.prompt, evals, labels=labels)
+        assert utility.examples == 6 and 0.0 <= utility.accuracy <= 1.0

@@ -131,3 +131,15 @@ def test_roc_summary():
     assert 0.7 < roc.auc < 0.8 and roc.auc_ci[0] < roc.auc < roc.auc_ci[1]
     perfect = roc_summary(member_scores=np.array([5.0, 6.0]), non_member_scores=np.array([0.0, 1.0]), rng=rng, n_resamples=50)
     assert perfect.auc == 1.0 and perfect.tpr_at_1pct_fpr == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.lists(st.integers(0, 5), min_size=1, max_size=12))
+def test_rank_auc_equals_scikit_learn(pos, neg):
+    from sklearn.metrics import roc_auc_score
+
+    from privacy_audit.scoring.stats import auc_from_ranks
+
+    scores = np.array(pos + neg, dtype=float)
+    expected = roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], scores)
+    assert auc_from_ranks(scores[None, :], n_pos=len(pos))[0] == pytest.approx(expected)
