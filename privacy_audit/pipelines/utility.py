@@ -27,7 +27,8 @@ class Utility(BaseModel):
     examples: int
     labels: tuple[str, ...]
     predicted_counts: dict[str, int]
-    method: str = "label with the highest total log-probability after 'Class:'"
+    accuracy_per_token: float | None = None
+    method: str = "label with the highest total log-probability after 'Class:' (accuracy_per_token: highest mean per token)"
 
 
 class LabelledText(Protocol):
@@ -49,11 +50,15 @@ def student_accuracy(
     continuations = [f"{q} {a}" for q in questions for a in answers]
     starts = np.array([len(q) for q in questions for _ in answers])
     context = prompt + "\n\n" if prompt else ""
-    totals = model.open_context(context)(continuations).totals(starts).reshape(len(questions), len(answers))
+    scored = model.open_context(context)(continuations)
+    totals = scored.totals(starts).reshape(len(questions), len(answers))
+    means = scored.means(starts).reshape(len(questions), len(answers))
     predicted = [answers[i] for i in np.argmax(totals, axis=1)]
+    per_token = [answers[i] for i in np.argmax(means, axis=1)]
     truth = [names.get(r.label, r.label) for r in eval_records]
     correct = sum(p == t for p, t in zip(predicted, truth))
     return Utility(
         accuracy=correct / len(truth), correct=correct, examples=len(truth), labels=tuple(answers),
         predicted_counts={a: predicted.count(a) for a in answers},
+        accuracy_per_token=sum(p == t for p, t in zip(per_token, truth)) / len(truth),
     )
