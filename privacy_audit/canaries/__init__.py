@@ -10,7 +10,7 @@ from privacy_audit.canaries.canary import (
     save_canary_set,
 )
 from privacy_audit.canaries.plant import Insertion, Planting, plant_file, plant_records
-from privacy_audit.canaries.spaces import SecretSpace, parse_space, sample_indices
+from privacy_audit.canaries.spaces import CharsetSpace, ProductSpace, SecretSpace, WordSpace, parse_space, sample_indices
 
 __all__ = [
     "SLOT",
@@ -18,7 +18,10 @@ __all__ = [
     "CanarySet",
     "Insertion",
     "Planting",
+    "CharsetSpace",
+    "ProductSpace",
     "SecretSpace",
+    "WordSpace",
     "check_template",
     "generate_canary_set",
     "load_canary_set",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -13,6 +16,8 @@ from privacy_audit.canaries.spaces import SecretSpace, parse_space
 from privacy_audit.errors import InputError
 
 SLOT = "{secret}"
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+DERIVED_OPS = {"mul": math.prod, "add": sum}
 CANARY_SET_FORMAT = "privacy-audit/canary-set"
 CANARY_SET_VERSION = 1
 
@@ -40,6 +45,9 @@ class CanarySet(BaseModel):
     space: str
     seed: int
     canaries: tuple[Canary, ...]
+    derived: dict[str, tuple[str, ...]] = {}
+    preset: str | None = None
+    checks: dict[str, object] = {}
 
     @property
     def secret_space(self) -> SecretSpace:
@@ -47,13 +55,15 @@ class CanarySet(BaseModel):
 
     @property
     def prefix(self) -> str:
-        """Template text before the secret: the scorer conditions on it."""
-        return self.template.split(SLOT, 1)[0]
+        """Template text before the first slot: the scorer conditions on it."""
+        first = PLACEHOLDER.search(self.template)
+        return self.template if first is None else self.template[: first.start()]
 
     @property
     def suffix(self) -> str:
-        """Template text after the secret (scored together with the secret)."""
-        return self.template.split(SLOT, 1)[1]
+        """Template text after the last slot (for a one-slot template, everything after the secret)."""
+        last = list(PLACEHOLDER.finditer(self.template))
+        return "" if not last else self.template[last[-1].end() :]
 
     @property
     def planted(self) -> tuple[Canary, ...]:
@@ -64,19 +74,58 @@ class CanarySet(BaseModel):
         return tuple(c for c in self.canaries if not c.planted)
 
     def fill(self, secret: str) -> str:
-        """The template with `secret` in its slot."""
-        return self.prefix + secret + self.suffix
+        """The template with the secret's values in their slots and the derived fields computed."""
+        return fill_template(self.template, self.secret_space.values(secret), self.derived)
+
+    def extraction_target(self, secret: str) -> str:
+        """What greedy decoding after the prefix must produce to recover the secret: the text up to the
+        end of the last slot (for a one-slot template, the secret itself)."""
+        slots = set(self.secret_space.slots)
+        last = [m for m in PLACEHOLDER.finditer(self.template) if m.group(1) in slots][-1]
+        upto = fill_template(self.template[: last.end()], self.secret_space.values(secret), self.derived)
+        return upto[len(self.prefix) :]
+
+    def parts(self, secret: str) -> list[str]:
+        """The values a secret puts into the text (what a verbatim leak would show)."""
+        return list(self.secret_space.values(secret).values())
 
 
-def check_template(template: str) -> None:
-    """A template must hold exactly one `{secret}` slot and some text around it."""
-    count = template.count(SLOT)
-    if count != 1:
+def derive(values: Mapping[str, str], derived: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Computed fields, e.g. {"product": ("mul", "code1", "code2")} -> str(int(code1) * int(code2))."""
+    out = {}
+    for name, (op, *args) in derived.items():
+        out[name] = str(DERIVED_OPS[op](int(values[a]) for a in args))
+    return out
+
+
+def fill_template(template: str, values: Mapping[str, str], derived: Mapping[str, Sequence[str]] = {}) -> str:
+    """Replace each {slot} and {derived} placeholder (single pass, so values are never re-read as slots)."""
+    table = {**values, **derive(values, derived)}
+    return PLACEHOLDER.sub(lambda m: table[m.group(1)], template)
+
+
+def check_template(template: str, slots: Sequence[str] = ("secret",), derived: Mapping[str, Sequence[str]] = {}) -> None:
+    """Every slot of the space must appear; `{secret}` (the slot of a one-slot space) exactly once.
+
+    Named slots (`{name}`, `{code1}`) may repeat, as in the paper's name pattern; other `{word}`
+    placeholders must be derived fields; the template needs text besides its slots.
+    """
+    found = PLACEHOLDER.findall(template)
+    for name, (op, *args) in derived.items():
+        if op not in DERIVED_OPS or not args or any(a not in slots for a in args):
+            raise InputError(f"derived field {name!r} must be [{'|'.join(DERIVED_OPS)}, slot, ...] over the slots {', '.join(slots)}")
+    unknown = sorted(set(found) - set(slots) - set(derived))
+    if unknown:
+        raise InputError(f"template {template!r} has {{{unknown[0]}}} but the space's slots are {', '.join(slots)}")
+    missing = [s for s in slots if s not in found]
+    if slots == ("secret",) and found.count("secret") != 1:
         raise InputError(
-            f"template {template!r} has {count} {SLOT} slots; it needs exactly one, "
-            f'e.g. "The secret code is {SLOT}"'
+            f"template {template!r} has {found.count('secret')} {SLOT} slots; it needs exactly one, "
+            f'e.g. "The secret code is {SLOT}" (to repeat a secret, use a named slot from a preset)'
         )
-    if not template.replace(SLOT, "").strip():
+    if missing:
+        raise InputError(f"template {template!r} lacks the slot {{{missing[0]}}} of its space")
+    if not PLACEHOLDER.sub("", template).strip():
         raise InputError(f"template {template!r} has no text around {SLOT}; give it a context such as 'The secret code is'")
 
 
@@ -88,14 +137,17 @@ def generate_canary_set(
     references: int,
     seed: int,
     repetitions: int = 1,
+    derived: Mapping[str, Sequence[str]] | None = None,
+    preset: str | None = None,
 ) -> CanarySet:
     """Draw `count` canaries and `references` never-planted references, all distinct, uniformly.
 
     One draw without replacement of count + references secrets; the first `count` are planted.
     Same arguments -> the same set, byte for byte.
     """
-    check_template(template)
     secret_space = parse_space(space) if isinstance(space, str) else space
+    derived = {k: tuple(v) for k, v in (derived or {}).items()}
+    check_template(template, secret_space.slots, derived)
     if count < 1:
         raise InputError("--count must be at least 1")
     if references < 0:
@@ -111,14 +163,19 @@ def generate_canary_set(
     rng = np.random.default_rng(seed)
     secrets = secret_space.sample(total, rng)
     width = len(str(max(count, references, 1) - 1))
+    def text(secret: str) -> str:
+        return fill_template(template, secret_space.values(secret), derived)
+
     items = [
-        Canary(id=f"canary-{i:0{width}d}", secret=s, text=template.replace(SLOT, s), planted=True, repetitions=repetitions)
+        Canary(id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=True, repetitions=repetitions)
         for i, s in enumerate(secrets[:count])
     ] + [
-        Canary(id=f"ref-{i:0{width}d}", secret=s, text=template.replace(SLOT, s), planted=False, repetitions=0)
+        Canary(id=f"ref-{i:0{width}d}", secret=s, text=text(s), planted=False, repetitions=0)
         for i, s in enumerate(secrets[count:])
     ]
-    return CanarySet(template=template, space=secret_space.spec, seed=seed, canaries=tuple(items))
+    return CanarySet(
+        template=template, space=secret_space.spec, seed=seed, canaries=tuple(items), derived=derived, preset=preset
+    )
 
 
 def save_canary_set(canary_set: CanarySet, path: str | os.PathLike[str]) -> None:
@@ -139,8 +196,8 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"canary set {path} is malformed at {where}: {first['msg']}") from None
-    check_template(canary_set.template)
     space = canary_set.secret_space
+    check_template(canary_set.template, space.slots, canary_set.derived)
     for canary in canary_set.canaries:
         if canary.secret not in space or canary.text != canary_set.fill(canary.secret):
             raise InputError(f"canary set {path}: {canary.id} does not match its template and space {space.spec}")

@@ -1,66 +1,63 @@
-"""Secret spaces: enumerable sets of secrets with exact size, index <-> secret maps and unbiased sampling."""
+"""Secret spaces: enumerable sets of secrets with exact size, index <-> secret maps and unbiased sampling.
+
+Specs: `digits:K`, `hex:K`, `alnum:K` (fixed-length strings), `names` (the bundled 1,000 most common
+US first names), `words:a,b,c` or `words:@FILE` (one word per line), and products of named slots,
+`code1=digits:4;code2=digits:4`, whose secrets join the slots' values with "|" in slot order.
+"""
 
 from __future__ import annotations
 
 import string
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 
 from privacy_audit._registry import lookup, names, register
 from privacy_audit.errors import InputError
 
+DEFAULT_SLOT = "secret"
+JOIN = "|"
 
-@dataclass(frozen=True)
-class SecretSpace:
-    """Fixed-length strings over an alphabet: `digits(4)` is "0000".."9999" (10^4 secrets).
 
-    Index i maps to the base-|alphabet| digits of i, most significant first, so enumeration is
-    lexicographic and neighbouring indices share prefixes (which the trie scorer exploits).
+class SecretSpace(ABC):
+    """Base of every space: exact size, index <-> secret, lazy enumeration, uniform sampling without replacement.
+
+    Index order is lexicographic in the slots, so neighbouring indices share prefixes (which the trie
+    scorer exploits). `values` splits a secret into its named slots.
     """
 
-    kind: str
-    length: int
-    alphabet: str
+    spec: str
+    slots: tuple[str, ...] = (DEFAULT_SLOT,)
 
     @property
+    @abstractmethod
     def size(self) -> int:
         """Exact number of secrets (a Python int: spaces may exceed 2^64)."""
-        return len(self.alphabet) ** self.length
 
-    @property
-    def spec(self) -> str:
-        """The textual spec this space parses from, e.g. "digits:4"."""
-        return f"{self.kind}:{self.length}"
-
+    @abstractmethod
     def secret(self, index: int) -> str:
         """The secret at `index` (0 <= index < size)."""
-        if not 0 <= index < self.size:
-            raise InputError(f"index {index} outside space {self.spec} of size {self.size}")
-        base = len(self.alphabet)
-        chars = []
-        for _ in range(self.length):
-            index, rem = divmod(index, base)
-            chars.append(self.alphabet[rem])
-        return "".join(reversed(chars))
 
+    @abstractmethod
     def index(self, secret: str) -> int:
-        """Inverse of `secret`: the index of a secret, or InputError if it is not in the space."""
-        if len(secret) != self.length or any(c not in self.alphabet for c in secret):
-            raise InputError(f"{secret!r} is not in space {self.spec}")
-        base = len(self.alphabet)
-        value = 0
-        for c in secret:
-            value = value * base + self.alphabet.index(c)
-        return value
+        """Inverse of `secret`; InputError for a secret outside the space."""
 
     def __contains__(self, secret: object) -> bool:
-        return (
-            isinstance(secret, str)
-            and len(secret) == self.length
-            and all(c in self.alphabet for c in secret)
-        )
+        if not isinstance(secret, str):
+            return False
+        try:
+            self.index(secret)
+        except InputError:
+            return False
+        return True
+
+    def values(self, secret: str) -> dict[str, str]:
+        """The secret's value in each slot."""
+        return {DEFAULT_SLOT: secret}
 
     def enumerate(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
         """Secrets in index order from `start` to `stop` (lazily)."""
@@ -72,9 +69,141 @@ class SecretSpace:
         """`n` distinct secrets drawn uniformly without replacement (no modulo or prefix bias)."""
         return [self.secret(i) for i in sample_indices(self.size, n, rng)]
 
+    def _check_index(self, index: int) -> None:
+        if not 0 <= index < self.size:
+            raise InputError(f"index {index} outside space {self.spec} of size {self.size}")
+
+
+@dataclass(frozen=True)
+class CharsetSpace(SecretSpace):
+    """Fixed-length strings over an alphabet: `digits:4` is "0000".."9999" (10^4 secrets)."""
+
+    kind: str
+    length: int
+    alphabet: str
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return f"{self.kind}:{self.length}"
+
+    @property
+    def size(self) -> int:
+        return len(self.alphabet) ** self.length
+
+    def secret(self, index: int) -> str:
+        self._check_index(index)
+        base = len(self.alphabet)
+        chars = []
+        for _ in range(self.length):
+            index, rem = divmod(index, base)
+            chars.append(self.alphabet[rem])
+        return "".join(reversed(chars))
+
+    def index(self, secret: str) -> int:
+        if len(secret) != self.length or any(c not in self.alphabet for c in secret):
+            raise InputError(f"{secret!r} is not in space {self.spec}")
+        value = 0
+        for c in secret:
+            value = value * len(self.alphabet) + self.alphabet.index(c)
+        return value
+
+
+@dataclass(frozen=True)
+class WordSpace(SecretSpace):
+    """A list of distinct words (or names); secret i is the i-th word."""
+
+    name: str
+    words: tuple[str, ...]
+    _positions: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.words:
+            raise InputError(f"space {self.name} has no words")
+        bad = [w for w in self.words if not w or JOIN in w or "\n" in w or w != w.strip()]
+        if bad:
+            raise InputError(f"space {self.name}: {bad[0]!r} is not a usable word (empty, padded, or containing '|')")
+        if len(set(self.words)) != len(self.words):
+            raise InputError(f"space {self.name} lists a word twice; words must be distinct")
+        self._positions.update({w: i for i, w in enumerate(self.words)})
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return self.name
+
+    @property
+    def size(self) -> int:
+        return len(self.words)
+
+    def secret(self, index: int) -> str:
+        self._check_index(index)
+        return self.words[index]
+
+    def index(self, secret: str) -> int:
+        try:
+            return self._positions[secret]
+        except KeyError:
+            raise InputError(f"{secret!r} is not in space {self.spec}") from None
+
+
+@dataclass(frozen=True)
+class ProductSpace(SecretSpace):
+    """Named slots, each its own space: `code1=digits:4;code2=digits:4` has 10^8 secrets like "0042|1234"."""
+
+    parts: tuple[tuple[str, SecretSpace], ...]
+
+    def __post_init__(self) -> None:
+        names_ = [n for n, _ in self.parts]
+        if len(self.parts) < 1 or len(set(names_)) != len(names_):
+            raise InputError("a product space needs distinct slot names")
+        for n, sub in self.parts:
+            if not n.isidentifier():
+                raise InputError(f"slot name {n!r} must be a plain identifier")
+            if isinstance(sub, ProductSpace):
+                raise InputError("product spaces do not nest")
+
+    @property
+    def slots(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(n for n, _ in self.parts)
+
+    @property
+    def spec(self) -> str:  # type: ignore[override]
+        return ";".join(f"{n}={s.spec}" for n, s in self.parts)
+
+    @property
+    def size(self) -> int:
+        out = 1
+        for _, s in self.parts:
+            out *= s.size
+        return out
+
+    def secret(self, index: int) -> str:
+        self._check_index(index)
+        values = []
+        for _, sub in reversed(self.parts):
+            index, rem = divmod(index, sub.size)
+            values.append(sub.secret(rem))
+        return JOIN.join(reversed(values))
+
+    def index(self, secret: str) -> int:
+        values = secret.split(JOIN)
+        if len(values) != len(self.parts):
+            raise InputError(f"{secret!r} is not in space {self.spec}")
+        value = 0
+        for v, (_, sub) in zip(values, self.parts):
+            value = value * sub.size + sub.index(v)
+        return value
+
+    def values(self, secret: str) -> dict[str, str]:
+        self.index(secret)
+        return dict(zip(self.slots, secret.split(JOIN)))
+
 
 def sample_indices(size: int, n: int, rng: np.random.Generator) -> list[int]:
-    """`n` distinct integers uniform in [0, size), for any size (Python int), in draw order."""
+    """`n` distinct integers uniform in [0, size), for any size (Python int), in draw order.
+
+    Up to 2^62: numpy's Generator.choice without replacement. Beyond: rejection sampling on
+    ceil(log2 size) random bits (no modulo bias), duplicates redrawn.
+    """
     if n < 0:
         raise InputError(f"cannot draw {n} secrets")
     if n > size:
@@ -101,15 +230,15 @@ _ALPHABETS = {
 }
 
 
-def _charset_factory(kind: str) -> Callable[[int], SecretSpace]:
+def _charset_factory(kind: str) -> Callable[[str], SecretSpace]:
     """A registry factory for fixed-length strings over one of the built-in alphabets."""
 
-    def make(length: int) -> SecretSpace:
-        if length < 1:
-            raise InputError(f"space {kind}:{length}: the length must be at least 1")
-        return SecretSpace(kind=kind, length=length, alphabet=_ALPHABETS[kind])
+    def make(arg: str) -> SecretSpace:
+        if not arg.strip().isdigit() or int(arg) < 1:
+            raise InputError(f"space {kind}:{arg} is not KIND:LENGTH with a whole-number length >= 1, e.g. {kind}:4")
+        return CharsetSpace(kind=kind, length=int(arg), alphabet=_ALPHABETS[kind])
 
-    make.__doc__ = f"Fixed-length strings of {kind} ({len(_ALPHABETS[kind])} symbols)."
+    make.__doc__ = f"Fixed-length strings of {kind} ({len(_ALPHABETS[kind])} symbols): {kind}:LENGTH."
     return make
 
 
@@ -117,16 +246,48 @@ for _kind in _ALPHABETS:
     register("space", _kind)(_charset_factory(_kind))
 
 
+def bundled_names() -> tuple[str, ...]:
+    """The 1,000 most common US first names, 1880-2017 (SSA data; see privacy_audit/data/README.md)."""
+    text = (files("privacy_audit") / "data" / "us_first_names_top1000.txt").read_text(encoding="utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+@register("space", "names")
+def _names(arg: str) -> SecretSpace:
+    """The bundled 1,000 most common US first names: names."""
+    if arg:
+        raise InputError("space 'names' takes no argument")
+    return WordSpace(name="names", words=bundled_names())
+
+
+@register("space", "words")
+def _words(arg: str) -> SecretSpace:
+    """Your own list: words:a,b,c or words:@FILE (one word per line)."""
+    if arg.startswith("@"):
+        path = Path(arg[1:])
+        if not path.is_file():
+            raise InputError(f"word list {path} does not exist")
+        words = tuple(w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
+    else:
+        words = tuple(w.strip() for w in arg.split(",") if w.strip())
+    return WordSpace(name=f"words:{arg}", words=words)
+
+
 def parse_space(spec: str) -> SecretSpace:
-    """Build a space from "KIND:LENGTH", e.g. "digits:4"; the kinds come from the registry."""
-    kind, sep, arg = spec.partition(":")
-    if not sep or not arg.strip().isdigit():
-        raise InputError(f"space {spec!r} is not KIND:LENGTH (e.g. digits:4); kinds: {', '.join(names('space'))}")
-    return lookup("space", kind.strip())(int(arg))
-
-
-def space_from_dict(data: dict[str, object]) -> SecretSpace:
-    """Rebuild a space from its JSON form (kind, length)."""
-    return parse_space(f"{data['kind']}:{data['length']}")
-
-
+    """Build a space from its spec; a product is `slot=SPEC;slot=SPEC`."""
+    spec = spec.strip()
+    if "=" in spec:
+        parts = []
+        for item in spec.split(";"):
+            slot, sep, sub = item.partition("=")
+            if not sep:
+                raise InputError(f"product space {spec!r}: {item!r} is not SLOT=SPEC")
+            parts.append((slot.strip(), parse_space(sub)))
+        return ProductSpace(parts=tuple(parts))
+    kind, _, arg = spec.partition(":")
+    if not kind or kind not in names("space"):
+        raise InputError(
+            f"unknown space {spec!r}; use KIND:LENGTH with KIND one of digits, hex, alnum, or names, words:a,b,c, "
+            f"or slot=SPEC;slot=SPEC (known kinds: {', '.join(names('space'))})"
+        )
+    return lookup("space", kind)(arg)

@@ -223,7 +223,7 @@ def score_prompt(
             space_size=space.size,
             exposure_bits=float(x_bits),
             p_value=float(rank_p_value(rank=int(r), pool_size=int(m))),
-            in_prompt=c.secret in prompt,
+            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)),
             guesses=g,
             greedy_extracted=x,
             extrapolated_exposure_bits=e,
@@ -298,11 +298,12 @@ def _extraction(
 ) -> tuple[list[bool | None], list[int | None], str]:
     """Greedy extraction for every planted canary, and best-first guesses where the rank is not yet exact."""
     planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
-    longest = max(len(model.tokenize([canary_set.canaries[i].secret])[0][0]) for i in planted)
+    targets = {i: canary_set.extraction_target(canary_set.canaries[i].secret) for i in planted}
+    longest = max(len(ids) for ids, _ in model.tokenize(list(targets.values())))
     (decoded,) = model.generate([context + canary_set.prefix], max_new_tokens=longest + 1, temperature=0.0)
     greedy: list[bool | None] = [None] * len(canary_set.canaries)
     for i in planted:
-        greedy[i] = decoded.lstrip().startswith(canary_set.canaries[i].secret + canary_set.suffix.rstrip())
+        greedy[i] = decoded.lstrip().startswith(targets[i].strip())
     if mode == "exact":
         return greedy, guesses, "exact ranks over the whole space"
     alignment = align(model, canary_set)

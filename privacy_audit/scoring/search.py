@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from privacy_audit.canaries import CanarySet
+from privacy_audit.canaries.spaces import CharsetSpace
 from privacy_audit.models.base import LanguageModel, Search
 
 TIE_TOLERANCE_BITS = 1e-4
@@ -50,12 +51,15 @@ class SearchResult:
 
 
 def align(model: LanguageModel, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
-    """The token alignment of the template, or None when some secret does not tokenize symbol by symbol.
+    """The token alignment of the template, or None when some secret does not tokenize symbol by symbol
+    (or the space is not fixed-length strings in one slot).
 
     Checked on every canary and `sample` random secrets: a merge across the prefix/secret boundary
     or between symbols makes best-first search inapplicable (exact mode still works).
     """
     space = canary_set.secret_space
+    if not isinstance(space, CharsetSpace) or canary_set.derived:
+        return None
     pieces = [canary_set.prefix, canary_set.suffix, *space.alphabet]
     toks = [ids for ids, _ in model.tokenize([p for p in pieces if p])]
     prefix = tuple(toks[0]) if canary_set.prefix else ()
