@@ -18,7 +18,9 @@ import numpy as np
 from privacy_audit._paths import cache_root
 from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records, read_text, write_json
 from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
+from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.plant import Position
+from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, gate
 from privacy_audit.models import LanguageModel, load_model
@@ -52,32 +54,64 @@ def versions() -> dict[str, str]:
 
 
 def make_canaries(
-    *, template: str, space: str, count: int, references: int, seed: int, repetitions: int, out: str | os.PathLike[str]
+    *,
+    template: str | None = None,
+    space: str | None = None,
+    preset: str | None = None,
+    count: int,
+    references: int,
+    seed: int,
+    repetitions: int = 1,
+    out: str | os.PathLike[str],
+    check_model: LanguageModel | str | None = None,
 ) -> CanarySet:
-    """Generate a canary set and write it (mode 0600)."""
+    """Generate a canary set from a template and space or a preset, run the design checks, write it (mode 0600)."""
+    if preset is not None and (template is not None or space is not None):
+        raise InputError("give --preset, or --template with --space, not both")
+    derived: dict[str, tuple[str, ...]] = {}
+    if preset is not None:
+        p = load_preset(preset)
+        template, space, derived = p.template, p.space, p.derived
+    if template is None or space is None:
+        raise InputError("give --template and --space (or --preset NAME; see 'privacy-audit canaries list-presets')")
     canary_set = generate_canary_set(
-        template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions
+        template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions,
+        derived=derived, preset=preset,
     )
+    lm = load_model(check_model) if isinstance(check_model, str) else check_model
+    canary_set = canary_set.model_copy(update={"checks": design_checks(canary_set, lm)})
     save_canary_set(canary_set, out)
     return canary_set
 
 
 def plant(
     canaries: str | os.PathLike[str], *, data: str | os.PathLike[str], field: str, out: str | os.PathLike[str],
-    position: Position = "append", seed: int = 0,
+    position: Position = "append", seed: int = 0, data_format: str | None = None, shards: int | None = None,
+    fraction: float = 1.0, shard_field: str = "teacher",
 ) -> Planting:
-    """Plant a canary-set file's canaries into a JSONL file (input untouched, outputs mode 0600)."""
-    return plant_file(load_canary_set(canaries), data=data, field=field, out=out, position=position, seed=seed)
+    """Plant a canary-set file's canaries into a JSONL, CSV or text file (input untouched, outputs mode 0600)."""
+    return plant_file(
+        load_canary_set(canaries), data=data, field=field, out=out, position=position, seed=seed, data_format=data_format,
+        shards=shards, fraction=fraction, shard_field=shard_field,
+    )
 
 
-def load_training_records(path: str | os.PathLike[str], *, field: str, label_field: str | None) -> list[Record]:
-    """Private records of a JSONL file as pipeline input."""
+def load_training_records(
+    path: str | os.PathLike[str], *, field: str, label_field: str | None, shard_field: str = "teacher"
+) -> list[Record]:
+    """Private records of a JSONL file as pipeline input (with the teacher planting assigned, if any)."""
     rows = read_records(path, field)
     if label_field is not None:
         missing = [i for i, r in enumerate(rows, 1) if label_field not in r]
         if missing:
             raise InputError(f"{path} record {missing[0]}: no label field {label_field!r}; choose one with --label-field")
-    return [Record(text=r[field], label=None if label_field is None else str(r[label_field])) for r in rows]
+    return [
+        Record(
+            text=r[field], label=None if label_field is None else str(r[label_field]),
+            teacher=r[shard_field] if isinstance(r.get(shard_field), int) else None,
+        )
+        for r in rows
+    ]
 
 
 def teaching_path(prompt_path: str | os.PathLike[str]) -> Path:

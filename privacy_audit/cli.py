@@ -15,7 +15,9 @@ from typing import Any
 import click
 
 from privacy_audit import audit
-from privacy_audit.canaries.plant import POSITIONS
+from privacy_audit.canaries import load_canary_set
+from privacy_audit.canaries.plant import FORMATS, POSITIONS
+from privacy_audit.canaries.presets import list_presets
 from privacy_audit.errors import PrivacyAuditError
 from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.pipelines import pipeline_names
@@ -117,38 +119,80 @@ def canaries() -> None:
 
 
 @canaries.command("generate")
-@click.option("--template", required=True, help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}".')
-@click.option("--space", required=True, help="Secret space KIND:LENGTH, e.g. digits:4, hex:8, alnum:6.")
+@click.option("--template", default=None, help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}".')
+@click.option("--space", default=None, help="Secret space: digits:4, hex:8, alnum:6, names, words:a,b,c, slot=SPEC;slot=SPEC.")
+@click.option("--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file.")
 @click.option("--count", default=5, show_default=True, type=int, help="Canaries to plant.")
 @click.option("--references", default=20, show_default=True, type=int, help="Never-planted references.")
 @click.option("--repetitions", default=1, show_default=True, type=int, help="Copies of each canary to plant.")
+@click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
 @click.option("--seed", required=True, type=int)
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-def canaries_generate(template: str, space: str, count: int, references: int, repetitions: int, seed: int, out: str) -> None:
+def canaries_generate(
+    template: str | None, space: str | None, preset: str | None, count: int, references: int, repetitions: int,
+    check_model: str | None, seed: int, out: str,
+) -> None:
     """Draw canaries and references uniformly without replacement; write the set (mode 0600)."""
     made = audit.make_canaries(
-        template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions, out=out
+        template=template, space=space, preset=preset, count=count, references=references, seed=seed,
+        repetitions=repetitions, out=out, check_model=check_model,
     )
     click.echo(
         f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "
         f"{made.space} (|S| = {made.secret_space.size:,}); secrets not shown"
     )
+    if "boundary_note" in made.checks:
+        c = made.checks
+        click.echo(f"tokenization ({c['tokenizer']}): {c['scored_tokens_min']}-{c['scored_tokens_max']} scored tokens per "
+                   f"canary; {c['boundary_note']}")
+
+
+@canaries.command("show")
+@click.argument("canary_set", type=click.Path(dir_okay=False))
+@click.option("--show-secrets", is_flag=True, help="Print the secrets too (they are private).")
+def canaries_show(canary_set: str, show_secrets: bool) -> None:
+    """Describe a canary set: template, space, counts, design checks (secrets only with --show-secrets)."""
+    cs = load_canary_set(canary_set)
+    click.echo(f"template: {cs.template}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
+               f"\npreset: {cs.preset or '-'}\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
+    for key, value in cs.checks.items():
+        click.echo(f"check {key}: {value}")
+    for c in cs.canaries:
+        click.echo(f"{c.id}\t{'planted' if c.planted else 'reference'}" + (f"\t{c.secret}" if show_secrets else ""))
+
+
+@canaries.command("list-presets")
+def canaries_list_presets() -> None:
+    """The shipped canary presets."""
+    for p in list_presets():
+        click.echo(f"{p.name:12s} {p.space:40s} {p.description}")
 
 
 @canaries.command("plant")
 @click.argument("canary_set", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="JSONL file of private records.")
-@click.option("--field", default="text", show_default=True, help="Text field to plant into.")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="JSONL, CSV or text file of private records.")
+@click.option("--field", default="text", show_default=True, help="Text field (JSONL) or column (CSV) to plant into.")
+@click.option("--format", "data_format", type=click.Choice(FORMATS), default=None, help="Data format (default: from the extension).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--position", type=click.Choice(POSITIONS), default="append", show_default=True)
+@click.option("--shards", type=click.IntRange(min=1), default=None, help="Split the records among this many teachers.")
+@click.option("--fraction", type=float, default=1.0, show_default=True, help="Fraction of the teachers' shards each canary goes into.")
+@click.option("--shard-field", default="teacher", show_default=True, help="Column that records each record's teacher.")
 @click.option("--seed", default=0, show_default=True, type=int)
-def canaries_plant(canary_set: str, data: str, field: str, out: str, position: str, seed: int) -> None:
+def canaries_plant(
+    canary_set: str, data: str, field: str, data_format: str | None, out: str, position: str, shards: int | None,
+    fraction: float, shard_field: str, seed: int,
+) -> None:
     """Plant a canary set into a copy of DATA (the input is never modified)."""
-    planting = audit.plant(canary_set, data=data, field=field, out=out, position=position, seed=seed)  # type: ignore[arg-type]
+    planting = audit.plant(canary_set, data=data, field=field, out=out, position=position, seed=seed,  # type: ignore[arg-type]
+                           data_format=data_format, shards=shards, fraction=fraction, shard_field=shard_field)
     click.echo(
         f"wrote {out}: {len(planting.insertions)} insertions into {planting.records_out} records; "
         f"planting record in {out}.planting.json"
     )
+    if planting.template_already_in_data:
+        click.echo(f"warning: the template's text already occurs in {planting.template_already_in_data} records of {data}",
+                   err=True)
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:

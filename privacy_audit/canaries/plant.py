@@ -1,30 +1,42 @@
-"""Planting: insert canaries into copies of private records; the input file is never modified."""
+"""Planting: insert canaries into copies of private records; the input file is never modified.
+
+Formats: JSONL (choose the text field), CSV with a header (choose the column), plain text (one
+record per line). Positions: append, prepend, a new record, or a random word boundary. With
+`shards`, records are split at random among that many teachers (the split is written to the
+`shard_field` column) and every canary goes into a chosen fraction of the teachers' shards.
+"""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import math
 import os
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from privacy_audit._io import atomic_write, dump_jsonl, read_records, write_json
+from privacy_audit._io import atomic_write, dump_jsonl, read_records, read_text, write_json
 from privacy_audit.canaries.canary import CanarySet
 from privacy_audit.errors import InputError
 
-Position = Literal["append", "prepend", "new"]
-POSITIONS: tuple[str, ...] = ("append", "prepend", "new")
+Position = Literal["append", "prepend", "new", "random"]
+POSITIONS: tuple[str, ...] = ("append", "prepend", "new", "random")
+FORMATS: tuple[str, ...] = ("jsonl", "csv", "text")
 
 
 class Insertion(BaseModel):
-    """One copy of one canary: which output record (0-based) it went into, and how."""
+    """One copy of one canary: which output record (0-based) it went into, how, and for which teacher."""
 
     model_config = ConfigDict(frozen=True)
 
     canary_id: str
     record: int
     position: str
+    shard: int | None = None
 
 
 class Planting(BaseModel):
@@ -35,11 +47,15 @@ class Planting(BaseModel):
     format: Literal["privacy-audit/planting"] = "privacy-audit/planting"
     source: str
     source_sha256: str
+    data_format: str = "jsonl"
     field: str
     seed: int
     records_in: int
     records_out: int
     insertions: tuple[Insertion, ...]
+    shards: int | None = None
+    fraction: float = 1.0
+    template_already_in_data: int = 0
 
 
 def plant_records(
@@ -49,38 +65,125 @@ def plant_records(
     field: str,
     position: Position = "append",
     seed: int = 0,
+    shards: int | None = None,
+    fraction: float = 1.0,
+    shard_field: str = "teacher",
 ) -> tuple[list[dict[str, Any]], list[Insertion]]:
-    """Copies of `records` with each planted canary inserted `repetitions` times into distinct records.
-
-    `append`/`prepend` add the canary text to the field of randomly chosen records (a space between);
-    `new` adds records of their own at random positions. Pure: the inputs are not modified.
-    """
+    """Copies of `records` with each planted canary inserted `repetitions` times into distinct records
+    (per chosen shard when `shards` is set). Pure: the inputs are not modified."""
     if position not in POSITIONS:
         raise InputError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}")
+    if not 0 < fraction <= 1:
+        raise InputError("--fraction must be in (0, 1]")
     rng = np.random.default_rng(seed)
     out = [dict(r) for r in records]
-    copies = [c for c in canary_set.planted for _ in range(c.repetitions)]
-    insertions: list[Insertion] = []
-    if position == "new":
-        template_record = {k: v for k, v in records[0].items() if k == field}
-        slots = sorted(rng.choice(len(out) + len(copies), size=len(copies), replace=False).tolist())
-        order = rng.permutation(len(copies))
-        for slot, which in zip(slots, order):
-            canary = copies[int(which)]
-            out.insert(slot, {**template_record, field: canary.text})
-            insertions.append(Insertion(canary_id=canary.id, record=slot, position="new"))
-        return out, sorted(insertions, key=lambda i: i.record)
+    if shards is not None:
+        if not 1 <= shards <= len(out):
+            raise InputError(f"--shards must be between 1 and the number of records ({len(out)})")
+        for shard, members in enumerate(np.array_split(rng.permutation(len(out)), shards)):
+            for i in members:
+                out[int(i)][shard_field] = shard
+    groups: list[tuple[int | None, list[int]]] = (
+        [(None, list(range(len(out))))] if shards is None
+        else [(s, [i for i, r in enumerate(out) if r[shard_field] == s]) for s in range(shards)]
+    )
+    plan: list[tuple[Any, int | None, int]] = []  # (canary, shard, record index or -1 for a new record)
     for canary in canary_set.planted:
-        if canary.repetitions > len(out):
-            raise InputError(
-                f"{canary.id} wants {canary.repetitions} repetitions but the data has {len(out)} records; "
-                "use fewer repetitions or --position new"
-            )
-        for idx in rng.choice(len(out), size=canary.repetitions, replace=False).tolist():
-            text = out[idx][field]
-            out[idx][field] = f"{text} {canary.text}" if position == "append" else f"{canary.text} {text}"
-            insertions.append(Insertion(canary_id=canary.id, record=int(idx), position=position))
-    return out, insertions
+        chosen = groups if shards is None else [groups[int(g)] for g in sorted(rng.choice(shards, math.ceil(fraction * shards), replace=False))]
+        for shard, members in chosen:
+            if position == "new":
+                plan += [(canary, shard, -1)] * canary.repetitions
+                continue
+            if canary.repetitions > len(members):
+                where = "the data" if shard is None else f"teacher {shard}'s shard"
+                raise InputError(
+                    f"{canary.id} wants {canary.repetitions} repetitions but {where} has {len(members)} records; "
+                    "use fewer repetitions or --position new"
+                )
+            plan += [(canary, shard, members[int(i)]) for i in rng.choice(len(members), canary.repetitions, replace=False)]
+    insertions: list[Insertion] = []
+    for canary, shard, idx in plan:
+        if idx >= 0:
+            out[idx][field] = _insert(str(out[idx][field]), canary.text, position, rng)
+            insertions.append(Insertion(canary_id=canary.id, record=idx, position=position, shard=shard))
+    news = [(c, s) for c, s, i in plan if i < 0]
+    if news:
+        slots = sorted(rng.choice(len(out) + len(news), size=len(news), replace=False).tolist())
+        order = rng.permutation(len(news))
+        for slot, which in zip(slots, order):
+            canary, shard = news[int(which)]
+            out.insert(slot, {field: canary.text, **({shard_field: shard} if shard is not None else {})})
+            insertions = [i.model_copy(update={"record": i.record + (i.record >= slot)}) for i in insertions]
+            insertions.append(Insertion(canary_id=canary.id, record=slot, position="new", shard=shard))
+    return out, sorted(insertions, key=lambda i: (i.record, i.canary_id))
+
+
+def _insert(text: str, canary: str, position: str, rng: np.random.Generator) -> str:
+    if position == "append":
+        return f"{text} {canary}"
+    if position == "prepend":
+        return f"{canary} {text}"
+    words = text.split(" ")
+    at = int(rng.integers(len(words) + 1))
+    return " ".join(words[:at] + [canary] + words[at:])
+
+
+def detect_format(path: str | os.PathLike[str], fmt: str | None) -> str:
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown data format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower()
+    return {".csv": "csv", ".txt": "text"}.get(suffix, "jsonl")
+
+
+def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list[dict[str, Any]], list[str] | None]:
+    """Records of a data file (and the CSV header, to write the same columns back)."""
+    if fmt == "jsonl":
+        return read_records(path, field), None
+    text = read_text(path, what="data file")
+    if fmt == "text":
+        rows = [{field: line} for line in text.splitlines() if line.strip()]
+        if not rows:
+            raise InputError(f"data file {path} holds no records")
+        return rows, None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"data file {path} is empty") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: not valid CSV ({exc})") from None
+    if field not in header:
+        raise InputError(f"{path}: no column {field!r} (columns: {', '.join(header)}); choose one with --field")
+    rows = []
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{path} line {reader.line_num}: {len(row)} fields where the header has {len(header)}; fix the ragged row"
+                )
+            rows.append(dict(zip(header, row)))
+    except csv.Error as exc:
+        raise InputError(f"{path} line {reader.line_num}: not valid CSV ({exc})") from None
+    if not rows:
+        raise InputError(f"data file {path} holds no records")
+    return rows, header
+
+
+def write_table(records: list[dict[str, Any]], fmt: str, header: list[str] | None, field: str) -> str:
+    if fmt == "jsonl":
+        return dump_jsonl(records)
+    if fmt == "text":
+        return "".join(str(r[field]).replace("\n", " ") + "\n" for r in records)
+    columns = list(header or []) + [k for k in records[0] if k not in (header or [])]
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    return buf.getvalue()
 
 
 def plant_file(
@@ -91,24 +194,31 @@ def plant_file(
     out: str | os.PathLike[str],
     position: Position = "append",
     seed: int = 0,
+    data_format: str | None = None,
+    shards: int | None = None,
+    fraction: float = 1.0,
+    shard_field: str = "teacher",
 ) -> Planting:
-    """Plant into a JSONL file; writes `out` and `out`.planting.json atomically, both mode 0600."""
+    """Plant into a JSONL, CSV or text file; writes `out` and `out`.planting.json atomically, both mode 0600."""
     if os.path.abspath(out) == os.path.abspath(data):
         raise InputError("--out must differ from --data: privacy-audit never modifies its input")
-    records = read_records(data, field)
-    planted, insertions = plant_records(records, canary_set, field=field, position=position, seed=seed)
+    fmt = detect_format(data, data_format)
+    if shards is not None and fmt == "text":
+        raise InputError("--shards needs a JSONL or CSV file (the teacher of each record is written to a column)")
+    records, header = read_table(data, field, fmt)
+    planted, insertions = plant_records(
+        records, canary_set, field=field, position=position, seed=seed, shards=shards, fraction=fraction, shard_field=shard_field
+    )
+    marker = canary_set.prefix.strip()
+    already = sum(marker in str(r[field]) for r in records) if marker else 0
     with open(data, "rb") as handle:
         digest = hashlib.sha256(handle.read()).hexdigest()
     planting = Planting(
-        source=str(data),
-        source_sha256=digest,
-        field=field,
-        seed=seed,
-        records_in=len(records),
-        records_out=len(planted),
-        insertions=tuple(insertions),
+        source=str(data), source_sha256=digest, data_format=fmt, field=field, seed=seed, records_in=len(records),
+        records_out=len(planted), insertions=tuple(insertions), shards=shards, fraction=fraction,
+        template_already_in_data=already,
     )
-    atomic_write(out, dump_jsonl(planted), private=True)
+    atomic_write(out, write_table(planted, fmt, header, field), private=True)
     write_json(planting_path(out), planting.model_dump(mode="json"), private=True)
     return planting
 

@@ -26,6 +26,7 @@ class Record(BaseModel):
 
     text: str
     label: str | None = None
+    teacher: int | None = None
 
 
 class TeachingOutput(BaseModel):

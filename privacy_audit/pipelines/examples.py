@@ -1,6 +1,7 @@
 """The paper's synthetic-examples pipeline (Mohtashami et al. 2023, §2.2.2 and App. H).
 
-m teachers hold random shards of the private data. Each round, every teacher shows `n_gen` of its
+m teachers hold random shards of the private data (or the shards planting wrote, when every record
+names its teacher). Each round, every teacher shows `n_gen` of its
 private examples as a few-shot prompt with no instruction, samples `samples` continuations at
 temperature `temperature`, and keeps its `keep` lowest-perplexity ones; the aggregator picks one
 candidate from the pool for the student's prompt; n rounds give n examples. Aggregators: `random`,
@@ -55,7 +56,14 @@ def examples(
     if len(records) < teachers * (1 + reserve):
         raise InputError(f"{len(records)} records cannot make {teachers} shards of at least {1 + reserve}; use fewer teachers")
     rng = np.random.default_rng(seed)
-    shards = [list(s) for s in np.array_split(rng.permutation(len(records)), teachers)]
+    if all(r.teacher is not None for r in records):
+        if {r.teacher for r in records} != set(range(teachers)):
+            raise InputError(f"the records are split among teachers {sorted({r.teacher for r in records})}, not 0..{teachers - 1}")
+        shards = [[i for i, r in enumerate(records) if r.teacher == t] for t in range(teachers)]
+        if min(len(s) for s in shards) < 1 + reserve:
+            raise InputError(f"every teacher's shard needs at least {1 + reserve} records")
+    else:
+        shards = [list(s) for s in np.array_split(rng.permutation(len(records)), teachers)]
     votes_from = [s[:reserve] for s in shards]
     gen_from = [s[reserve:] for s in shards]
     chosen: list[str] = []
