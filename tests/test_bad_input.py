@@ -60,6 +60,8 @@ def files(tmp_path, sms_jsonl):
         "gate_unknown": "[gate]\nmax_exposur = 3\n",
         "gate_broken": "[gate\nmax_auc = 1\n",
         "not_a_set": json.dumps({"format": "something-else"}),
+        "ragged.csv": "label,text\nham,hello\nspam,buy,now,please\n",
+        "nocol.csv": "label,body\nham,hello\n",
     }
     for name, text in texts.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
@@ -141,6 +143,11 @@ def cases(f):
         "missing-required-option": (["score", "--prompt", f["prompt"]], "Missing option '--canaries'"),
         "conflicting-model-option": ([*score, "--prompt", f["prompt"], "--canaries", f["set"], "--search-budget", "-5"],
                                      "--search-budget"),
+        "csv-ragged-rows": ([*plant, f["ragged.csv"]], "line 3: 4 fields where the header has 2"),
+        "csv-missing-column": ([*plant, f["nocol.csv"]], "no column 'text'"),
+        "unknown-preset": ([*gen, "--preset", "lambada-codes"], "unknown preset"),
+        "preset-and-template": ([*gen, "--preset", "lambada-code", "--template", "x {secret}"], "not both"),
+        "product-slot-missing": ([*gen, "--template", "a {x}", "--space", "x=digits:1;y=digits:1"], "lacks the slot {y}"),
         "bad-label-map": (["teach", "--pipeline", "raw", "--data", f["sms"], "--label-map", "nolabel", "--out", t / "p.txt"],
                           "FROM=TO"),
     }
@@ -149,7 +156,8 @@ def cases(f):
 CASE_NAMES = list(cases({k: Path("x") for k in ["sms", "set", "big", "norefs", "tampered", "malformed", "truncated",
                                                  "array_line", "number_field", "empty", "blank_lines", "huge_bad", "prompt",
                                                  "future_report", "zero_version", "trunc_report", "no_version", "report_missing",
-                                                 "gate_unknown", "gate_broken", "not_a_set", "latin1", "corrupt_model", "out", "tmp"]}))
+                                                 "gate_unknown", "gate_broken", "not_a_set", "latin1", "corrupt_model", "out", "tmp",
+                                                 "ragged.csv", "nocol.csv"]}))
 
 
 def test_the_corpus_is_large_enough():

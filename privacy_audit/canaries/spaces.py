@@ -99,6 +99,19 @@ class CharsetSpace(SecretSpace):
             chars.append(self.alphabet[rem])
         return "".join(reversed(chars))
 
+    def sample(self, n: int, rng: np.random.Generator) -> list[str]:
+        """Vectorised for spaces up to 2^64: indices as uint64, digits by repeated divmod, no Python loop per secret."""
+        if self.size > 2**64:
+            return super().sample(n, rng)
+        idx = np.asarray(sample_indices_array(self.size, n, rng), dtype=np.uint64)
+        base = np.uint64(len(self.alphabet))
+        codes = np.empty((len(idx), self.length), dtype=np.uint8)
+        table = np.frombuffer(self.alphabet.encode("ascii"), dtype=np.uint8)
+        for j in range(self.length - 1, -1, -1):
+            codes[:, j] = table[(idx % base).astype(np.intp)]
+            idx = idx // base
+        return codes.view(f"S{self.length}").ravel().astype(str).tolist()
+
     def index(self, secret: str) -> int:
         if len(secret) != self.length or any(c not in self.alphabet for c in secret):
             raise InputError(f"{secret!r} is not in space {self.spec}")
@@ -198,18 +211,35 @@ class ProductSpace(SecretSpace):
         return dict(zip(self.slots, secret.split(JOIN)))
 
 
+def sample_indices_array(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` distinct uniform indices in [0, size) as a uint64 array, for size <= 2^64 (draw order kept).
+
+    numpy's bounded integers are unbiased (rejection, no modulo bias); repeats are dropped and redrawn.
+    """
+    if n < 0 or n > size:
+        raise InputError(f"cannot draw {n} distinct secrets from a space of {size}; use a larger space")
+    if size <= 2**62:
+        return rng.choice(size, size=n, replace=False).astype(np.uint64)
+    out = np.empty(0, dtype=np.uint64)
+    while len(out) < n:
+        draws = np.concatenate([out, rng.integers(0, size, size=n - len(out), dtype=np.uint64, endpoint=False)])
+        _, first = np.unique(draws, return_index=True)
+        out = draws[np.sort(first)]
+    return out[:n]
+
+
 def sample_indices(size: int, n: int, rng: np.random.Generator) -> list[int]:
     """`n` distinct integers uniform in [0, size), for any size (Python int), in draw order.
 
-    Up to 2^62: numpy's Generator.choice without replacement. Beyond: rejection sampling on
-    ceil(log2 size) random bits (no modulo bias), duplicates redrawn.
+    Up to 2^64: `sample_indices_array`. Beyond: rejection sampling on ceil(log2 size) random bits
+    (no modulo bias), duplicates redrawn.
     """
     if n < 0:
         raise InputError(f"cannot draw {n} secrets")
     if n > size:
         raise InputError(f"cannot draw {n} distinct secrets from a space of {size}; use a larger space")
-    if size <= 2**62:
-        return [int(i) for i in rng.choice(size, size=n, replace=False)]
+    if size <= 2**64:
+        return [int(i) for i in sample_indices_array(size, n, rng)]
     bits = (size - 1).bit_length()
     nbytes = (bits + 7) // 8
     mask = (1 << bits) - 1
