@@ -19,6 +19,8 @@ from privacy_audit.models.base import LanguageModel
 from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.search import align, best_first
 from privacy_audit.scoring.stats import (
+    EpsilonBound,
+    SkewnormFit,
     bootstrap_mean_ci,
     epsilon_lower_bound,
     extrapolation_exposure,
@@ -83,34 +85,6 @@ class Summary(BaseModel):
     protocol_rank_zero_p_value: float | None = None
 
 
-class Extrapolation(BaseModel):
-    """Skew-normal fit of the references' log-perplexities (bits); exposure = -log2 CDF."""
-
-    model_config = ConfigDict(frozen=True)
-
-    a: float
-    loc: float
-    scale: float
-    ks_statistic: float
-    ks_p_value: float
-    poor_fit: bool
-
-
-class Epsilon(BaseModel):
-    """Empirical epsilon lower bound from the planted canaries' exact ranks (see scoring.stats)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    epsilon: float
-    threshold_rank: int | None
-    tpr_lower: float
-    fpr: float
-    delta: float
-    confidence: float
-    canaries: int
-    assumptions: str
-
-
 class Statistics(BaseModel):
     """Uncertainty and derived bounds; every input is in the per-canary rows of the report."""
 
@@ -118,9 +92,9 @@ class Statistics(BaseModel):
 
     mean_exposure_planted_ci: tuple[float, float] | None
     mean_exposure_references_ci: tuple[float, float] | None
-    extrapolation: Extrapolation | None
+    extrapolation: SkewnormFit | None
     extrapolation_note: str
-    epsilon: Epsilon | None
+    epsilon: EpsilonBound | None
 
 
 class ScoringResult(BaseModel):
@@ -253,32 +227,22 @@ def _statistics(
     planted_ci = bootstrap_mean_ci(exposures[is_planted], rng=rng)
     refs_ci = bootstrap_mean_ci(exposures[~is_planted], rng=rng) if np.any(~is_planted) else None
     extrapolated: list[float | None] = [None] * len(logprobs)
-    fit = None
+    fit: SkewnormFit | None = None
     refs = -logprobs[~is_planted]
     if refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
-        f = fit_skewnorm(refs)
-        fit = Extrapolation(a=f.a, loc=f.loc, scale=f.scale, ks_statistic=f.ks_statistic, ks_p_value=f.ks_p_value, poor_fit=f.poor)
+        fit = fit_skewnorm(refs)
         values = extrapolation_exposure(
-            canary_log_perplexities=-logprobs, a=f.a, loc=f.loc, scale=f.scale, max_bits=float(np.log2(space_size))
+            canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=float(np.log2(space_size))
         )
         extrapolated = [float(v) for v in values]
         note = (
             "poor fit (Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure"
-            if f.poor else "fit not rejected (Kolmogorov-Smirnov p >= 0.05); shown beside the rank-based exposure"
+            if fit.poor_fit else "fit not rejected (Kolmogorov-Smirnov p >= 0.05); shown beside the rank-based exposure"
         )
     else:
         note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
     planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
-    b = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size)
-    epsilon = Epsilon(
-        epsilon=b.epsilon, threshold_rank=b.threshold_rank, tpr_lower=b.tpr_lower, fpr=b.fpr, delta=b.delta,
-        confidence=b.confidence, canaries=b.canaries,
-        assumptions=(
-            "exact ranks over the whole space (a planted canary whose rank is unknown counts as rank |S|); "
-            "each canary an independent trial; test 'rank <= r' with r on a grid of powers of two fixed in "
-            "advance, Bonferroni-corrected; one-sided Clopper-Pearson on the true-positive rate; delta = 0"
-        ),
-    )
+    epsilon = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size)
     statistics = Statistics(
         mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit,
         extrapolation_note=note, epsilon=epsilon,

@@ -39,18 +39,17 @@ def interpolation_exposure(*, reference_log_perplexities: np.ndarray, canary_log
 
 @dataclass(frozen=True)
 class SkewnormFit:
-    """A skew-normal fit of reference log-perplexities with a Kolmogorov-Smirnov goodness of fit."""
+    """A skew-normal fit of reference log-perplexities with a Kolmogorov-Smirnov goodness of fit.
+
+    `poor_fit`: the fit is rejected at the 5% level, so its extrapolated exposures must not be trusted.
+    """
 
     a: float
     loc: float
     scale: float
     ks_statistic: float
     ks_p_value: float
-
-    @property
-    def poor(self) -> bool:
-        """The fit is rejected at the 5% level: its extrapolated exposures must not be trusted alone."""
-        return self.ks_p_value < 0.05
+    poor_fit: bool
 
 
 def fit_skewnorm(reference_log_perplexities: np.ndarray) -> SkewnormFit:
@@ -62,7 +61,7 @@ def fit_skewnorm(reference_log_perplexities: np.ndarray) -> SkewnormFit:
         warnings.simplefilter("ignore", RuntimeWarning)
         a, loc, scale = stats.skewnorm.fit(refs)
     ks = stats.kstest(refs, "skewnorm", args=(a, loc, scale))
-    return SkewnormFit(float(a), float(loc), float(scale), float(ks.statistic), float(ks.pvalue))
+    return SkewnormFit(float(a), float(loc), float(scale), float(ks.statistic), float(ks.pvalue), bool(ks.pvalue < 0.05))
 
 
 def extrapolation_exposure(
@@ -143,6 +142,11 @@ class EpsilonBound:
     confidence: float
     canaries: int
     grid: tuple[int, ...]
+    assumptions: str = (
+        "exact ranks over the whole space (a planted canary whose rank is unknown counts as rank |S|); "
+        "each canary an independent trial; test 'rank <= r' with r on a grid of powers of two fixed in "
+        "advance, Bonferroni-corrected; one-sided Clopper-Pearson on the true-positive rate"
+    )
 
 
 def epsilon_lower_bound(

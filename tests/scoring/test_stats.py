@@ -54,7 +54,7 @@ def test_skewnorm_fit_flags_a_poor_fit():
     rng = np.random.default_rng(0)
     good = fit_skewnorm(rng.normal(10, 2, size=500))
     bad = fit_skewnorm(np.concatenate([np.zeros(250), np.full(250, 10.0)]) + rng.normal(0, 0.01, 500))
-    assert not good.poor and bad.poor
+    assert not good.poor_fit and bad.poor_fit
     with pytest.raises(InputError):
         fit_skewnorm(np.ones(10))
 
