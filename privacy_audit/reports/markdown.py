@@ -65,7 +65,9 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         rows.append(("generated units copied verbatim", f"{lk.verbatim_copies} of {lk.units}"))
         rows.append(("mean distance of generated text to private prompt", _f(lk.mean_distance)))
     if report.utility is not None:
-        rows.append(("student accuracy with this prompt (utility)", f"{report.utility.accuracy:.3f} on {report.utility.examples} examples"))
+        u = report.utility
+        per_token = "" if u.accuracy_per_token is None else f", {u.accuracy_per_token:.3f} per token"
+        rows.append(("student accuracy with this prompt (utility)", f"{u.accuracy:.3f}{per_token} on {u.examples} examples"))
     if report.reconstruction is not None:
         rc = report.reconstruction
         rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)})"))
