@@ -35,11 +35,6 @@ def _register_lazy() -> None:
     from privacy_audit.models import hf as _hf  # noqa: F401
 
 
-def backend_names() -> list[str]:
-    _register_lazy()
-    return names("backend")
-
-
 def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
     """A model from a spec: "embedded", "mock", "hf:<folder|file.gguf|hub-id>", or a path to a folder or .gguf."""
     _register_lazy()
@@ -58,4 +53,4 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
     )
 
 
-__all__ = ["LanguageModel", "MockModel", "ScoredContinuations", "backend_names", "load_model"]
+__all__ = ["LanguageModel", "MockModel", "ScoredContinuations", "load_model"]

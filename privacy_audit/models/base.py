@@ -73,19 +73,6 @@ class ScoredContinuations:
             raise ModelError("a continuation has no token after the template prefix; check the template")
         return sums / counts
 
-    @staticmethod
-    def concat(parts: Sequence[ScoredContinuations]) -> ScoredContinuations:
-        """Join results of consecutive batches."""
-        if not parts:
-            return ScoredContinuations(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(1, dtype=np.int64))
-        shifts = np.cumsum([0] + [p.offsets[-1] for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)])
-        return ScoredContinuations(
-            np.concatenate([p.logprobs for p in parts]),
-            np.concatenate([p.token_ends for p in parts]),
-            offsets.astype(np.int64),
-        )
-
 
 Scorer = Callable[[Sequence[str]], ScoredContinuations]
 # search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]

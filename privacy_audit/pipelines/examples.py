@@ -93,7 +93,7 @@ def examples(
             ballots: list[int] = []
         else:
             ballots = []
-            for t, hold in enumerate(votes_from):
+            for hold in votes_from:
                 context = "\n\n".join(format_example(records[i], labels) for i in hold) + "\n\n"
                 ballots.append(int(np.argmax(model.open_context(context)([c for _, c in pool]).means(0))))
             winner = int(np.argmax(np.bincount(ballots, minlength=len(pool))))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from privacy_audit.reports.schema import AuditReport
+from privacy_audit.reports.text import clean
 
 
 def _cell(text: object) -> str:
-    """A table cell: pipes and newlines escaped, control characters removed."""
-    s = "".join(ch for ch in str(text) if ch.isprintable())
-    return s.replace("|", "\\|")
+    """A table cell: terminal escapes and control characters removed, newlines flattened, pipes escaped."""
+    return clean(str(text)).replace("\n", " ").replace("\t", " ").replace("|", "\\|")
 
 
 def _f(x: float | None, digits: int = 2) -> str:
