@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from privacy_audit import audit
+from privacy_audit import audit, experiment
+from privacy_audit.config import load_config
 from privacy_audit.canaries import load_canary_set
 from privacy_audit.canaries.plant import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
@@ -356,3 +357,41 @@ def compare_command(old: str, new: str, tolerance: float) -> None:
         click.echo(change.line())
     if result.regressed:
         sys.exit(EXIT_GATE_FAILED)
+
+
+config_argument = click.argument("config", required=False, type=click.Path(dir_okay=False))
+set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+                          help="Override a config setting, e.g. -s pipeline.name=instructions -s model.spec=mock.")
+
+
+@main.command("run")
+@config_argument
+@set_option
+@click.option("--out", default=None, help="Output folder (overrides the config's out).")
+@click.option("--model", default=None, help="Model spec (overrides model.spec).")
+def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
+    """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
+    flags = tuple(f"{k}={v}" for k, v in (("out", out), ("model.spec", model)) if v is not None)
+    result = experiment.run_audit(load_config(config, overrides=overrides + flags), say=_say)
+    click.echo(render_markdown(result.report))
+    click.echo(f"wrote {result.out_dir}/report.json, report.md, report.html")
+    if result.gate is not None and not result.gate.passed:
+        sys.exit(EXIT_GATE_FAILED)
+
+
+@main.command("secret-sharer")
+@config_argument
+@set_option
+@click.option("--out", default=None, help="Output folder (overrides the config's out).")
+@click.option("--model", default=None, help="Model spec (overrides model.spec).")
+@click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials T (overrides secret_sharer.trials).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where trials run (Ray is optional).")
+def secret_sharer_command(
+    config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None, trials: int | None, executor: str | None
+) -> None:
+    """The paper's Secret Sharer protocol: T trials of one canary among N candidates; resumable."""
+    flags = tuple(f"{k}={v}" for k, v in (("out", out), ("model.spec", model), ("secret_sharer.trials", trials),
+                                          ("secret_sharer.executor", executor)) if v is not None)
+    summary = experiment.run_secret_sharer(load_config(config, overrides=overrides + flags), say=_say)
+    click.echo(experiment.render_trials_markdown(summary))
+    click.echo(f"per-trial results, summary.json and rank-cdf.png are in {summary['folder']}")
