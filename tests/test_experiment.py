@@ -1,0 +1,110 @@
+"""Config-driven runs and the Secret Sharer protocol: overrides, resumability, identical results on Ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit.cli import main
+from privacy_audit.config import load_config
+from privacy_audit.experiment import run_secret_sharer, secret_sharer_dir
+
+CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_run_writes_the_reports_and_applies_the_gate(tmp_path):
+    r = run("run", CONFIGS / "audit.toml", "--model", "mock", "--out", tmp_path / "a", "-s", "pipeline.name=raw")
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["run"]["pipeline"] == "raw" and report["gate"] is not None
+    assert (tmp_path / "a" / "report.html").is_file() and (tmp_path / "a" / "report.md").is_file()
+    assert r.exit_code == (0 if report["gate"]["passed"] else 1), r.output
+    ok = run("run", CONFIGS / "audit.toml", "--model", "mock", "--out", tmp_path / "b", "-s", "pipeline.name=zero-shot",
+             "-s", "pipeline.options={}",
+             "-s", "gate.max_greedy_extracted=3", "-s", "gate.max_exposure_bits=14")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_run_reads_pyproject(tmp_path, monkeypatch):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.privacy-audit]\nout = "o"\n[tool.privacy-audit.canaries]\ntemplate = "code {secret}"\nspace = "digits:2"\n'
+        'references = 10\n[tool.privacy-audit.data]\nlimit = 10\n[tool.privacy-audit.model]\nspec = "mock"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    r = run("run")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "report.json").is_file()
+
+
+@pytest.mark.parametrize("setting, words", [("-s", "canaries.colour=red"), ("-s", "secret_sharer.executor=spark")])
+def test_bad_config_is_one_line(tmp_path, setting, words):
+    r = run("run", CONFIGS / "audit.toml", setting, words, "--out", tmp_path)
+    assert r.exit_code == 2 and r.output.startswith("error: config") and len(r.output.strip().splitlines()) == 1
+
+
+def quick(tmp_path, **extra):
+    sets = {"model.spec": "mock", "secret_sharer.trials": 6, "secret_sharer.candidates": 50, "out": str(tmp_path), **extra}
+    return load_config(CONFIGS / "quick.toml", overrides=tuple(f"{k}={v}" for k, v in sets.items()))
+
+
+def test_secret_sharer_is_repeatable_and_resumes(tmp_path):
+    first = run_secret_sharer(quick(tmp_path / "a"))
+    second = run_secret_sharer(quick(tmp_path / "b"))
+    assert first["ranks"] == second["ranks"] and first["trials"] == 6
+    assert first["null_mean_rank"] == 24.5 and first["rank_zero_count"] == sum(r == 0 for r in first["ranks"])
+    folder = secret_sharer_dir(quick(tmp_path / "a"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "trials").iterdir()}
+    messages: list[str] = []
+    again = run_secret_sharer(quick(tmp_path / "a"), say=messages.append)
+    assert again["ranks"] == first["ranks"] and "6 of 6 trials already done" in messages[0]
+    assert {p.name: p.stat().st_mtime_ns for p in (folder / "trials").iterdir()} == stamps
+    changed = quick(tmp_path / "a", **{"secret_sharer.seed": 1})
+    assert secret_sharer_dir(changed) != folder
+
+
+def test_killed_run_restarts_without_redoing_trials(tmp_path):
+    cmd = [sys.executable, "-m", "privacy_audit", "secret-sharer", str(CONFIGS / "quick.toml"), "--model", "mock",
+           "--out", str(tmp_path), "--trials", "400", "-s", "secret_sharer.candidates=100"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    trials = None
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob("secret-sharer-*/trials/trial-*.json"))
+        if len(found) >= 5:
+            trials = found[0].parent
+            break
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert trials is not None, "no trial finished in time"
+    before = {p.name: p.stat().st_mtime_ns for p in trials.iterdir()}
+    assert 5 <= len(before) < 400
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{len(before)} of 400 trials already done" in done.stderr
+    after = {p.name: p.stat().st_mtime_ns for p in trials.iterdir()}
+    assert len(after) == 400 and all(after[name] == stamp for name, stamp in before.items())
+
+
+@pytest.mark.slow
+def test_ray_executor_matches_local_on_a_two_worker_cluster(tmp_path):
+    ray = pytest.importorskip("ray")
+    local = run_secret_sharer(quick(tmp_path / "local"))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = run_secret_sharer(quick(tmp_path / "ray", **{"secret_sharer.executor": "ray"}))
+    finally:
+        ray.shutdown()
+    assert remote["ranks"] == local["ranks"]
+    a = sorted((tmp_path / "local").glob("secret-sharer-*/trials/*.json"))
+    b = sorted((tmp_path / "ray").glob("secret-sharer-*/trials/*.json"))
+    assert [x.read_bytes() for x in a] == [x.read_bytes() for x in b]
