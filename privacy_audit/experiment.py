@@ -10,7 +10,6 @@ so an interrupted run resumes where it stopped and a changed config never mixes 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,8 +21,8 @@ import numpy as np
 
 from privacy_audit import audit
 from privacy_audit._io import atomic_write, dump_jsonl, read_json, write_json
-from privacy_audit.canaries import generate_canary_set, plant_records
-from privacy_audit.canaries.plant import read_table
+from privacy_audit.canaries import generate_canary_set, parse_space, plant_records, save_canary_set
+from privacy_audit.canaries.plant import detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
@@ -47,8 +46,6 @@ def _model(cfg: AuditConfig) -> LanguageModel:
 def _pool(cfg: AuditConfig) -> tuple[list[dict[str, Any]], list[str] | None, str]:
     """The private records (a seeded sample of `limit` of them), the CSV header, and the format."""
     path = cfg.resolve(cfg.data.path)
-    from privacy_audit.canaries.plant import detect_format
-
     fmt = detect_format(path, cfg.data.format)
     rows, header = read_table(path, cfg.data.field, fmt)
     if cfg.data.limit is not None:
@@ -88,8 +85,6 @@ def run_audit(cfg: AuditConfig, *, say: Say = lambda _m: None) -> RunResult:
     c = cfg.canaries
     canary_set = generate_canary_set(template=template, space=space, count=c.count, references=c.references, seed=c.seed,
                                      repetitions=c.repetitions, derived=derived, preset=c.preset)
-    from privacy_audit.canaries import save_canary_set
-
     save_canary_set(canary_set, out / "canaries.json")
     planted, _ = plant_records(rows, canary_set, field=cfg.data.field, position=cfg.data.position, seed=c.seed,
                                shards=cfg.data.shards, fraction=cfg.data.fraction)
@@ -168,9 +163,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[s
     ss = cfg.secret_sharer
     if ss.trials < 1 or ss.candidates < 2:
         raise InputError("secret_sharer needs trials >= 1 and candidates >= 2")
-    template, space, derived = _template_and_space(cfg)
-    from privacy_audit.canaries import parse_space
-
+    template, space, _ = _template_and_space(cfg)
     if parse_space(space).size < ss.candidates:
         raise InputError(f"space {space} holds fewer than {ss.candidates} candidates")
     folder = secret_sharer_dir(cfg)
