@@ -169,6 +169,8 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[s
     folder = secret_sharer_dir(cfg)
     (folder / "trials").mkdir(parents=True, exist_ok=True)
     write_json(folder / "config.json", cfg.model_dump(mode="json"))
+    for stale in (folder / "trials").glob(".trial-*.tmp"):
+        stale.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
     done = {int(p.stem.split("-")[1]) for p in (folder / "trials").glob("trial-*.json")}
     todo = [t for t in range(ss.trials) if t not in done]
     say(f"{len(done)} of {ss.trials} trials already done in {folder}; running {len(todo)}")

@@ -86,13 +86,15 @@ def test_killed_run_restarts_without_redoing_trials(tmp_path):
     proc.kill()
     proc.wait()
     assert trials is not None, "no trial finished in time"
-    before = {p.name: p.stat().st_mtime_ns for p in trials.iterdir()}
+    before = {p.name: p.stat().st_mtime_ns for p in trials.glob("trial-*.json")}
     assert 5 <= len(before) < 400
+    (trials / ".trial-00399.json.x1y2.tmp").write_text("{half")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert f"{len(before)} of 400 trials already done" in done.stderr
     after = {p.name: p.stat().st_mtime_ns for p in trials.iterdir()}
-    assert len(after) == 400 and all(after[name] == stamp for name, stamp in before.items())
+    assert len(after) == 400 and all(name.startswith("trial-") for name in after)
+    assert all(after[name] == stamp for name, stamp in before.items())
 
 
 @pytest.mark.slow
