@@ -155,7 +155,11 @@ def _ray_trial(config_json: str, trial: int) -> dict[str, Any]:
 
 
 def secret_sharer_dir(cfg: AuditConfig) -> Path:
-    return Path(cfg.out) / f"secret-sharer-{cfg.digest('canaries', 'data', 'pipeline', 'model', 'secret_sharer')[:12]}"
+    """The run's folder, keyed on everything a trial's result depends on: not on T or the executor,
+    so asking for more trials later extends the same run."""
+    same = cfg.model_copy(update={"secret_sharer": cfg.secret_sharer.model_copy(
+        update={"trials": 0, "executor": "local", "ray_address": None})})
+    return Path(cfg.out) / f"secret-sharer-{same.digest('canaries', 'data', 'pipeline', 'model', 'secret_sharer')[:12]}"
 
 
 def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[str, Any]:
@@ -171,7 +175,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[s
     write_json(folder / "config.json", cfg.model_dump(mode="json"))
     for stale in (folder / "trials").glob(".trial-*.tmp"):
         stale.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
-    done = {int(p.stem.split("-")[1]) for p in (folder / "trials").glob("trial-*.json")}
+    done = {int(p.stem.split("-")[1]) for p in (folder / "trials").glob("trial-*.json")} & set(range(ss.trials))
     todo = [t for t in range(ss.trials) if t not in done]
     say(f"{len(done)} of {ss.trials} trials already done in {folder}; running {len(todo)}")
 

@@ -71,6 +71,16 @@ def test_secret_sharer_is_repeatable_and_resumes(tmp_path):
     assert secret_sharer_dir(changed) != folder
 
 
+def test_more_trials_extend_the_same_run(tmp_path):
+    first = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 3}))
+    messages: list[str] = []
+    more = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 6}), say=messages.append)
+    assert "3 of 6 trials already done" in messages[0] and more["ranks"][:3] == first["ranks"]
+    assert more["ranks"] == run_secret_sharer(quick(tmp_path / "fresh"))["ranks"]
+    fewer = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 2}))
+    assert fewer["trials"] == 2 and fewer["ranks"] == first["ranks"][:2]
+
+
 def test_killed_run_restarts_without_redoing_trials(tmp_path):
     cmd = [sys.executable, "-m", "privacy_audit", "secret-sharer", str(CONFIGS / "quick.toml"), "--model", "mock",
            "--out", str(tmp_path), "--trials", "400", "-s", "secret_sharer.candidates=100"]
