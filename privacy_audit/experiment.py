@@ -43,17 +43,17 @@ def _model(cfg: AuditConfig) -> LanguageModel:
     return load_model(cfg.model.spec, **options)
 
 
-def _pool(cfg: AuditConfig) -> tuple[list[dict[str, Any]], list[str] | None, str]:
-    """The private records (a seeded sample of `limit` of them), the CSV header, and the format."""
+def _pool(cfg: AuditConfig) -> list[dict[str, Any]]:
+    """The private records: all of them, or a seeded sample of `limit`."""
     path = cfg.resolve(cfg.data.path)
     fmt = detect_format(path, cfg.data.format)
-    rows, header = read_table(path, cfg.data.field, fmt)
+    rows, _ = read_table(path, cfg.data.field, fmt)
     if cfg.data.limit is not None:
         if not 1 <= cfg.data.limit <= len(rows):
             raise InputError(f"data.limit must be between 1 and the {len(rows)} records of {path}")
         rng = np.random.default_rng(cfg.pipeline.seed)
         rows = [rows[int(i)] for i in sorted(rng.choice(len(rows), cfg.data.limit, replace=False))]
-    return rows, header, fmt
+    return rows
 
 
 def _template_and_space(cfg: AuditConfig) -> tuple[str, str, dict[str, tuple[str, ...]]]:
@@ -81,7 +81,7 @@ def run_audit(cfg: AuditConfig, *, say: Say = lambda _m: None) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     template, space, derived = _template_and_space(cfg)
     thresholds = thresholds_from_mapping(cfg.gate, source="config [gate]") if cfg.gate else None
-    rows, header, fmt = _pool(cfg)
+    rows = _pool(cfg)
     c = cfg.canaries
     canary_set = generate_canary_set(template=template, space=space, count=c.count, references=c.references, seed=c.seed,
                                      repetitions=c.repetitions, derived=derived, preset=c.preset)
@@ -127,7 +127,7 @@ def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel) -> dict[str, A
     seed = trial_seed(cfg.secret_sharer.seed, trial)
     n = cfg.secret_sharer.candidates
     cs = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived)
-    rows, _, _ = _pool(cfg)
+    rows = _pool(cfg)
     teachers = cfg.data.shards
     planted, _ = plant_records(rows, cs, field=cfg.data.field, position=cfg.data.position, seed=seed, shards=teachers, fraction=1.0)
     label = cfg.data.label_field

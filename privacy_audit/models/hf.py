@@ -82,7 +82,7 @@ class TransformersModel(LanguageModel):
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
-        except (OSError, ValueError, EnvironmentError) as exc:
+        except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {source!r}: {first}") from None
         return cls(model.to(device), tokenizer, name=source, **kwargs)

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from privacy_audit.reports.schema import AuditReport
 
 
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
 @dataclass(frozen=True)
 class Change:
     """One measure in both runs; `worse` follows the measure's direction (more exposure is worse)."""
@@ -20,11 +24,10 @@ class Change:
     regression: bool
 
     def line(self) -> str:
-        fmt = lambda x: "n/a" if x is None else f"{x:.4g}"  # noqa: E731
         word = "worse" if self.worse else "better" if self.better else "same"
         noise = "" if self.beyond_noise is None else (" (beyond noise: CIs do not overlap)" if self.beyond_noise else " (within noise: CIs overlap)")
         flag = "REGRESSION " if self.regression else ""
-        return f"{flag}{word}: {self.measure} {fmt(self.old)} -> {fmt(self.new)}{noise}"
+        return f"{flag}{word}: {self.measure} {_fmt(self.old)} -> {_fmt(self.new)}{noise}"
 
 
 @dataclass(frozen=True)

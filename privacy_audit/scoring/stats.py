@@ -111,7 +111,7 @@ def mean_rank_p_value(*, ranks: np.ndarray, n_candidates: int) -> float:
         raise InputError(f"ranks must be integers in [0, {n_candidates - 1}]")
     t, n, s = int(r.size), int(n_candidates), int(r.sum())
     total = 0
-    for k in range(0, min(t, s // n) + 1):
+    for k in range(min(t, s // n) + 1):
         total += (-1) ** k * math.comb(t, k) * math.comb(s - k * n + t, t)
     return float(min(1.0, total / n**t))
 
