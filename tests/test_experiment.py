@@ -51,6 +51,15 @@ def test_bad_config_is_one_line(tmp_path, setting, words):
     assert r.exit_code == 2 and r.output.startswith("error: config") and len(r.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("config", sorted(p.name for p in CONFIGS.glob("sms-*.toml")))
+def test_every_paper_config_runs_a_trial(config, tmp_path):
+    cfg = load_config(CONFIGS / config, overrides=("model.spec=mock", "secret_sharer.trials=1",
+                                                   "secret_sharer.candidates=20", f"out={tmp_path}"))
+    summary = run_secret_sharer(cfg)
+    assert summary["trials"] == 1 and 0 <= summary["ranks"][0] < 20
+    assert summary["pipeline"] == config.removeprefix("sms-").removesuffix(".toml")
+
+
 def quick(tmp_path, **extra):
     sets = {"model.spec": "mock", "secret_sharer.trials": 6, "secret_sharer.candidates": 50, "out": str(tmp_path), **extra}
     return load_config(CONFIGS / "quick.toml", overrides=tuple(f"{k}={v}" for k, v in sets.items()))
