@@ -21,7 +21,7 @@ def main() -> None:
     from privacy_audit import generate_canary_set, plant_records
     from privacy_audit._io import read_records
     from privacy_audit.models import load_model
-    from privacy_audit.models.trie import Trie
+    from privacy_audit.models.trie import Trie, log2_probs
     from privacy_audit.pipelines import Record, run_pipeline
 
     lm = load_model("embedded")
@@ -71,7 +71,8 @@ def main() -> None:
             logits = lm.model.lm_head(hidden)
         timings["lm_head"] += time.perf_counter() - t
         t = time.perf_counter()
-        torch.logsumexp(logits, dim=-1)
+        kids = [(row, tok) for row, node in enumerate(run) for tok in trie.children[node]]
+        log2_probs(logits, [r for r, _ in kids], [t for _, t in kids])
         timings["logsumexp + gather"] += time.perf_counter() - t
     total = sum(timings.values())
     print(f"internal trie nodes: {len(order)}, chunks of {lm.chunk_tokens}, prompt {session.ctx_len} tokens")

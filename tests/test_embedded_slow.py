@@ -97,3 +97,9 @@ def test_every_pipeline_teaches_and_has_a_utility_figure(smol, tmp_path):
         assert name == "zero-shot" or out.prompt.strip()
         utility = student_accuracy(smol, out.prompt, evals, labels=labels)
         assert utility.examples == 6 and 0.0 <= utility.accuracy <= 1.0
+
+
+def test_continuations_tokenize_as_the_transformers_tokenizer_does(smol):
+    texts = ["The secret code is 0042", "My name is Zoë ✓", "The secret api key is 9f3a0c"]
+    enc = smol.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    assert smol.encode_continuations(texts) == (enc["input_ids"], [[e for _, e in o] for o in enc["offset_mapping"]])

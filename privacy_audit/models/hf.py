@@ -104,9 +104,19 @@ class TransformersModel(LanguageModel):
         return ids
 
     def encode_continuations(self, continuations: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
-        """Token ids of each continuation (tokenized on its own) and each token's end offset in characters."""
-        enc = self.tokenizer(list(continuations), add_special_tokens=False, return_offsets_mapping=True)
-        return [list(x) for x in enc["input_ids"]], [[end for _, end in offs] for offs in enc["offset_mapping"]]
+        """Token ids of each continuation (tokenized on its own) and each token's end offset in characters.
+
+        Calls the Rust tokenizer directly, set up as the transformers wrapper sets it up for an
+        unpadded, untruncated batch; the wrapper's Python conversions cost more than tokenizing.
+        """
+        backend = self.tokenizer.backend_tokenizer
+        if backend.truncation is not None:
+            backend.no_truncation()
+        if backend.padding is not None:
+            backend.no_padding()
+        backend.encode_special_tokens = bool(getattr(self.tokenizer, "split_special_tokens", False))
+        encodings = backend.encode_batch(list(continuations), add_special_tokens=False)
+        return [e.ids for e in encodings], [[end for _, end in e.offsets] for e in encodings]
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         ids, ends = self.encode_continuations(texts)

@@ -110,12 +110,19 @@ def next_token_logits(forward: Forward, trie: Trie, context_len: int, nodes: Seq
     return forward(tokens[None, :], positions[None, :], tree, keep=len(nodes))
 
 
+LSE_ROWS = 64
+
+
 def log2_probs(logits: Any, rows: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
-    """log2 p(tokens[i] | row rows[i]) from raw logits, normalised by a logsumexp (no full log-softmax copy)."""
+    """log2 p(tokens[i] | row rows[i]) from raw logits, normalised by a logsumexp (no full log-softmax copy).
+
+    The logsumexp runs over blocks of LSE_ROWS rows: its temporaries then stay small enough to be
+    reused by the allocator instead of being faulted in afresh (a quarter of its time at 512 rows).
+    """
     import torch
 
     logits = logits.float()
-    lse = torch.logsumexp(logits, dim=-1)
+    lse = torch.cat([torch.logsumexp(logits[s : s + LSE_ROWS], dim=-1) for s in range(0, logits.shape[0], LSE_ROWS)])
     r = torch.as_tensor(rows, dtype=torch.long)
     values = logits[r, torch.as_tensor(tokens, dtype=torch.long)] - lse[r]
     return values.double().numpy() / LN2
