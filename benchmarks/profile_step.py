@@ -72,7 +72,7 @@ def main() -> None:
         timings["lm_head"] += time.perf_counter() - t
         t = time.perf_counter()
         kids = [(row, tok) for row, node in enumerate(run) for tok in trie.children[node]]
-        log2_probs(logits, [r for r, _ in kids], [t for _, t in kids])
+        log2_probs(logits, [row for row, _ in kids], [tok for _, tok in kids])
         timings["logsumexp + gather"] += time.perf_counter() - t
     total = sum(timings.values())
     print(f"internal trie nodes: {len(order)}, chunks of {lm.chunk_tokens}, prompt {session.ctx_len} tokens")

@@ -73,6 +73,12 @@ def sms_jsonl(tmp_path) -> Path:
     return path
 
 
+def wrapper_encoding(tokenizer, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids and end offsets as the transformers tokenizer wrapper gives them (the reference)."""
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    return [list(x) for x in enc["input_ids"]], [[end for _, end in offs] for offs in enc["offset_mapping"]]
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from privacy_audit.cli import main
+from tests.conftest import wrapper_encoding
 
 pytestmark = [
     pytest.mark.slow,
@@ -101,5 +102,4 @@ def test_every_pipeline_teaches_and_has_a_utility_figure(smol, tmp_path):
 
 def test_continuations_tokenize_as_the_transformers_tokenizer_does(smol):
     texts = ["The secret code is 0042", "My name is Zoë ✓", "The secret api key is 9f3a0c"]
-    enc = smol.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    assert smol.encode_continuations(texts) == (enc["input_ids"], [[e for _, e in o] for o in enc["offset_mapping"]])
+    assert smol.encode_continuations(texts) == wrapper_encoding(smol.tokenizer, texts)

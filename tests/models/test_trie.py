@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.conftest import wrapper_encoding
+
 torch = pytest.importorskip("torch")
 
 
@@ -68,17 +70,12 @@ def test_generate_is_seeded(tiny_model):
     assert a == b and len(greedy) == 1
 
 
-def _wrapper_encoding(tokenizer, texts):
-    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
-    return [list(x) for x in enc["input_ids"]], [[end for _, end in offs] for offs in enc["offset_mapping"]]
-
-
 def test_continuations_tokenize_as_the_transformers_tokenizer_does(tiny_model):
     texts = ["The secret code is 0042", "Zoë says ✓ ok", "a\nb", "x" * 50]
     backend = tiny_model.tokenizer.backend_tokenizer
     backend.enable_truncation(max_length=3)
     backend.enable_padding(length=60)
     ids, ends = tiny_model.encode_continuations(texts)
-    assert (ids, ends) == _wrapper_encoding(tiny_model.tokenizer, texts)
+    assert (ids, ends) == wrapper_encoding(tiny_model.tokenizer, texts)
     assert ends[1] == list(range(1, len(texts[1]) + 1))  # offsets count characters, not bytes
     assert len(ids[3]) == 50
