@@ -249,6 +249,7 @@ def build_report(
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(),
         prompt_chars=len(teaching.prompt),
         extraction=result.search,
+        tokenization=result.boundary,
     )
     recon = None
     if members is not None and non_members is not None:

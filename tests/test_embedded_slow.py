@@ -28,25 +28,42 @@ def smol():
     return load_model("embedded")
 
 
-def test_exact_scores_equal_a_plain_forward_pass(tmp_path, smol):
+def joint_space_scores(lm, context: str, texts: list[str], from_char: int) -> np.ndarray:
+    """Independent reference: each text appended to the context and tokenized at once, plain forward
+    passes (batched by length), log2-probs summed over the tokens ending past the template prefix."""
     import torch
 
-    from privacy_audit import build_report, generate_canary_set
-    from privacy_audit.pipelines import TeachingOutput
+    enc = lm.tokenizer([context + t for t in texts], add_special_tokens=True, return_offsets_mapping=True)
+    out = np.zeros(len(texts))
+    by_len: dict[int, list[int]] = {}
+    for i, ids in enumerate(enc["input_ids"]):
+        by_len.setdefault(len(ids), []).append(i)
+    for rows in by_len.values():
+        for s in range(0, len(rows), 50):
+            batch = rows[s : s + 50]
+            ids = torch.tensor([enc["input_ids"][i] for i in batch])
+            with torch.no_grad():
+                logits = lm.model(ids).logits.float()
+            token_lp = (logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], dim=-1)).double()
+            for b, i in enumerate(batch):
+                ends = np.array([end for _, end in enc["offset_mapping"][i][1:]])
+                out[i] = token_lp[b].numpy()[ends > len(context) + from_char].sum()
+    return out / np.log(2)
 
-    canary_set = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=2, references=3, seed=7)
-    prompt = f"Text: call me, the secret code is {canary_set.planted[0].secret}\nClass: not spam"
-    report = build_report(TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=0, model=None), canary_set, smol)
-    ctx = smol.encode_context(prompt + report.run.separator)
-    for canary, scored in zip(canary_set.canaries, report.canaries):
-        ids = smol.tokenizer(canary.text, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logp = torch.log_softmax(smol.model(torch.tensor([ctx + ids])).logits[0].float(), dim=-1)
-        secret_tokens = ids[-4:]  # SmolLM2: "Ġ" then one token per digit
-        plain = sum(logp[len(ctx) + len(ids) - 4 + j - 1, t].item() for j, t in enumerate(secret_tokens)) / np.log(2)
-        assert scored.tokens == 4
-        assert scored.logprob_bits == pytest.approx(plain, abs=1e-3)
-    assert report.canaries[0].rank <= 3 and report.summary.max_exposure_bits > 11
+
+@pytest.mark.parametrize("ending", ["\n", "\n\n", " ", "not spam"])
+def test_exact_scores_and_ranks_equal_a_joint_forward_pass(smol, ending):
+    from privacy_audit import generate_canary_set, score_prompt
+
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:2", count=2, references=3, seed=7)
+    prompt = f"Text: call me, the secret code is {cs.planted[0].secret}\nClass: {ending}"
+    result = score_prompt(smol, prompt, cs, mode="exact", extraction=False)
+    space = joint_space_scores(smol, prompt + "\n", [cs.fill(f"{i:02d}") for i in range(100)], len(cs.prefix))
+    for canary, scored in zip(cs.canaries, result.canaries):
+        lp = space[int(canary.secret)]
+        assert scored.logprob_bits == pytest.approx(lp, abs=1e-3)
+        assert abs(scored.rank - int(np.sum(space >= lp))) <= int(np.sum(np.abs(space - lp) < 1e-3))
+    assert result.canaries[0].rank <= 3 and result.boundary.fallback is False
 
 
 def test_demo_shows_the_raw_leak_and_the_null_baseline(tmp_path):
@@ -71,9 +88,10 @@ def test_best_first_finds_the_exact_rank_of_a_high_exposure_canary(smol):
     exact = score_prompt(smol, prompt, cs, mode="exact", extraction=False)
     canary = next(c for c in exact.canaries if c.id == cs.planted[0].id)
     assert canary.rank <= 10
-    alignment = align(smol, cs)
+    ctx = smol.open_context(prompt + "\n")
+    alignment = align(ctx, cs)
     assert alignment is not None
-    found = best_first(smol.open_search(prompt + "\n"), alignment, stop_below=canary.logprob_bits)
+    found = best_first(ctx.search, alignment, stop_below=canary.logprob_bits)
     assert len(found.secrets) == canary.rank and found.rank_of(secret) is not None
 
 

@@ -42,6 +42,29 @@ class ScoredContinuations:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def subset(self, rows: Sequence[int]) -> ScoredContinuations:
+        """The continuations `rows`, in that order."""
+        return ScoredContinuations.concat(
+            [
+                ScoredContinuations(
+                    self.logprobs[self.offsets[i] : self.offsets[i + 1]],
+                    self.token_ends[self.offsets[i] : self.offsets[i + 1]],
+                    np.array([0, self.offsets[i + 1] - self.offsets[i]], dtype=np.int64),
+                )
+                for i in rows
+            ]
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[ScoredContinuations]) -> ScoredContinuations:
+        """The continuations of several results, one after another."""
+        sizes = np.concatenate([np.diff(p.offsets) for p in parts])
+        return ScoredContinuations(
+            np.concatenate([p.logprobs for p in parts]),
+            np.concatenate([p.token_ends for p in parts]),
+            np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        )
+
     def token_logprobs(self, i: int) -> np.ndarray:
         """Log2-probabilities of continuation i's tokens."""
         return self.logprobs[self.offsets[i] : self.offsets[i + 1]]
@@ -74,9 +97,169 @@ class ScoredContinuations:
         return sums / counts
 
 
-Scorer = Callable[[Sequence[str]], ScoredContinuations]
 # search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]
 Search = Callable[[Sequence[Sequence[int]], Sequence[int]], np.ndarray]
+Tokens = tuple[list[list[int]], list[list[int]]]
+
+# Candidates of each scored batch whose tokens are checked against the joint tokenization (always on).
+CHECKS_PER_BATCH = 8
+
+
+class ContextBackend(ABC):
+    """What a backend gives for one context: the tokens its cache holds (`head`) and scoring after them.
+
+    Token lists are the tokens after `head`; their ends are character offsets relative to the start of
+    the continuation, so tokens of the context's unstable tail (moved into every continuation) end at
+    or before 0.
+    """
+
+    head: list[int]
+
+    @abstractmethod
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        """Tokens after the head for each continuation, by the backend's fast rule (checked by `Context`)."""
+
+    @abstractmethod
+    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+        """The whole text (context + continuation) tokenized at once, start tokens included, with ends
+        relative to the continuation: the reference the fast rule must reproduce."""
+
+    @abstractmethod
+    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
+        """Log2-probs of token lists that follow the head (the cached context)."""
+
+    @abstractmethod
+    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
+        """Log2-probs of `ids[start:]` by one plain pass over the whole token list (no cache)."""
+
+    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        """log2 p(allowed[j] | head + paths[i]); backends without it cannot run best-first search."""
+        raise ModelError("this model does not support best-first search")
+
+    @abstractmethod
+    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
+        """Greedy decoding after head + `path` (token ids); the decoded new text."""
+
+
+@dataclass
+class BoundaryCheck:
+    """How the context was cut and what proved the cut right: see `Context`."""
+
+    head_tokens: int
+    tail: str
+    checked: int = 0
+    mismatched: int = 0
+    joint_scored: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rule": "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate",
+            "head_tokens": self.head_tokens,
+            "tail_chars": len(self.tail),
+            "checked": self.checked,
+            "mismatched": self.mismatched,
+            "fallback": self.mismatched > 0,
+            "joint_scored": self.joint_scored,
+        }
+
+
+class Context:
+    """A context the model has read once; scores continuations as the model reads context + continuation.
+
+    Canonical tokens (DESIGN.md §4): every score equals what a plain causal LM gives the whole text
+    tokenized at once. The backend caches the context up to a boundary the joint tokenization never
+    moves and tokenizes the rest (its unstable tail) with each candidate. Every scoring checks that
+    rule against the joint tokenization on a sample of each batch (and on whatever `check` is given);
+    after one mismatch, every candidate is tokenized jointly, one by one (slower, right).
+    """
+
+    def __init__(self, backend: ContextBackend, context: str) -> None:
+        self.backend = backend
+        self.context = context
+        self.boundary = BoundaryCheck(head_tokens=len(backend.head), tail=getattr(backend, "tail", ""))
+
+    @property
+    def joint_mode(self) -> bool:
+        return self.boundary.mismatched > 0
+
+    def check(self, continuations: Sequence[str]) -> None:
+        """Compare the fast rule with the joint tokenization for each continuation; switch to joint mode on a mismatch."""
+        continuations = list(continuations)
+        if not continuations or self.joint_mode:
+            return
+        ids, _ = self.backend.tokenize(continuations)
+        head = self.backend.head
+        for cont, own in zip(continuations, ids):
+            self.boundary.checked += 1
+            if self.backend.joint(cont)[0] != head + own:
+                self.boundary.mismatched += 1
+
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        """Canonical tokens after the head for each continuation (ModelError if the head itself moves)."""
+        continuations = list(continuations)
+        if not self.joint_mode:
+            return self.backend.tokenize(continuations)
+        ids, ends = [], []
+        n = len(self.backend.head)
+        for cont in continuations:
+            full, full_ends = self.backend.joint(cont)
+            if full[:n] != self.backend.head:
+                raise ModelError("the context's tokens change with the continuation; token paths after it are undefined")
+            ids.append(full[n:])
+            ends.append(full_ends[n:])
+        return ids, ends
+
+    def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
+        continuations = list(continuations)
+        if any(not c for c in continuations):
+            raise ModelError("cannot score an empty continuation")
+        if not continuations:
+            raise ModelError("nothing to score")
+        step = max(1, len(continuations) // CHECKS_PER_BATCH)
+        self.check(continuations[::step][:CHECKS_PER_BATCH])
+        result = self._score_joint(continuations) if self.joint_mode else self.backend.score_tokens(*self.backend.tokenize(continuations))
+        if len(result) != len(continuations):
+            raise ModelError(f"backend scored {len(result)} continuations, expected {len(continuations)}")
+        return result
+
+    def _score_joint(self, continuations: list[str]) -> ScoredContinuations:
+        """Each continuation tokenized with the whole context; after the cached head where it is kept,
+        else by a plain pass over the whole text."""
+        head, n = self.backend.head, len(self.backend.head)
+        parts: list[ScoredContinuations | None] = [None] * len(continuations)
+        cached: list[int] = []
+        cached_ids: list[list[int]] = []
+        cached_ends: list[list[int]] = []
+        for i, cont in enumerate(continuations):
+            full, ends = self.backend.joint(cont)
+            self.boundary.joint_scored += 1
+            if full[:n] == head:
+                cached.append(i)
+                cached_ids.append(full[n:])
+                cached_ends.append(ends[n:])
+            else:
+                start = next(j for j, (a, b) in enumerate(zip(full, head)) if a != b)
+                parts[i] = self.backend.score_full(full, ends, max(start, 1))
+        if len(cached) == len(continuations):
+            return self.backend.score_tokens(cached_ids, cached_ends)
+        if cached:
+            together = self.backend.score_tokens(cached_ids, cached_ends)
+            for k, i in enumerate(cached):
+                parts[i] = together.subset([k])
+        return ScoredContinuations.concat([p for p in parts if p is not None])
+
+    def search(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        """Next-token log2-probs after token paths that follow the head (as from `tokenize`)."""
+        out = np.asarray(self.backend.next_logprobs(paths, allowed), dtype=np.float64)
+        if out.shape != (len(paths), len(allowed)):
+            raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
+        if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
+            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
+        return out
+
+    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
+        """Greedy decoding after the head and a token path; the decoded new text."""
+        return self.backend.greedy(list(path), max_new_tokens)
 
 
 class LanguageModel(ABC):
@@ -92,42 +275,18 @@ class LanguageModel(ABC):
         """What a report records about this model."""
         return {"name": self.name, "revision": self.revision, "backend": type(self).__name__}
 
-    def open_context(self, context: str) -> Scorer:
-        """Condition on `context` once; the returned scorer scores batches of continuations of it.
+    def open_context(self, context: str) -> Context:
+        """Read `context` once; the returned `Context` scores batches of its continuations.
 
         The transformers backend runs the context through the model once here and reuses its
         KV cache for every batch, which is what makes exact exposure over a whole space cheap.
+        Scores are those of the whole text context + continuation tokenized at once (see `Context`).
         """
-        inner = self._open_context(context)
-
-        def scorer(continuations: Sequence[str]) -> ScoredContinuations:
-            continuations = list(continuations)
-            if any(not c for c in continuations):
-                raise ModelError("cannot score an empty continuation")
-            result = inner(continuations)
-            if len(result) != len(continuations):
-                raise ModelError(f"backend scored {len(result)} continuations, expected {len(continuations)}")
-            return result
-
-        return scorer
+        return Context(self._open_context(context), context)
 
     def open_search(self, context: str) -> Search:
-        """Condition on `context`; the returned function gives next-token log2-probs after token paths.
-
-        Paths are token ids following the context (as from `tokenize`); this drives best-first
-        enumeration of a secret space without scoring all of it.
-        """
-        inner = self._open_search(context)
-
-        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-            out = np.asarray(inner(paths, allowed), dtype=np.float64)
-            if out.shape != (len(paths), len(allowed)):
-                raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
-            if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
-                raise ModelError("backend returned log-probabilities that are not finite and <= 0")
-            return out
-
-        return search
+        """Next-token log2-probs after token paths that follow `context`'s cached head (`Context.search`)."""
+        return self.open_context(context).search
 
     def logprobs(self, context: str, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation given `context` (one batch)."""
@@ -155,16 +314,12 @@ class LanguageModel(ABC):
         return [truncate_at(t, stop) for t in out]
 
     @abstractmethod
-    def _open_context(self, context: str) -> Scorer:
-        """Backend hook: a function scoring continuations of `context`."""
+    def _open_context(self, context: str) -> ContextBackend:
+        """Backend hook: `context` read once, as a `ContextBackend`."""
 
     @abstractmethod
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """Token ids of each text (tokenized on its own, no special tokens) and each token's end offset in characters."""
-
-    def _open_search(self, context: str) -> Search:
-        """Backend hook for `open_search`; backends without it cannot run best-first search."""
-        raise ModelError(f"{self.name} does not support best-first search")
 
     @abstractmethod
     def _generate(

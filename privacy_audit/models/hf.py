@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import os
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
-from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer, Search
+from privacy_audit.models.base import ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
@@ -56,7 +57,7 @@ class TransformersModel(LanguageModel):
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._extra_info = extra_info or {}
-        self._last_session: _ContextSession | None = None
+        self._last_session: _HFContext | None = None
         params = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
         if not getattr(tokenizer, "is_fast", False):
@@ -104,7 +105,25 @@ class TransformersModel(LanguageModel):
         return ids
 
     def encode_continuations(self, continuations: Sequence[str]) -> tuple[list[list[int]], list[list[int]]]:
-        """Token ids of each continuation (tokenized on its own) and each token's end offset in characters.
+        """Token ids of each continuation (tokenized on its own) and each token's end offset in characters."""
+        ids, offsets = self.encode_plain(continuations)
+        return ids, [[end for _, end in offs] for offs in offsets]
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        ids, ends = self.encode_continuations(texts)
+        return list(zip(ids, ends))
+
+    def start_tokens(self) -> list[int]:
+        """The special tokens the tokenizer puts before a text (a BOS for Llama-style tokenizers; often none)."""
+        with_special = list(self.tokenizer("a", add_special_tokens=True)["input_ids"])
+        plain = list(self.tokenizer("a", add_special_tokens=False)["input_ids"])
+        for i in range(len(with_special)):
+            if with_special[i:i + len(plain)] == plain:
+                return with_special[:i]
+        return []
+
+    def encode_plain(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+        """Token ids and (start, end) character offsets of each text, tokenized on its own without special tokens.
 
         Calls the Rust tokenizer directly, set up as the transformers wrapper sets it up for an
         unpadded, untruncated batch; the wrapper's Python conversions cost more than tokenizing.
@@ -115,61 +134,23 @@ class TransformersModel(LanguageModel):
         if backend.padding is not None:
             backend.no_padding()
         backend.encode_special_tokens = bool(getattr(self.tokenizer, "split_special_tokens", False))
-        encodings = backend.encode_batch(list(continuations), add_special_tokens=False)
-        return [e.ids for e in encodings], [[end for _, end in e.offsets] for e in encodings]
+        encodings = backend.encode_batch(list(texts), add_special_tokens=False)
+        return [e.ids for e in encodings], [e.offsets for e in encodings]
 
-    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        ids, ends = self.encode_continuations(texts)
-        return list(zip(ids, ends))
-
-    def _session(self, context: str) -> _ContextSession:
-        """The context's KV cache, reused when the same context is scored and then searched."""
+    def _open_context(self, context: str) -> ContextBackend:
+        """The context's KV cache, reused when the same context is opened again (scoring, then search)."""
         if self._last_session is None or self._last_session.context != context:
-            self._last_session = _ContextSession(self, context)
+            self._last_session = None
+            self._last_session = _HFContext(self, context)
         return self._last_session
 
-    def _open_context(self, context: str) -> Scorer:
-        session = self._session(context)
-
-        def score(continuations: Sequence[str]) -> ScoredContinuations:
-            ids, ends = self.encode_continuations(continuations)
-            trie = Trie(ids)
-            node_lp = score_trie(session.forward, session.root_logits, session.ctx_len, trie, chunk_tokens=self.chunk_tokens)
-            return ScoredContinuations(
-                node_lp[trie.paths],
-                np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
-                trie.offsets,
-            )
-
-        return score
-
-    def _open_search(self, context: str) -> Search:
-        session = self._session(context)
-        trie = Trie()
-
-        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-            nodes = []
-            for path in paths:
-                node = 0
-                for tok in path:
-                    node = trie.child(node, tok)
-                nodes.append(node)
-            out = np.empty((len(nodes), len(allowed)), dtype=np.float64)
-            rows_all = np.repeat(np.arange(len(nodes)), len(allowed))
-            toks_all = np.tile(np.asarray(allowed, dtype=np.int64), len(nodes))
-            inner = [i for i, node in enumerate(nodes) if node > 0]
-            for start in range(0, len(inner), self.chunk_tokens):
-                chunk = inner[start : start + self.chunk_tokens]
-                logits = next_token_logits(session.forward, trie, session.ctx_len, [nodes[i] for i in chunk])
-                sel = np.isin(rows_all, chunk)
-                local = np.searchsorted(chunk, rows_all[sel])
-                out.reshape(-1)[sel] = log2_probs(logits, local, toks_all[sel])
-            roots = [i for i, node in enumerate(nodes) if node == 0]
-            if roots:
-                out[roots] = log2_probs(session.root_logits.reshape(1, -1), [0] * len(allowed), allowed)
-            return out
-
-        return search
+    def plain_logprobs(self, ids: Sequence[int], start: int) -> np.ndarray:
+        """log2 p(ids[j] | ids[:j]) for j >= start, by one ordinary forward pass (no cache, no trie)."""
+        torch = self.torch
+        with torch.inference_mode():
+            logits = self.model(input_ids=torch.tensor([list(ids)], device=self.device)).logits[0].float().cpu()
+        rows = list(range(start - 1, len(ids) - 1))
+        return log2_probs(logits, rows, list(ids[start:]))
 
     def _stop_criteria(self, start: int, stops: tuple[str, ...]) -> Any:
         from transformers import StoppingCriteriaList
@@ -221,8 +202,31 @@ def _stop_on_strings(tokenizer: Any, start: int, stops: tuple[str, ...]) -> Any:
     return StopOnStrings()
 
 
-class _ContextSession:
-    """A context run through the model once; `forward` runs tree tokens against its cache and restores it."""
+# The longest unstable tail kept out of the cache (a long unbroken word is cut here; the check still holds).
+TAIL_TOKENS = 16
+
+
+def stable_head_length(context: str, offsets: Sequence[tuple[int, int]]) -> int:
+    """How many of the context's tokens stay put whatever text follows: those that end before its last
+    word (with the whitespace before it) and its trailing whitespace, at most TAIL_TOKENS from the end.
+
+    Pre-tokenizers split text at whitespace and merges never cross those splits, so appending text can
+    only re-tokenize the last word and the whitespace around it (lm-evaluation-harness moves trailing
+    whitespace into the continuation for the same reason). `Context` checks the rule on every scoring.
+    """
+    body = context.rstrip()
+    i = len(body)
+    while i > 0 and not body[i - 1].isspace():
+        i -= 1
+    n = bisect.bisect_right([end for _, end in offsets], max(i - 1, 0))
+    return max(n, len(offsets) - TAIL_TOKENS)
+
+
+class _HFContext(ContextBackend):
+    """The context's stable head run through the model once; tree tokens run against its cache, which
+    each forward restores. The unstable tail (text after the head) is tokenized with every continuation,
+    after an anchor (the head's last token's text) so that tokenizers that mark a text's start (a
+    sentencepiece prefix space) see the tail where the joint text has it: mid-text."""
 
     def __init__(self, lm: TransformersModel, context: str) -> None:
         from transformers import DynamicCache
@@ -230,14 +234,91 @@ class _ContextSession:
         torch = lm.torch
         self.lm = lm
         self.context = context
-        ids = lm.encode_context(context)
-        self.ctx_len = len(ids)
+        (ids,), (offsets,) = lm.encode_plain([context])
+        self.start = lm.start_tokens()
+        h = stable_head_length(context, offsets)
+        if not self.start and h == 0:
+            if ids:
+                h = 1
+            else:
+                bos = lm.tokenizer.bos_token_id
+                self.start = [bos if bos is not None else lm.tokenizer.eos_token_id]
+        self.head = self.start + list(ids[:h])
+        cut = offsets[h - 1][1] if h else 0
+        self.anchor = context[offsets[h - 1][0] : cut] if h else ""
+        self.tail = context[cut:]
+        self.ctx_len = len(self.head)
         self.cache = DynamicCache(config=lm.model.config)
         with torch.inference_mode():
             out = lm.model(
-                input_ids=torch.tensor([ids], device=lm.device), use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: self.cache}
+                input_ids=torch.tensor([self.head], device=lm.device), use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: self.cache}
             )
         self.root_logits = out.logits[0, -1].cpu()
+
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        lead = self.anchor + self.tail
+        a, shift = len(self.anchor), len(lead)
+        ids, offsets = self.lm.encode_plain([lead + c for c in continuations])
+        out_ids, out_ends = [], []
+        for row, offs in zip(ids, offsets):
+            k = bisect.bisect_left([s for s, _ in offs], a) if a else 0
+            out_ids.append(row[k:])
+            out_ends.append([end - shift for _, end in offs[k:]])
+        return out_ids, out_ends
+
+    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+        (ids,), (offsets,) = self.lm.encode_plain([self.context + continuation])
+        n = len(self.context)
+        return self.start + list(ids), [0] * len(self.start) + [end - n for _, end in offsets]
+
+    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
+        trie = Trie(ids)
+        node_lp = score_trie(self.forward, self.root_logits, self.ctx_len, trie, chunk_tokens=self.lm.chunk_tokens)
+        return ScoredContinuations(
+            node_lp[trie.paths],
+            np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
+            trie.offsets,
+        )
+
+    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
+        lps = self.lm.plain_logprobs(ids, start)
+        return ScoredContinuations(lps, np.asarray(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64))
+
+    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        trie = Trie()
+        nodes = []
+        for path in paths:
+            node = 0
+            for tok in path:
+                node = trie.child(node, tok)
+            nodes.append(node)
+        out = np.empty((len(nodes), len(allowed)), dtype=np.float64)
+        rows_all = np.repeat(np.arange(len(nodes)), len(allowed))
+        toks_all = np.tile(np.asarray(allowed, dtype=np.int64), len(nodes))
+        inner = [i for i, node in enumerate(nodes) if node > 0]
+        for start in range(0, len(inner), self.lm.chunk_tokens):
+            chunk = inner[start : start + self.lm.chunk_tokens]
+            logits = next_token_logits(self.forward, trie, self.ctx_len, [nodes[i] for i in chunk])
+            sel = np.isin(rows_all, chunk)
+            local = np.searchsorted(chunk, rows_all[sel])
+            out.reshape(-1)[sel] = log2_probs(logits, local, toks_all[sel])
+        roots = [i for i, node in enumerate(nodes) if node == 0]
+        if roots:
+            out[roots] = log2_probs(self.root_logits.reshape(1, -1), [0] * len(allowed), allowed)
+        return out
+
+    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
+        lm, torch = self.lm, self.lm.torch
+        ids = self.head + list(path)
+        with torch.inference_mode():
+            out = lm.model.generate(
+                input_ids=torch.tensor([ids], device=lm.device),
+                attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=lm.device),
+                max_new_tokens=max_new_tokens,
+                pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
+                do_sample=False, temperature=None, top_k=None, top_p=None,
+            )
+        return lm.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
 
     def forward(self, input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
         lm, torch = self.lm, self.lm.torch

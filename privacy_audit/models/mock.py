@@ -14,7 +14,7 @@ import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import LanguageModel, Prompt, ScoredContinuations, Scorer, Search
+from privacy_audit.models.base import ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
 
 VOCAB = 256
 
@@ -59,35 +59,9 @@ class MockModel(LanguageModel):
 
         return logp
 
-    def _open_context(self, context: str) -> Scorer:
+    def _open_context(self, context: str) -> ContextBackend:
         self.history.append(("open_context", context))
-        logp = self._fit(context)
-        tail = context[-self.order :]
-
-        def score(continuations: Sequence[str]) -> ScoredContinuations:
-            lps: list[float] = []
-            ends: list[int] = []
-            offsets = [0]
-            for cont in continuations:
-                for j, ch in enumerate(cont):
-                    lps.append(logp(tail + cont[:j], ch))
-                    ends.append(j + 1)
-                offsets.append(len(lps))
-            return ScoredContinuations(np.array(lps), np.array(ends, dtype=np.int64), np.array(offsets, dtype=np.int64))
-
-        return score
-
-    def _open_search(self, context: str) -> Search:
-        self.history.append(("open_search", context))
-        logp = self._fit(context)
-
-        def search(paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-            tail = context[-self.order :]
-            return np.array([[logp(tail + "".join(map(chr, p)), chr(t)) for t in allowed] for p in paths]).reshape(
-                len(paths), len(allowed)
-            )
-
-        return search
+        return _MockContext(self, context)
 
     def _generate(
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
@@ -102,20 +76,63 @@ class MockModel(LanguageModel):
                 out.append(self.outputs.pop(0))
                 continue
             text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
-            logp = self._fit(text)
-            generated = ""
-            for _ in range(max_new_tokens):
-                lp = np.array([logp(text[-self.order :] + generated, chr(b)) for b in range(1, VOCAB)])
-                if temperature > 0:
-                    p = np.exp2((lp - lp.max()) / temperature)
-                    choice = int(rng.choice(len(p), p=p / p.sum()))
-                else:
-                    choice = int(np.argmax(lp))
-                generated += chr(choice + 1)
-                if stop and any(generated.endswith(s) for s in stop if s):
-                    break
-            out.append(generated)
+            out.append(self._decode(text, max_new_tokens=max_new_tokens, temperature=temperature, rng=rng, stop=stop))
         return out
+
+    def _decode(self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]) -> str:
+        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0)."""
+        logp = self._fit(text)
+        generated = ""
+        for _ in range(max_new_tokens):
+            lp = np.array([logp(text[-self.order :] + generated, chr(b)) for b in range(1, VOCAB)])
+            if temperature > 0:
+                p = np.exp2((lp - lp.max()) / temperature)
+                choice = int(rng.choice(len(p), p=p / p.sum()))
+            else:
+                choice = int(np.argmax(lp))
+            generated += chr(choice + 1)
+            if stop and any(generated.endswith(s) for s in stop if s):
+                break
+        return generated
+
+
+class _MockContext(ContextBackend):
+    """One token per character: the context is the head, and every boundary is stable."""
+
+    tail = ""
+
+    def __init__(self, model: MockModel, context: str) -> None:
+        self.model = model
+        self.context = context
+        self.head = [ord(c) for c in context]
+        self.logp = model._fit(context)
+
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        return [[ord(c) for c in t] for t in continuations], [list(range(1, len(t) + 1)) for t in continuations]
+
+    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+        text = self.context + continuation
+        return [ord(c) for c in text], [j + 1 - len(self.context) for j in range(len(text))]
+
+    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
+        tail = self.context[-self.model.order :]
+        lps = [self.logp(tail + "".join(map(chr, row[:j])), chr(t)) for row in ids for j, t in enumerate(row)]
+        offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])]).astype(np.int64)
+        return ScoredContinuations(np.array(lps, dtype=np.float64), np.array([e for row in ends for e in row], dtype=np.int64), offsets)
+
+    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
+        text = "".join(map(chr, ids))
+        lps = [self.logp(text[:j], text[j]) for j in range(start, len(text))]
+        return ScoredContinuations(np.array(lps), np.array(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64))
+
+    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        tail = self.context[-self.model.order :]
+        rows = [[self.logp(tail + "".join(map(chr, p)), chr(t)) for t in allowed] for p in paths]
+        return np.array(rows, dtype=np.float64).reshape(len(paths), len(allowed))
+
+    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
+        prompt = self.context + "".join(map(chr, path))
+        return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=())
 
 
 @register("backend", "mock")

@@ -15,7 +15,7 @@ from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.leaks import LeakReport
 from privacy_audit.scoring.reconstruction import Reconstruction
-from privacy_audit.scoring.score import CanaryScore, Statistics, Summary
+from privacy_audit.scoring.score import CanaryScore, Statistics, Summary, TokenBoundary
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +38,7 @@ class RunSpec(BaseModel):
     prompt_sha256: str
     prompt_chars: int
     extraction: str = "not run"
+    tokenization: TokenBoundary | None = None
 
 
 class RuleOutcome(BaseModel):

@@ -6,16 +6,17 @@ tokens that reach past the template prefix (the secret and any text after it), D
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import bisect
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 from scipy.stats import mannwhitneyu
 
-from privacy_audit.canaries import CanarySet
+from privacy_audit.canaries import Canary, CanarySet
 from privacy_audit.errors import InputError
-from privacy_audit.models.base import LanguageModel
+from privacy_audit.models.base import Context, LanguageModel
 from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.search import align, best_first
 from privacy_audit.scoring.stats import (
@@ -36,6 +37,8 @@ DEFAULT_MAX_EXACT = 1_000_000
 DEFAULT_SEARCH_BUDGET = 2_000
 MIN_REFERENCES_FOR_FIT = 8
 EXACT_CHUNK = 10_000
+# Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
+BOUNDARY_SAMPLE = 256
 
 
 class CanaryScore(BaseModel):
@@ -97,6 +100,20 @@ class Statistics(BaseModel):
     epsilon: EpsilonBound | None
 
 
+class TokenBoundary(BaseModel):
+    """How the context was cut for canonical tokens, and the check that proved it (DESIGN.md §4)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rule: str
+    head_tokens: int
+    tail_chars: int
+    checked: int
+    mismatched: int
+    fallback: bool
+    joint_scored: int
+
+
 class ScoringResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -106,6 +123,7 @@ class ScoringResult(BaseModel):
     canaries: tuple[CanaryScore, ...]
     summary: Summary
     statistics: Statistics
+    boundary: TokenBoundary
 
 
 def check_mode(canary_set: CanarySet, *, mode: Mode, max_exact: int = DEFAULT_MAX_EXACT) -> None:
@@ -146,6 +164,8 @@ def score_prompt(
     scorer = model.open_context(prompt + separator)
     prefix_chars = len(canary_set.prefix)
     texts = [c.text for c in canary_set.canaries]
+    sample = space.sample(min(BOUNDARY_SAMPLE, space.size), np.random.default_rng(canary_set.seed))
+    scorer.check(texts + [canary_set.fill(s) for s in sample])
     own = scorer(texts)
     logprobs = own.totals(prefix_chars)
     counts = own.token_counts(prefix_chars)
@@ -174,9 +194,7 @@ def score_prompt(
     greedy: list[bool | None] = [None] * len(texts)
     search_note = "not run"
     if extraction:
-        greedy, guesses, search_note = _extraction(
-            model, prompt + separator, canary_set, logprobs, guesses, mode=mode, budget=search_budget
-        )
+        greedy, guesses, search_note = _extraction(scorer, canary_set, logprobs, guesses, mode=mode, budget=search_budget)
     exposures = np.array([exposure_from_rank(rank=int(r), pool_size=int(m)) for r, m in zip(ranks, pools)], dtype=np.float64)
     protocol: list[int | None] = [None] * len(texts)
     if refs:
@@ -210,7 +228,10 @@ def score_prompt(
         )
     )
     summary = summarise(scores, mode=mode, space_size=space.size)
-    return ScoringResult(mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=stats_)
+    return ScoringResult(
+        mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=stats_,
+        boundary=TokenBoundary(**scorer.boundary.to_dict()),
+    )
 
 
 def _statistics(
@@ -251,8 +272,7 @@ def _statistics(
 
 
 def _extraction(
-    model: LanguageModel,
-    context: str,
+    context: Context,
     canary_set: CanarySet,
     logprobs: np.ndarray,
     guesses: list[int | None],
@@ -262,25 +282,44 @@ def _extraction(
 ) -> tuple[list[bool | None], list[int | None], str]:
     """Greedy extraction for every planted canary, and best-first guesses where the rank is not yet exact."""
     planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
-    targets = {i: canary_set.extraction_target(canary_set.canaries[i].secret) for i in planted}
-    longest = max(len(ids) for ids, _ in model.tokenize(list(targets.values())))
-    (decoded,) = model.generate([context + canary_set.prefix], max_new_tokens=longest + 1, temperature=0.0)
     greedy: list[bool | None] = [None] * len(canary_set.canaries)
-    for i in planted:
-        greedy[i] = decoded.lstrip().startswith(targets[i].strip())
+    for i, ok in zip(planted, greedy_extracted(context, canary_set, [canary_set.canaries[i] for i in planted])):
+        greedy[i] = ok
     if mode == "exact":
         return greedy, guesses, "exact ranks over the whole space"
-    alignment = align(model, canary_set)
+    alignment = align(context, canary_set)
     if alignment is None:
         return greedy, guesses, "best-first search not applicable: the secret does not tokenize symbol by symbol"
-    search = model.open_search(context)
     spent = 0
     for i in planted:
-        result = best_first(search, alignment, stop_below=float(logprobs[i]), max_token_steps=max(budget - spent, 0))
+        result = best_first(context.search, alignment, stop_below=float(logprobs[i]), max_token_steps=max(budget - spent, 0))
         spent += result.token_steps
         if not result.exhausted_budget:
             guesses[i] = len(result.secrets)
     return greedy, guesses, f"best-first search, {spent} token steps of a budget of {budget}"
+
+
+def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence[Canary]) -> list[bool]:
+    """Does greedy decoding after the context and the template prefix produce each canary's secret?
+
+    Decoding starts from the canary's own canonical tokens that end within the prefix (so a space the
+    secret's first token absorbs is left for the model to produce), and must reproduce the text from
+    there to the end of the extraction target.
+    """
+    tail = context.boundary.tail
+    start = len(canary_set.prefix)
+    ids, ends = context.tokenize([c.text for c in canaries])
+    wanted: list[tuple[tuple[int, ...], str]] = []
+    budget: dict[tuple[int, ...], int] = {}
+    for canary, row, row_ends in zip(canaries, ids, ends):
+        k = bisect.bisect_right(row_ends, start)
+        begin = len(tail) + (row_ends[k - 1] if k else -len(tail))
+        stop = len(tail) + start + len(canary_set.extraction_target(canary.secret))
+        path = tuple(row[:k])
+        wanted.append((path, (tail + canary.text)[begin:stop]))
+        budget[path] = max(budget.get(path, 0), len(row) - k + 1)
+    decoded = {path: context.greedy(path, max_new_tokens=n) for path, n in budget.items()}
+    return [decoded[path].startswith(expected) for path, expected in wanted]
 
 
 def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -> Summary:

@@ -3,12 +3,13 @@
 A partial secret's log-probability bounds every completion's from above (more tokens only lower
 it), so popping prefixes in order of partial score yields whole secrets in order of probability.
 This gives extraction (how many guesses until the secret) and exact ranks of high-exposure canaries.
-It needs the template to tokenize as prefix tokens + one token per secret symbol + suffix tokens
-(checked by `align`); otherwise use exact mode, which makes no such assumption.
+It needs the candidate to tokenize, after the context, as fixed tokens + one token per secret symbol +
+fixed tokens (checked by `align`); otherwise use exact mode, which makes no such assumption.
 """
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,17 +18,19 @@ import numpy as np
 
 from privacy_audit.canaries import CanarySet
 from privacy_audit.canaries.spaces import CharsetSpace
-from privacy_audit.models.base import LanguageModel, Search
+from privacy_audit.models.base import Context, Search
 
 TIE_TOLERANCE_BITS = 1e-4
 
 
 @dataclass(frozen=True)
 class Alignment:
-    """Token ids of the template prefix, of each alphabet symbol (in alphabet order), and of the suffix."""
+    """Canonical tokens after the cached context: those before the secret (the context's tail and the
+    template prefix), one token per secret symbol at each position (`symbols[j][a]` for alphabet
+    symbol a at position j), and those after the secret."""
 
     prefix: tuple[int, ...]
-    symbols: tuple[int, ...]
+    symbols: tuple[tuple[int, ...], ...]
     suffix: tuple[int, ...]
     alphabet: str
     length: int
@@ -50,34 +53,43 @@ class SearchResult:
             return None
 
 
-def align(model: LanguageModel, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
-    """The token alignment of the template, or None when some secret does not tokenize symbol by symbol
-    (or the space is not fixed-length strings in one slot).
+def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
+    """The token layout of the template after `context`, or None when the secret does not tokenize
+    one token per symbol in place (or the space is not fixed-length strings in one slot).
 
-    Checked on every canary and `sample` random secrets: a merge across the prefix/secret boundary
-    or between symbols makes best-first search inapplicable (exact mode still works).
+    Tokens are the canonical ones (the candidate read with the context, DESIGN.md §4). Every symbol
+    is placed at every position once to learn its token there, and the layout is then checked on every
+    canary and `sample` random secrets: a merge across the prefix/secret boundary or between symbols
+    makes best-first search inapplicable (exact mode still works).
     """
     space = canary_set.secret_space
     if not isinstance(space, CharsetSpace) or canary_set.derived:
         return None
-    pieces = [canary_set.prefix, canary_set.suffix, *space.alphabet]
-    toks = [ids for ids, _ in model.tokenize([p for p in pieces if p])]
-    prefix = tuple(toks[0]) if canary_set.prefix else ()
-    rest = toks[1:] if canary_set.prefix else toks
-    suffix = tuple(rest[0]) if canary_set.suffix else ()
-    symbol_toks = rest[1:] if canary_set.suffix else rest
-    if any(len(t) != 1 for t in symbol_toks):
-        return None
-    symbols = tuple(t[0] for t in symbol_toks)
-    if len(set(symbols)) != len(symbols):
-        return None
+    base = canary_set.canaries[0].secret
+    probes = [base[:j] + ch + base[j + 1 :] for j in range(space.length) for ch in space.alphabet]
     rng = np.random.default_rng(seed)
-    secrets = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), rng)
-    expected = [prefix + tuple(symbols[space.alphabet.index(ch)] for ch in s) + suffix for s in secrets]
-    got = [tuple(ids) for ids, _ in model.tokenize([canary_set.fill(s) for s in secrets])]
-    if got != expected:
+    checks = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), rng)
+    secrets = probes + checks
+    ids, ends = context.tokenize([canary_set.fill(s) for s in secrets])
+    start, length = len(canary_set.prefix), space.length
+    layout: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+    table: list[dict[str, int]] = [{} for _ in range(length)]
+    for secret, row, row_ends in zip(secrets, ids, ends):
+        k = bisect.bisect_right(row_ends, start)
+        if row_ends[k : k + length] != list(range(start + 1, start + length + 1)):
+            return None
+        outside = (tuple(row[:k]), tuple(row[k + length :]))
+        if layout is None:
+            layout = outside
+        if outside != layout:
+            return None
+        for j, (ch, tok) in enumerate(zip(secret, row[k : k + length])):
+            if table[j].setdefault(ch, tok) != tok:
+                return None
+    symbols = tuple(tuple(t[ch] for ch in space.alphabet) for t in table)
+    if layout is None or any(len(set(s)) != len(s) for s in symbols):
         return None
-    return Alignment(prefix=prefix, symbols=symbols, suffix=suffix, alphabet=space.alphabet, length=space.length)
+    return Alignment(prefix=layout[0], symbols=symbols, suffix=layout[1], alphabet=space.alphabet, length=length)
 
 
 def best_first(
@@ -98,7 +110,7 @@ def best_first(
     if stop_below is None and max_results is None:
         raise ValueError("best_first needs stop_below or max_results")
     threshold = -np.inf if stop_below is None else stop_below - TIE_TOLERANCE_BITS
-    n_sym = len(alignment.symbols)
+    n_sym = len(alignment.alphabet)
     full = alignment.length + len(alignment.suffix)
     counter = 0
     heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, counter, ())]
@@ -131,7 +143,7 @@ def best_first(
             group = [(score, node) for score, node in pending if len(node) == depth]
             paths = [_path(alignment, node) for _, node in group]
             if depth < alignment.length:
-                lp = search(paths, alignment.symbols)
+                lp = search(paths, alignment.symbols[depth])
                 for (score, node), row in zip(group, lp):
                     for sym in range(n_sym):
                         counter += 1
@@ -146,6 +158,6 @@ def best_first(
 
 def _path(alignment: Alignment, node: Sequence[int]) -> list[int]:
     """Token ids after the context for a partial candidate (prefix, secret symbols so far, suffix so far)."""
-    secret = [alignment.symbols[i] for i in node[: alignment.length]]
+    secret = [alignment.symbols[j][i] for j, i in enumerate(node[: alignment.length])]
     suffix = list(alignment.suffix[: max(0, len(node) - alignment.length)])
     return list(alignment.prefix) + secret + suffix

@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import wrapper_encoding
+from tests.models.test_canonical import joint_reference
 
 torch = pytest.importorskip("torch")
-
-
-def plain_logprobs(model, context: str, continuation: str) -> np.ndarray:
-    """Reference: one full forward pass over context + continuation, log2-probs of the continuation's tokens."""
-    ctx = model.encode_context(context)
-    cont = model.tokenizer(continuation, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([ctx + cont])
-    with torch.no_grad():
-        logp = torch.log_softmax(model.model(ids).logits[0].float(), dim=-1)
-    return np.array([logp[len(ctx) + j - 1, t].item() for j, t in enumerate(cont)]) / np.log(2)
 
 
 @pytest.mark.parametrize(
@@ -35,8 +26,9 @@ def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens):
     try:
         context = "Text: hello there, the secret code is 123.\nClass: spam\n"
         got = tiny_model.logprobs(context, continuations)
-        for i, cont in enumerate(continuations):
-            np.testing.assert_allclose(got.token_logprobs(i), plain_logprobs(tiny_model, context, cont), atol=1e-4)
+        for from_char in (0, 5):
+            want = [joint_reference(tiny_model, context, cont, from_char) for cont in continuations]
+            np.testing.assert_allclose(got.totals(from_char), want, atol=1e-4)
     finally:
         tiny_model.chunk_tokens = 64
 

@@ -25,9 +25,10 @@ def test_best_first_order_equals_exhaustive(template, which, tiny_model):
     cs = generate_canary_set(template=template, space="digits:3", count=1, references=2, seed=0)
     context = PROMPT + "\n"
     secrets, scores = exhaustive(model, cs, context)
-    alignment = align(model, cs)
+    ctx = model.open_context(context)
+    alignment = align(ctx, cs)
     assert alignment is not None
-    result = best_first(model.open_search(context), alignment, max_results=25, batch=7)
+    result = best_first(ctx.search, alignment, max_results=25, batch=7)
     order = np.argsort(-scores, kind="stable")[:25]
     np.testing.assert_allclose(result.logprobs, scores[order], atol=1e-4)
     np.testing.assert_allclose([scores[secrets.index(s)] for s in result.secrets], result.logprobs, atol=1e-4)
@@ -42,7 +43,8 @@ def test_rank_by_search_equals_exact_rank(which, tiny_model):
     for secret in ["052", "417", cs.canaries[0].secret]:
         target = scores[int(secret)]
         exact_rank = int(np.sum(scores >= target))
-        result = best_first(model.open_search(PROMPT + "\n"), align(model, cs), stop_below=target)
+        ctx = model.open_context(PROMPT + "\n")
+        result = best_first(ctx.search, align(ctx, cs), stop_below=target)
         assert len(result.secrets) == exact_rank
         assert result.rank_of(secret) is not None
 
@@ -50,26 +52,35 @@ def test_rank_by_search_equals_exact_rank(which, tiny_model):
 def test_budget_is_reported():
     model = MockModel()
     cs = generate_canary_set(template="the code is {secret}", space="digits:4", count=1, references=0, seed=0)
-    result = best_first(model.open_search("x"), align(model, cs), max_results=10_000, max_token_steps=50)
+    ctx = model.open_context("x")
+    result = best_first(ctx.search, align(ctx, cs), max_results=10_000, max_token_steps=50)
     assert result.exhausted_budget and result.token_steps <= 50
 
 
 class MergingMock(MockModel):
     """Tokenizes the two characters "12" as one token, like a BPE merge."""
 
-    def tokenize(self, texts):
-        out = []
-        for t in texts:
-            ids, ends, i = [], [], 0
-            while i < len(t):
-                step = 2 if t.startswith("12", i) else 1
-                ids.append(1000 if step == 2 else ord(t[i]))
-                ends.append(i + step)
-                i += step
-            out.append((ids, ends))
-        return out
+    def _open_context(self, context):
+        backend = super()._open_context(context)
+        plain = backend.tokenize
+
+        def tokenize(texts):
+            ids, ends = [], []
+            for t in texts:
+                row, row_ends, i = [], [], 0
+                while i < len(t):
+                    step = 2 if t.startswith("12", i) else 1
+                    row.append(1000 if step == 2 else ord(t[i]))
+                    row_ends.append(i + step)
+                    i += step
+                ids.append(row)
+                ends.append(row_ends)
+            return ids, ends
+
+        backend.tokenize = tokenize if context else plain
+        return backend
 
 
 def test_alignment_refuses_merging_tokenizers():
     cs = generate_canary_set(template="the code is {secret}", space="digits:3", count=1, references=0, seed=0)
-    assert align(MergingMock(), cs, sample=1000) is None
+    assert align(MergingMock().open_context("x"), cs, sample=1000) is None
