@@ -87,12 +87,14 @@ def main() -> None:
     t0 = time.perf_counter()
     naive = []
     naive_tokens = 0
-    for i in sample:
-        ids = model.tokenizer(cs4.fill(space4.secret(i)), add_special_tokens=False)["input_ids"]
-        naive_tokens += len(ctx_ids) + len(ids)
+    for i in sample:  # the whole text tokenized at once, as the model reads it (canonical tokens)
+        enc = model.tokenizer(context + cs4.fill(space4.secret(i)), add_special_tokens=True, return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        naive_tokens += len(ids)
         with torch.inference_mode():
-            logp = torch.log_softmax(model.model(torch.tensor([ctx_ids + ids])).logits[0].float(), dim=-1)
-        naive.append(sum(logp[len(ctx_ids) + len(ids) - 4 + j - 1, t].item() for j, t in enumerate(ids[-4:])) / np.log(2))
+            logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].float(), dim=-1)
+        past = len(context) + len(cs4.prefix)
+        naive.append(sum(logp[j - 1, ids[j]].item() for j in range(1, len(ids)) if enc["offset_mapping"][j][1] > past) / np.log(2))
     naive_rate = args.sample / (time.perf_counter() - t0)
     out.append((f"naive: one forward pass per candidate ({args.sample} sampled, prompt {len(ctx_ids)} tokens)",
                 f"{naive_rate:.2f} candidates/s"))
@@ -129,11 +131,12 @@ def main() -> None:
             ("  floor for 111,111 steps + prompt at the measured matmul rate", f"{(steps6 + ctx6) / floor:.0f} s ({t6 / ((steps6 + ctx6) / floor):.2f}x the floor)"),
         ]
         ranks6 = [int(np.sum(totals6 >= totals6[int(c.secret)])) for c in cs6.planted]
-    alignment = align(model, cs6)
     best = cs6.planted[0]
     t0 = time.perf_counter()
-    target = model.open_context(context6)([best.text]).totals(len(cs6.prefix))[0]
-    result = best_first(model.open_search(context6), alignment, stop_below=float(target))
+    ctx = model.open_context(context6)
+    alignment = align(ctx, cs6)
+    target = ctx([best.text]).totals(len(cs6.prefix))[0]
+    result = best_first(ctx.search, alignment, stop_below=float(target))
     tb = time.perf_counter() - t0
     line = f"rank {len(result.secrets)} found in {tb:.2f} s ({result.token_steps} token steps, incl. prompt pass)"
     if not args.skip_6:

@@ -253,7 +253,7 @@ def build_report(
     )
     recon = None
     if members is not None and non_members is not None:
-        recon = reconstruction(model, teaching.prompt + separator, members=members, non_members=non_members, seed=teaching.seed)
+        recon = reconstruction(model, teaching.prompt + separator, members=members, non_members=non_members)
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,
         leaks=leak_report(teaching.artifacts), reconstruction=recon, utility=teaching.utility, prompt=teaching.prompt if include_secrets else None,
@@ -356,7 +356,7 @@ def render_report(
     if junit is not None and len(paths) > 1:
         raise InputError("--junit renders one report at a time")
     reports = [load_report(p) for p in paths]
-    if thresholds is not None and thresholds.any_rule():
+    if thresholds is not None:
         reports = [r.model_copy(update={"gate": gate(r, thresholds)}) for r in reports]
     several = len(reports) > 1
     if html is not None:

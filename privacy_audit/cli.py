@@ -23,6 +23,7 @@ from privacy_audit.errors import PrivacyAuditError
 from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.pipelines import pipeline_names
 from privacy_audit.reports import render_markdown
+from privacy_audit.reports.text import clean
 
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -297,6 +298,7 @@ def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ("--max-fuzzy-fraction", "max_fuzzy_fraction", float, "Fail when more generated units lie within --fuzzy-distance."),
         ("--fuzzy-distance", "fuzzy_distance", float, "Distance under which a generated unit counts as a fuzzy copy (default 0.1)."),
         ("--max-auc", "max_auc", float, "Fail when the reconstruction AUC exceeds this."),
+        ("--alpha", "alpha", float, "Family-wise level of the chance rule, which always runs (default 0.01)."),
     ]
     for flag, dest, kind, text in reversed(flags):
         fn = click.option(flag, dest, type=kind, default=None, help=text)(fn)
@@ -317,11 +319,12 @@ def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any
     outcome = audit.check_gate(report, _thresholds(gate_config, flags), write=write)
     for note in outcome.skipped:
         click.echo(f"skipped {note}", err=True)
+    for rule in outcome.rules:
+        click.echo(f"{'ok  ' if rule.passed else 'FAIL'} {clean(rule.message)}")
     if outcome.passed:
         click.echo(f"gate passed ({len(outcome.rules)} checks)")
         return
-    for failure in outcome.failures:
-        click.echo(f"FAIL {failure}")
+    click.echo(f"gate failed ({len(outcome.failures)} of {len(outcome.rules)} checks)")
     sys.exit(EXIT_GATE_FAILED)
 
 

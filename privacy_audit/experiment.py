@@ -32,6 +32,7 @@ from privacy_audit.pipelines import Record, run_pipeline
 from privacy_audit.reports import AuditReport, GateOutcome, render_markdown, save_report
 from privacy_audit.reports.html import render_html
 from privacy_audit.reports.plots import png, rank_cdf_plot
+from privacy_audit.reports.text import format_p
 from privacy_audit.scoring.score import DEFAULT_SEPARATOR
 from privacy_audit.scoring.stats import mean_rank_p_value, protocol_ranks, rank_zero_p_value
 
@@ -222,15 +223,17 @@ def _run_on_ray(cfg: AuditConfig, todo: Sequence[int], save: Callable[[dict[str,
 
 
 def summarise_trials(results: Sequence[dict[str, Any]], *, candidates: int) -> dict[str, Any]:
-    """Mean rank and rank-0 count with exact p-values, against the null (N-1)/2 and T/N."""
+    """Mean rank and rank-0 count with exact p-values (independent trials), against the null (N-1)/2 and T/N."""
     ranks = np.array([r["rank"] for r in results], dtype=np.int64)
     zeros = int(np.sum(ranks == 0))
+    mean_p = mean_rank_p_value(ranks=ranks, n_candidates=candidates)
+    zero_p = rank_zero_p_value(count=zeros, trials=len(ranks), n_candidates=candidates)
     return {
         "trials": len(ranks), "candidates": candidates, "ranks": ranks.tolist(),
         "mean_rank": float(ranks.mean()), "null_mean_rank": (candidates - 1) / 2,
-        "mean_rank_p_value": mean_rank_p_value(ranks=ranks, n_candidates=candidates),
+        "mean_rank_p_value": mean_p.p, "mean_rank_log10_p": mean_p.log10_p, "mean_rank_null": mean_p.method,
         "rank_zero_count": zeros, "null_rank_zero_count": len(ranks) / candidates,
-        "rank_zero_p_value": rank_zero_p_value(count=zeros, trials=len(ranks), n_candidates=candidates),
+        "rank_zero_p_value": zero_p.p, "rank_zero_log10_p": zero_p.log10_p, "rank_zero_null": zero_p.method,
         "canary_in_prompt": int(sum(bool(r["canary_in_prompt"]) for r in results)),
     }
 
@@ -240,8 +243,8 @@ def render_trials_markdown(summary: dict[str, Any]) -> str:
         f"## Secret Sharer: {summary['pipeline']} ({summary['trials']} trials, N = {summary['candidates']})\n\n"
         "| measure | value | null |\n|---|---|---|\n"
         f"| mean rank | {summary['mean_rank']:.1f} | {summary['null_mean_rank']:.1f} |\n"
-        f"| p-value (mean rank this low or lower) | {summary['mean_rank_p_value']:.3g} | |\n"
+        f"| p-value (mean rank this low or lower) | {format_p(summary['mean_rank_p_value'], summary['mean_rank_log10_p'])} | |\n"
         f"| rank-0 count | {summary['rank_zero_count']} | {summary['null_rank_zero_count']:.2f} |\n"
-        f"| p-value (this many rank 0 or more) | {summary['rank_zero_p_value']:.3g} | |\n"
+        f"| p-value (this many rank 0 or more) | {format_p(summary['rank_zero_p_value'], summary['rank_zero_log10_p'])} | |\n"
         f"| trials whose prompt holds the secret verbatim | {summary['canary_in_prompt']} | |\n"
     )

@@ -17,6 +17,25 @@ from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome
 
 PER_CANARY_RULES = ("max_exposure_bits", "max_exposure_fraction")
+DEFAULT_ALPHA = 0.01
+SETTINGS = ("fuzzy_distance", "alpha", "overrides")
+INF = math.inf
+# Each setting's allowed range: (low, high, whole number); a value outside it is an error, never a disabled rule.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "max_exposure_bits": (0, INF, False), "max_exposure_fraction": (0, 1, False), "max_greedy_extracted": (0, INF, True),
+    "min_guesses": (1, INF, True), "max_rank_zero": (0, INF, True), "min_mean_rank_p_value": (0, 1, False),
+    "max_verbatim": (0, INF, True), "max_verbatim_rate": (0, 1, False), "max_fuzzy_fraction": (0, 1, False),
+    "fuzzy_distance": (0, INF, False), "max_auc": (0, 1, False), "alpha": (0, 1, False),
+}
+
+
+def _check_range(name: str, value: Any, low: float, high: float, integral: bool) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"gate setting {name} must be a finite number, got {value!r}")
+    if integral and value != int(value):
+        raise InputError(f"gate setting {name} must be a whole number, got {value!r}")
+    if not low <= value <= high or (name == "alpha" and not 0 < value < 1):
+        raise InputError(f"gate setting {name} = {value!r} is out of range [{low:g}, {high:g}]")
 
 
 @dataclass(frozen=True)
@@ -34,7 +53,17 @@ class Thresholds:
     max_fuzzy_fraction: float | None = None
     fuzzy_distance: float = 0.1
     max_auc: float | None = None
+    alpha: float = DEFAULT_ALPHA
     overrides: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, (low, high, integral) in RANGES.items():
+            value = getattr(self, name)
+            if value is not None:
+                _check_range(name, value, low, high, integral)
+        for cid, rules in self.overrides.items():
+            for name, value in rules.items():
+                _check_range(f"overrides.{cid}.{name}", value, *RANGES[name])
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
@@ -43,9 +72,8 @@ class Thresholds:
         return out
 
     def any_rule(self) -> bool:
-        return any(getattr(self, f.name) is not None for f in fields(self) if f.name not in ("fuzzy_distance", "overrides")) or bool(
-            self.overrides
-        )
+        """Whether a threshold rule is set (the default chance rule always runs)."""
+        return any(getattr(self, f.name) is not None for f in fields(self) if f.name not in SETTINGS) or bool(self.overrides)
 
     def merged(self, **flags: Any) -> Thresholds:
         """These thresholds with the non-None `flags` on top (CLI flags override a file)."""
@@ -105,38 +133,107 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
-    """Check the report against every enabled rule; references never fail the gate."""
-    if not thresholds.any_rule():
-        raise InputError("no gate threshold given; pass e.g. --max-exposure BITS, or a [gate] table with --config")
-    unknown = sorted(set(thresholds.overrides) - {c.id for c in report.canaries if c.planted})
+    """Check the report: the chance rule always, then every enabled threshold rule; references never fail it.
+
+    The gate fails closed: a report with no planted canaries is an error, not a pass.
+    """
+    planted = [c for c in report.canaries if c.planted]
+    if not planted:
+        raise InputError("the report has no planted canaries, so nothing can be gated (is it truncated or tampered with?)")
+    unknown = sorted(set(thresholds.overrides) - {c.id for c in planted})
     if unknown:
         raise InputError(f"gate overrides name canaries not planted in this report: {', '.join(unknown)}")
-    results: list[RuleOutcome] = []
+    results: list[RuleOutcome] = [chance_rule(report, alpha=thresholds.alpha)]
+    results += _canary_rules(report, thresholds)
+    skipped, report_rules = _report_rules(report, thresholds)
+    results += report_rules
+    failures = tuple(r.message for r in results if not r.passed)
+    return GateOutcome(
+        passed=not failures, failures=failures, thresholds=thresholds.as_dict(), rules=tuple(results), skipped=tuple(skipped)
+    )
 
-    def check(rule: str, subject: str, value: float, limit: float, *, upper: bool, what: str, unit: str = "", detail: str = "") -> None:
-        ok = value <= limit if upper else value >= limit
-        sign = ">" if upper else "<"
-        results.append(RuleOutcome(
-            rule=rule, subject=subject, value=float(value), threshold=float(limit), passed=ok,
-            message=f"{subject}: {what} {value:.4g}{unit} {sign} {limit:g}{unit}{detail}",
-        ))
 
-    for c in report.canaries:
-        if not c.planted:
-            continue
+def _outcome(
+    rule: str, subject: str, value: float, limit: float, *, upper: bool, what: str, false_alarm: float | None,
+    unit: str = "", detail: str = "",
+) -> RuleOutcome:
+    ok = value <= limit if upper else value >= limit
+    sign = ">" if upper else "<"
+    alarm = "" if false_alarm is None else f"; false-alarm probability on a prompt that never saw a canary {false_alarm:.2g}"
+    return RuleOutcome(
+        rule=rule, subject=subject, value=float(value), threshold=float(limit), passed=ok, false_alarm=false_alarm,
+        message=f"{subject}: {what} {value:.4g}{unit} {sign} {limit:g}{unit}{detail}{alarm}",
+    )
+
+
+def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
+    """Fail when the planted canaries are more exposed than chance, at family-wise level `alpha`.
+
+    The family is each planted canary's exact rank test (p = rank / pool) and, with references, the exact
+    permutation test of planted against references; Bonferroni over the family needs no independence,
+    so a prompt that never saw a canary fails with probability at most `alpha`.
+    """
+    planted = [c for c in report.canaries if c.planted]
+    family = [c.p_value for c in planted]
+    shared = report.summary.p_values.get("planted_vs_references")
+    if shared is not None:
+        family.append(shared.p)
+    adjusted = min(1.0, len(family) * min(family))
+    return _outcome(
+        "chance", "report", adjusted, alpha, upper=False, false_alarm=alpha,
+        what=f"Bonferroni-adjusted p-value that the planted canaries are exposed by chance ({len(family)} exact tests)",
+    )
+
+
+def _exposure_false_alarm(report: AuditReport, limit_bits: float) -> float:
+    """P(some planted canary's exposure > limit) for a prompt that never saw them."""
+    pool = next(c.rank_pool for c in report.canaries if c.planted)
+    return _rank_false_alarm(report, max(0, math.ceil(pool * 2.0 ** (-limit_bits)) - 1))
+
+
+def _rank_false_alarm(report: AuditReport, failing: int) -> float:
+    """P(some planted canary ranks within the top `failing`) for a prompt that never saw them (ties only lower it).
+
+    Exact mode: the planted secrets are a uniform draw without replacement from the space, so
+    1 - C(M - R, k) / C(M, k) with R the ranks that fail. Sampled mode, shared references: every
+    planted canary has R or more references above it exactly when the top R of all are references.
+    """
+    planted = [c for c in report.canaries if c.planted]
+    k, pool = len(planted), planted[0].rank_pool
+    if report.run.mode == "exact":
+        return 1.0 - math.comb(pool - failing, k) / math.comb(pool, k) if failing < pool else 1.0
+    refs = pool - 1
+    return 1.0 - math.comb(refs, failing) / math.comb(refs + k, failing) if failing <= refs else 1.0
+
+
+def _canary_rules(report: AuditReport, thresholds: Thresholds) -> list[RuleOutcome]:
+    results = []
+    uniform = not thresholds.overrides
+    for c in (c for c in report.canaries if c.planted):
         own = {**{k: getattr(thresholds, k) for k in PER_CANARY_RULES}, **thresholds.overrides.get(c.id, {})}
         detail = f" (rank {c.rank:,} of {c.rank_pool:,}, p = {c.p_value:.2g})"
+        bits = math.log2(c.rank_pool) if c.rank_pool > 1 else 0.0
         if own["max_exposure_bits"] is not None:
-            check("max_exposure_bits", c.id, c.exposure_bits, own["max_exposure_bits"], upper=True, what="exposure", unit=" bits",
-                  detail=detail)
+            alarm = _exposure_false_alarm(report, own["max_exposure_bits"]) if uniform else None
+            results.append(_outcome("max_exposure_bits", c.id, c.exposure_bits, own["max_exposure_bits"], upper=True, what="exposure",
+                                    unit=" bits", detail=detail, false_alarm=alarm))
         if own["max_exposure_fraction"] is not None:
-            frac = c.exposure_bits / math.log2(c.rank_pool) if c.rank_pool > 1 else 0.0
-            check("max_exposure_fraction", c.id, frac, own["max_exposure_fraction"], upper=True,
-                  what="exposure as a fraction of log2|S|", detail=detail)
+            frac = c.exposure_bits / bits if bits else 0.0
+            alarm = _exposure_false_alarm(report, own["max_exposure_fraction"] * bits) if uniform else None
+            results.append(_outcome("max_exposure_fraction", c.id, frac, own["max_exposure_fraction"], upper=True,
+                                    what="exposure as a fraction of log2|S|", detail=detail, false_alarm=alarm))
         if thresholds.min_guesses is not None and c.guesses is not None:
-            check("min_guesses", c.id, c.guesses, thresholds.min_guesses, upper=False, what="guesses to extract the secret")
+            alarm = _rank_false_alarm(report, int(thresholds.min_guesses) - 1) if report.run.mode == "exact" else None
+            results.append(_outcome("min_guesses", c.id, c.guesses, thresholds.min_guesses, upper=False,
+                                    what="guesses to extract the secret", false_alarm=alarm))
+    return results
+
+
+def _report_rules(report: AuditReport, thresholds: Thresholds) -> tuple[list[str], list[RuleOutcome]]:
+    """Rules on report-wide figures; rules whose figure the report lacks are listed as skipped."""
     s = report.summary
     skipped: list[str] = []
+    results: list[RuleOutcome] = []
     missing = {
         "max_greedy_extracted": (s.greedy_extracted is None, "the report has no extraction (score without --no-extraction)"),
         "max_rank_zero": (s.protocol_rank_zero_count is None, "the report has no references for the paper protocol"),
@@ -149,27 +246,28 @@ def gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
         if getattr(thresholds, rule) is not None and absent:
             skipped.append(f"{rule}: {why}")
     if thresholds.max_greedy_extracted is not None and s.greedy_extracted is not None:
-        check("max_greedy_extracted", "report", s.greedy_extracted, thresholds.max_greedy_extracted, upper=True,
-              what="planted secrets recovered by greedy decoding")
+        results.append(_outcome("max_greedy_extracted", "report", s.greedy_extracted, thresholds.max_greedy_extracted, upper=True,
+                                what="planted secrets recovered by greedy decoding", false_alarm=None))
     if thresholds.max_rank_zero is not None and s.protocol_rank_zero_count is not None:
-        check("max_rank_zero", "report", s.protocol_rank_zero_count, thresholds.max_rank_zero, upper=True, what="paper-protocol rank-0 count")
+        k, refs, j = s.planted_count, s.reference_count, int(thresholds.max_rank_zero) + 1
+        alarm = math.comb(k, j) / math.comb(k + refs, j) if j <= k else 0.0
+        results.append(_outcome("max_rank_zero", "report", s.protocol_rank_zero_count, thresholds.max_rank_zero, upper=True,
+                                what="paper-protocol rank-0 count", false_alarm=alarm))
     if thresholds.min_mean_rank_p_value is not None and s.protocol_mean_rank_p_value is not None:
-        check("min_mean_rank_p_value", "report", s.protocol_mean_rank_p_value, thresholds.min_mean_rank_p_value, upper=False,
-              what="paper-protocol mean-rank p-value")
+        results.append(_outcome("min_mean_rank_p_value", "report", s.protocol_mean_rank_p_value, thresholds.min_mean_rank_p_value,
+                                upper=False, what="paper-protocol mean-rank p-value", false_alarm=thresholds.min_mean_rank_p_value))
     if thresholds.max_verbatim is not None:
-        check("max_verbatim", "report", s.planted_in_prompt, thresholds.max_verbatim, upper=True,
-              what="planted secrets verbatim in the teaching prompt")
+        results.append(_outcome("max_verbatim", "report", s.planted_in_prompt, thresholds.max_verbatim, upper=True,
+                                what="planted secrets verbatim in the teaching prompt", false_alarm=None))
     if report.leaks is not None:
         if thresholds.max_verbatim_rate is not None:
-            check("max_verbatim_rate", "report", report.leaks.verbatim_rate, thresholds.max_verbatim_rate, upper=True,
-                  what="generated units copied verbatim (rate)")
+            results.append(_outcome("max_verbatim_rate", "report", report.leaks.verbatim_rate, thresholds.max_verbatim_rate, upper=True,
+                                    what="generated units copied verbatim (rate)", false_alarm=None))
         if thresholds.max_fuzzy_fraction is not None:
             near = sum(r.distance < thresholds.fuzzy_distance for r in report.leaks.rows) / report.leaks.units
-            check("max_fuzzy_fraction", "report", near, thresholds.max_fuzzy_fraction, upper=True,
-                  what=f"fraction of generated units within distance {thresholds.fuzzy_distance:g} of private text")
+            results.append(_outcome("max_fuzzy_fraction", "report", near, thresholds.max_fuzzy_fraction, upper=True, false_alarm=None,
+                                    what=f"fraction of generated units within distance {thresholds.fuzzy_distance:g} of private text"))
     if thresholds.max_auc is not None and report.reconstruction is not None:
-        check("max_auc", "report", report.reconstruction.auc, thresholds.max_auc, upper=True, what="reconstruction AUC")
-    failures = tuple(r.message for r in results if not r.passed)
-    return GateOutcome(
-        passed=not failures, failures=failures, thresholds=thresholds.as_dict(), rules=tuple(results), skipped=tuple(skipped)
-    )
+        results.append(_outcome("max_auc", "report", report.reconstruction.auc, thresholds.max_auc, upper=True,
+                                what="reconstruction AUC", false_alarm=None))
+    return skipped, results

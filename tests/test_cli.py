@@ -44,7 +44,7 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert r.exit_code == 0, r.output
     assert not any(s in r.output for s in secrets)
     report = json.loads((chain / "report.json").read_text())
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     assert set(report["run"]) >= {"pipeline", "model", "seed", "versions"}
     assert report["run"]["pipeline"] == "raw"
     planted = [c for c in report["canaries"] if c["planted"]]
@@ -58,7 +58,9 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert report["summary"]["mean_exposure_references"] < 4
     assert report["prompt"] is None
 
-    passing = run("gate", chain / "report.json", "--max-exposure", "10")
+    leaked = run("gate", chain / "report.json")  # the chance rule sees the leak with no threshold at all
+    assert leaked.exit_code == 1 and "FAIL report: Bonferroni" in leaked.output
+    passing = run("gate", chain / "report.json", "--max-exposure", "10", "--alpha", "1e-9")
     assert passing.exit_code == 0 and "gate passed" in passing.output
     failing = run("gate", chain / "report.json", "--max-exposure", "5")
     assert failing.exit_code == 1 and failing.output.count("FAIL canary-") == 3
@@ -97,10 +99,11 @@ def test_outputs_with_secrets_are_private(chain):
         assert stat.S_IMODE(os.stat(chain / name).st_mode) == 0o600, name
 
 
-def test_gate_without_threshold_is_bad_usage(chain):
+def test_gate_without_threshold_runs_the_chance_rule(chain):
     run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / "r.json")
     result = run("gate", chain / "r.json")
-    assert result.exit_code == 2 and "threshold" in result.output
+    assert result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output  # the raw prompt copies them
+    assert "false-alarm probability on a prompt that never saw a canary 0.01" in result.output
 
 
 def test_debug_shows_the_traceback(tmp_path):
@@ -175,7 +178,9 @@ def test_report_holds_statistics(chain):
     low, high = st["mean_exposure_planted_ci"]
     assert low <= report["summary"]["mean_exposure_planted"] <= high
     assert st["extrapolation"]["scale"] > 0 and "extrapolated_exposure_bits" in report["canaries"][0]
-    assert st["epsilon"]["epsilon"] >= 0 and "independent" in st["epsilon"]["assumptions"]
+    assert st["epsilon"]["epsilon"] >= 0 and st["epsilon"]["design"] == "one_run"
+    assert "no independence" in st["epsilon"]["assumptions"] and "betting" in st["interval_method"]
+    assert set(report["summary"]["p_values"]) == {"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"}
     assert report["reconstruction"] is None and report["leaks"] is None
     assert "empirical epsilon lower bound" in r.output
 

@@ -96,7 +96,7 @@ def render_html(report: AuditReport) -> str:
     stats = ""
     if report.statistics is not None and report.statistics.epsilon is not None:
         eps = report.statistics.epsilon
-        stats = (f"<h2>Empirical epsilon lower bound</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
+        stats = (f"<h2>Empirical epsilon lower bound ({e(eps.design)} bound)</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
                  f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
                  f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>")
     run = json.dumps(report.run.model_dump(mode="json"), indent=2, sort_keys=True)

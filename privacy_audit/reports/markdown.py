@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from privacy_audit.reports.schema import AuditReport
-from privacy_audit.reports.text import clean
+from privacy_audit.reports.text import clean, format_p
 
 
 def _cell(text: object) -> str:
@@ -26,7 +26,13 @@ def _ci(ci: tuple[float, float] | None) -> str:
 
 
 def _p(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2g}"
+    return format_p(x)
+
+
+def _pv(report: AuditReport, name: str) -> str:
+    """A summary p-value with the null it was computed under (log10 where it underflows)."""
+    rec = report.summary.p_values.get(name)
+    return "n/a" if rec is None else f"{format_p(rec.p, rec.log10_p)} ({rec.method})"
 
 
 def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
@@ -43,23 +49,27 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}"),
         ("planted secrets recovered by greedy decoding", "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}"),
         ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
-        ("p-value, planted > references", _p(s.planted_vs_references_p_value)),
+        ("p-value, planted > references", _pv(report, "planted_vs_references")),
     ]
     if s.protocol_mean_rank is not None:
         rows.append((
             "paper protocol: mean rank among references (null)",
-            f"{s.protocol_mean_rank:.1f} ({s.protocol_null_mean_rank:.1f}), p = {_p(s.protocol_mean_rank_p_value)}",
+            f"{s.protocol_mean_rank:.1f} ({s.protocol_null_mean_rank:.1f}), p = {_pv(report, 'protocol_mean_rank')}",
         ))
-        rows.append(("paper protocol: rank-0 count", f"{s.protocol_rank_zero_count} of {s.planted_count}, p = {_p(s.protocol_rank_zero_p_value)}"))
+        rows.append(("paper protocol: rank-0 count",
+                     f"{s.protocol_rank_zero_count} of {s.planted_count}, p = {_pv(report, 'protocol_rank_zero')}"))
     st = report.statistics
     if st is not None:
-        rows.insert(5, ("95% CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
-        rows.insert(7, ("95% CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
+        level = f"{st.confidence:.0%}"
+        rows.insert(5, (f"{level} CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
+        rows.insert(7, (f"{level} CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
+        rows.append(("confidence intervals", st.interval_method))
         if st.epsilon is not None:
-            rows.append(("empirical epsilon lower bound (95%, delta = 0)", _f(st.epsilon.epsilon)))
+            eps = st.epsilon
+            rows.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)", _f(eps.epsilon)))
         fit = st.extrapolation
         rows.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
-                     f"KS p = {_p(fit.ks_p_value)}{' (poor fit)' if fit.poor_fit else ''}"))
+                     f"KS p = {_p(fit.ks_p_value)} ({fit.calibration}){' (poor fit)' if fit.poor_fit else ''}"))
     if report.leaks is not None:
         lk = report.leaks
         rows.append(("generated units copied verbatim", f"{lk.verbatim_copies} of {lk.units}"))
@@ -70,7 +80,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         rows.append(("student accuracy with this prompt (utility)", f"{u.accuracy:.3f}{per_token} on {u.examples} examples"))
     if report.reconstruction is not None:
         rc = report.reconstruction
-        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)})"))
+        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, conservative)"))
+        rows.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
     return rows
 
 
@@ -89,9 +100,11 @@ def render_markdown(report: AuditReport) -> str:
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
         lines.append(
             f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {_f(c.extrapolated_exposure_bits)} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
+            f"| {c.exposure_bits:.2f} | {_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
             f"| {_yes(c.greedy_extracted)} |"
         )
+    if any(c.extrapolated_beyond_references for c in report.canaries):
+        lines += ["", "\\* beyond every reference: the skew-normal tail is extrapolated, not measured"]
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,7 @@ from privacy_audit.scoring.leaks import LeakReport
 from privacy_audit.scoring.reconstruction import Reconstruction
 from privacy_audit.scoring.score import CanaryScore, Statistics, Summary, TokenBoundary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class RunSpec(BaseModel):
@@ -52,6 +52,7 @@ class RuleOutcome(BaseModel):
     threshold: float
     passed: bool
     message: str
+    false_alarm: float | None = None
 
 
 class GateOutcome(BaseModel):
@@ -92,7 +93,25 @@ def json_schema() -> dict[str, Any]:
 
 
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade an older report's JSON to the current schema (version 1 is the first: nothing to do)."""
+    """Upgrade an older report's JSON to the current schema.
+
+    1 -> 2: the epsilon bound names its design (version 1's was the independent-trials bound); the
+    skew-normal fit test says it was not calibrated; scores were computed on split tokenization
+    (no `run.tokenization` record), which the upgraded report keeps saying by leaving it empty.
+    """
+    data = dict(data)
+    if data.get("schema_version") == 1:
+        stats = data.get("statistics")
+        if isinstance(stats, dict):
+            stats = dict(stats)
+            eps = stats.get("epsilon")
+            if isinstance(eps, dict):
+                stats["epsilon"] = {"hits": None, "design": "independent", **eps}
+            fit = stats.get("extrapolation")
+            if isinstance(fit, dict):
+                stats["extrapolation"] = {"calibration": "none (parameters fitted to the same data)", **fit}
+            data["statistics"] = stats
+        data["schema_version"] = 2
     return data
 
 

@@ -8,30 +8,29 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-from scipy.stats import mannwhitneyu
 
 from privacy_audit.canaries import Canary, CanarySet
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import Context, LanguageModel
-from privacy_audit.scoring.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
+from privacy_audit.scoring.epsilon import epsilon_lower_bound
+from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value, ranks_among
+from privacy_audit.scoring.intervals import betting_mean_ci
+from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
 from privacy_audit.scoring.search import align, best_first
-from privacy_audit.scoring.stats import (
-    EpsilonBound,
+from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
+from privacy_audit.scoring.types import (
+    CanaryScore,
+    Mode,
+    PValueRecord,
+    ScoringResult,
     SkewnormFit,
-    bootstrap_mean_ci,
-    epsilon_lower_bound,
-    extrapolation_exposure,
-    fit_skewnorm,
-    mean_rank_p_value,
-    protocol_ranks,
-    rank_zero_p_value,
+    Statistics,
+    Summary,
+    TokenBoundary,
 )
 
-Mode = Literal["exact", "sampled"]
 DEFAULT_SEPARATOR = "\n"
 DEFAULT_MAX_EXACT = 1_000_000
 DEFAULT_SEARCH_BUDGET = 2_000
@@ -39,91 +38,6 @@ MIN_REFERENCES_FOR_FIT = 8
 EXACT_CHUNK = 10_000
 # Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
 BOUNDARY_SAMPLE = 256
-
-
-class CanaryScore(BaseModel):
-    """Raw and derived measurements of one canary (planted) or reference (never planted)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    planted: bool
-    logprob_bits: float
-    tokens: int
-    rank: int
-    rank_pool: int
-    space_size: int
-    exposure_bits: float
-    p_value: float
-    in_prompt: bool
-    guesses: int | None = None
-    greedy_extracted: bool | None = None
-    extrapolated_exposure_bits: float | None = None
-    normalised_logprob_bits: float | None = None
-    protocol_rank: int | None = None
-    secret: str | None = None
-
-
-class Summary(BaseModel):
-    """Planted canaries against references scored the same way, with the null baseline."""
-
-    model_config = ConfigDict(frozen=True)
-
-    max_exposure_bits: float
-    mean_exposure_planted: float
-    mean_exposure_references: float | None
-    null_mean_exposure_bits: float
-    max_possible_exposure_bits: float
-    min_rank_planted: int
-    planted_in_prompt: int
-    planted_count: int
-    reference_count: int
-    planted_vs_references_p_value: float | None
-    greedy_extracted: int | None = None
-    min_guesses_planted: int | None = None
-    protocol_mean_rank: float | None = None
-    protocol_null_mean_rank: float | None = None
-    protocol_mean_rank_p_value: float | None = None
-    protocol_rank_zero_count: int | None = None
-    protocol_rank_zero_p_value: float | None = None
-
-
-class Statistics(BaseModel):
-    """Uncertainty and derived bounds; every input is in the per-canary rows of the report."""
-
-    model_config = ConfigDict(frozen=True)
-
-    mean_exposure_planted_ci: tuple[float, float] | None
-    mean_exposure_references_ci: tuple[float, float] | None
-    extrapolation: SkewnormFit | None
-    extrapolation_note: str
-    epsilon: EpsilonBound | None
-
-
-class TokenBoundary(BaseModel):
-    """How the context was cut for canonical tokens, and the check that proved it (DESIGN.md §4)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    rule: str
-    head_tokens: int
-    tail_chars: int
-    checked: int
-    mismatched: int
-    fallback: bool
-    joint_scored: int
-
-
-class ScoringResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    mode: Mode
-    separator: str
-    search: str
-    canaries: tuple[CanaryScore, ...]
-    summary: Summary
-    statistics: Statistics
-    boundary: TokenBoundary
 
 
 def check_mode(canary_set: CanarySet, *, mode: Mode, max_exact: int = DEFAULT_MAX_EXACT) -> None:
@@ -159,79 +73,71 @@ def score_prompt(
     `search_budget` model token steps (None when the budget runs out first).
     """
     space = canary_set.secret_space
-    refs = canary_set.references
     check_mode(canary_set, mode=mode, max_exact=max_exact)
-    scorer = model.open_context(prompt + separator)
+    context = model.open_context(prompt + separator)
     prefix_chars = len(canary_set.prefix)
-    texts = [c.text for c in canary_set.canaries]
     sample = space.sample(min(BOUNDARY_SAMPLE, space.size), np.random.default_rng(canary_set.seed))
-    scorer.check(texts + [canary_set.fill(s) for s in sample])
-    own = scorer(texts)
-    logprobs = own.totals(prefix_chars)
-    counts = own.token_counts(prefix_chars)
-    normalised = own.means(prefix_chars)
+    context.check([c.text for c in canary_set.canaries] + [canary_set.fill(s) for s in sample])
+    own = context([c.text for c in canary_set.canaries])
+    logprobs, normalised = own.totals(prefix_chars), own.means(prefix_chars)
     is_planted = np.array([c.planted for c in canary_set.canaries])
     if mode == "exact":
-        space_lp = np.empty(space.size, dtype=np.float64)
-        for start in range(0, space.size, EXACT_CHUNK):
-            stop = min(start + EXACT_CHUNK, space.size)
-            chunk = [canary_set.fill(s) for s in space.enumerate(start, stop)]
-            space_lp[start:stop] = scorer(chunk).totals(prefix_chars)
-            if progress is not None:
-                progress(stop, space.size)
+        space_lp = _score_space(context, canary_set, progress)
         logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
         ranks = ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False)
-        pools = np.full(len(texts), space.size)
+        pools = np.full(len(logprobs), space.size)
     else:
         ref_lp = logprobs[~is_planted]
-        ranks = np.where(
-            is_planted,
-            ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=True),
-            ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False),
-        )
-        pools = np.where(is_planted, len(refs) + 1, len(refs))
+        ranks = ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted
+        pools = np.where(is_planted, len(ref_lp) + 1, len(ref_lp))
     guesses: list[int | None] = [int(r) if mode == "exact" else None for r in ranks]
-    greedy: list[bool | None] = [None] * len(texts)
+    greedy: list[bool | None] = [None] * len(logprobs)
     search_note = "not run"
     if extraction:
-        greedy, guesses, search_note = _extraction(scorer, canary_set, logprobs, guesses, mode=mode, budget=search_budget)
-    exposures = np.array([exposure_from_rank(rank=int(r), pool_size=int(m)) for r, m in zip(ranks, pools)], dtype=np.float64)
-    protocol: list[int | None] = [None] * len(texts)
-    if refs:
-        ranks_pp = protocol_ranks(
-            canary_scores=normalised[is_planted], comparison_scores=np.tile(normalised[~is_planted], (int(is_planted.sum()), 1))
-        )
-        for i, r in zip(np.flatnonzero(is_planted), ranks_pp):
-            protocol[int(i)] = int(r)
-    stats_, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, seed=canary_set.seed)
+        greedy, guesses, search_note = _extraction(context, canary_set, logprobs, guesses, mode=mode, budget=search_budget)
+    exposures = np.log2(pools) - np.log2(ranks)
+    protocol = _protocol_ranks(normalised, is_planted)
+    rng = np.random.default_rng(canary_set.seed)
+    statistics, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, pools, rng=rng)
     scores = tuple(
         CanaryScore(
-            id=c.id,
-            planted=c.planted,
-            logprob_bits=float(lp),
-            tokens=int(n),
-            rank=int(r),
-            rank_pool=int(m),
-            space_size=space.size,
-            exposure_bits=float(x_bits),
-            p_value=float(rank_p_value(rank=int(r), pool_size=int(m))),
-            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)),
-            guesses=g,
-            greedy_extracted=x,
-            extrapolated_exposure_bits=e,
-            normalised_logprob_bits=float(nl),
-            protocol_rank=pr,
-            secret=c.secret if include_secrets else None,
+            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(own.token_counts(prefix_chars)[i]),
+            rank=int(ranks[i]), rank_pool=int(pools[i]), space_size=space.size, exposure_bits=float(exposures[i]),
+            p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
+            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
+            extrapolated_exposure_bits=extrapolated[i][0], extrapolated_beyond_references=extrapolated[i][1],
+            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if include_secrets else None,
         )
-        for c, lp, n, r, m, x_bits, g, x, e, nl, pr in zip(
-            canary_set.canaries, logprobs, counts, ranks, pools, exposures, guesses, greedy, extrapolated, normalised, protocol
-        )
+        for i, c in enumerate(canary_set.canaries)
     )
-    summary = summarise(scores, mode=mode, space_size=space.size)
+    summary = summarise(scores, mode=mode, space_size=space.size, rng=rng)
     return ScoringResult(
-        mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=stats_,
-        boundary=TokenBoundary(**scorer.boundary.to_dict()),
+        mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=statistics,
+        boundary=TokenBoundary(**context.boundary.to_dict()),
     )
+
+
+def _score_space(context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """Log2-probability of every secret of the space in its template, in chunks."""
+    space = canary_set.secret_space
+    space_lp = np.empty(space.size, dtype=np.float64)
+    for start in range(0, space.size, EXACT_CHUNK):
+        stop = min(start + EXACT_CHUNK, space.size)
+        space_lp[start:stop] = context([canary_set.fill(s) for s in space.enumerate(start, stop)]).totals(len(canary_set.prefix))
+        if progress is not None:
+            progress(stop, space.size)
+    return space_lp
+
+
+def _protocol_ranks(normalised: np.ndarray, is_planted: np.ndarray) -> list[int | None]:
+    """The paper's rank of each planted canary among the references (length-normalised scores)."""
+    out: list[int | None] = [None] * len(normalised)
+    if is_planted.all():
+        return out
+    ranks = conservative_ranks(canary_scores=normalised[is_planted], reference_scores=normalised[~is_planted])
+    for i, r in zip(np.flatnonzero(is_planted), ranks):
+        out[int(i)] = int(r)
+    return out
 
 
 def _statistics(
@@ -240,33 +146,37 @@ def _statistics(
     is_planted: np.ndarray,
     guesses: list[int | None],
     space_size: int,
+    pools: np.ndarray,
     *,
-    seed: int,
-) -> tuple[Statistics, list[float | None]]:
-    """Bootstrap intervals, extrapolated exposure from a skew-normal fit of the references, epsilon bound."""
-    rng = np.random.default_rng(seed)
-    planted_ci = bootstrap_mean_ci(exposures[is_planted], rng=rng)
-    refs_ci = bootstrap_mean_ci(exposures[~is_planted], rng=rng) if np.any(~is_planted) else None
-    extrapolated: list[float | None] = [None] * len(logprobs)
+    rng: np.random.Generator,
+) -> tuple[Statistics, list[tuple[float | None, bool | None]]]:
+    """Betting intervals of the mean exposures, extrapolated exposure from a skew-normal fit of the
+    references (with its calibrated fit test), and the one-run epsilon bound."""
+    top = float(np.log2(pools.max()))
+    planted_ci = betting_mean_ci(exposures[is_planted], low=0.0, high=top, rng=rng)
+    refs_ci = betting_mean_ci(exposures[~is_planted], low=0.0, high=top, rng=rng) if np.any(~is_planted) else None
+    extrapolated: list[tuple[float | None, bool | None]] = [(None, None)] * len(logprobs)
     fit: SkewnormFit | None = None
     refs = -logprobs[~is_planted]
     if refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
-        fit = fit_skewnorm(refs)
+        fit = fit_skewnorm(refs, rng=rng)
         values = extrapolation_exposure(
             canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=float(np.log2(space_size))
         )
-        extrapolated = [float(v) for v in values]
+        extrapolated = [(float(v), bool(-lp < refs.min())) for v, lp in zip(values, logprobs)]
         note = (
-            "poor fit (Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure"
-            if fit.poor_fit else "fit not rejected (Kolmogorov-Smirnov p >= 0.05); shown beside the rank-based exposure"
+            "poor fit (calibrated Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure"
+            if fit.poor_fit else
+            "fit not rejected (calibrated Kolmogorov-Smirnov p >= 0.05); an estimate beside the rank-based exposure, "
+            "not a bound, and an extrapolation wherever a canary lies beyond every reference"
         )
     else:
         note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
     planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
-    epsilon = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size)
     statistics = Statistics(
-        mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit,
-        extrapolation_note=note, epsilon=epsilon,
+        mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit, extrapolation_note=note,
+        epsilon=epsilon_lower_bound(ranks=planted_ranks, space_size=space_size, design="one_run"),
+        interval_method="betting confidence interval for a bounded mean (Waudby-Smith and Ramdas), valid at every n",
     )
     return statistics, extrapolated
 
@@ -322,40 +232,51 @@ def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence
     return [decoded[path].startswith(expected) for path, expected in wanted]
 
 
-def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int) -> Summary:
-    """Summary figures; the p-value is a one-sided Mann-Whitney test of planted above references."""
-    planted = np.array([s.exposure_bits for s in scores if s.planted])
-    refs = np.array([s.exposure_bits for s in scores if not s.planted])
-    pool = space_size if mode == "exact" else len(refs) + 1
-    p_value = None
-    if len(refs) and len(planted):
-        p_value = float(mannwhitneyu(planted, refs, alternative="greater").pvalue)
+def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, rng: np.random.Generator) -> Summary:
+    """Summary figures, with exact p-values under the shared-reference (permutation) null."""
     planted_scores = [s for s in scores if s.planted]
-    greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
-    known = [s.guesses for s in planted_scores if s.guesses is not None]
-    pp = np.array([s.protocol_rank for s in planted_scores if s.protocol_rank is not None], dtype=np.int64)
+    refs = [s for s in scores if not s.planted]
+    planted = np.array([s.exposure_bits for s in planted_scores])
+    pool = space_size if mode == "exact" else len(refs) + 1
+    p_values: dict[str, PValueRecord] = {}
     protocol: dict[str, float | int | None] = {}
-    if pp.size:
-        n_candidates = len(refs) + 1
+    if refs and planted_scores:
+        lp_planted = np.array([s.logprob_bits for s in planted_scores])
+        lp_refs = np.array([s.logprob_bits for s in refs])
+        p_values["planted_vs_references"] = _record(rank_sum_p_value(planted_scores=lp_planted, reference_scores=lp_refs, rng=rng))
+        norm_planted = np.array([s.normalised_logprob_bits for s in planted_scores], dtype=np.float64)
+        norm_refs = np.array([s.normalised_logprob_bits for s in refs], dtype=np.float64)
+        mean_rank = rank_sum_p_value(planted_scores=norm_planted, reference_scores=norm_refs, rng=rng)
+        zero = rank_zero_p_value(planted_scores=norm_planted, reference_scores=norm_refs)
+        p_values["protocol_mean_rank"] = _record(mean_rank)
+        p_values["protocol_rank_zero"] = _record(zero)
+        pp = np.array([s.protocol_rank for s in planted_scores], dtype=np.int64)
         protocol = {
             "protocol_mean_rank": float(pp.mean()),
-            "protocol_null_mean_rank": (n_candidates - 1) / 2,
-            "protocol_mean_rank_p_value": mean_rank_p_value(ranks=pp, n_candidates=n_candidates),
+            "protocol_null_mean_rank": len(refs) / 2,
+            "protocol_mean_rank_p_value": mean_rank.p,
             "protocol_rank_zero_count": int(np.sum(pp == 0)),
-            "protocol_rank_zero_p_value": rank_zero_p_value(count=int(np.sum(pp == 0)), trials=int(pp.size), n_candidates=n_candidates),
+            "protocol_rank_zero_p_value": zero.p,
         }
+    greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
+    known = [s.guesses for s in planted_scores if s.guesses is not None]
     return Summary(
         **protocol,
         greedy_extracted=sum(greedy) if greedy else None,
         min_guesses_planted=min(known) if known else None,
         max_exposure_bits=float(planted.max()),
         mean_exposure_planted=float(planted.mean()),
-        mean_exposure_references=float(refs.mean()) if len(refs) else None,
+        mean_exposure_references=float(np.mean([s.exposure_bits for s in refs])) if refs else None,
         null_mean_exposure_bits=null_mean_exposure(pool),
         max_possible_exposure_bits=float(np.log2(pool)),
-        min_rank_planted=min(s.rank for s in scores if s.planted),
-        planted_in_prompt=sum(1 for s in scores if s.planted and s.in_prompt),
-        planted_count=len(planted),
+        min_rank_planted=min(s.rank for s in planted_scores),
+        planted_in_prompt=sum(1 for s in planted_scores if s.in_prompt),
+        planted_count=len(planted_scores),
         reference_count=len(refs),
-        planted_vs_references_p_value=p_value,
+        planted_vs_references_p_value=p_values["planted_vs_references"].p if "planted_vs_references" in p_values else None,
+        p_values=p_values,
     )
+
+
+def _record(p: PValue) -> PValueRecord:
+    return PValueRecord(p=p.p, log10_p=p.log10_p, method=p.method)

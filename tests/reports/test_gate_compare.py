@@ -31,6 +31,9 @@ def base():
     return report.model_copy(update={"leaks": leaks, "reconstruction": recon})
 
 
+# The base report copies a canary, so the chance rule fails at the default alpha: these tests look at other rules.
+LENIENT = 1e-9
+
 RULES = [
     # (threshold that passes, threshold that fails)
     ({"max_exposure_bits": 10.0}, {"max_exposure_bits": 5.0}),
@@ -49,18 +52,19 @@ RULES = [
 @pytest.mark.parametrize("ok, bad", RULES, ids=[next(iter(r[0])) for r in RULES])
 def test_each_rule_passes_and_fails(base, ok, bad):
     assert base.summary.greedy_extracted == 1 and base.summary.protocol_rank_zero_count >= 1
-    good = gate(base, Thresholds(**ok))
+    good = gate(base, Thresholds(**ok, alpha=LENIENT))
     assert good.passed and good.rules, good
-    failed = gate(base, Thresholds(**bad))
+    failed = gate(base, Thresholds(**bad, alpha=LENIENT))
     assert not failed.passed and failed.failures
     assert all(f.count("\n") == 0 for f in failed.failures)
 
 
 def test_per_canary_override(base):
     first = next(c for c in base.canaries if c.planted)
-    strict = gate(base, Thresholds(max_exposure_bits=1.0, overrides={c.id: {"max_exposure_bits": 20.0} for c in base.canaries if c.planted}))
+    strict = gate(base, Thresholds(max_exposure_bits=1.0, alpha=LENIENT,
+                                   overrides={c.id: {"max_exposure_bits": 20.0} for c in base.canaries if c.planted}))
     assert strict.passed
-    one = gate(base, Thresholds(max_exposure_bits=20.0, overrides={first.id: {"max_exposure_bits": 0.0}}))
+    one = gate(base, Thresholds(max_exposure_bits=20.0, alpha=LENIENT, overrides={first.id: {"max_exposure_bits": 0.0}}))
     assert first.exposure_bits > 0 and [r.subject for r in one.rules if not r.passed] == [first.id]
     with pytest.raises(InputError, match="not planted"):
         gate(base, Thresholds(max_exposure_bits=1.0, overrides={"ref-00": {"max_exposure_bits": 1.0}}))
@@ -68,7 +72,7 @@ def test_per_canary_override(base):
 
 def test_rules_without_data_are_reported_as_skipped(base):
     bare = base.model_copy(update={"reconstruction": None})
-    outcome = gate(bare, Thresholds(max_auc=0.5))
+    outcome = gate(bare, Thresholds(max_auc=0.5, alpha=LENIENT))
     assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0]
 
 
@@ -92,10 +96,30 @@ def test_gate_cli_with_config_and_write(tmp_path, base):
     save_report(base, tmp_path / "r.json")
     (tmp_path / "g.toml").write_text("[gate]\nmax_exposure_bits = 1\n")
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"), "--write"])
-    assert result.exit_code == 1 and result.output.startswith("FAIL ")
+    assert result.exit_code == 1 and "\nFAIL " in result.output and "false-alarm probability" in result.output
     assert json.loads((tmp_path / "r.json").read_text())["gate"]["passed"] is False
     assert CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"),
-                                     "--max-exposure", "20"]).exit_code == 0
+                                     "--max-exposure", "20", "--alpha", "1e-9"]).exit_code == 0
+
+
+def test_gate_fails_closed_and_refuses_out_of_range_values(base, tmp_path):
+    empty = base.model_copy(update={"canaries": tuple(c for c in base.canaries if not c.planted)})
+    with pytest.raises(InputError, match="no planted canaries"):
+        gate(empty, Thresholds())
+    save_report(empty, tmp_path / "empty.json")
+    result = CliRunner().invoke(main, ["gate", str(tmp_path / "empty.json")])
+    assert result.exit_code == 2 and "no planted canaries" in result.output
+    for bad in ({"max_exposure_fraction": 7}, {"max_exposure_bits": -1}, {"alpha": 0}, {"max_auc": float("nan")},
+                {"max_rank_zero": 1.5}, {"overrides": {"canary-0": {"max_exposure_bits": -3}}}):
+        with pytest.raises(InputError):
+            Thresholds(**bad)
+    assert CliRunner().invoke(main, ["gate", str(tmp_path / "empty.json"), "--max-exposure-fraction", "7"]).exit_code == 2
+
+
+def test_default_gate_on_a_copying_prompt_fails(base, tmp_path):
+    save_report(base, tmp_path / "r.json")
+    result = CliRunner().invoke(main, ["gate", str(tmp_path / "r.json")])
+    assert result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output
 
 
 def test_compare_flags_regressions_beyond_noise(base, tmp_path):

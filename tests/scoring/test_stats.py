@@ -11,10 +11,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from privacy_audit.errors import InputError
+from privacy_audit.scoring.epsilon import clopper_pearson_lower, epsilon_lower_bound
 from privacy_audit.scoring.stats import (
-    bootstrap_mean_ci,
-    clopper_pearson_lower,
-    epsilon_lower_bound,
     extrapolation_exposure,
     fit_skewnorm,
     interpolation_exposure,
@@ -52,46 +50,46 @@ def test_extrapolation_is_clipped_and_monotone():
 
 def test_skewnorm_fit_flags_a_poor_fit():
     rng = np.random.default_rng(0)
-    good = fit_skewnorm(rng.normal(10, 2, size=500))
-    bad = fit_skewnorm(np.concatenate([np.zeros(250), np.full(250, 10.0)]) + rng.normal(0, 0.01, 500))
+    good = fit_skewnorm(rng.normal(10, 2, size=500), rng=rng)
+    bad = fit_skewnorm(np.concatenate([np.zeros(250), np.full(250, 10.0)]) + rng.normal(0, 0.01, 500), rng=rng)
     assert not good.poor_fit and bad.poor_fit
     with pytest.raises(InputError):
-        fit_skewnorm(np.ones(10))
+        fit_skewnorm(np.ones(10), rng=rng)
 
 
-def test_bootstrap_ci_covers_the_mean_and_is_undefined_for_one_value():
-    rng = np.random.default_rng(1)
-    values = rng.normal(1.44, 1.0, size=200)
-    low, high = bootstrap_mean_ci(values, rng=rng)
-    assert low < values.mean() < high and high - low < 0.4
-    assert bootstrap_mean_ci(np.array([3.0]), rng=rng) is None
-
-
-def test_protocol_ranks_count_strictly_higher():
-    ranks = protocol_ranks(canary_scores=np.array([0.5, -1.0]), comparison_scores=np.array([[0.1, 0.5, 0.9], [0, 0, 0]]))
-    assert ranks.tolist() == [1, 3]
+def test_protocol_ranks_count_ties_against_the_canary():
+    ranks = protocol_ranks(canary_scores=np.array([0.5, -1.0, 0.0]), comparison_scores=np.array([[0.1, 0.5, 0.9], [0, 0, 0], [0, 0, 0]]))
+    assert ranks.tolist() == [2, 3, 3]
 
 
 def test_mean_rank_p_value_exact():
     # T = 2 ranks uniform on 0..2: P(sum <= 1) = 3/9.
-    assert mean_rank_p_value(ranks=np.array([0, 1]), n_candidates=3) == pytest.approx(3 / 9)
-    assert mean_rank_p_value(ranks=np.array([2, 2]), n_candidates=3) == pytest.approx(1.0)
-    assert mean_rank_p_value(ranks=np.array([0]), n_candidates=1000) == pytest.approx(1e-3)
+    assert mean_rank_p_value(ranks=np.array([0, 1]), n_candidates=3).p == pytest.approx(3 / 9)
+    assert mean_rank_p_value(ranks=np.array([2, 2]), n_candidates=3).p == pytest.approx(1.0)
+    assert mean_rank_p_value(ranks=np.array([0]), n_candidates=1000).p == pytest.approx(1e-3)
     # The paper's setting: T = 100 at the null mean 499.5 -> about one half.
-    assert mean_rank_p_value(ranks=np.full(100, 499) + np.tile([0, 1], 50), n_candidates=1000) == pytest.approx(0.5, abs=0.01)
+    assert mean_rank_p_value(ranks=np.full(100, 499) + np.tile([0, 1], 50), n_candidates=1000).p == pytest.approx(0.5, abs=0.01)
+
+
+def test_tiny_p_values_keep_their_log10():
+    # 200 independent trials all at rank 0 among 1,000: p = 1e-600, which a float cannot hold.
+    p = mean_rank_p_value(ranks=np.zeros(200, dtype=int), n_candidates=1000)
+    assert p.log10_p == pytest.approx(-600.0) and p.p < 1e-300
+    z = rank_zero_p_value(count=200, trials=200, n_candidates=1000)
+    assert z.log10_p == pytest.approx(-600.0, abs=1e-6)
 
 
 def test_mean_rank_p_value_matches_simulation():
     rng = np.random.default_rng(2)
     sims = rng.integers(0, 50, size=(200_000, 5)).sum(axis=1)
     observed = np.array([3, 10, 20, 7, 1])
-    assert mean_rank_p_value(ranks=observed, n_candidates=50) == pytest.approx(np.mean(sims <= observed.sum()), abs=0.003)
+    assert mean_rank_p_value(ranks=observed, n_candidates=50).p == pytest.approx(np.mean(sims <= observed.sum()), abs=0.003)
 
 
 def test_rank_zero_p_value_is_binomial():
-    assert rank_zero_p_value(count=0, trials=100, n_candidates=1000) == 1.0
-    assert rank_zero_p_value(count=1, trials=100, n_candidates=1000) == pytest.approx(1 - 0.999**100)
-    assert rank_zero_p_value(count=8, trials=100, n_candidates=1000) < 1e-10
+    assert rank_zero_p_value(count=0, trials=100, n_candidates=1000).p == 1.0
+    assert rank_zero_p_value(count=1, trials=100, n_candidates=1000).p == pytest.approx(1 - 0.999**100)
+    assert rank_zero_p_value(count=8, trials=100, n_candidates=1000).p < 1e-10
 
 
 def test_epsilon_lower_bound_against_tf_privacy_on_the_same_counts():
@@ -99,7 +97,7 @@ def test_epsilon_lower_bound_against_tf_privacy_on_the_same_counts():
     # two-sided intervals at alpha/2; here the FPR r/|S| is exact, so on the same counts our bound is
     # higher, and equals theirs once their FPR upper bound is replaced by the exact FPR.
     ranks = np.array([1, 1, 1, 2, 1, 1, 1, 1, 1, 3])
-    ours = epsilon_lower_bound(ranks=ranks, space_size=10_000, grid=(1,), confidence=0.95)
+    ours = epsilon_lower_bound(ranks=ranks, space_size=10_000, grid=(1,), confidence=0.95, design="independent")
     tp, pos, fp, neg, alpha = 8, 10, 1, 10_000, 0.05
     tf_p1 = stats.beta.ppf(alpha / 2, tp, pos - tp + 1)
     tf_p0 = stats.beta.ppf(1 - alpha / 2, fp + 1, neg - fp)
@@ -108,38 +106,47 @@ def test_epsilon_lower_bound_against_tf_privacy_on_the_same_counts():
     assert ours.threshold_rank == 1
 
 
-def test_epsilon_bound_is_zero_without_leak_and_grows_with_it():
+@pytest.mark.parametrize("design", ["independent", "one_run"])
+def test_epsilon_bound_is_zero_without_leak_and_grows_with_it(design):
     rng = np.random.default_rng(3)
-    null = epsilon_lower_bound(ranks=rng.integers(1, 10_001, size=50), space_size=10_000)
-    leak = epsilon_lower_bound(ranks=np.ones(50, dtype=int), space_size=10_000)
-    assert null.epsilon < 1.0 and leak.epsilon > 8
+    null = epsilon_lower_bound(ranks=rng.integers(1, 10_001, size=50), space_size=10_000, design=design)
+    leak = epsilon_lower_bound(ranks=np.ones(50, dtype=int), space_size=10_000, design=design)
+    assert null.epsilon < 1.0 and leak.epsilon > 8 and leak.design == design
+
+
+def test_one_run_bound_for_three_canaries_at_rank_one():
+    # v = 3 of k = 3 at r = 1 of 10^4, grid of 13 thresholds: C(3,3) (e^eps / 10^4)^3 <= 0.05 / 13.
+    bound = epsilon_lower_bound(ranks=np.ones(3, dtype=int), space_size=10_000, design="one_run")
+    assert bound.epsilon == pytest.approx(math.log(10_000) + math.log(0.05 / 13) / 3, abs=1e-6)
+    with_delta = epsilon_lower_bound(ranks=np.ones(3, dtype=int), space_size=10_000, design="one_run", delta=1e-3)
+    assert with_delta.epsilon < bound.epsilon and with_delta.delta == 1e-3
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(1, 1000), min_size=1, max_size=30), st.floats(0.5, 0.99))
-def test_epsilon_bound_properties(ranks, confidence):
-    bound = epsilon_lower_bound(ranks=np.array(ranks), space_size=1000, confidence=confidence)
+@given(st.lists(st.integers(1, 1000), min_size=1, max_size=30), st.floats(0.5, 0.99), st.sampled_from(["independent", "one_run"]))
+def test_epsilon_bound_properties(ranks, confidence, design):
+    bound = epsilon_lower_bound(ranks=np.array(ranks), space_size=1000, confidence=confidence, design=design)
     assert bound.epsilon >= 0
-    better = epsilon_lower_bound(ranks=np.ones(len(ranks), dtype=int), space_size=1000, confidence=confidence)
+    better = epsilon_lower_bound(ranks=np.ones(len(ranks), dtype=int), space_size=1000, confidence=confidence, design=design)
     assert better.epsilon >= bound.epsilon
 
 
 def test_roc_summary():
     rng = np.random.default_rng(4)
     members, non = rng.normal(1, 1, 200), rng.normal(0, 1, 200)
-    roc = roc_summary(member_scores=members, non_member_scores=non, rng=rng, n_resamples=200)
+    roc = roc_summary(member_scores=members, non_member_scores=non)
     assert 0.7 < roc.auc < 0.8 and roc.auc_ci[0] < roc.auc < roc.auc_ci[1]
-    perfect = roc_summary(member_scores=np.array([5.0, 6.0]), non_member_scores=np.array([0.0, 1.0]), rng=rng, n_resamples=50)
+    perfect = roc_summary(member_scores=np.array([5.0, 6.0]), non_member_scores=np.array([0.0, 1.0]))
     assert perfect.auc == 1.0 and perfect.tpr_at_1pct_fpr == 1.0
 
 
-@settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.lists(st.integers(0, 5), min_size=1, max_size=12))
-def test_rank_auc_equals_scikit_learn(pos, neg):
-    from sklearn.metrics import roc_auc_score
+def test_tpr_at_low_fpr_counts_tied_thresholds():
+    members = np.array([10, 10, 9, 9, 8, 8, 0, 0, 0, 0], dtype=float)
+    non = np.array([9, 8] + [0] * 98, dtype=float)
+    assert roc_summary(member_scores=members, non_member_scores=non).tpr_at_1pct_fpr == pytest.approx(0.40)
 
-    from privacy_audit.scoring.stats import auc_from_ranks
 
-    scores = np.array(pos + neg, dtype=float)
-    expected = roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], scores)
-    assert auc_from_ranks(scores[None, :], n_pos=len(pos))[0] == pytest.approx(expected)
+def test_auc_interval_does_not_collapse_under_perfect_separation():
+    roc = roc_summary(member_scores=np.arange(8) + 100.0, non_member_scores=np.arange(64, dtype=float))
+    low, high = roc.auc_ci
+    assert roc.auc == 1.0 and high == 1.0 and 0.6 < low < 0.8

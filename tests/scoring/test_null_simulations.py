@@ -1,0 +1,155 @@
+"""Seeded simulations: every p-value holds its level under the null, every interval its coverage, every
+epsilon bound its confidence; plus the exact values the statistics issue names."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from privacy_audit.gate import Thresholds, gate
+from privacy_audit.reports.schema import AuditReport, RunSpec
+from privacy_audit.scoring.epsilon import epsilon_lower_bound
+from privacy_audit.scoring.intervals import auc_ci, betting_mean_ci
+from privacy_audit.scoring.permutation import conservative_ranks, rank_sum_p_value, rank_zero_p_value
+from privacy_audit.scoring.score import summarise
+from privacy_audit.scoring.types import CanaryScore
+
+REPS = 2_000
+LEVEL = 0.05
+
+
+def slack(level: float, reps: int = REPS) -> float:
+    """Three Monte Carlo standard errors of a rejection rate at `level`."""
+    return 3 * math.sqrt(level * (1 - level) / reps)
+
+
+def test_shared_reference_p_values_are_exact():
+    rng = np.random.default_rng(0)
+    three = rank_zero_p_value(planted_scores=np.full(3, 50.0), reference_scores=np.arange(20.0))
+    assert three.p == pytest.approx(1 / math.comb(23, 3))  # 5.6e-4, not 1.1e-4
+    twenty = rank_zero_p_value(planted_scores=np.full(20, 5.0), reference_scores=np.zeros(1000))
+    assert twenty.p == pytest.approx(1 / math.comb(1020, 20)) and twenty.log10_p == pytest.approx(-41.7045, abs=1e-3)
+    tied = np.zeros(1000)
+    assert rank_sum_p_value(planted_scores=tied[:5], reference_scores=tied[5:], rng=rng).p == 1.0
+    assert rank_zero_p_value(planted_scores=tied[:5], reference_scores=tied[5:]).p == 1.0
+    assert conservative_ranks(canary_scores=tied[:2], reference_scores=tied[2:]).tolist() == [998, 998]
+
+
+def test_rank_sum_equals_mann_whitney_without_ties():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(1, 1, 6), rng.normal(0, 1, 15)
+    ours = rank_sum_p_value(planted_scores=x, reference_scores=y, rng=rng).p
+    assert ours == pytest.approx(stats.mannwhitneyu(x, y, alternative="greater", method="exact").pvalue)
+
+
+@pytest.mark.parametrize("ties", [False, True], ids=["continuous", "tied"])
+def test_shared_reference_p_values_hold_their_level(ties):
+    rng = np.random.default_rng(2)
+    rejected = {"rank_sum": 0, "rank_zero": 0}
+    for _ in range(REPS):
+        scores = rng.integers(0, 4, size=25).astype(float) if ties else rng.normal(size=25)
+        planted, refs = scores[:5], scores[5:]
+        rejected["rank_sum"] += rank_sum_p_value(planted_scores=planted, reference_scores=refs, rng=rng).p <= LEVEL
+        rejected["rank_zero"] += rank_zero_p_value(planted_scores=planted, reference_scores=refs).p <= LEVEL
+    for name, count in rejected.items():
+        assert count / REPS <= LEVEL + slack(LEVEL), name
+
+
+def _report(space_lp: np.ndarray, planted: np.ndarray, refs: np.ndarray, rng: np.random.Generator) -> AuditReport:
+    """A report of an exact-mode audit whose model scores the space `space_lp`, built as score_prompt builds it."""
+    order = np.sort(space_lp)
+    scores = []
+    for i, idx in enumerate(np.concatenate([planted, refs])):
+        lp = space_lp[idx]
+        rank = int(len(order) - np.searchsorted(order, lp, side="left"))
+        scores.append(CanaryScore(
+            id=f"c{i}", planted=i < len(planted), logprob_bits=float(lp), tokens=3, rank=rank, rank_pool=len(space_lp),
+            space_size=len(space_lp), exposure_bits=math.log2(len(space_lp) / rank), p_value=rank / len(space_lp),
+            in_prompt=False, normalised_logprob_bits=float(lp) / 3,
+        ))
+    pp = conservative_ranks(canary_scores=[s.normalised_logprob_bits for s in scores[: len(planted)]],
+                            reference_scores=[s.normalised_logprob_bits for s in scores[len(planted):]])
+    scores = [s.model_copy(update={"protocol_rank": int(pp[i])}) if s.planted else s for i, s in enumerate(scores)]
+    summary = summarise(tuple(scores), mode="exact", space_size=len(space_lp), rng=rng)
+    run = RunSpec(pipeline="prompt-file", pipeline_options={}, model={}, seed=0, versions={}, mode="exact", separator="\n",
+                  template="code {secret}", space="digits:3", canary_seed=0, prompt_sha256="", prompt_chars=0)
+    return AuditReport(run=run, canaries=tuple(scores), summary=summary)
+
+
+def test_default_gate_fails_about_alpha_of_clean_prompts_and_every_copying_prompt():
+    rng = np.random.default_rng(3)
+    failed = 0
+    for _ in range(REPS):
+        space_lp = rng.normal(-20, 3, size=1000)
+        drawn = rng.choice(1000, size=25, replace=False)
+        failed += not gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds()).passed
+    assert failed / REPS <= 0.01 + slack(0.01)
+    space_lp = rng.normal(-20, 3, size=1000)
+    drawn = rng.choice(1000, size=25, replace=False)
+    space_lp[drawn[:5]] = -1.0  # the prompt copies the canaries: they are the most likely secrets
+    outcome = gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds())
+    assert not outcome.passed and outcome.rules[0].rule == "chance"
+
+
+def test_threshold_rules_state_their_false_alarm_probability():
+    rng = np.random.default_rng(4)
+    space_lp = rng.normal(-20, 3, size=16)
+    report = _report(space_lp, np.arange(5), np.arange(5, 10), rng)
+    rule = next(r for r in gate(report, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
+    # exposure > 4 bits in a space of 16 means rank < 1: never; at 3 bits, rank 1 fails: 1 - C(15,5)/C(16,5) = 5/16
+    assert rule.false_alarm == 0.0
+    rule = next(r for r in gate(report, Thresholds(max_exposure_bits=3)).rules if r.rule == "max_exposure_bits")
+    assert rule.false_alarm == pytest.approx(5 / 16)
+    big = _report(rng.normal(-20, 3, size=1 << 13), np.arange(5), np.arange(5, 25), rng)
+    rule = next(r for r in gate(big, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
+    assert rule.false_alarm == pytest.approx(1 - (15 / 16) ** 5, abs=5e-4)  # the README's old example: 28%
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 30])
+@pytest.mark.parametrize("kind", ["null", "planted"])
+def test_betting_interval_covers_the_mean_exposure(n, kind):
+    rng = np.random.default_rng(5)
+    top = math.log2(10_000)
+    if kind == "null":
+        population = top - np.log2(np.arange(1, 10_001))
+    else:
+        population = np.clip(top - rng.exponential(0.7, size=100_000), 0, top)
+    truth = population.mean()
+    covered = 0
+    for _ in range(REPS):
+        low, high = betting_mean_ci(rng.choice(population, size=n), low=0.0, high=top, rng=rng)
+        covered += low <= truth <= high
+    assert covered / REPS >= 0.95 - 0.02
+
+
+@pytest.mark.parametrize("m,n,shift", [(8, 64, 1.0), (10, 10, 0.5), (5, 50, 3.0)])
+def test_auc_interval_covers(m, n, shift):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(6)
+    truth = stats.norm.cdf(shift / math.sqrt(2))
+    covered = 0
+    for _ in range(REPS):
+        pos, neg = rng.normal(shift, 1, m), rng.normal(0, 1, n)
+        low, high = auc_ci(roc_auc_score(np.r_[np.ones(m), np.zeros(n)], np.r_[pos, neg]), positives=m, negatives=n)
+        covered += low <= truth <= high
+    assert covered / REPS >= 0.95 - 0.02
+
+
+@pytest.mark.parametrize("design", ["independent", "one_run"])
+@pytest.mark.parametrize("eps,k", [(1.0, 20), (4.0, 10), (8.0, 5)])
+def test_epsilon_bounds_rarely_exceed_the_true_epsilon(design, eps, k):
+    """k-ary randomized response is exactly eps-DP: it reveals the secret with probability e^eps / (e^eps + |S| - 1)."""
+    rng = np.random.default_rng(7)
+    space = 1000
+    reveal = math.exp(eps) / (math.exp(eps) + space - 1)
+    over = 0
+    reps = 500
+    for _ in range(reps):
+        hit = rng.random(k) < reveal
+        ranks = np.where(hit, 1, rng.integers(2, space + 1, size=k))
+        over += epsilon_lower_bound(ranks=ranks, space_size=space, design=design).epsilon > eps
+    assert over / reps <= 0.05 + slack(0.05, reps)
