@@ -5,26 +5,79 @@ likely each canary is as a continuation of the teaching prompt (Secret Sharer ex
 Importing this package loads no torch or transformers.
 """
 
-from privacy_audit.audit import build_report, compare_reports, make_canaries, plant, render_report, run_demo, score, teach
-from privacy_audit.canaries.checks import design_checks
-from privacy_audit.canaries.presets import Preset, list_presets, load_preset
-from privacy_audit.canaries import (
-    Canary,
-    CanarySet,
-    Planting,
-    SecretSpace,
-    generate_canary_set,
-    load_canary_set,
-    parse_space,
-    plant_records,
-    save_canary_set,
-)
-from privacy_audit.errors import InputError, ModelError, PipelineError, PrivacyAuditError, ReportError
-from privacy_audit.gate import Thresholds, gate, load_thresholds
-from privacy_audit.models import LanguageModel, MockModel, ScoredContinuations, load_model
-from privacy_audit.pipelines import Record, TeachingOutput, Utility, pipeline, run_pipeline, student_accuracy
-from privacy_audit.reports import SCHEMA_VERSION, AuditReport, GateOutcome, load_report, render_markdown, save_report
-from privacy_audit.scoring import CanaryScore, exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among, score_prompt
+import importlib
+from typing import Any
+
+# Public names and the module each lives in: imported on first use, so `import privacy_audit` (and
+# the CLI's start-up) loads only what a command needs, and never torch.
+_EXPORTS = {
+    "AuditReport": "privacy_audit.reports",
+    "Canary": "privacy_audit.canaries",
+    "CanaryScore": "privacy_audit.scoring",
+    "CanarySet": "privacy_audit.canaries",
+    "GateOutcome": "privacy_audit.reports",
+    "InputError": "privacy_audit.errors",
+    "LanguageModel": "privacy_audit.models",
+    "MockModel": "privacy_audit.models",
+    "ModelError": "privacy_audit.errors",
+    "PipelineError": "privacy_audit.errors",
+    "Planting": "privacy_audit.canaries",
+    "Preset": "privacy_audit.canaries.presets",
+    "PrivacyAuditError": "privacy_audit.errors",
+    "Record": "privacy_audit.pipelines",
+    "ReportError": "privacy_audit.errors",
+    "SCHEMA_VERSION": "privacy_audit.reports",
+    "ScoredContinuations": "privacy_audit.models",
+    "SecretSpace": "privacy_audit.canaries",
+    "TeachingOutput": "privacy_audit.pipelines",
+    "Thresholds": "privacy_audit.gate",
+    "Utility": "privacy_audit.pipelines",
+    "build_report": "privacy_audit.audit",
+    "compare_reports": "privacy_audit.audit",
+    "design_checks": "privacy_audit.canaries.checks",
+    "exposure_from_rank": "privacy_audit.scoring",
+    "apply_gate": "privacy_audit.gate",
+    "generate_canary_set": "privacy_audit.canaries",
+    "list_presets": "privacy_audit.canaries.presets",
+    "load_canary_set": "privacy_audit.canaries",
+    "load_model": "privacy_audit.models",
+    "load_preset": "privacy_audit.canaries.presets",
+    "load_report": "privacy_audit.reports",
+    "load_thresholds": "privacy_audit.gate",
+    "make_canaries": "privacy_audit.audit",
+    "null_mean_exposure": "privacy_audit.scoring",
+    "parse_space": "privacy_audit.canaries",
+    "pipeline": "privacy_audit.pipelines",
+    "plant": "privacy_audit.audit",
+    "plant_records": "privacy_audit.canaries",
+    "rank_p_value": "privacy_audit.scoring",
+    "ranks_among": "privacy_audit.scoring",
+    "render_markdown": "privacy_audit.reports",
+    "render_report": "privacy_audit.audit",
+    "run_demo": "privacy_audit.audit",
+    "run_pipeline": "privacy_audit.pipelines",
+    "save_canary_set": "privacy_audit.canaries",
+    "save_report": "privacy_audit.reports",
+    "score": "privacy_audit.audit",
+    "score_prompt": "privacy_audit.scoring",
+    "student_accuracy": "privacy_audit.pipelines",
+    "teach": "privacy_audit.audit",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module on first use (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'privacy_audit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), "gate" if name == "apply_gate" else name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
 
 __version__ = "0.1.0"
 
@@ -50,11 +103,11 @@ __all__ = [
     "TeachingOutput",
     "Thresholds",
     "Utility",
+    "apply_gate",
     "build_report",
     "compare_reports",
     "design_checks",
     "exposure_from_rank",
-    "gate",
     "generate_canary_set",
     "list_presets",
     "load_canary_set",

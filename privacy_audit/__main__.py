@@ -1,3 +1,3 @@
-from privacy_audit.cli import main
+from privacy_audit._entry import main
 
 main()

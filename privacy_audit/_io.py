@@ -1,29 +1,95 @@
-"""File input and output shared by every stage: atomic writes, strict JSONL reading."""
+"""File input and output shared by every stage: atomic writes, strict JSONL reading, and the guards
+that keep a command from reading a special file or writing over one of its own inputs."""
 
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from privacy_audit.errors import InputError
 
 PRIVATE_MODE = 0o600
+# Inputs larger than this are refused before they are read (a text file, a JSONL data set, a report).
+MAX_INPUT_BYTES = 2 * 1024**3
+
+
+def regular_input(path: str | os.PathLike[str], *, what: str = "file") -> Path:
+    """`path` as an existing regular file (a FIFO, a device or a folder is refused before it is opened)."""
+    p = Path(path)
+    try:
+        info = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{what} {p} does not exist") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {p}: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{what} {p} is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{what} {p} is not a regular file (a pipe, device or socket cannot be read as input)")
+    if info.st_size > MAX_INPUT_BYTES:
+        raise InputError(f"{what} {p} is {info.st_size:,} bytes, more than the {MAX_INPUT_BYTES:,} privacy-audit reads")
+    return p
+
+
+def make_folder(path: str | os.PathLike[str], *, what: str = "output folder") -> Path:
+    """`path` as a folder, created with its parents if missing; a file (or anything else) there is an InputError."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InputError(f"{what} {p} is a file (or something under it is); choose a folder") from None
+    except OSError as exc:
+        raise InputError(f"cannot create {what} {p}: {exc.strerror}") from None
+    if not p.is_dir():
+        raise InputError(f"{what} {p} is not a folder")
+    return p
+
+
+def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None]) -> None:
+    """Refuse a command whose output would replace one of its inputs (the same file by any path or link),
+    or whose output is an existing special file (a device, a pipe) or folder."""
+    ins = [Path(p) for p in inputs if p is not None]
+    for out in (Path(o) for o in outputs if o is not None):
+        try:
+            info = out.stat()
+        except FileNotFoundError:
+            continue
+        except NotADirectoryError:
+            raise InputError(f"cannot write {out}: {out.parent} is not a folder") from None
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror}") from None
+        if stat.S_ISDIR(info.st_mode):
+            raise InputError(f"output {out} is a folder; give a file name")
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"output {out} exists and is not a regular file; refusing to replace it")
+        for src in ins:
+            try:
+                same = src.exists() and os.path.samefile(src, out)
+            except OSError:
+                same = False
+            if same:
+                raise InputError(f"output {out} is the input {src}; write the output somewhere else (inputs are never modified)")
 
 
 def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, private: bool = False) -> Path:
     """Write `data` to `path` via a temp file in the same folder and a rename.
 
-    A reader sees the old file or the new one, never a torn one. `private` files (canary sets,
-    planted data) get mode 0600; others get the usual mode under the umask.
+    A reader sees the old file or the new one, never a torn one. A symbolic link at `path` is replaced
+    by the file (never followed); an existing device or folder there is refused. `private` files
+    (canary sets, planted data, anything holding secrets) get mode 0600; others the usual mode.
     """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise InputError(f"cannot write {target}: folder {folder} does not exist")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise InputError(f"cannot write {target}: {folder} {what}")
+    if not target.is_symlink() and target.exists() and not target.is_file():
+        raise InputError(f"cannot write {target}: it exists and is not a regular file; refusing to replace it")
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
@@ -58,11 +124,7 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, private: bool = False)
 
 def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
     """Read a UTF-8 text file with one-line errors for the usual problems."""
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{what} {p} does not exist")
-    if p.is_dir():
-        raise InputError(f"{what} {p} is a folder, not a file")
+    p = regular_input(path, what=what)
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -79,22 +141,36 @@ def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
     text = read_text(path, what=what)
     if not text.strip():
         raise InputError(f"{what} {path} is empty")
+    return parse_json(text, where=f"{what} {path}")
+
+
+def parse_json(text: str, *, where: str) -> Any:
+    """json.loads with one-line errors, including input nested too deeply and numbers too long to read."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{what} {path} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        raise InputError(f"{where} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise InputError(f"{where} is nested too deeply to read") from None
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        raise InputError(f"{where} cannot be read: {str(exc).splitlines()[0]}") from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, record) for each non-blank line; every record must be a JSON object."""
     text = read_text(path, what="data file")
-    for number, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines ends lines at "\n" only: U+2028 and other Unicode line breaks are valid inside a record.
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path} line {number}: invalid JSON ({exc.msg}); fix or remove that line") from None
+        except RecursionError:
+            raise InputError(f"{path} line {number}: nested too deeply to read") from None
+        except ValueError as exc:
+            raise InputError(f"{path} line {number}: {str(exc).splitlines()[0]}") from None
         if not isinstance(record, dict):
             raise InputError(f"{path} line {number}: expected a JSON object, got {type(record).__name__}")
         yield number, record

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from privacy_audit._paths import cache_root
-from privacy_audit._io import atomic_write, dump_jsonl, read_json, read_records, read_text, write_json
+from privacy_audit._io import atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text, write_json
 from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.plant import Position
@@ -68,6 +68,7 @@ def make_canaries(
     """Generate a canary set from a template and space or a preset, run the design checks, write it (mode 0600)."""
     if preset is not None and (template is not None or space is not None):
         raise InputError("give --preset, or --template with --space, not both")
+    guard_outputs([preset if preset is not None and os.path.exists(preset) else None], [out])
     derived: dict[str, tuple[str, ...]] = {}
     if preset is not None:
         p = load_preset(preset)
@@ -90,6 +91,7 @@ def plant(
     fraction: float = 1.0, shard_field: str = "teacher",
 ) -> Planting:
     """Plant a canary-set file's canaries into a JSONL, CSV or text file (input untouched, outputs mode 0600)."""
+    guard_outputs([canaries, data], [out])
     return plant_file(
         load_canary_set(canaries), data=data, field=field, out=out, position=position, seed=seed, data_format=data_format,
         shards=shards, fraction=fraction, shard_field=shard_field,
@@ -141,6 +143,8 @@ def teach(
     """
     if data is None and pipeline not in ("zero-shot", "prompt-file"):
         raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
+    option_files = [v for v in (options or {}).values() if isinstance(v, str) and os.path.isfile(v)]
+    guard_outputs([data, eval_data, *option_files], [out, teaching_path(out)])
     records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
     evals = load_training_records(eval_data, field=field, label_field=label_field or "label") if eval_data is not None else None
     options = dict(options or {})
@@ -158,7 +162,7 @@ def teach(
         lm = load_model(model) if isinstance(model, str) else model
     if output is None:
         output = run_pipeline(pipeline, records, model=lm if needs_model(pipeline) else None, seed=seed, options=options)
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(cached.parent, what="cache folder")
         write_json(cached, output.model_dump(mode="json"), private=True)
     if evals is not None:
         if lm is None:
@@ -283,6 +287,7 @@ def score(
     With `data` (the planted data the pipeline ran on) the report adds reconstruction likelihood: the
     records the teacher saw against the records it did not (or those of `held_out`).
     """
+    guard_outputs([prompt, canaries, data, held_out, teaching_path(prompt)], [out])
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
     check_mode(canary_set, mode=mode, max_exact=max_exact)
@@ -351,6 +356,9 @@ def render_report(
     if html is None and markdown is None and junit is None:
         raise InputError("say what to write: --html FILE, --md FILE and/or --junit FILE")
     paths = [report_path] if isinstance(report_path, (str, os.PathLike)) else list(report_path)
+    guard_outputs(paths, [html, markdown, junit])
+    if len({os.path.abspath(o) for o in (html, markdown, junit) if o is not None}) < sum(o is not None for o in (html, markdown, junit)):
+        raise InputError("--html, --md and --junit must name different files")
     if not paths:
         raise InputError("give at least one report")
     if junit is not None and len(paths) > 1:
@@ -399,8 +407,7 @@ def run_demo(
     """The whole chain on bundled SMS-spam messages: a teacher's 8 private examples get 3 canaries
     (4-digit codes); each pipeline teaches from them; each prompt is scored exactly over all 10^4 codes.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_folder(out_dir, what="demo output folder")
     bundled = files("privacy_audit") / "data" / DEMO_DATA
     rows = read_records(str(bundled), "text")
     rng = np.random.default_rng(seed)

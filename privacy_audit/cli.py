@@ -25,44 +25,85 @@ from privacy_audit.pipelines import pipeline_names
 from privacy_audit.reports import render_markdown
 from privacy_audit.reports.text import clean
 
+# Seeds are numpy SeedSequence entropy: whole numbers from 0 up.
+SEED = click.IntRange(min=0, max=2**128)
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 
 class AuditGroup(click.Group):
-    """Maps project errors to one line and exit 2 (a traceback only with --debug); Ctrl-C to exit 130.
+    """The error boundary: every expected failure is one `error:` line and exit 2, Ctrl-C exit 130, and
+    anything else exit 3 ("internal error, please report"); a traceback only with --debug.
 
     Usage errors (a missing option, a bad value) are one line too, with a pointer to --help.
     """
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        debug = "--debug" in sys.argv[1:2]
         try:
             code = super().main(*args, **kwargs)
+            sys.stdout.flush()
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else "privacy-audit"
-            click.echo(f"error: {exc.format_message()} (see '{where} --help')", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_BAD_INPUT)
         except click.ClickException as exc:
-            click.echo(f"error: {exc.format_message()}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
+            _fail(exc.format_message(), EXIT_BAD_INPUT)
         except click.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            _fail("interrupted", EXIT_INTERRUPTED, prefix="")
+        except SystemExit:
+            raise
+        except BaseException as exc:  # errors outside a command: argv decoding, stdout on a full disk
+            _fail_on(exc, debug=debug)
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except PrivacyAuditError as exc:
-            if ctx.meta.get("privacy_audit.debug"):
-                traceback.print_exc()
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
         except KeyboardInterrupt:
-            click.echo("interrupted: outputs already written are complete; nothing partial was left", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            _fail("interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED, prefix="")
+        except Exception as exc:
+            _fail_on(exc, debug=bool(ctx.meta.get("privacy_audit.debug")))
+
+
+def _fail(message: str, code: int, *, prefix: str = "error: ") -> None:
+    """One line on stderr (control sequences removed, newlines folded), then exit."""
+    line = " ".join(clean(message).split())
+    try:
+        click.echo(f"{prefix}{line}", err=True)
+    except OSError:
+        pass
+    try:
+        sys.stdout.flush()
+    except OSError:  # stdout is full or closed: point it at /dev/null so the exit's own flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
+
+
+def _fail_on(exc: BaseException, *, debug: bool) -> None:
+    """Map an exception to its exit: our errors, bad input found by Python, or an internal error."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        _fail("interrupted", EXIT_INTERRUPTED, prefix="")
+    if isinstance(exc, PrivacyAuditError):
+        _fail(str(exc), EXIT_BAD_INPUT)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    if isinstance(exc, UnicodeError):
+        _fail(f"text that is not valid UTF-8 (or not encodable): {exc.reason if hasattr(exc, 'reason') else exc}", EXIT_BAD_INPUT)
+    if isinstance(exc, RecursionError):
+        _fail("input nested too deeply to process", EXIT_BAD_INPUT)
+    if isinstance(exc, MemoryError):
+        _fail("not enough memory for this input; use smaller counts or a smaller space", EXIT_BAD_INPUT)
+    if isinstance(exc, (ValueError, OverflowError)):
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXIT_BAD_INPUT)
+    _fail(f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
 
 
 def _progress(label: str) -> Callable[[int, int], None] | None:
@@ -107,7 +148,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @main.command()
 @click.option("--out", "out_dir", default="privacy-audit-demo", show_default=True, type=click.Path(file_okay=False))
 @model_option
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 def demo(out_dir: str, model: str, seed: int) -> None:
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
     result = audit.run_demo(out_dir, model=model, seed=seed, progress=_progress("scoring"), say=_say)
@@ -124,11 +165,11 @@ def canaries() -> None:
 @click.option("--template", default=None, help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}".')
 @click.option("--space", default=None, help="Secret space: digits:4, hex:8, alnum:6, names, words:a,b,c, slot=SPEC;slot=SPEC.")
 @click.option("--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file.")
-@click.option("--count", default=5, show_default=True, type=int, help="Canaries to plant.")
-@click.option("--references", default=20, show_default=True, type=int, help="Never-planted references.")
-@click.option("--repetitions", default=1, show_default=True, type=int, help="Copies of each canary to plant.")
+@click.option("--count", default=5, show_default=True, type=click.IntRange(1, 10_000_000), help="Canaries to plant.")
+@click.option("--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000), help="Never-planted references.")
+@click.option("--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000), help="Copies of each canary to plant.")
 @click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
-@click.option("--seed", required=True, type=int)
+@click.option("--seed", required=True, type=SEED)
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def canaries_generate(
     template: str | None, space: str | None, preset: str | None, count: int, references: int, repetitions: int,
@@ -178,9 +219,9 @@ def canaries_list_presets() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--position", type=click.Choice(POSITIONS), default="append", show_default=True)
 @click.option("--shards", type=click.IntRange(min=1), default=None, help="Split the records among this many teachers.")
-@click.option("--fraction", type=float, default=1.0, show_default=True, help="Fraction of the teachers' shards each canary goes into.")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True, help="Fraction of the teachers' shards each canary goes into.")
 @click.option("--shard-field", default="teacher", show_default=True, help="Column that records each record's teacher.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 def canaries_plant(
     canary_set: str, data: str, field: str, data_format: str | None, out: str, position: str, shards: int | None,
     fraction: float, shard_field: str, seed: int,
@@ -217,18 +258,18 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--field", default="text", show_default=True)
 @click.option("--label-field", default=None, help="Label field; examples are shown as 'Text: ...' / 'Class: ...'.")
 @click.option("--label-map", multiple=True, metavar="FROM=TO", help="Rename a label, e.g. ham='not spam'.")
-@click.option("--examples", type=int, default=None, help="Private examples the teacher sees (raw, instructions; default 8).")
-@click.option("--temperature", type=float, default=None, help="Sampling temperature (0 = greedy).")
+@click.option("--examples", type=click.IntRange(1, 100_000), default=None, help="Private examples the teacher sees (raw, instructions; default 8).")
+@click.option("--temperature", type=click.FloatRange(0, 100), default=None, help="Sampling temperature (0 = greedy).")
 @click.option("--prompt-file", default=None, type=click.Path(dir_okay=False), help="For --pipeline prompt-file.")
 @click.option("--command", "argv", default=None, help="For --pipeline command: the program and its arguments ({input} = data file).")
-@click.option("--timeout", type=float, default=None, help="For --pipeline command: seconds before the program is killed.")
+@click.option("--timeout", type=click.FloatRange(0, 10**7, min_open=True), default=None, help="For --pipeline command: seconds before the program is killed.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any pipeline option, e.g. -o teachers=8 -o n=4 -o aggregator=voting (examples pipeline).")
 @click.option("--eval-data", type=click.Path(dir_okay=False), help="Labelled held-out JSONL: adds the student's accuracy.")
 @click.option("--no-cache", is_flag=True, help="Run the pipeline even if a cached teaching output exists.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @model_option
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 def teach(
     pipeline: str, data: str | None, field: str, label_field: str | None, label_map: tuple[str, ...],
     examples: int | None, temperature: float | None, prompt_file: str | None, argv: str | None, timeout: float | None,
@@ -256,7 +297,7 @@ def teach(
 @click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
 @click.option("--exact/--sampled", default=True, show_default=True, help="Rank over the whole space, or among the references.")
-@click.option("--max-exact", default=1_000_000, show_default=True, type=int, help="Largest space scored in exact mode.")
+@click.option("--max-exact", default=1_000_000, show_default=True, type=click.IntRange(1, 100_000_000), help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
 @click.option("--extraction/--no-extraction", default=True, show_default=True, help="Greedy decoding and best-first guesses.")
 @click.option("--search-budget", default=2000, show_default=True, type=click.IntRange(min=0),
@@ -349,7 +390,7 @@ def report_command(
 @main.command("compare")
 @click.argument("old", type=click.Path(dir_okay=False))
 @click.argument("new", type=click.Path(dir_okay=False))
-@click.option("--tolerance", default=0.5, show_default=True, type=float,
+@click.option("--tolerance", default=0.5, show_default=True, type=click.FloatRange(0, 10**9),
               help="How much worse a measure may get (in its own units) before it counts as a regression.")
 def compare_command(old: str, new: str, tolerance: float) -> None:
     """Show what got worse or better from OLD to NEW; exit 1 on a regression past the tolerance."""
@@ -374,8 +415,7 @@ set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KE
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
     """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
-    flags = tuple(f"{k}={v}" for k, v in (("out", out), ("model.spec", model)) if v is not None)
-    result = experiment.run_audit(load_config(config, overrides=overrides + flags), say=_say)
+    result = experiment.run_audit(load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=_say)
     click.echo(render_markdown(result.report))
     click.echo(f"wrote {result.out_dir}/report.json, report.md, report.html")
     if result.gate is not None and not result.gate.passed:
@@ -393,8 +433,7 @@ def secret_sharer_command(
     config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None, trials: int | None, executor: str | None
 ) -> None:
     """The paper's Secret Sharer protocol: T trials of one canary among N candidates; resumable."""
-    flags = tuple(f"{k}={v}" for k, v in (("out", out), ("model.spec", model), ("secret_sharer.trials", trials),
-                                          ("secret_sharer.executor", executor)) if v is not None)
-    summary = experiment.run_secret_sharer(load_config(config, overrides=overrides + flags), say=_say)
+    values = {"out": out, "model.spec": model, "secret_sharer.trials": trials, "secret_sharer.executor": executor}
+    summary = experiment.run_secret_sharer(load_config(config, overrides=overrides, values=values), say=_say)
     click.echo(experiment.render_trials_markdown(summary))
     click.echo(f"per-trial results, summary.json and rank-cdf.png are in {summary['folder']}")

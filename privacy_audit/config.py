@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from privacy_audit._io import read_text
 from privacy_audit.errors import InputError
 
 
@@ -98,33 +99,49 @@ class AuditConfig(_Section):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, overrides: tuple[str, ...] = ()) -> AuditConfig:
-    """The config from `path` (TOML; a pyproject.toml is read at [tool.privacy-audit]), or ./pyproject.toml."""
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    """data[a][b][c] = value for key "a.b.c", creating tables on the way."""
+    node = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InputError(f"--set {key}: {part} is not a table")
+    node[parts[-1]] = value
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, overrides: tuple[str, ...] = (), values: dict[str, Any] | None = None
+) -> AuditConfig:
+    """The config from `path` (TOML; a pyproject.toml is read at [tool.privacy-audit]), or ./pyproject.toml.
+
+    `overrides` are KEY.PATH=VALUE strings (VALUE read as JSON when it parses, else text); `values` are
+    typed values from CLI flags, set as they are (so `--out 2024` is the folder "2024", not a number).
+    """
     p = Path(path) if path is not None else Path("pyproject.toml")
-    if not p.is_file():
+    if not p.exists():
         raise InputError(f"config {p} does not exist" + ("" if path else "; pass CONFIG.toml or add [tool.privacy-audit] to pyproject.toml"))
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(read_text(p, what="config"))
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"config {p} is not valid TOML ({exc})") from None
     if p.name == "pyproject.toml":
-        data = data.get("tool", {}).get("privacy-audit")
-        if data is None:
+        tool = data.get("tool", {})
+        data = tool.get("privacy-audit") if isinstance(tool, dict) else None
+        if not isinstance(data, dict):
             raise InputError(f"{p} has no [tool.privacy-audit] table")
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise InputError(f"--set {item!r} is not KEY.PATH=VALUE")
-        node = data
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise InputError(f"--set {key}: {part} is not a table")
         try:
-            node[parts[-1]] = json.loads(value)
-        except json.JSONDecodeError:
-            node[parts[-1]] = value
+            parsed: Any = json.loads(value)
+        except (json.JSONDecodeError, RecursionError, ValueError):
+            parsed = value
+        _set(data, key.strip(), parsed)
+    for key, typed in (values or {}).items():
+        if typed is not None:
+            _set(data, key, typed)
     try:
         return AuditConfig.model_validate({**data, "base_dir": str(p.resolve().parent)})
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from privacy_audit import audit
-from privacy_audit._io import atomic_write, dump_jsonl, read_json, write_json
+from privacy_audit._io import atomic_write, dump_jsonl, make_folder, read_json, write_json
 from privacy_audit.canaries import generate_canary_set, parse_space, plant_records, save_canary_set
 from privacy_audit.canaries.plant import detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
@@ -79,7 +79,7 @@ class RunResult:
 def run_audit(cfg: AuditConfig, *, say: Say = lambda _m: None) -> RunResult:
     """canaries -> plant -> teach -> score -> report (JSON, Markdown, HTML) -> gate, into cfg.out."""
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     template, space, derived = _template_and_space(cfg)
     thresholds = thresholds_from_mapping(cfg.gate, source="config [gate]") if cfg.gate else None
     rows = _pool(cfg)
@@ -172,7 +172,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[s
     if parse_space(space).size < ss.candidates:
         raise InputError(f"space {space} holds fewer than {ss.candidates} candidates")
     folder = secret_sharer_dir(cfg)
-    (folder / "trials").mkdir(parents=True, exist_ok=True)
+    make_folder(folder / "trials")
     write_json(folder / "config.json", cfg.model_dump(mode="json"))
     for stale in (folder / "trials").glob(".trial-*.tmp"):
         stale.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
@@ -196,7 +196,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> dict[s
                     "folder": str(folder)})
     write_json(folder / "summary.json", summary)
     atomic_write(folder / "summary.md", render_trials_markdown(summary))
-    (folder / "rank-cdf.png").write_bytes(png(rank_cdf_plot(ranks=[r["rank"] for r in results], n_candidates=ss.candidates)))
+    atomic_write(folder / "rank-cdf.png", png(rank_cdf_plot(ranks=[r["rank"] for r in results], n_candidates=ss.candidates)))
     return summary
 
 

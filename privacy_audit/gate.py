@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from privacy_audit._io import read_text
 from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome
 
@@ -82,6 +83,8 @@ class Thresholds:
 
 def thresholds_from_mapping(data: dict[str, Any], *, source: str) -> Thresholds:
     """Thresholds from a TOML table; unknown keys and wrong types are InputErrors naming `source`."""
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: the gate settings must be a table, e.g. [gate] with max_exposure_bits = 6")
     known = {f.name for f in fields(Thresholds)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -109,7 +112,7 @@ def load_thresholds(config: str | os.PathLike[str] | None = None, *, search_from
         path = Path(config)
         data = _read_toml(path)
         if "tool" in data:
-            table = data["tool"].get("privacy-audit", {}).get("gate", {})
+            table = _table(_table(_table(data, "tool", path), "privacy-audit", path), "gate", path)
         else:
             table = data.get("gate", data)
         if not isinstance(table, dict):
@@ -117,18 +120,25 @@ def load_thresholds(config: str | os.PathLike[str] | None = None, *, search_from
         return thresholds_from_mapping(table, source=str(path))
     pyproject = Path(search_from) / "pyproject.toml"
     if pyproject.is_file():
-        table = _read_toml(pyproject).get("tool", {}).get("privacy-audit", {}).get("gate")
+        table = _table(_table(_read_toml(pyproject), "tool", pyproject), "privacy-audit", pyproject).get("gate")
         if table is not None:
             return thresholds_from_mapping(table, source=f"{pyproject} [tool.privacy-audit.gate]")
     return Thresholds()
 
 
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """data[key] as a TOML table ({} when absent); any other type is an InputError naming the file."""
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"{path}: {key} must be a table, got {type(value).__name__}")
+    return value
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise InputError(f"gate config {path} does not exist")
+    text = read_text(path, what="gate config")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InputError(f"gate config {path} is not valid TOML ({exc})") from None
 
 

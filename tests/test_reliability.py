@@ -39,6 +39,11 @@ def test_killing_a_writer_never_leaves_a_torn_file(tmp_path):
         assert len(data) == size and data in (b"a" * size, b"b" * size, b"o" * size)
 
 
+def default_sigint() -> None:
+    """In the child: Ctrl-C acts as usual even when the tests run in the background (where it is inherited as ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_and_keeps_no_partial_output(tmp_path):
     cs = tmp_path / "set.json"
     subprocess.run([sys.executable, "-m", "privacy_audit", "canaries", "generate", "--template", "code {secret}", "--space",
@@ -47,6 +52,7 @@ def test_ctrl_c_exits_130_and_keeps_no_partial_output(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "privacy_audit", "score", "--model", "mock", "--prompt", str(tmp_path / "p.txt"), "--canaries",
          str(cs), "--out", str(tmp_path / "r.json")], stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
     time.sleep(3)
     assert proc.poll() is None, "scoring finished before it could be interrupted"

@@ -20,6 +20,8 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DERIVED_OPS = {"mul": math.prod, "add": sum}
 CANARY_SET_FORMAT = "privacy-audit/canary-set"
 CANARY_SET_VERSION = 1
+# The most secrets one canary set may draw (canaries + references): more is refused before any work.
+MAX_DRAW = 10_000_000
 
 
 class Canary(BaseModel):
@@ -94,7 +96,11 @@ def derive(values: Mapping[str, str], derived: Mapping[str, Sequence[str]]) -> d
     """Computed fields, e.g. {"product": ("mul", "code1", "code2")} -> str(int(code1) * int(code2))."""
     out = {}
     for name, (op, *args) in derived.items():
-        out[name] = str(DERIVED_OPS[op](int(values[a]) for a in args))
+        try:
+            numbers = [int(values[a]) for a in args]
+        except ValueError:
+            raise InputError(f"derived field {name!r} needs numeric slots ({', '.join(args)}); a value there is not a whole number") from None
+        out[name] = str(DERIVED_OPS[op](numbers))
     return out
 
 
@@ -155,6 +161,8 @@ def generate_canary_set(
     if repetitions < 1:
         raise InputError("--repetitions must be at least 1")
     total = count + references
+    if total > MAX_DRAW:
+        raise InputError(f"{count:,} canaries + {references:,} references is more than the {MAX_DRAW:,} secrets one set may draw")
     if total > secret_space.size:
         raise InputError(
             f"{count} canaries + {references} references need {total} distinct secrets but space "
@@ -196,6 +204,8 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"canary set {path} is malformed at {where}: {first['msg']}") from None
+    if not canary_set.planted:
+        raise InputError(f"canary set {path} holds no planted canaries; make one with 'privacy-audit canaries generate'")
     space = canary_set.secret_space
     check_template(canary_set.template, space.slots, canary_set.derived)
     for canary in canary_set.canaries:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from privacy_audit._io import atomic_write, dump_jsonl, read_records, read_text, write_json
+from privacy_audit._io import atomic_write, dump_jsonl, guard_outputs, read_records, read_text, write_json
 from privacy_audit.canaries.canary import CanarySet
 from privacy_audit.errors import InputError
 
@@ -141,19 +141,22 @@ def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list
     """Records of a data file (and the CSV header, to write the same columns back)."""
     if fmt == "jsonl":
         return read_records(path, field), None
-    text = read_text(path, what="data file")
-    if fmt == "text":
-        rows = [{field: line} for line in text.splitlines() if line.strip()]
+    text = read_text(path, what="data file").removeprefix("\ufeff")
+    if fmt == "text":  # one record a line; lines end at "\n" only, as they are written back
+        rows = [{field: line} for line in text.split("\n") if line.strip()]
         if not rows:
             raise InputError(f"data file {path} holds no records")
         return rows, None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
     except StopIteration:
         raise InputError(f"data file {path} is empty") from None
     except csv.Error as exc:
         raise InputError(f"{path}: not valid CSV ({exc})") from None
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InputError(f"{path}: the header names column {repeated[0]!r} more than once; rename one (a record cannot hold both)")
     if field not in header:
         raise InputError(f"{path}: no column {field!r} (columns: {', '.join(header)}); choose one with --field")
     rows = []
@@ -200,9 +203,12 @@ def plant_file(
     shard_field: str = "teacher",
 ) -> Planting:
     """Plant into a JSONL, CSV or text file; writes `out` and `out`.planting.json atomically, both mode 0600."""
-    if os.path.abspath(out) == os.path.abspath(data):
-        raise InputError("--out must differ from --data: privacy-audit never modifies its input")
+    guard_outputs([data], [out, planting_path(out)])
+    if shards is not None and shard_field == field:
+        raise InputError(f"--shard-field {shard_field!r} is the text field itself; choose another column for the teacher")
     fmt = detect_format(data, data_format)
+    if fmt == "text" and any("\n" in c.text or "\r" in c.text for c in canary_set.planted):
+        raise InputError("a canary spans several lines, which a text file (one record a line) cannot hold; use JSONL or CSV")
     if shards is not None and fmt == "text":
         raise InputError("--shards needs a JSONL or CSV file (the teacher of each record is written to a column)")
     records, header = read_table(data, field, fmt)

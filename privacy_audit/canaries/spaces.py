@@ -11,12 +11,14 @@ import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
 from privacy_audit._registry import lookup, names, register
+from privacy_audit._io import read_text
 from privacy_audit.errors import InputError
 
 DEFAULT_SLOT = "secret"
@@ -253,6 +255,9 @@ def sample_indices(size: int, n: int, rng: np.random.Generator) -> list[int]:
     return out
 
 
+# The longest fixed-length secret (256 hex digits = 1,024 bits): longer specs are refused before any work.
+MAX_SECRET_LENGTH = 256
+
 _ALPHABETS = {
     "digits": string.digits,
     "hex": "0123456789abcdef",
@@ -264,8 +269,10 @@ def _charset_factory(kind: str) -> Callable[[str], SecretSpace]:
     """A registry factory for fixed-length strings over one of the built-in alphabets."""
 
     def make(arg: str) -> SecretSpace:
-        if not arg.strip().isdigit() or int(arg) < 1:
-            raise InputError(f"space {kind}:{arg} is not KIND:LENGTH with a whole-number length >= 1, e.g. {kind}:4")
+        if not arg.strip().isascii() or not arg.strip().isdigit() or len(arg.strip()) > 6 or int(arg) < 1:
+            raise InputError(f"space {kind}:{arg[:20]} is not KIND:LENGTH with a whole-number length >= 1, e.g. {kind}:4")
+        if int(arg) > MAX_SECRET_LENGTH:
+            raise InputError(f"space {kind}:{int(arg)} is longer than the {MAX_SECRET_LENGTH} symbols a secret may have")
         return CharsetSpace(kind=kind, length=int(arg), alphabet=_ALPHABETS[kind])
 
     make.__doc__ = f"Fixed-length strings of {kind} ({len(_ALPHABETS[kind])} symbols): {kind}:LENGTH."
@@ -276,6 +283,7 @@ for _kind in _ALPHABETS:
     register("space", _kind)(_charset_factory(_kind))
 
 
+@lru_cache(maxsize=1)
 def bundled_names() -> tuple[str, ...]:
     """The 1,000 most common US first names, 1880-2017 (SSA data; see privacy_audit/data/README.md)."""
     text = (files("privacy_audit") / "data" / "us_first_names_top1000.txt").read_text(encoding="utf-8")
@@ -294,17 +302,15 @@ def _names(arg: str) -> SecretSpace:
 def _words(arg: str) -> SecretSpace:
     """Your own list: words:a,b,c or words:@FILE (one word per line)."""
     if arg.startswith("@"):
-        path = Path(arg[1:])
-        if not path.is_file():
-            raise InputError(f"word list {path} does not exist")
-        words = tuple(w.strip() for w in path.read_text(encoding="utf-8").splitlines() if w.strip())
+        words = tuple(w.strip() for w in read_text(arg[1:], what="word list").split("\n") if w.strip())
     else:
         words = tuple(w.strip() for w in arg.split(",") if w.strip())
     return WordSpace(name=f"words:{arg}", words=words)
 
 
+@lru_cache(maxsize=64)
 def parse_space(spec: str) -> SecretSpace:
-    """Build a space from its spec; a product is `slot=SPEC;slot=SPEC`."""
+    """Build a space from its spec (once per spec: a word list is read once); a product is `slot=SPEC;slot=SPEC`."""
     spec = spec.strip()
     if "=" in spec:
         parts = []

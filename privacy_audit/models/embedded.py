@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from privacy_audit._io import make_folder
 from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
@@ -56,7 +57,7 @@ def _convert(gguf: Path, target: Path) -> None:
     torch = import_torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent, what="model cache folder")
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

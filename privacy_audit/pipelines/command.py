@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -16,18 +17,40 @@ from pathlib import Path
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.pipelines.base import Record, TeachingOutput, pipeline
+from privacy_audit._text import clean
 
 DEFAULT_TIMEOUT = 600.0
 
 
 def parse_command(command: str | Sequence[str]) -> list[str]:
     """The argument list (a string is split like a shell would, but no shell ever runs it)."""
-    argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    try:
+        argv = shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+    except ValueError as exc:
+        raise InputError(f"--command cannot be split into arguments ({exc}); check its quotes") from None
     if not argv:
         raise InputError("pipeline 'command' needs a program: --command 'python teacher.py {input}'")
-    if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
-        raise InputError(f"program {argv[0]!r} of --command was not found")
+    found = shutil.which(argv[0])
+    if found is None:
+        if not Path(argv[0]).is_file():
+            raise InputError(f"program {argv[0]!r} of --command was not found")
+        raise InputError(f"program {argv[0]!r} of --command is not executable (chmod +x it, or run it with an interpreter)")
     return argv
+
+
+def redact(line: str, records: Sequence[Record]) -> str:
+    """A teacher's message made safe to show: control sequences removed, and every word that occurs in the
+    private records (where the planted secrets are) replaced, so no private text reaches the terminal."""
+    private = {w for r in records for w in re.findall(r"\w+", r.text)}
+    words = re.sub(r"\w+", lambda m: "[redacted]" if m.group(0) in private and len(m.group(0)) > 1 else m.group(0), clean(line))
+    return re.sub(r"(\[redacted\]\W{0,3})+\[redacted\]", "[redacted]", words)
+
+
+def _end_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 @pipeline("command", needs_model=False)
@@ -58,6 +81,7 @@ def command(
         )
         try:
             out, err = proc.communicate(None if uses_file else payload.encode("utf-8"), timeout=timeout)
+            _end_group(proc.pid)  # children the teacher left running in the background end with it
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
@@ -68,7 +92,7 @@ def command(
             raise
     if proc.returncode != 0:
         last = (err.decode("utf-8", "replace").strip().splitlines() or ["no message"])[-1]
-        raise PipelineError(f"teacher command {args[0]!r} failed with exit code {proc.returncode}: {last}")
+        raise PipelineError(f"teacher command {args[0]!r} failed with exit code {proc.returncode}: {redact(last, records)[:300]}")
     try:
         prompt = out.decode("utf-8")
     except UnicodeDecodeError:

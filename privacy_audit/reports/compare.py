@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport
 
 
@@ -62,6 +64,8 @@ def _measures(r: AuditReport) -> dict[str, tuple[float | None, tuple[float, floa
 def compare(old: AuditReport, new: AuditReport, *, tolerance: float = 0.5) -> Comparison:
     """Each shared measure's change. A regression is worse by more than `tolerance` (absolute units of
     the measure) and, where both runs carry confidence intervals, beyond noise (the intervals do not overlap)."""
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise InputError(f"--tolerance must be a finite number >= 0, got {tolerance!r}")
     warnings = []
     if (old.run.space, old.run.template) != (new.run.space, new.run.template):
         warnings.append(f"the runs use different canaries ({old.run.template!r} in {old.run.space} vs {new.run.template!r} in {new.run.space})")

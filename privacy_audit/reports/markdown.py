@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 
 from privacy_audit.reports.schema import AuditReport
@@ -9,8 +10,9 @@ from privacy_audit.reports.text import clean, format_p
 
 
 def _cell(text: object) -> str:
-    """A table cell: terminal escapes and control characters removed, newlines flattened, pipes escaped."""
-    return clean(str(text)).replace("\n", " ").replace("\t", " ").replace("|", "\\|")
+    """A table cell: terminal escapes and control characters removed, HTML escaped (Markdown viewers render
+    it), newlines flattened, pipes escaped."""
+    return html.escape(clean(str(text)), quote=False).replace("\n", " ").replace("\t", " ").replace("|", "\\|")
 
 
 def _f(x: float | None, digits: int = 2) -> str:

@@ -115,9 +115,14 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def holds_secrets(report: AuditReport) -> bool:
+    """Whether the report carries secrets or the teaching prompt (written with --include-secrets)."""
+    return report.prompt is not None or any(c.secret is not None for c in report.canaries)
+
+
 def save_report(report: AuditReport, path: str | os.PathLike[str]) -> None:
-    """Write the report atomically as stable, key-sorted JSON."""
-    write_json(path, report.model_dump(mode="json"))
+    """Write the report atomically as stable, key-sorted JSON (mode 0600 when it holds secrets)."""
+    write_json(path, report.model_dump(mode="json"), private=holds_secrets(report))
 
 
 def load_report(path: str | os.PathLike[str]) -> AuditReport:

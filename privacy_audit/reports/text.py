@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import re
+from privacy_audit._text import clean
 
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-
-
-def clean(text: str) -> str:
-    """Remove terminal escape sequences and control characters (keeping newlines and tabs)."""
-    return _CONTROL.sub("", _ANSI.sub("", text))
+__all__ = ["clean", "format_p"]
 
 
 def format_p(p: float | None, log10_p: float | None = None) -> str:

@@ -104,5 +104,5 @@ def test_plant_file_never_touches_the_input(tmp_path, sms_jsonl):
     planting = plant_file(s, data=sms_jsonl, field="text", out=tmp_path / "out.jsonl")
     assert hashlib.sha256(sms_jsonl.read_bytes()).hexdigest() == digest == planting.source_sha256
     assert stat.S_IMODE(os.stat(tmp_path / "out.jsonl").st_mode) == 0o600
-    with pytest.raises(InputError, match="never modifies"):
+    with pytest.raises(InputError, match="never modified"):
         plant_file(s, data=sms_jsonl, field="text", out=sms_jsonl)

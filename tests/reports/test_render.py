@@ -46,7 +46,7 @@ def test_report_command_writes_all_three(report_file):
     assert page.count("data:image/png;base64,") == 3  # exposure, rank CDF, ROC
     assert page.index("Gate: FAIL") < page.index("<h2>Summary</h2>")
     md = (out / "r.md").read_text()
-    assert "\x1b" not in md and "raw<b>" in md
+    assert "\x1b" not in md and "raw&lt;b&gt;" in md and "raw<b>" not in md
     tree = ET.parse(out / "r.xml").getroot()
     assert tree.tag == "testsuites"
     suites = {s.get("name"): s for s in tree.findall("testsuite")}

@@ -1,0 +1,14 @@
+"""Untrusted text (teaching prompts, teachers' messages, generated examples) made safe to show."""
+
+from __future__ import annotations
+
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
+# C0 and C1 controls but newline and tab, and the bidirectional overrides that reorder what a terminal shows
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """Remove terminal escape sequences (CSI, OSC and the rest) and control characters (keeping newlines and tabs)."""
+    return _CONTROL.sub("", _ANSI.sub("", text))
