@@ -29,9 +29,10 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(VENV)/bin/privacy-audit demo
 
-## Install the test extras and run the whole test suite (fast tests and the few slow real-model ones).
+## Install the test extras, lint (ruff), and run the whole test suite (fast tests and the few slow real-model ones).
 ## pytest's exit code 5 (no tests collected) counts as a failure.
 test: install-test browser
+	$(VENV)/bin/ruff check privacy_audit tests benchmarks
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 
 ## In CI only (CI=true, as root on Debian): install Debian's chromium so the HTML report test runs in a

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 CHARS = string.ascii_letters + string.digits + " .,:;!?'\"-_()\n{}<>/|@#"
-SHARED_SMS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sms_spam" / "SMSSpamCollection.tsv"
 
 
 def make_tiny_model(seed: int = 0):

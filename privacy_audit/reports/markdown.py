@@ -51,7 +51,7 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}"),
         ("planted secrets recovered by greedy decoding", "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}"),
         ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
-        ("p-value, planted > references", _pv(report, "planted_vs_references")),
+        ("p-value, planted above references", _pv(report, "planted_vs_references")),
     ]
     if s.protocol_mean_rank is not None:
         rows.append((

@@ -1,0 +1,17 @@
+"""The README's Python example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_python_api_example_runs(capsys):
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Python API") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, "README.md", "exec"), {})
+    exposure, p = capsys.readouterr().out.split()
+    assert 6 < float(exposure) <= 9.97 and float(p) < 0.01  # the raw prompt copies the canaries
