@@ -64,6 +64,7 @@ def make_canaries(
     repetitions: int = 1,
     out: str | os.PathLike[str],
     check_model: LanguageModel | str | None = None,
+    randomized: bool = False,
 ) -> CanarySet:
     """Generate a canary set from a template and space or a preset, run the design checks, write it (mode 0600)."""
     if preset is not None and (template is not None or space is not None):
@@ -77,7 +78,7 @@ def make_canaries(
         raise InputError("give --template and --space (or --preset NAME; see 'privacy-audit canaries list-presets')")
     canary_set = generate_canary_set(
         template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions,
-        derived=derived, preset=preset,
+        derived=derived, preset=preset, randomized=randomized,
     )
     lm = load_model(check_model) if isinstance(check_model, str) else check_model
     canary_set = canary_set.model_copy(update={"checks": design_checks(canary_set, lm)})

@@ -170,15 +170,17 @@ def canaries() -> None:
 @click.option("--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000), help="Copies of each canary to plant.")
 @click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
 @click.option("--seed", required=True, type=SEED)
+@click.option("--randomized-inclusion", "randomized", is_flag=True,
+              help="Plant each of the COUNT + REFERENCES canaries by its own fair coin (the one-run epsilon design).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def canaries_generate(
     template: str | None, space: str | None, preset: str | None, count: int, references: int, repetitions: int,
-    check_model: str | None, seed: int, out: str,
+    check_model: str | None, seed: int, out: str, randomized: bool,
 ) -> None:
     """Draw canaries and references uniformly without replacement; write the set (mode 0600)."""
     made = audit.make_canaries(
         template=template, space=space, preset=preset, count=count, references=references, seed=seed,
-        repetitions=repetitions, out=out, check_model=check_model,
+        repetitions=repetitions, out=out, check_model=check_model, randomized=randomized,
     )
     click.echo(
         f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "

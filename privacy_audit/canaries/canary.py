@@ -50,6 +50,7 @@ class CanarySet(BaseModel):
     derived: dict[str, tuple[str, ...]] = {}
     preset: str | None = None
     checks: dict[str, object] = {}
+    inclusion: Literal["fixed", "randomized"] = "fixed"
 
     @property
     def secret_space(self) -> SecretSpace:
@@ -145,10 +146,13 @@ def generate_canary_set(
     repetitions: int = 1,
     derived: Mapping[str, Sequence[str]] | None = None,
     preset: str | None = None,
+    randomized: bool = False,
 ) -> CanarySet:
     """Draw `count` canaries and `references` never-planted references, all distinct, uniformly.
 
     One draw without replacement of count + references secrets; the first `count` are planted.
+    With `randomized` (the one-run design of Steinke, Nasr and Jagielski 2023) each of the
+    count + references secrets is planted by its own fair coin instead, and the set records which.
     Same arguments -> the same set, byte for byte.
     """
     secret_space = parse_space(space) if isinstance(space, str) else space
@@ -174,15 +178,26 @@ def generate_canary_set(
     def text(secret: str) -> str:
         return fill_template(template, secret_space.values(secret), derived)
 
-    items = [
-        Canary(id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=True, repetitions=repetitions)
-        for i, s in enumerate(secrets[:count])
-    ] + [
-        Canary(id=f"ref-{i:0{width}d}", secret=s, text=text(s), planted=False, repetitions=0)
-        for i, s in enumerate(secrets[count:])
-    ]
+    if randomized:
+        coins = rng.random(total) < 0.5
+        if not coins.any():
+            raise InputError(f"no coin planted any of the {total} canaries (chance 2^-{total}); use more canaries or another seed")
+        width = len(str(total - 1))
+        items = [
+            Canary(id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=bool(c), repetitions=repetitions if c else 0)
+            for i, (s, c) in enumerate(zip(secrets, coins))
+        ]
+    else:
+        items = [
+            Canary(id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=True, repetitions=repetitions)
+            for i, s in enumerate(secrets[:count])
+        ] + [
+            Canary(id=f"ref-{i:0{width}d}", secret=s, text=text(s), planted=False, repetitions=0)
+            for i, s in enumerate(secrets[count:])
+        ]
     return CanarySet(
-        template=template, space=secret_space.spec, seed=seed, canaries=tuple(items), derived=derived, preset=preset
+        template=template, space=secret_space.spec, seed=seed, canaries=tuple(items), derived=derived, preset=preset,
+        inclusion="randomized" if randomized else "fixed",
     )
 
 

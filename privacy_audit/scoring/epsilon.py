@@ -8,8 +8,13 @@ bound is valid depends on the design:
 - `one_run`: k canaries planted in the same run, no independence assumed: for any v of them,
   P(all v pass) <= q^v + delta (1 + q + ... + q^(v-1)) with q = e^eps r/|S| (DP applied to one
   canary at a time, the others held fixed), so P(at least v pass) <= C(k, v) times that.
-Thresholds r come from a grid of powers of two fixed in advance, Bonferroni-corrected, so choosing
-the best r does not inflate the bound.
+- `randomized_inclusion`: each of m canaries planted by its own fair coin (Steinke, Nasr and
+  Jagielski 2023, "Privacy auditing with one (1) training run"): guessing "planted" for the k most
+  likely canaries, the number of right guesses is stochastically dominated by Binomial(k,
+  e^eps / (1 + e^eps)) under eps-DP, whatever the dependence between canaries (their Theorem 3.1;
+  delta = 0 only here).
+Thresholds r (or guess counts k) come from a grid of powers of two fixed in advance,
+Bonferroni-corrected, so choosing the best one does not inflate the bound.
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ ASSUMPTIONS: dict[str, str] = {
         "each canary an independent trial (one canary per run); exact ranks over the whole space (a canary whose "
         "rank is unknown counts as rank |S|); one-sided Clopper-Pearson on the true-positive rate; thresholds on a "
         "fixed grid of powers of two, Bonferroni-corrected"
+    ),
+    "randomized_inclusion": (
+        "each canary planted by an independent fair coin, recorded in the canary set; guesses 'planted' for the k most "
+        "likely canaries, k on a fixed grid of powers of two, Bonferroni-corrected; right guesses dominated by "
+        "Binomial(k, e^eps / (1 + e^eps)) under eps-DP (Steinke, Nasr and Jagielski 2023, Theorem 3.1); delta = 0"
     ),
     "one_run": (
         "all canaries planted in one run, with no independence between them: P(at least v of k pass 'rank <= r') "
@@ -113,4 +123,50 @@ def epsilon_lower_bound(
             eps = _one_run_epsilon(hits, int(r.size), fpr, delta, alpha)
         if eps > best.epsilon:
             best = bound(eps, threshold, hits, fpr)
+    return best
+
+
+def _binomial_epsilon(correct: int, guesses: int, alpha: float) -> float:
+    """Largest eps with P(Binomial(guesses, e^eps / (1 + e^eps)) >= correct) <= alpha (0 when none)."""
+    if correct == 0 or stats.binom.sf(correct - 1, guesses, 0.5) > alpha:
+        return 0.0
+    lo, hi = 0.0, 50.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        p = 1.0 / (1.0 + math.exp(-mid))
+        lo, hi = (mid, hi) if stats.binom.sf(correct - 1, guesses, p) <= alpha else (lo, mid)
+    return lo
+
+
+def epsilon_randomized_inclusion(
+    *, scores: np.ndarray, planted: np.ndarray, confidence: float = 0.95, grid: tuple[int, ...] | None = None
+) -> EpsilonBound:
+    """The one-run epsilon lower bound for randomized inclusion, from each canary's score (higher = more
+    likely planted, e.g. its log-probability) and whether its coin planted it.
+
+    For each k on the grid, guess "planted" for the k highest scores (ties broken against the guess),
+    count the right guesses, and certify the largest eps whose binomial tail at that count is below
+    alpha / |grid|.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    z = np.asarray(planted, dtype=bool).reshape(-1)
+    if s.size != z.size or s.size == 0 or not np.all(np.isfinite(s)):
+        raise InputError("scores and planted flags must be finite and of the same, non-zero length")
+    if not 0 < confidence < 1:
+        raise InputError("confidence must lie in (0, 1)")
+    m = s.size
+    if grid is None:
+        grid = tuple(2**i for i in range(int(math.log2(m)) + 1))
+    alpha = (1 - confidence) / len(grid)
+    order = np.lexsort((z, -s))  # highest score first; among ties, unplanted first (against the guess)
+    design = "randomized_inclusion"
+    best = EpsilonBound(
+        epsilon=0.0, threshold_rank=None, hits=0, fpr=0.5, delta=0.0, confidence=confidence, canaries=m, grid=tuple(grid),
+        design=design, assumptions=ASSUMPTIONS[design],
+    )
+    for k in grid:
+        correct = int(z[order[:k]].sum())
+        eps = _binomial_epsilon(correct, k, alpha)
+        if eps > best.epsilon:
+            best = best.model_copy(update={"epsilon": eps, "threshold_rank": k, "hits": correct, "tpr_lower": correct / k})
     return best

@@ -14,7 +14,7 @@ import numpy as np
 from privacy_audit.canaries import Canary, CanarySet
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import Context, LanguageModel
-from privacy_audit.scoring.epsilon import epsilon_lower_bound
+from privacy_audit.scoring.epsilon import epsilon_lower_bound, epsilon_randomized_inclusion
 from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.intervals import betting_mean_ci
 from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
@@ -99,6 +99,8 @@ def score_prompt(
     protocol = _protocol_ranks(normalised, is_planted)
     rng = np.random.default_rng(canary_set.seed)
     statistics, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, pools, rng=rng)
+    if canary_set.inclusion == "randomized":
+        statistics = statistics.model_copy(update={"epsilon": epsilon_randomized_inclusion(scores=logprobs, planted=is_planted)})
     scores = tuple(
         CanaryScore(
             id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(own.token_counts(prefix_chars)[i]),

@@ -153,3 +153,32 @@ def test_epsilon_bounds_rarely_exceed_the_true_epsilon(design, eps, k):
         ranks = np.where(hit, 1, rng.integers(2, space + 1, size=k))
         over += epsilon_lower_bound(ranks=ranks, space_size=space, design=design).epsilon > eps
     assert over / reps <= 0.05 + slack(0.05, reps)
+
+
+@pytest.mark.parametrize("eps,m", [(1.0, 64), (3.0, 200)])
+def test_randomized_inclusion_bound_rarely_exceeds_the_true_epsilon(eps, m):
+    """Randomized response on each canary's inclusion coin is exactly eps-DP for that canary."""
+    from privacy_audit.scoring.epsilon import epsilon_randomized_inclusion
+
+    rng = np.random.default_rng(8)
+    keep = math.exp(eps) / (1 + math.exp(eps))
+    over, reps = 0, 500
+    for _ in range(reps):
+        planted = rng.random(m) < 0.5
+        seen = np.where(rng.random(m) < keep, planted, ~planted)
+        over += epsilon_randomized_inclusion(scores=seen + 0.1 * rng.random(m), planted=planted).epsilon > eps
+    assert over / reps <= 0.05 + slack(0.05, reps)
+
+
+def test_randomized_inclusion_design_end_to_end():
+    from privacy_audit import MockModel, generate_canary_set, score_prompt
+
+    cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=20, references=20, seed=2, randomized=True)
+    planted = [c for c in cs.canaries if c.planted]
+    assert cs.inclusion == "randomized" and 5 < len(planted) < 35 and len(cs.canaries) == 40
+    prompt = "".join(f"The code is {c.secret}.\n" for c in planted)  # a prompt that copies every planted canary
+    result = score_prompt(MockModel(), prompt, cs, mode="exact", extraction=False)
+    eps = result.statistics.epsilon
+    assert eps.design == "randomized_inclusion" and eps.epsilon > 1.0 and eps.hits == eps.threshold_rank
+    clean = score_prompt(MockModel(), "nothing to see here\n", cs, mode="exact", extraction=False).statistics.epsilon
+    assert clean.epsilon < eps.epsilon
