@@ -325,6 +325,8 @@ def score(
     )
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
+    if not report.run.prompt_chars:
+        click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)", err=True)
 
 
 def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -443,3 +443,29 @@ def test_a_teachers_background_child_ends_with_teach(f):
             return
         time.sleep(0.1)
     raise AssertionError("the teacher's background child outlived teach")
+
+
+def test_an_empty_prompt_is_scored_as_the_zero_shot_case_and_said_so(f):
+    (f["t"] / "empty.txt").write_text("")
+    result = run("score", "--model", "mock", "--prompt", f["t"] / "empty.txt", "--canaries", f["set"], "--out", f["t"] / "z.json")
+    assert result.exit_code == 0 and "zero-shot case" in result.output
+
+
+def test_a_version_1_report_is_upgraded(f):
+    from privacy_audit.reports import load_report
+
+    data = json.loads(f["report"].read_text())
+    data["schema_version"] = 1
+    data["run"].pop("tokenization")
+    data["summary"].pop("p_values")
+    for key in ("interval_method", "confidence"):
+        data["statistics"].pop(key)
+    eps = data["statistics"]["epsilon"]
+    for key in ("hits", "design"):
+        eps.pop(key)
+    data["statistics"]["extrapolation"] = {"a": 0.0, "loc": 1.0, "scale": 1.0, "ks_statistic": 0.1, "ks_p_value": 0.5, "poor_fit": False}
+    (f["t"] / "v1.json").write_text(json.dumps(data))
+    report = load_report(f["t"] / "v1.json")
+    assert report.schema_version == 2 and report.statistics.epsilon.design == "independent"
+    assert report.statistics.interval_method == "percentile bootstrap" and report.run.tokenization is None
+    assert "none" in report.statistics.extrapolation.calibration

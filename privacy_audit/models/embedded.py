@@ -60,8 +60,8 @@ def _convert(gguf: Path, target: Path) -> None:
     make_folder(target.parent, what="model cache folder")
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -87,7 +87,7 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
         print(f"privacy-audit: converting the embedded model once into {target} (about 20 s)", file=sys.stderr)
         _convert(gguf, target)
     try:
-        model = TransformersModel.load(str(target), device=device, **options)
+        model = TransformersModel.load(str(target), device=device, local_files_only=True, **options)
     except ModelError:
         shutil.rmtree(target, ignore_errors=True)
         raise ModelError(f"the cached model at {target} was corrupt and has been removed; run again to rebuild it") from None

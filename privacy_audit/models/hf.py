@@ -64,8 +64,11 @@ class TransformersModel(LanguageModel):
             raise ModelError(f"{name}: scoring needs a fast tokenizer (one with character offsets)")
 
     @classmethod
-    def load(cls, source: str, *, device: str | None = None, gguf_file: str | None = None, **kwargs: Any) -> TransformersModel:
-        """Load from a folder, a .gguf file or a hub id (offline unless the hub is reachable and allowed)."""
+    def load(
+        cls, source: str, *, device: str | None = None, gguf_file: str | None = None, local_files_only: bool = False, **kwargs: Any
+    ) -> TransformersModel:
+        """Load from a folder, a .gguf file or a hub id (offline unless the hub is reachable and allowed;
+        `local_files_only` forbids the hub whatever the environment says)."""
         torch = import_torch()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -81,8 +84,8 @@ class TransformersModel(LanguageModel):
 
         hf_logging.disable_progress_bar()
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=local_files_only)
+            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, local_files_only=local_files_only)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {source!r}: {first}") from None
