@@ -111,7 +111,7 @@ def load_training_records(
     return [
         Record(
             text=r[field], label=None if label_field is None else str(r[label_field]),
-            teacher=r[shard_field] if isinstance(r.get(shard_field), int) else None,
+            teacher=r[shard_field] if isinstance(r.get(shard_field), int) else None, fields=r,
         )
         for r in rows
     ]

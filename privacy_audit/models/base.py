@@ -114,6 +114,7 @@ class ContextBackend(ABC):
     """
 
     head: list[int]
+    tail: str = ""  # the context's text after the head, tokenized with every continuation
 
     @abstractmethod
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
@@ -176,7 +177,7 @@ class Context:
     def __init__(self, backend: ContextBackend, context: str) -> None:
         self.backend = backend
         self.context = context
-        self.boundary = BoundaryCheck(head_tokens=len(backend.head), tail=getattr(backend, "tail", ""))
+        self.boundary = BoundaryCheck(head_tokens=len(backend.head), tail=backend.tail)
 
     @property
     def joint_mode(self) -> bool:

@@ -99,8 +99,6 @@ class MockModel(LanguageModel):
 class _MockContext(ContextBackend):
     """One token per character: the context is the head, and every boundary is stable."""
 
-    tail = ""
-
     def __init__(self, model: MockModel, context: str) -> None:
         self.model = model
         self.context = context

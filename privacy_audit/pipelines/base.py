@@ -20,13 +20,15 @@ from privacy_audit.pipelines.utility import Utility
 
 
 class Record(BaseModel):
-    """One private example: its text and, for labelled tasks, its label."""
+    """One private example: its text and, for labelled tasks, its label; `fields` holds the whole record
+    as read (every column), for teachers that use more than text and label."""
 
     model_config = ConfigDict(frozen=True)
 
     text: str
     label: str | None = None
     teacher: int | None = None
+    fields: dict[str, Any] = {}
 
 
 class TeachingOutput(BaseModel):

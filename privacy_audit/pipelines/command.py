@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from privacy_audit.errors import InputError, PipelineError
@@ -61,13 +61,22 @@ def command(
     seed: int = 0,
     argv: str | Sequence[str] = (),
     timeout: float = DEFAULT_TIMEOUT,
+    labels: Mapping[str, str] | None = None,
 ) -> TeachingOutput:
-    """Run `argv` without a shell, with a timeout (the whole process group is killed); its stdout is the prompt."""
+    """Run `argv` without a shell, with a timeout (the whole process group is killed); its stdout is the prompt.
+
+    The program gets every record whole (every column of the planted data), with its label mapped
+    through `labels` (--label-map) as the other pipelines show it.
+    """
     args = parse_command(argv)
     if timeout <= 0:
         raise InputError("--timeout must be positive")
-    payload = "".join(json.dumps({"text": r.text, **({"label": r.label} if r.label is not None else {})}, ensure_ascii=False) + "\n"
-                      for r in records)
+    names = dict(labels or {})
+    payload = "".join(
+        json.dumps({**r.fields, "text": r.text, **({"label": names.get(r.label, r.label)} if r.label is not None else {})},
+                   ensure_ascii=False) + "\n"
+        for r in records
+    )
     with tempfile.TemporaryDirectory(prefix="privacy-audit-") as tmp:
         uses_file = any("{input}" in a for a in args)
         if uses_file:
@@ -100,6 +109,7 @@ def command(
     if not prompt.strip():
         raise PipelineError(f"teacher command {args[0]!r} wrote no teaching prompt on stdout")
     return TeachingOutput(
-        prompt=prompt, pipeline="command", options={"argv": list(parse_command(argv)), "timeout": timeout}, seed=seed,
+        prompt=prompt, pipeline="command", options={"argv": list(parse_command(argv)), "timeout": timeout, **({"labels": names} if names else {})},
+        seed=seed,
         model=None, used_records=tuple(range(len(records))),
     )

@@ -141,3 +141,20 @@ def test_eval_data_puts_utility_in_teaching_output_and_report(sms_jsonl, tmp_pat
                                   "--model", "mock", "--out", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "r.json").read_text())["utility"]["examples"] == 20
+
+
+def test_command_teacher_gets_whole_records_and_mapped_labels(tmp_path):
+    """Every column reaches the program, labels as --label-map names them, and --eval-data scores those names."""
+    from tests.conftest import write_jsonl
+
+    rows = [{"text": f"message {i}", "label": "ham" if i % 2 else "spam", "sender": f"s{i}"} for i in range(8)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    script = tmp_path / "t.py"
+    script.write_text(
+        "import json, sys\nrows = [json.loads(l) for l in sys.stdin if l.strip()]\n"
+        "print('\\n'.join(f\"Text: {r['text']} ({r['sender']})\\nClass: {r['label']}\" for r in rows))\n"
+    )
+    out = teach("command", data=data, label_field="label", out=tmp_path / "p.txt", model=MockModel(), use_cache=False,
+                options={"argv": [sys.executable, str(script)], "labels": {"ham": "not spam"}}, eval_data=data)
+    assert "(s3)" in out.prompt and "Class: not spam" in out.prompt and "Class: ham" not in out.prompt
+    assert set(out.utility.labels) == {"not spam", "spam"}
