@@ -84,6 +84,9 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         rc = report.reconstruction
         rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, conservative)"))
         rows.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
+    if report.gate is not None:
+        g = report.gate
+        rows.append(("gate", "PASS" if g.passed else f"FAIL ({len(g.failures)} of {len(g.rules)} checks)"))
     return rows
 
 

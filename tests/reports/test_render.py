@@ -121,3 +121,21 @@ def test_per_teacher_plot_when_the_pipeline_has_teachers(report_file, tmp_path):
     leaks = leak_report([{"teacher": t, "private": "Text: hello there", "generated": ["hello there", "zzz"]} for t in range(3)])
     page = render_html(base.model_copy(update={"leaks": leaks}))
     assert 'alt="per-teacher attribution"' in page
+
+
+def test_side_by_side_renderings_show_each_reports_gate_verdict(tmp_path):
+    from privacy_audit import Thresholds, render_report
+    from privacy_audit.pipelines import TeachingOutput
+
+    cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=2, references=6, seed=0)
+    leaky = TeachingOutput(prompt="".join(f"The code is {c.secret}.\n" for c in cs.planted), pipeline="raw", options={}, seed=0,
+                           model=None)
+    clean = TeachingOutput(prompt="nothing here\n", pipeline="zero-shot", options={}, seed=0, model=None)
+    for name, teaching in (("a", leaky), ("b", clean)):
+        save_report(build_report(teaching, cs, MockModel(), extraction=False), tmp_path / f"{name}.json")
+    render_report([tmp_path / "a.json", tmp_path / "b.json"], html=tmp_path / "c.html", markdown=tmp_path / "c.md",
+                  thresholds=Thresholds())
+    md = (tmp_path / "c.md").read_text()
+    gate_row = next(line for line in md.splitlines() if line.startswith("| gate |"))
+    assert "FAIL" in gate_row and "PASS" in gate_row
+    assert "FAIL (" in (tmp_path / "c.html").read_text()
