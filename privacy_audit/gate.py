@@ -11,6 +11,8 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from privacy_audit._io import read_text
@@ -169,7 +171,10 @@ def _outcome(
 ) -> RuleOutcome:
     ok = value <= limit if upper else value >= limit
     sign = ">" if upper else "<"
-    alarm = "" if false_alarm is None else f"; false-alarm probability on a prompt that never saw a canary {false_alarm:.2g}"
+    alarm = (
+        "; false-alarm probability: none defined (no null model for copies of private text)" if false_alarm is None
+        else f"; false-alarm probability on a prompt that never saw a canary {false_alarm:.2g}"
+    )
     return RuleOutcome(
         rule=rule, subject=subject, value=float(value), threshold=float(limit), passed=ok, false_alarm=false_alarm,
         message=f"{subject}: {what} {value:.4g}{unit} {sign} {limit:g}{unit}{detail}{alarm}",
@@ -216,6 +221,57 @@ def _rank_false_alarm(report: AuditReport, failing: int) -> float:
     return 1.0 - math.comb(refs, failing) / math.comb(refs + k, failing) if failing <= refs else 1.0
 
 
+def _greedy_false_alarm(report: AuditReport, allowed: int) -> float:
+    """P(more than `allowed` planted secrets come out of greedy decoding) for a prompt that never saw them:
+    the decoded text does not depend on the secrets, so at most one distinct secret can match it, each
+    of the k with probability 1/|S|."""
+    planted = [c for c in report.canaries if c.planted]
+    return min(1.0, len(planted) / planted[0].space_size) if allowed == 0 else 0.0
+
+
+def _verbatim_false_alarm(report: AuditReport, allowed: int) -> float | None:
+    """P(more than `allowed` planted secrets appear in a prompt that never saw them), for fixed-length secrets:
+    such a prompt holds at most one secret per character position, a set fixed before the canaries were
+    drawn, so the count is at most hypergeometric (|S| secrets, min(chars, |S|) present, k drawn)."""
+    from privacy_audit.canaries.spaces import CharsetSpace, parse_space
+
+    if not isinstance(parse_space(report.run.space), CharsetSpace):
+        return None
+    planted = [c for c in report.canaries if c.planted]
+    size, k = planted[0].space_size, len(planted)
+    present = min(report.run.prompt_chars, size)
+    total = math.comb(size, k)
+    tail = sum(math.comb(present, x) * math.comb(size - present, k - x) for x in range(allowed + 1, min(k, present) + 1))
+    return min(1.0, tail / total)
+
+
+# Up to this many member x non-member pairs the AUC's null is counted exactly; beyond, its normal limit.
+EXACT_AUC_PAIRS = 20_000
+
+
+def _auc_false_alarm(recon: Any, limit: float) -> float:
+    """P(AUC > limit) when members and non-members are exchangeable (continuous scores): the exact
+    Mann-Whitney null by the usual recurrence over (members, non-members), or its normal limit with a
+    continuity correction for more than EXACT_AUC_PAIRS pairs."""
+    m, n = len(recon.member_scores), len(recon.non_member_scores)
+    pairs = m * n
+    cut = math.floor(limit * pairs + 1e-9)  # AUC > limit  <=>  U > cut
+    if pairs > EXACT_AUC_PAIRS:
+        z = (cut + 0.5 - pairs / 2) / math.sqrt(pairs * (m + n + 1) / 12)
+        return 0.5 * math.erfc(z / math.sqrt(2))
+    prev = np.zeros((n + 1, pairs + 1))
+    prev[:, 0] = 1.0  # no members yet: U = 0 in one way
+    for i in range(1, m + 1):
+        cur = np.zeros_like(prev)
+        cur[0, 0] = 1.0
+        for j in range(1, n + 1):  # the largest of i + j is a non-member (U unchanged) or a member (beats all j)
+            cur[j] = cur[j - 1]
+            cur[j, j:] += prev[j, : pairs + 1 - j]
+        prev = cur / cur[n].sum() if i == m else cur
+    counts = prev[n]
+    return float(counts[cut + 1 :].sum() / counts.sum())
+
+
 def _canary_rules(report: AuditReport, thresholds: Thresholds) -> list[RuleOutcome]:
     results = []
     uniform = not thresholds.overrides
@@ -257,7 +313,8 @@ def _report_rules(report: AuditReport, thresholds: Thresholds) -> tuple[list[str
             skipped.append(f"{rule}: {why}")
     if thresholds.max_greedy_extracted is not None and s.greedy_extracted is not None:
         results.append(_outcome("max_greedy_extracted", "report", s.greedy_extracted, thresholds.max_greedy_extracted, upper=True,
-                                what="planted secrets recovered by greedy decoding", false_alarm=None))
+                                what="planted secrets recovered by greedy decoding",
+                                false_alarm=_greedy_false_alarm(report, int(thresholds.max_greedy_extracted))))
     if thresholds.max_rank_zero is not None and s.protocol_rank_zero_count is not None:
         k, refs, j = s.planted_count, s.reference_count, int(thresholds.max_rank_zero) + 1
         alarm = math.comb(k, j) / math.comb(k + refs, j) if j <= k else 0.0
@@ -268,7 +325,8 @@ def _report_rules(report: AuditReport, thresholds: Thresholds) -> tuple[list[str
                                 upper=False, what="paper-protocol mean-rank p-value", false_alarm=thresholds.min_mean_rank_p_value))
     if thresholds.max_verbatim is not None:
         results.append(_outcome("max_verbatim", "report", s.planted_in_prompt, thresholds.max_verbatim, upper=True,
-                                what="planted secrets verbatim in the teaching prompt", false_alarm=None))
+                                what="planted secrets verbatim in the teaching prompt",
+                                false_alarm=_verbatim_false_alarm(report, int(thresholds.max_verbatim))))
     if report.leaks is not None:
         if thresholds.max_verbatim_rate is not None:
             results.append(_outcome("max_verbatim_rate", "report", report.leaks.verbatim_rate, thresholds.max_verbatim_rate, upper=True,
@@ -279,5 +337,5 @@ def _report_rules(report: AuditReport, thresholds: Thresholds) -> tuple[list[str
                                     what=f"fraction of generated units within distance {thresholds.fuzzy_distance:g} of private text"))
     if thresholds.max_auc is not None and report.reconstruction is not None:
         results.append(_outcome("max_auc", "report", report.reconstruction.auc, thresholds.max_auc, upper=True,
-                                what="reconstruction AUC", false_alarm=None))
+                                what="reconstruction AUC", false_alarm=_auc_false_alarm(report.reconstruction, thresholds.max_auc)))
     return skipped, results

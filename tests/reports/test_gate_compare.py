@@ -136,3 +136,16 @@ def test_compare_flags_regressions_beyond_noise(base, tmp_path):
     out = CliRunner().invoke(main, ["compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")])
     assert out.exit_code == 1 and "REGRESSION worse: max exposure" in out.output
     assert CliRunner().invoke(main, ["compare", str(tmp_path / "new.json"), str(tmp_path / "old.json")]).exit_code == 0
+
+
+def test_every_canary_rule_states_its_false_alarm_probability(base):
+    import math
+
+    outcome = gate(base, Thresholds(max_greedy_extracted=0, max_verbatim=0, max_auc=0.8, max_verbatim_rate=0.5, alpha=LENIENT))
+    alarm = {r.rule: r.false_alarm for r in outcome.rules}
+    k, size, chars = 2, 1000, base.run.prompt_chars
+    assert alarm["max_greedy_extracted"] == pytest.approx(k / size)
+    assert alarm["max_verbatim"] == pytest.approx(1 - math.comb(size - chars, k) / math.comb(size, k))
+    assert alarm["max_auc"] == pytest.approx(1 / 6)  # 2 members vs 2: only U = 4 (AUC 1) exceeds 0.8
+    assert alarm["max_verbatim_rate"] is None and alarm["chance"] == LENIENT
+    assert all("false-alarm probability" in r.message for r in outcome.rules)
