@@ -143,7 +143,7 @@ class TransformersModel(LanguageModel):
     def _open_context(self, context: str) -> ContextBackend:
         """The context's KV cache, reused when the same context is opened again (scoring, then search)."""
         if self._last_session is None or self._last_session.context != context:
-            self._last_session = None
+            self._last_session = None  # free the previous context's cache before building the next
             self._last_session = _HFContext(self, context)
         return self._last_session
 
@@ -229,7 +229,11 @@ class _HFContext(ContextBackend):
     """The context's stable head run through the model once; tree tokens run against its cache, which
     each forward restores. The unstable tail (text after the head) is tokenized with every continuation,
     after an anchor (the head's last token's text) so that tokenizers that mark a text's start (a
-    sentencepiece prefix space) see the tail where the joint text has it: mid-text."""
+    sentencepiece prefix space) see the tail where the joint text has it: mid-text.
+
+    The model reads the tokenizer's own start tokens (a BOS, for Llama-style tokenizers) and then the
+    text. A tokenizer that adds none keeps at least the context's first token in the head; only an empty
+    context is read after a BOS (else EOS) token, as lm-evaluation-harness does."""
 
     def __init__(self, lm: TransformersModel, context: str) -> None:
         from transformers import DynamicCache
