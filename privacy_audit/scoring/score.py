@@ -81,15 +81,8 @@ def score_prompt(
     own = context([c.text for c in canary_set.canaries])
     logprobs, normalised = own.totals(prefix_chars), own.means(prefix_chars)
     is_planted = np.array([c.planted for c in canary_set.canaries])
-    if mode == "exact":
-        space_lp = _score_space(context, canary_set, progress)
-        logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
-        ranks = ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False)
-        pools = np.full(len(logprobs), space.size)
-    else:
-        ref_lp = logprobs[~is_planted]
-        ranks = ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted
-        pools = np.where(is_planted, len(ref_lp) + 1, len(ref_lp))
+    logprobs, ranks, pools = _ranks(context, canary_set, logprobs, is_planted, mode=mode, progress=progress)
+    tokens = own.token_counts(prefix_chars)
     guesses: list[int | None] = [int(r) if mode == "exact" else None for r in ranks]
     greedy: list[bool | None] = [None] * len(logprobs)
     search_note = "not run"
@@ -103,7 +96,7 @@ def score_prompt(
         statistics = statistics.model_copy(update={"epsilon": epsilon_randomized_inclusion(scores=logprobs, planted=is_planted)})
     scores = tuple(
         CanaryScore(
-            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(own.token_counts(prefix_chars)[i]),
+            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(tokens[i]),
             rank=int(ranks[i]), rank_pool=int(pools[i]), space_size=space.size, exposure_bits=float(exposures[i]),
             p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
             in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
@@ -117,6 +110,23 @@ def score_prompt(
         mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=statistics,
         boundary=TokenBoundary(**context.boundary.to_dict()),
     )
+
+
+def _ranks(
+    context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, mode: Mode,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log-probs, ranks, pool sizes): against the whole space in exact mode (the space's own scores are
+    used for the canaries, so each is ranked on exactly the numbers it is ranked against), against the
+    references in sampled mode (a planted canary joins the pool; ties count against it)."""
+    if mode == "exact":
+        space = canary_set.secret_space
+        space_lp = _score_space(context, canary_set, progress)
+        logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
+        return logprobs, ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False), np.full(len(logprobs), space.size)
+    ref_lp = logprobs[~is_planted]
+    ranks = ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted
+    return logprobs, ranks, np.where(is_planted, len(ref_lp) + 1, len(ref_lp))
 
 
 def _score_space(context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None) -> np.ndarray:
