@@ -16,6 +16,7 @@ import numpy as np
 from typing import Any
 
 from privacy_audit._io import read_text
+from privacy_audit.canaries.spaces import CharsetSpace, parse_space
 from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome
 
@@ -233,8 +234,6 @@ def _verbatim_false_alarm(report: AuditReport, allowed: int) -> float | None:
     """P(more than `allowed` planted secrets appear in a prompt that never saw them), for fixed-length secrets:
     such a prompt holds at most one secret per character position, a set fixed before the canaries were
     drawn, so the count is at most hypergeometric (|S| secrets, min(chars, |S|) present, k drawn)."""
-    from privacy_audit.canaries.spaces import CharsetSpace, parse_space
-
     if not isinstance(parse_space(report.run.space), CharsetSpace):
         return None
     planted = [c for c in report.canaries if c.planted]
@@ -261,13 +260,13 @@ def _auc_false_alarm(recon: Any, limit: float) -> float:
         return 0.5 * math.erfc(z / math.sqrt(2))
     prev = np.zeros((n + 1, pairs + 1))
     prev[:, 0] = 1.0  # no members yet: U = 0 in one way
-    for i in range(1, m + 1):
+    for _ in range(m):  # one more member each round
         cur = np.zeros_like(prev)
         cur[0, 0] = 1.0
-        for j in range(1, n + 1):  # the largest of i + j is a non-member (U unchanged) or a member (beats all j)
+        for j in range(1, n + 1):  # the largest score is a non-member (U unchanged) or a member (beats all j)
             cur[j] = cur[j - 1]
             cur[j, j:] += prev[j, : pairs + 1 - j]
-        prev = cur / cur[n].sum() if i == m else cur
+        prev = cur
     counts = prev[n]
     return float(counts[cut + 1 :].sum() / counts.sum())
 

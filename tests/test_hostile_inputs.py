@@ -244,7 +244,7 @@ def test_the_corpus_holds_over_80_cases():
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)
-def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_line_set, monkeypatch, tmp_path_factory):
+def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_line_set, monkeypatch):
     args, words = cases(f)[case]
     if case == "cache-folder-is-a-file":
         import privacy_audit.audit

@@ -91,9 +91,9 @@ def score_prompt(
     exposures = np.log2(pools) - np.log2(ranks)
     protocol = _protocol_ranks(normalised, is_planted)
     rng = np.random.default_rng(canary_set.seed)
-    statistics, extrapolated = _statistics(logprobs, exposures, is_planted, guesses, space.size, pools, rng=rng)
-    if canary_set.inclusion == "randomized":
-        statistics = statistics.model_copy(update={"epsilon": epsilon_randomized_inclusion(scores=logprobs, planted=is_planted)})
+    statistics, extrapolated = _statistics(
+        logprobs, exposures, is_planted, guesses, space.size, pools, randomized=canary_set.inclusion == "randomized", rng=rng
+    )
     scores = tuple(
         CanaryScore(
             id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(tokens[i]),
@@ -160,10 +160,12 @@ def _statistics(
     space_size: int,
     pools: np.ndarray,
     *,
+    randomized: bool,
     rng: np.random.Generator,
 ) -> tuple[Statistics, list[tuple[float | None, bool | None]]]:
     """Betting intervals of the mean exposures, extrapolated exposure from a skew-normal fit of the
-    references (with its calibrated fit test), and the one-run epsilon bound."""
+    references (with its calibrated fit test), and the epsilon bound of the design: randomized
+    inclusion when each canary was planted by a coin, else the one-run bound."""
     top = float(np.log2(pools.max()))
     planted_ci = betting_mean_ci(exposures[is_planted], low=0.0, high=top, rng=rng)
     refs_ci = betting_mean_ci(exposures[~is_planted], low=0.0, high=top, rng=rng) if np.any(~is_planted) else None
@@ -184,10 +186,14 @@ def _statistics(
         )
     else:
         note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
-    planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
+    if randomized:
+        epsilon = epsilon_randomized_inclusion(scores=logprobs, planted=is_planted)
+    else:
+        planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
+        epsilon = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size, design="one_run")
     statistics = Statistics(
         mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit, extrapolation_note=note,
-        epsilon=epsilon_lower_bound(ranks=planted_ranks, space_size=space_size, design="one_run"),
+        epsilon=epsilon,
         interval_method="betting confidence interval for a bounded mean (Waudby-Smith and Ramdas), valid at every n",
     )
     return statistics, extrapolated
