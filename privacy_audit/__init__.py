@@ -11,6 +11,7 @@ from typing import Any
 # Public names and the module each lives in: imported on first use, so `import privacy_audit` (and
 # the CLI's start-up) loads only what a command needs, and never torch.
 _EXPORTS = {
+    "AuditConfig": "privacy_audit.config",
     "AuditReport": "privacy_audit.reports",
     "Canary": "privacy_audit.canaries",
     "CanaryScore": "privacy_audit.scoring",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "MockModel": "privacy_audit.models",
     "ModelError": "privacy_audit.errors",
     "PipelineError": "privacy_audit.errors",
+    "PlantOptions": "privacy_audit.chain",
     "Planting": "privacy_audit.canaries",
     "Preset": "privacy_audit.canaries.presets",
     "PrivacyAuditError": "privacy_audit.errors",
@@ -28,11 +30,13 @@ _EXPORTS = {
     "ReportError": "privacy_audit.errors",
     "SCHEMA_VERSION": "privacy_audit.reports",
     "ScoredContinuations": "privacy_audit.models",
+    "ScoringOptions": "privacy_audit.scoring.options",
+    "TeachOptions": "privacy_audit.chain",
     "SecretSpace": "privacy_audit.canaries",
     "TeachingOutput": "privacy_audit.pipelines",
     "Thresholds": "privacy_audit.gate",
     "Utility": "privacy_audit.pipelines",
-    "build_report": "privacy_audit.audit",
+    "build_report": "privacy_audit.chain",
     "compare_reports": "privacy_audit.audit",
     "design_checks": "privacy_audit.canaries.checks",
     "exposure_from_rank": "privacy_audit.scoring",
@@ -40,6 +44,7 @@ _EXPORTS = {
     "generate_canary_set": "privacy_audit.canaries",
     "list_presets": "privacy_audit.canaries.presets",
     "load_canary_set": "privacy_audit.canaries",
+    "load_config": "privacy_audit.config",
     "load_model": "privacy_audit.models",
     "load_preset": "privacy_audit.canaries.presets",
     "load_report": "privacy_audit.reports",
@@ -54,7 +59,10 @@ _EXPORTS = {
     "ranks_among": "privacy_audit.scoring",
     "render_markdown": "privacy_audit.reports",
     "render_report": "privacy_audit.audit",
-    "run_demo": "privacy_audit.audit",
+    "run_demo": "privacy_audit.demo",
+    "run_chain": "privacy_audit.chain",
+    "run_audit": "privacy_audit.audit",
+    "run_secret_sharer": "privacy_audit.secret_sharer",
     "run_pipeline": "privacy_audit.pipelines",
     "save_canary_set": "privacy_audit.canaries",
     "save_report": "privacy_audit.reports",
@@ -70,7 +78,7 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'privacy_audit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), "gate" if name == "apply_gate" else name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
@@ -81,56 +89,4 @@ def __dir__() -> list[str]:
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "AuditReport",
-    "Canary",
-    "CanaryScore",
-    "CanarySet",
-    "GateOutcome",
-    "InputError",
-    "LanguageModel",
-    "MockModel",
-    "ModelError",
-    "PipelineError",
-    "Planting",
-    "Preset",
-    "PrivacyAuditError",
-    "Record",
-    "ReportError",
-    "ScoredContinuations",
-    "SecretSpace",
-    "TeachingOutput",
-    "Thresholds",
-    "Utility",
-    "apply_gate",
-    "build_report",
-    "compare_reports",
-    "design_checks",
-    "exposure_from_rank",
-    "generate_canary_set",
-    "list_presets",
-    "load_canary_set",
-    "load_model",
-    "load_preset",
-    "load_report",
-    "load_thresholds",
-    "make_canaries",
-    "null_mean_exposure",
-    "parse_space",
-    "pipeline",
-    "plant",
-    "plant_records",
-    "rank_p_value",
-    "ranks_among",
-    "render_markdown",
-    "render_report",
-    "run_demo",
-    "run_pipeline",
-    "save_canary_set",
-    "save_report",
-    "score",
-    "score_prompt",
-    "student_accuracy",
-    "teach",
-]
+__all__ = sorted(_EXPORTS)

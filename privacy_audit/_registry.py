@@ -1,31 +1,106 @@
-"""A small registry of named components (pipelines, model backends, secret spaces).
+"""A small registry of named components (pipelines, model backends, secret spaces) that describe themselves.
 
-Components register with a decorator and are built through `create(kind, name, **options)`;
-the CLI's choices come from `names(kind)`, never from a hard-coded list.
+A component registers with a decorator that says what it needs (a model, private data), which
+options it ignores (performance knobs that change no number) and which files of its options go
+into a cache key; its options schema is its factory's keyword parameters, so unknown options and
+values of the wrong type are refused before any work. Callers never hard-code component names.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+import inspect
+import typing
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from privacy_audit.errors import InputError
 
 KINDS = ("pipeline", "backend", "space")
-_REGISTRY: dict[str, dict[str, Callable[..., Any]]] = {kind: {} for kind in KINDS}
+NEEDS = ("model", "data")
+_REGISTRY: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def register(kind: str, name: str) -> Callable[[F], F]:
-    """Decorator: register `obj` under (kind, name); a duplicate name is an error."""
+@dataclass(frozen=True)
+class Component:
+    """A registered factory and what it says about itself."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    needs: frozenset[str] = frozenset()
+    ignores: frozenset[str] = frozenset()
+    fixed: frozenset[str] = frozenset()
+    files: Callable[[Mapping[str, Any]], list[str]] | None = None
+    doc: str = field(default="", compare=False)
+
+    @cached_property
+    def schema(self) -> type[BaseModel]:
+        """The options schema: the factory's keyword parameters with their types and defaults."""
+        hints = typing.get_type_hints(self.factory)
+        fields: dict[str, Any] = {}
+        for p in inspect.signature(self.factory).parameters.values():
+            if p.name in self.fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
+                continue
+            default = ... if p.default is p.empty else p.default
+            fields[p.name] = (hints.get(p.name, Any), default)
+        return create_model(f"{self.name}-options", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields)
+
+    def options(self) -> list[str]:
+        return sorted(self.schema.model_fields)
+
+    def validate(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options the factory takes, checked against its schema (ignored performance knobs dropped)."""
+        given = {k: v for k, v in options.items() if k not in self.ignores}
+        unknown = sorted(set(given) - set(self.schema.model_fields))
+        if unknown:
+            raise InputError(
+                f"{self.kind} {self.name!r} has no option {', '.join(unknown)}; its options: {', '.join(self.options()) or 'none'}"
+            )
+        try:
+            checked = self.schema.model_validate(given)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise InputError(f"{self.kind} {self.name!r} option {where}: {first['msg']}") from None
+        return {k: getattr(checked, k) for k in given}
+
+    def cache_files(self, options: Mapping[str, Any]) -> dict[str, str]:
+        """sha256 of each file the options name that determines the output (so editing it invalidates a cache)."""
+        if self.files is None:
+            return {}
+        return {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in self.files(options) if Path(f).is_file()}
+
+
+def register(
+    kind: str,
+    name: str,
+    *,
+    needs: Collection[str] = (),
+    ignores: Collection[str] = (),
+    fixed: Collection[str] = (),
+    files: Callable[[Mapping[str, Any]], list[str]] | None = None,
+) -> Callable[[F], F]:
+    """Decorator: register a factory under (kind, name); `fixed` names the parameters the caller always
+    passes itself (not options). A duplicate name is an error."""
     if kind not in _REGISTRY:
         raise ValueError(f"unknown registry kind {kind!r}; kinds are {', '.join(KINDS)}")
+    if set(needs) - set(NEEDS):
+        raise ValueError(f"unknown needs {sorted(set(needs) - set(NEEDS))}; a component may need {', '.join(NEEDS)}")
 
     def decorator(obj: F) -> F:
         if name in _REGISTRY[kind]:
             raise ValueError(f"a {kind} named {name!r} is already registered")
-        _REGISTRY[kind][name] = obj
+        _REGISTRY[kind][name] = Component(
+            kind, name, obj, frozenset(needs), frozenset(ignores), frozenset(fixed), files, (obj.__doc__ or "").strip()
+        )
         return obj
 
     return decorator
@@ -36,13 +111,18 @@ def unregister(kind: str, name: str) -> None:
     _REGISTRY[kind].pop(name, None)
 
 
-def lookup(kind: str, name: str) -> Callable[..., Any]:
-    """The registered object, or an InputError that lists the known names."""
+def component(kind: str, name: str) -> Component:
+    """The registered component, or an InputError that lists the known names."""
     try:
         return _REGISTRY[kind][name]
     except KeyError:
         known = ", ".join(sorted(_REGISTRY[kind])) or "none"
         raise InputError(f"unknown {kind} {name!r}; known: {known}") from None
+
+
+def lookup(kind: str, name: str) -> Callable[..., Any]:
+    """The registered factory."""
+    return component(kind, name).factory
 
 
 def names(kind: str) -> list[str]:
@@ -51,5 +131,7 @@ def names(kind: str) -> list[str]:
 
 
 def create(kind: str, name: str, **options: Any) -> Any:
-    """Build a registered component with keyword options."""
-    return lookup(kind, name)(**options)
+    """Build a registered component with its options checked against its schema."""
+    c = component(kind, name)
+    fixed = {k: v for k, v in options.items() if k in c.fixed}
+    return c.factory(**fixed, **c.validate({k: v for k, v in options.items() if k not in c.fixed}))

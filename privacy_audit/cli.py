@@ -1,139 +1,31 @@
 """The privacy-audit command line: a thin click layer, one library call per command.
 
-Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 130 interrupted.
+Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 3 internal error, 130 interrupted.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import traceback
-from collections.abc import Callable
 from typing import Any
 
 import click
 
-from privacy_audit import audit, experiment
+from privacy_audit import audit, demo as demo_module, secret_sharer
+from privacy_audit._cli_support import (
+    EXIT_GATE_FAILED, SEED, AuditGroup, model_option, parse_options, progress, say, threshold_options, thresholds,
+)
 from privacy_audit.config import load_config
 from privacy_audit.canaries import load_canary_set
 from privacy_audit.canaries.plant import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
-from privacy_audit.errors import PrivacyAuditError
-from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.pipelines import pipeline_names
 from privacy_audit.reports import render_markdown
 from privacy_audit.reports.text import clean
+from privacy_audit.reports.trials import render_trials_markdown
+from privacy_audit.scoring.options import ScoringOptions
 
-# Seeds are numpy SeedSequence entropy: whole numbers from 0 up.
-SEED = click.IntRange(min=0, max=2**128)
-EXIT_GATE_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_INTERNAL = 3
-EXIT_INTERRUPTED = 130
-
-
-class AuditGroup(click.Group):
-    """The error boundary: every expected failure is one `error:` line and exit 2, Ctrl-C exit 130, and
-    anything else exit 3 ("internal error, please report"); a traceback only with --debug.
-
-    Usage errors (a missing option, a bad value) are one line too, with a pointer to --help.
-    """
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        debug = "--debug" in sys.argv[1:2]
-        try:
-            code = super().main(*args, **kwargs)
-            sys.stdout.flush()
-        except click.UsageError as exc:
-            where = exc.ctx.command_path if exc.ctx is not None else "privacy-audit"
-            _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_BAD_INPUT)
-        except click.ClickException as exc:
-            _fail(exc.format_message(), EXIT_BAD_INPUT)
-        except click.Abort:
-            _fail("interrupted", EXIT_INTERRUPTED, prefix="")
-        except SystemExit:
-            raise
-        except BaseException as exc:  # errors outside a command: argv decoding, stdout on a full disk
-            _fail_on(exc, debug=debug)
-        sys.exit(code if isinstance(code, int) else 0)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            _fail("interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED, prefix="")
-        except Exception as exc:
-            _fail_on(exc, debug=bool(ctx.meta.get("privacy_audit.debug")))
-
-
-def _fail(message: str, code: int, *, prefix: str = "error: ") -> None:
-    """One line on stderr (control sequences removed, newlines folded), then exit."""
-    line = " ".join(clean(message).split())
-    try:
-        click.echo(f"{prefix}{line}", err=True)
-    except OSError:
-        pass
-    try:
-        sys.stdout.flush()
-    except OSError:  # stdout is full or closed: point it at /dev/null so the exit's own flush cannot fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    sys.exit(code)
-
-
-def _fail_on(exc: BaseException, *, debug: bool) -> None:
-    """Map an exception to its exit: our errors, bad input found by Python, or an internal error."""
-    if debug:
-        traceback.print_exception(exc)
-    if isinstance(exc, KeyboardInterrupt):
-        _fail("interrupted", EXIT_INTERRUPTED, prefix="")
-    if isinstance(exc, PrivacyAuditError):
-        _fail(str(exc), EXIT_BAD_INPUT)
-    if isinstance(exc, OSError):
-        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-        _fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_BAD_INPUT)
-    if isinstance(exc, UnicodeError):
-        _fail(f"text that is not valid UTF-8 (or not encodable): {exc.reason if hasattr(exc, 'reason') else exc}", EXIT_BAD_INPUT)
-    if isinstance(exc, RecursionError):
-        _fail("input nested too deeply to process", EXIT_BAD_INPUT)
-    if isinstance(exc, MemoryError):
-        _fail("not enough memory for this input; use smaller counts or a smaller space", EXIT_BAD_INPUT)
-    if isinstance(exc, (ValueError, OverflowError)):
-        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXIT_BAD_INPUT)
-    _fail(f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
-
-
-def _progress(label: str) -> Callable[[int, int], None] | None:
-    """A tqdm progress callback on stderr when it is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    bar: dict[str, Any] = {}
-
-    def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, unit="cand", leave=False, file=sys.stderr)
-        bar["bar"].update(done - bar["bar"].n)
-        if done >= total:
-            bar["bar"].close()
-            bar.clear()
-
-    return update
-
-
-def _say(msg: str) -> None:
-    click.echo(msg, err=True)
-
-
-model_option = click.option(
-    "--model", default="embedded", show_default=True,
-    help="'embedded' (SmolLM2-135M-Instruct), 'mock', a model folder, a .gguf file, or hf:<id>.",
-)
-
+SCORING = ScoringOptions()
 
 @click.group(cls=AuditGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
@@ -151,7 +43,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def demo(out_dir: str, model: str, seed: int) -> None:
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
-    result = audit.run_demo(out_dir, model=model, seed=seed, progress=_progress("scoring"), say=_say)
+    result = demo_module.run_demo(out_dir, model=model, seed=seed, progress=progress("scoring"), say=say)
     click.echo(result.markdown)
     click.echo(f"Reports, prompts and canaries are in {result.out_dir}/ (canary files are private, mode 0600).")
 
@@ -186,10 +78,9 @@ def canaries_generate(
         f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "
         f"{made.space} (|S| = {made.secret_space.size:,}); secrets not shown"
     )
-    if "boundary_note" in made.checks:
-        c = made.checks
-        click.echo(f"tokenization ({c['tokenizer']}): {c['scored_tokens_min']}-{c['scored_tokens_max']} scored tokens per "
-                   f"canary; {c['boundary_note']}")
+    c = made.checks
+    if c is not None and c.boundary_note is not None:
+        click.echo(f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per canary; {c.boundary_note}")
 
 
 @canaries.command("show")
@@ -200,7 +91,7 @@ def canaries_show(canary_set: str, show_secrets: bool) -> None:
     cs = load_canary_set(canary_set)
     click.echo(f"template: {cs.template}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
                f"\npreset: {cs.preset or '-'}\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
-    for key, value in cs.checks.items():
+    for key, value in (cs.checks.model_dump(exclude_none=True) if cs.checks is not None else {}).items():
         click.echo(f"check {key}: {value}")
     for c in cs.canaries:
         click.echo(f"{c.id}\t{'planted' if c.planted else 'reference'}" + (f"\t{c.secret}" if show_secrets else ""))
@@ -240,20 +131,6 @@ def canaries_plant(
                    err=True)
 
 
-def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """-o KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-o/--option")
-        try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
-    return out
-
-
 @main.command()
 @click.option("--pipeline", required=True, type=click.Choice(pipeline_names()))
 @click.option("--data", type=click.Path(dir_okay=False), help="JSONL file of (planted) private records.")
@@ -278,7 +155,7 @@ def teach(
     extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, seed: int,
 ) -> None:
     """Run a teaching pipeline; write the teaching prompt to OUT (and OUT.teaching.json)."""
-    options = _parse_options(extra)
+    options = parse_options(extra)
     if label_map:
         pairs = [m.partition("=") for m in label_map]
         if any(not sep for _, sep, _ in pairs):
@@ -289,7 +166,7 @@ def teach(
         if value is not None:
             options[key] = value
     output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
-                         options=options, eval_data=eval_data, use_cache=not no_cache, say=_say)
+                         options=options, eval_data=eval_data, use_cache=not no_cache, say=say)
     utility = "" if output.utility is None else f"; student accuracy {output.utility.accuracy:.3f} on {output.utility.examples} examples"
     click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'{utility}")
 
@@ -298,11 +175,11 @@ def teach(
 @click.option("--prompt", required=True, type=click.Path(dir_okay=False), help="Teaching prompt file.")
 @click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
-@click.option("--exact/--sampled", default=True, show_default=True, help="Rank over the whole space, or among the references.")
-@click.option("--max-exact", default=1_000_000, show_default=True, type=click.IntRange(1, 100_000_000), help="Largest space scored in exact mode.")
+@click.option("--exact/--sampled", default=SCORING.mode == "exact", show_default=True, help="Rank over the whole space, or among the references.")
+@click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000), help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
-@click.option("--extraction/--no-extraction", default=True, show_default=True, help="Greedy decoding and best-first guesses.")
-@click.option("--search-budget", default=2000, show_default=True, type=click.IntRange(min=0),
+@click.option("--extraction/--no-extraction", default=SCORING.extraction, show_default=True, help="Greedy decoding and best-first guesses.")
+@click.option("--search-budget", default=SCORING.search_budget, show_default=True, type=click.IntRange(min=0),
               help="Model token steps best-first search may spend (sampled mode).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
               help="Tree tokens per forward pass (default 512); bounds memory (about 0.4 MB a token for SmolLM2).")
@@ -317,42 +194,16 @@ def score(
     label_field: str | None, model: str,
 ) -> None:
     """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
+    scoring = ScoringOptions(mode="exact" if exact else "sampled", max_exact=max_exact, include_secrets=include_secrets,
+                             extraction=extraction, search_budget=search_budget)
     report = audit.score(
-        prompt=prompt, canaries=canary_set, out=out, model=model,
-        model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}, mode="exact" if exact else "sampled", max_exact=max_exact, include_secrets=include_secrets,
-        extraction=extraction, search_budget=search_budget, data=data, held_out=held_out, field=field,
-        label_field=label_field, progress=_progress("scoring"),
+        prompt=prompt, canaries=canary_set, out=out, model=model, model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens},
+        scoring=scoring, data=data, held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"),
     )
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
     if not report.run.prompt_chars:
         click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)", err=True)
-
-
-def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The gate's thresholds as CLI flags (each overrides the same key of --config or pyproject.toml)."""
-    flags = [
-        ("--max-exposure", "max_exposure_bits", float, "Fail when a planted canary's exposure exceeds BITS."),
-        ("--max-exposure-fraction", "max_exposure_fraction", float, "Same, as a fraction of log2|S| (0..1)."),
-        ("--max-greedy-extracted", "max_greedy_extracted", int, "Fail when more planted secrets are recovered by greedy decoding."),
-        ("--min-guesses", "min_guesses", int, "Fail when a planted secret is found in fewer most-likely-first guesses."),
-        ("--max-rank-zero", "max_rank_zero", int, "Paper protocol: fail when more canaries have rank 0."),
-        ("--min-mean-rank-p", "min_mean_rank_p_value", float, "Paper protocol: fail when the mean-rank p-value is lower."),
-        ("--max-verbatim", "max_verbatim", int, "Fail when more planted secrets appear verbatim in the prompt."),
-        ("--max-verbatim-rate", "max_verbatim_rate", float, "Fail when more generated units copy private text verbatim (rate)."),
-        ("--max-fuzzy-fraction", "max_fuzzy_fraction", float, "Fail when more generated units lie within --fuzzy-distance."),
-        ("--fuzzy-distance", "fuzzy_distance", float, "Distance under which a generated unit counts as a fuzzy copy (default 0.1)."),
-        ("--max-auc", "max_auc", float, "Fail when the reconstruction AUC exceeds this."),
-        ("--alpha", "alpha", float, "Family-wise level of the chance rule, which always runs (default 0.01)."),
-    ]
-    for flag, dest, kind, text in reversed(flags):
-        fn = click.option(flag, dest, type=kind, default=None, help=text)(fn)
-    return click.option("--config", "gate_config", type=click.Path(dir_okay=False), default=None,
-                        help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).")(fn)
-
-
-def _thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:
-    return load_thresholds(gate_config).merged(**flags)
 
 
 @main.command("gate")
@@ -361,7 +212,7 @@ def _thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:
 @click.option("--write", is_flag=True, help="Store the verdict in REPORT.")
 def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any) -> None:
     """Exit 0 when REPORT is within the thresholds, 1 with one line per failing rule otherwise."""
-    outcome = audit.check_gate(report, _thresholds(gate_config, flags), write=write)
+    outcome = audit.check_gate(report, thresholds(gate_config, flags), write=write)
     for note in outcome.skipped:
         click.echo(f"skipped {note}", err=True)
     for rule in outcome.rules:
@@ -384,7 +235,7 @@ def report_command(
 ) -> None:
     """Render REPORTS as HTML, Markdown and/or JUnit XML; several reports are shown side by side."""
     rendered = audit.render_report(reports, html=html_out, markdown=md_out, junit=junit_out,
-                                   thresholds=_thresholds(gate_config, flags))
+                                   thresholds=thresholds(gate_config, flags))
     written = ", ".join(p for p in (html_out, md_out, junit_out) if p)
     gates = [r.gate for r in rendered if r.gate is not None]
     verdict = "" if not gates else f" (gate {'passed' if all(g.passed for g in gates) else 'failed'})"
@@ -419,7 +270,7 @@ set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KE
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
     """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
-    result = experiment.run_audit(load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=_say)
+    result = audit.run_audit(load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say)
     click.echo(render_markdown(result.report))
     click.echo(f"wrote {result.out_dir}/report.json, report.md, report.html")
     if result.gate is not None and not result.gate.passed:
@@ -438,6 +289,6 @@ def secret_sharer_command(
 ) -> None:
     """The paper's Secret Sharer protocol: T trials of one canary among N candidates; resumable."""
     values = {"out": out, "model.spec": model, "secret_sharer.trials": trials, "secret_sharer.executor": executor}
-    summary = experiment.run_secret_sharer(load_config(config, overrides=overrides, values=values), say=_say)
-    click.echo(experiment.render_trials_markdown(summary))
-    click.echo(f"per-trial results, summary.json and rank-cdf.png are in {summary['folder']}")
+    summary = secret_sharer.run_secret_sharer(load_config(config, overrides=overrides, values=values), say=say)
+    click.echo(render_trials_markdown(summary))
+    click.echo(f"per-trial results, summary.json and rank-cdf.png are in {summary.folder}")

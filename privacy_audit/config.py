@@ -14,10 +14,15 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from privacy_audit._io import read_text
+from privacy_audit.canaries.plant import detect_format, read_table
+from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
+from privacy_audit.gate import Thresholds, thresholds_from_mapping
+from privacy_audit.scoring.options import ScoringOptions
 
 
 class _Section(BaseModel):
@@ -56,14 +61,18 @@ class ModelConfig(_Section):
     spec: str = "embedded"
     chunk_tokens: int | None = None
 
+    def options(self) -> dict[str, Any]:
+        """Backend options set in the config (the backend's own defaults for the rest)."""
+        return {} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens}
 
-class ScoringConfig(_Section):
-    mode: Literal["exact", "sampled"] = "exact"
-    max_exact: int = 1_000_000
-    extraction: bool = True
-    search_budget: int = 2_000
-    include_secrets: bool = False
+
+class ScoringConfig(ScoringOptions):
+    """The scoring options (defaults in `ScoringOptions`), and whether to add reconstruction likelihood."""
+
     membership: bool = True
+
+    def options(self) -> ScoringOptions:
+        return ScoringOptions(**self.model_dump(exclude={"membership"}))
 
 
 class SecretSharerConfig(_Section):
@@ -81,15 +90,48 @@ class AuditConfig(_Section):
     pipeline: PipelineConfig = PipelineConfig()
     model: ModelConfig = ModelConfig()
     scoring: ScoringConfig = ScoringConfig()
-    gate: dict[str, Any] = {}
+    gate: Thresholds | None = None
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
     base_dir: str = "."
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _thresholds(cls, value: Any) -> Any:
+        """A `[gate]` table becomes typed thresholds (range-checked); unset keys of a dump are dropped."""
+        if value is None or isinstance(value, Thresholds):
+            return value
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None}
+        return thresholds_from_mapping(value, source="config [gate]")
 
     def resolve(self, path: str) -> str:
         """A data path as given in the config: `@demo`, absolute, or relative to the config's folder."""
         if path == "@demo":
             return str(files("privacy_audit") / "data" / "sms_spam_demo.jsonl")
         return path if os.path.isabs(path) else os.path.join(self.base_dir, path)
+
+    def template_and_space(self) -> tuple[str, str, dict[str, tuple[str, ...]]]:
+        """The canaries' template, space and derived fields: from the preset, or as given."""
+        c = self.canaries
+        if c.preset is not None:
+            if c.template is not None or c.space is not None:
+                raise InputError("config [canaries]: give preset, or template with space, not both")
+            p = load_preset(c.preset)
+            return p.template, p.space, p.derived
+        if c.template is None or c.space is None:
+            raise InputError("config [canaries] needs preset, or template and space")
+        return c.template, c.space, {}
+
+    def read_pool(self) -> list[dict[str, Any]]:
+        """The private records: all of them, or a seeded sample of `data.limit`."""
+        path = self.resolve(self.data.path)
+        rows, _ = read_table(path, self.data.field, detect_format(path, self.data.format))
+        if self.data.limit is not None:
+            if not 1 <= self.data.limit <= len(rows):
+                raise InputError(f"data.limit must be between 1 and the {len(rows)} records of {path}")
+            rng = np.random.default_rng(self.pipeline.seed)
+            rows = [rows[int(i)] for i in sorted(rng.choice(len(rows), self.data.limit, replace=False))]
+        return rows
 
     def digest(self, *sections: str) -> str:
         """A hash of the named sections (all when none): results made under another config never mix."""
@@ -147,4 +189,5 @@ def load_config(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
-        raise InputError(f"config {p}: {where}: {first['msg']}") from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"config {p}: {where}: {message}") from None

@@ -145,7 +145,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise InputError(f"gate config {path} is not valid TOML ({exc})") from None
 
 
-def gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
+def apply_gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
     """Check the report: the chance rule always, then every enabled threshold rule; references never fail it.
 
     The gate fails closed: a report with no planted canaries is an error, not a pass.

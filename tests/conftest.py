@@ -40,10 +40,10 @@ def make_tiny_model(seed: int = 0):
 @pytest.fixture(autouse=True)
 def private_teaching_cache(tmp_path_factory, monkeypatch):
     """Teaching outputs cached by tests go to a temporary folder, not the user's cache."""
-    import privacy_audit.audit
+    import privacy_audit.chain
 
     folder = tmp_path_factory.mktemp("cache")
-    monkeypatch.setattr(privacy_audit.audit, "cache_root", lambda: folder)
+    monkeypatch.setattr(privacy_audit.chain, "cache_root", lambda: folder)
     return folder
 
 

@@ -148,11 +148,11 @@ def test_extraction_guesses_in_sampled_mode_equal_exact_ranks(chain):
 
 
 def test_greedy_extraction_recovers_a_repeated_secret():
-    from privacy_audit import MockModel, generate_canary_set, score_prompt
+    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
 
     cs = generate_canary_set(template="The secret code is {secret}.", space="digits:3", count=2, references=5, seed=0)
     prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
-    result = score_prompt(MockModel(), prompt, cs, mode="sampled")
+    result = score_prompt(MockModel(), prompt, cs, ScoringOptions(mode="sampled"))
     by_id = {c.id: c for c in result.canaries}
     assert by_id[cs.planted[0].id].greedy_extracted is True
     assert by_id[cs.planted[1].id].greedy_extracted is False

@@ -53,11 +53,11 @@ def joint_space_scores(lm, context: str, texts: list[str], from_char: int) -> np
 
 @pytest.mark.parametrize("ending", ["\n", "\n\n", " ", "not spam"])
 def test_exact_scores_and_ranks_equal_a_joint_forward_pass(smol, ending):
-    from privacy_audit import generate_canary_set, score_prompt
+    from privacy_audit import ScoringOptions, generate_canary_set, score_prompt
 
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:2", count=2, references=3, seed=7)
     prompt = f"Text: call me, the secret code is {cs.planted[0].secret}\nClass: {ending}"
-    result = score_prompt(smol, prompt, cs, mode="exact", extraction=False)
+    result = score_prompt(smol, prompt, cs, ScoringOptions(mode="exact", extraction=False))
     space = joint_space_scores(smol, prompt + "\n", [cs.fill(f"{i:02d}") for i in range(100)], len(cs.prefix))
     for canary, scored in zip(cs.canaries, result.canaries):
         lp = space[int(canary.secret)]
@@ -79,13 +79,13 @@ def test_demo_shows_the_raw_leak_and_the_null_baseline(tmp_path):
 
 
 def test_best_first_finds_the_exact_rank_of_a_high_exposure_canary(smol):
-    from privacy_audit import generate_canary_set, score_prompt
+    from privacy_audit import ScoringOptions, generate_canary_set, score_prompt
     from privacy_audit.scoring.search import align, best_first
 
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=2, references=5, seed=11)
     secret = cs.planted[0].secret
     prompt = f"Text: ok so the secret code is {secret}, keep it safe\nClass: not spam"
-    exact = score_prompt(smol, prompt, cs, mode="exact", extraction=False)
+    exact = score_prompt(smol, prompt, cs, ScoringOptions(mode="exact", extraction=False))
     canary = next(c for c in exact.canaries if c.id == cs.planted[0].id)
     assert canary.rank <= 10
     ctx = smol.open_context(prompt + "\n")

@@ -247,9 +247,9 @@ def test_the_corpus_holds_over_80_cases():
 def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_line_set, monkeypatch):
     args, words = cases(f)[case]
     if case == "cache-folder-is-a-file":
-        import privacy_audit.audit
+        import privacy_audit.chain
 
-        monkeypatch.setattr(privacy_audit.audit, "cache_root", lambda: f["afile"])
+        monkeypatch.setattr(privacy_audit.chain, "cache_root", lambda: f["afile"])
         words = "cache folder"
     before = snapshot(f["t"])
     result = run(*args)
@@ -401,9 +401,9 @@ def test_untrusted_text_in_every_output_format(f):
     canaries = tuple(c.model_copy(update={"id": c.id + hostile}) for c in report.canaries)
     run_spec = report.run.model_copy(update={"pipeline": hostile})
     bad = report.model_copy(update={"canaries": canaries, "run": run_spec})
-    from privacy_audit.gate import Thresholds, gate
+    from privacy_audit.gate import Thresholds, apply_gate
 
-    bad = bad.model_copy(update={"gate": gate(bad, Thresholds(max_exposure_bits=0.0))})
+    bad = bad.model_copy(update={"gate": apply_gate(bad, Thresholds(max_exposure_bits=0.0))})
     ET.fromstring(render_junit(bad).split("\n", 1)[1])  # well-formed
     md = render_markdown(bad)
     assert "<script>" not in md and "&lt;script&gt;" in md and "\x1b" not in md and "\x00" not in md

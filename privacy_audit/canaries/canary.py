@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from privacy_audit._io import read_json, write_json
 from privacy_audit.canaries.spaces import SecretSpace, parse_space
@@ -36,6 +36,24 @@ class Canary(BaseModel):
     repetitions: int = 1
 
 
+class DesignChecks(BaseModel):
+    """What the design checks found at generation time (`canaries.checks.design_checks`); the tokenizer
+    fields are set only when a model was given to check with."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    space_size: int
+    drawn: int
+    space_ok: bool
+    fraction_of_space_drawn: float
+    tokenizer: str
+    scored_tokens_min: int | None = None
+    scored_tokens_max: int | None = None
+    boundary_merges: int | None = None
+    boundary_merge_examples: tuple[str, ...] = ()
+    boundary_note: str | None = None
+
+
 class CanarySet(BaseModel):
     """Canaries and references drawn together, without replacement, from one secret space."""
 
@@ -49,8 +67,14 @@ class CanarySet(BaseModel):
     canaries: tuple[Canary, ...]
     derived: dict[str, tuple[str, ...]] = {}
     preset: str | None = None
-    checks: dict[str, object] = {}
+    checks: DesignChecks | None = None
     inclusion: Literal["fixed", "randomized"] = "fixed"
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _no_checks(cls, value: object) -> object:
+        """Files written before the checks were typed store no checks as {}."""
+        return None if value == {} else value
 
     @property
     def secret_space(self) -> SecretSpace:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from privacy_audit.canaries.canary import CanarySet
+from privacy_audit.canaries.canary import CanarySet, DesignChecks
 from privacy_audit.models.base import LanguageModel
 
 
-def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> dict[str, Any]:
+def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> DesignChecks:
     """Space size against the draw; with a model's tokenizer: tokens per secret and boundary merges.
 
     A boundary merge means the tokens covering a secret inside the template differ from the secret's
@@ -19,15 +17,9 @@ def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> 
     """
     space = canary_set.secret_space
     drawn = len(canary_set.canaries)
-    checks: dict[str, Any] = {
-        "space_size": space.size,
-        "drawn": drawn,
-        "space_ok": drawn <= space.size,
-        "fraction_of_space_drawn": drawn / space.size,
-    }
+    basics = {"space_size": space.size, "drawn": drawn, "space_ok": drawn <= space.size, "fraction_of_space_drawn": drawn / space.size}
     if model is None:
-        checks["tokenizer"] = "not checked (pass --check-model to check tokenization)"
-        return checks
+        return DesignChecks(**basics, tokenizer="not checked (pass --check-model to check tokenization)")
     prefix = len(canary_set.prefix)
     first = [canary_set.parts(c.secret)[0] for c in canary_set.canaries]
     filled = model.tokenize([c.text for c in canary_set.canaries])
@@ -39,15 +31,11 @@ def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> 
         covering = [t for t, s, e in zip(ids, starts, ends) if s < prefix + len(value) and e > prefix]
         if covering != list(own_ids):
             merges.append(canary.id)
-    checks.update({
-        "tokenizer": model.name,
-        "scored_tokens_min": int(np.min(counts)),
-        "scored_tokens_max": int(np.max(counts)),
-        "boundary_merges": len(merges),
-        "boundary_merge_examples": merges[:5],
-        "boundary_note": (
+    return DesignChecks(
+        **basics, tokenizer=model.name, scored_tokens_min=int(np.min(counts)), scored_tokens_max=int(np.max(counts)),
+        boundary_merges=len(merges), boundary_merge_examples=tuple(merges[:5]),
+        boundary_note=(
             "every secret tokenizes the same alone and in the template" if not merges else
-            "some secrets merge with the template text next to them; scores stay exact, best-first search is unavailable"
+            "some secrets merge with the template text next to them; scores stay exact (canonical tokens of the whole text)"
         ),
-    })
-    return checks
+    )

@@ -14,20 +14,6 @@ from privacy_audit.models import mock as _mock  # noqa: F401  (registers "mock")
 from privacy_audit.models.base import LanguageModel, ScoredContinuations
 from privacy_audit.models.mock import MockModel
 
-BACKEND_OPTIONS = {"mock": {"order", "alpha", "outputs"}, "hf": {"chunk_tokens", "device"}, "embedded": {"chunk_tokens", "device"}}
-# Performance knobs: a backend without them (the mock) computes the same numbers and ignores them.
-PERFORMANCE_OPTIONS = {"chunk_tokens", "device"}
-
-
-def _options_for(backend: str, options: dict[str, Any]) -> dict[str, Any]:
-    known = BACKEND_OPTIONS.get(backend)
-    if known is None:
-        return options
-    unknown = sorted(set(options) - known - PERFORMANCE_OPTIONS)
-    if unknown:
-        raise InputError(f"model backend {backend!r} has no option {', '.join(unknown)}; its options: {', '.join(sorted(known))}")
-    return {k: v for k, v in options.items() if k in known}
-
 
 def _register_lazy() -> None:
     """Import the torch backends' modules (they only import torch when a model is built)."""
@@ -42,12 +28,12 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
     if not spec:
         raise InputError("--model is empty; use 'embedded', 'mock', a folder, a .gguf file or hf:<id>")
     if spec in names("backend") and spec != "hf":
-        return create("backend", spec, **_options_for(spec, options))
+        return create("backend", spec, **options)
     kind, sep, rest = spec.partition(":")
     if sep and kind == "hf":
-        return create("backend", "hf", source=rest, **_options_for("hf", options))
+        return create("backend", "hf", source=rest, **options)
     if os.path.exists(spec):
-        return create("backend", "hf", source=spec, **_options_for("hf", options))
+        return create("backend", "hf", source=spec, **options)
     raise InputError(
         f"model {spec!r} not found; use 'embedded', 'mock', a local folder, a .gguf file, or hf:<hub id>"
     )

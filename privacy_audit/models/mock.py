@@ -133,7 +133,7 @@ class _MockContext(ContextBackend):
         return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=())
 
 
-@register("backend", "mock")
-def _mock_backend(**options: object) -> MockModel:
-    """The mock n-gram model (no torch needed)."""
-    return MockModel(**options)  # type: ignore[arg-type]
+@register("backend", "mock", ignores=("chunk_tokens", "device"))
+def _mock_backend(*, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None) -> MockModel:
+    """The mock n-gram model (no torch needed); the transformers backends' performance knobs change none of its numbers."""
+    return MockModel(order=order, alpha=alpha, outputs=outputs)

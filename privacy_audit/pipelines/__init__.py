@@ -5,12 +5,15 @@ from privacy_audit.pipelines import command as _command  # noqa: F401
 from privacy_audit.pipelines import examples as _examples  # noqa: F401
 from privacy_audit.pipelines.base import (
     Record,
+    RoundArtifact,
+    TeacherArtifact,
     TeachingOutput,
+    describe,
     format_example,
-    needs_model,
     pipeline,
     pipeline_names,
     run_pipeline,
+    teaching_path,
 )
 from privacy_audit.pipelines.builtin import INSTRUCTION_PROMPT
 from privacy_audit.pipelines.utility import Utility, student_accuracy
@@ -18,12 +21,15 @@ from privacy_audit.pipelines.utility import Utility, student_accuracy
 __all__ = [
     "INSTRUCTION_PROMPT",
     "Record",
+    "RoundArtifact",
+    "TeacherArtifact",
     "TeachingOutput",
     "Utility",
+    "describe",
     "format_example",
-    "needs_model",
     "pipeline",
     "pipeline_names",
     "run_pipeline",
     "student_accuracy",
+    "teaching_path",
 ]

@@ -6,14 +6,15 @@ scorer treats it as a black box and only reads `TeachingOutput.prompt`.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import os
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag
 
-from privacy_audit._registry import lookup, names, register
+from privacy_audit._registry import Component, component, names, register
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.pipelines.utility import Utility
@@ -31,6 +32,44 @@ class Record(BaseModel):
     fields: dict[str, Any] = {}
 
 
+class TeacherArtifact(BaseModel):
+    """What one teacher saw (`private`, the text its generations are measured against) and wrote (`generated`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["teacher"] = "teacher"
+    teacher: int = 0
+    round: int | None = None
+    records: tuple[int, ...] = ()
+    private: str
+    generated: tuple[str, ...]
+    kept: tuple[str, ...] = ()
+
+
+class RoundArtifact(BaseModel):
+    """How an aggregator picked a round's example: which teacher's candidate won, and the votes when it voted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["round"] = "round"
+    round: int
+    aggregator: str
+    chosen_teacher: int
+    votes: tuple[int, ...] = ()
+
+
+def _artifact_kind(value: Any) -> str:
+    """An artifact's kind; files written before artifacts were typed name none, and a round is the one with a chosen teacher."""
+    if isinstance(value, BaseModel):
+        return str(getattr(value, "kind"))
+    return str(value.get("kind") or ("round" if "chosen_teacher" in value else "teacher"))
+
+
+Artifact = Annotated[
+    Annotated[TeacherArtifact, Tag("teacher")] | Annotated[RoundArtifact, Tag("round")], Discriminator(_artifact_kind)
+]
+
+
 class TeachingOutput(BaseModel):
     """The teaching prompt plus what is needed to reproduce it and attribute leaks to teachers."""
 
@@ -43,29 +82,34 @@ class TeachingOutput(BaseModel):
     seed: int
     model: dict[str, Any] | None
     used_records: tuple[int, ...] = ()
-    artifacts: tuple[dict[str, Any], ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
     utility: Utility | None = None
 
 
+def teaching_path(prompt_path: str | os.PathLike[str]) -> Path:
+    """Where the full teaching output (spec, artifacts) of a prompt file is kept: beside it."""
+    return Path(f"{os.fspath(prompt_path)}.teaching.json")
+
+
 Pipeline = Callable[..., TeachingOutput]
+FIXED = ("records", "model", "seed")
 
 
-def pipeline(name: str, *, needs_model: bool) -> Callable[[Pipeline], Pipeline]:
-    """Register a pipeline under `name`; `needs_model` says whether it calls a language model."""
-
-    def decorator(fn: Pipeline) -> Pipeline:
-        fn.needs_model = needs_model  # type: ignore[attr-defined]
-        return register("pipeline", name)(fn)
-
-    return decorator
+def pipeline(
+    name: str, *, needs: Collection[str] = ("data",), files: Callable[[Mapping[str, Any]], list[str]] | None = None
+) -> Callable[[Pipeline], Pipeline]:
+    """Register a pipeline under `name`: what it needs ("model", "data") and which files of its options
+    determine its output (hashed into the teaching cache key)."""
+    return register("pipeline", name, needs=needs, fixed=FIXED, files=files)
 
 
 def pipeline_names() -> list[str]:
     return names("pipeline")
 
 
-def needs_model(name: str) -> bool:
-    return bool(getattr(lookup("pipeline", name), "needs_model", False))
+def describe(name: str) -> Component:
+    """The registered pipeline: needs, options schema, cache files."""
+    return component("pipeline", name)
 
 
 def run_pipeline(
@@ -76,17 +120,14 @@ def run_pipeline(
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
 ) -> TeachingOutput:
-    """Build and run a registered pipeline; options are checked against its signature first."""
-    fn = lookup("pipeline", name)
-    options = dict(options or {})
-    params = inspect.signature(fn).parameters
-    unknown = sorted(set(options) - set(params) - {"records", "model", "seed"})
-    if unknown:
-        allowed = sorted(set(params) - {"records", "model", "seed"})
-        raise InputError(f"pipeline {name!r} has no option {', '.join(unknown)}; its options: {', '.join(allowed) or 'none'}")
-    if getattr(fn, "needs_model", False) and model is None:
+    """Build and run a registered pipeline; its needs and options are checked before it runs."""
+    spec = describe(name)
+    checked = spec.validate(options or {})
+    if "model" in spec.needs and model is None:
         raise InputError(f"pipeline {name!r} needs a model (--model)")
-    out = fn(list(records), model=model, seed=seed, **options)
+    if "data" in spec.needs and not records:
+        raise InputError(f"pipeline {name!r} needs private data (--data)")
+    out = spec.factory(list(records), model=model if "model" in spec.needs else None, seed=seed, **checked)
     if not isinstance(out, TeachingOutput):
         raise PipelineError(f"pipeline {name!r} returned {type(out).__name__}, not a TeachingOutput")
     return out

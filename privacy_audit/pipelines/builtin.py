@@ -8,7 +8,7 @@ from pathlib import Path
 from privacy_audit._io import read_text
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
-from privacy_audit.pipelines.base import Record, TeachingOutput, format_example, pipeline, select_examples
+from privacy_audit.pipelines.base import Record, TeacherArtifact, TeachingOutput, format_example, pipeline, select_examples
 
 # Figure 2 of Mohtashami et al. (2023), "Social Learning", quoted; the examples replace <Original Examples>.
 INSTRUCTION_PROMPT = (
@@ -26,7 +26,7 @@ def paragraphs(text: str) -> list[str]:
     return [p.strip() for p in text.split("\n\n") if p.strip()]
 
 
-@pipeline("raw", needs_model=False)
+@pipeline("raw", needs=("data",))
 def raw(
     records: Sequence[Record],
     *,
@@ -44,13 +44,13 @@ def raw(
     )
 
 
-@pipeline("zero-shot", needs_model=False)
+@pipeline("zero-shot", needs=())
 def zero_shot(records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0) -> TeachingOutput:
     """No teaching at all: an empty prompt, the floor every other pipeline is compared with."""
     return TeachingOutput(prompt="", pipeline="zero-shot", options={}, seed=seed, model=None)
 
 
-@pipeline("prompt-file", needs_model=False)
+@pipeline("prompt-file", needs=(), files=lambda options: [str(options.get("path", ""))])
 def prompt_file(
     records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0, path: str = ""
 ) -> TeachingOutput:
@@ -61,7 +61,7 @@ def prompt_file(
     return TeachingOutput(prompt=text, pipeline="prompt-file", options={"path": str(Path(path))}, seed=seed, model=None)
 
 
-@pipeline("instructions", needs_model=True)
+@pipeline("instructions", needs=("model", "data"))
 def instructions(
     records: Sequence[Record],
     *,
@@ -93,5 +93,5 @@ def instructions(
         seed=seed,
         model=model.info(),
         used_records=tuple(used),
-        artifacts=({"teacher": 0, "private": request, "generated": paragraphs(answer), "instructions": answer},),
+        artifacts=(TeacherArtifact(teacher=0, records=tuple(used), private=request, generated=tuple(paragraphs(answer))),),
     )

@@ -38,6 +38,12 @@ def parse_command(command: str | Sequence[str]) -> list[str]:
     return argv
 
 
+def program_files(argv: str | Sequence[str]) -> list[str]:
+    """The teacher's program file: argv[0], or the script an interpreter runs (argv[1]), whichever is a file."""
+    args = parse_command(argv)
+    return [a for a in args[:2] if os.path.isfile(a)][:1]
+
+
 def redact(line: str, records: Sequence[Record]) -> str:
     """A teacher's message made safe to show: control sequences removed, and every word that occurs in the
     private records (where the planted secrets are) replaced, so no private text reaches the terminal."""
@@ -53,7 +59,7 @@ def _end_group(pid: int) -> None:
         pass
 
 
-@pipeline("command", needs_model=False)
+@pipeline("command", needs=("data",), files=lambda options: program_files(options.get("argv", ())))
 def command(
     records: Sequence[Record],
     *,

@@ -12,13 +12,11 @@ continuation of them, length-normalised, and votes for the best; most votes wins
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
 import numpy as np
 
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
-from privacy_audit.pipelines.base import Record, TeachingOutput, format_example, pipeline
+from privacy_audit.pipelines.base import Record, RoundArtifact, TeacherArtifact, TeachingOutput, format_example, pipeline
 
 AGGREGATORS = ("random", "voting")
 
@@ -28,7 +26,54 @@ def _first_example(text: str) -> str:
     return text.split("\n\n", 1)[0].strip()
 
 
-@pipeline("examples", needs_model=True)
+def _shards(records: Sequence[Record], teachers: int, reserve: int, rng: np.random.Generator) -> list[list[int]]:
+    """Each teacher's record indices: the teachers planting assigned, else a seeded random split."""
+    if len(records) < teachers * (1 + reserve):
+        raise InputError(f"{len(records)} records cannot make {teachers} shards of at least {1 + reserve}; use fewer teachers")
+    if not all(r.teacher is not None for r in records):
+        return [list(s) for s in np.array_split(rng.permutation(len(records)), teachers)]
+    if {r.teacher for r in records} != set(range(teachers)):
+        raise InputError(f"the records are split among teachers {sorted({r.teacher for r in records})}, not 0..{teachers - 1}")
+    shards = [[i for i, r in enumerate(records) if r.teacher == t] for t in range(teachers)]
+    if min(len(s) for s in shards) < 1 + reserve:
+        raise InputError(f"every teacher's shard needs at least {1 + reserve} records")
+    return shards
+
+
+def _teacher_candidates(
+    model: LanguageModel, records: Sequence[Record], shard: list[int], t: int, round_: int, rng: np.random.Generator,
+    *, n_gen: int, samples: int, keep: int, temperature: float, labels: Mapping[str, str] | None, max_new_tokens: int,
+) -> TeacherArtifact:
+    """One teacher's turn: a few-shot prompt of `n_gen` private examples, `samples` continuations, the
+    `keep` lowest-perplexity ones kept."""
+    pick = [int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)]
+    fewshot = "\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n"
+    raw = model.generate(
+        [fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=int(rng.integers(2**31)), stop=("\n\n",)
+    )
+    cands = [c for c in (_first_example(r) for r in raw) if c]
+    kept: list[str] = []
+    if cands:
+        scores = model.open_context(fewshot)(cands).means(0)
+        kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
+    return TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands), kept=tuple(kept))
+
+
+def _aggregate(
+    model: LanguageModel, records: Sequence[Record], pool: list[tuple[int, str]], votes_from: list[list[int]],
+    aggregator: str, labels: Mapping[str, str] | None, rng: np.random.Generator,
+) -> tuple[int, tuple[int, ...]]:
+    """The winning candidate of a round's pool, and the ballots when the teachers voted."""
+    if aggregator == "random":
+        return int(rng.integers(len(pool))), ()
+    ballots = []
+    for hold in votes_from:
+        context = "\n\n".join(format_example(records[i], labels) for i in hold) + "\n\n"
+        ballots.append(int(np.argmax(model.open_context(context)([c for _, c in pool]).means(0))))
+    return int(np.argmax(np.bincount(ballots, minlength=len(pool)))), tuple(ballots)
+
+
+@pipeline("examples", needs=("model", "data"))
 def examples(
     records: Sequence[Record],
     *,
@@ -53,61 +98,29 @@ def examples(
     if min(teachers, n, n_gen, samples, keep) < 1 or keep > samples:
         raise InputError("teachers, n, n_gen, samples and keep must be >= 1, and keep <= samples")
     reserve = held_out if aggregator == "voting" else 0
-    if len(records) < teachers * (1 + reserve):
-        raise InputError(f"{len(records)} records cannot make {teachers} shards of at least {1 + reserve}; use fewer teachers")
     rng = np.random.default_rng(seed)
-    if all(r.teacher is not None for r in records):
-        if {r.teacher for r in records} != set(range(teachers)):
-            raise InputError(f"the records are split among teachers {sorted({r.teacher for r in records})}, not 0..{teachers - 1}")
-        shards = [[i for i, r in enumerate(records) if r.teacher == t] for t in range(teachers)]
-        if min(len(s) for s in shards) < 1 + reserve:
-            raise InputError(f"every teacher's shard needs at least {1 + reserve} records")
-    else:
-        shards = [list(s) for s in np.array_split(rng.permutation(len(records)), teachers)]
-    votes_from = [s[:reserve] for s in shards]
-    gen_from = [s[reserve:] for s in shards]
+    shards = _shards(records, teachers, reserve, rng)
+    votes_from, gen_from = [s[:reserve] for s in shards], [s[reserve:] for s in shards]
     chosen: list[str] = []
-    artifacts: list[dict[str, Any]] = []
-    used: set[int] = set()
+    artifacts: list[TeacherArtifact | RoundArtifact] = []
     for round_ in range(n):
-        pool: list[tuple[int, str]] = []
-        for t, shard in enumerate(gen_from):
-            pick = [int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)]
-            used.update(pick)
-            fewshot = "\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n"
-            call_seed = int(rng.integers(2**31))
-            raw = model.generate(
-                [fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=call_seed, stop=("\n\n",)
-            )
-            cands = [c for c in (_first_example(r) for r in raw) if c]
-            kept: list[str] = []
-            if cands:
-                scores = model.open_context(fewshot)(cands).means(0)
-                kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
-            pool += [(t, c) for c in kept]
-            artifacts.append({"teacher": t, "round": round_, "records": pick, "private": fewshot, "generated": cands, "kept": kept})
+        turns = [
+            _teacher_candidates(model, records, shard, t, round_, rng, n_gen=n_gen, samples=samples, keep=keep,
+                                temperature=temperature, labels=labels, max_new_tokens=max_new_tokens)
+            for t, shard in enumerate(gen_from)
+        ]
+        pool = [(turn.teacher, c) for turn in turns for c in turn.kept]
         if not pool:
             raise PipelineError(f"round {round_}: no teacher generated a usable example; raise max_new_tokens or temperature")
-        if aggregator == "random":
-            winner = int(rng.integers(len(pool)))
-            ballots: list[int] = []
-        else:
-            ballots = []
-            for hold in votes_from:
-                context = "\n\n".join(format_example(records[i], labels) for i in hold) + "\n\n"
-                ballots.append(int(np.argmax(model.open_context(context)([c for _, c in pool]).means(0))))
-            winner = int(np.argmax(np.bincount(ballots, minlength=len(pool))))
+        winner, ballots = _aggregate(model, records, pool, votes_from, aggregator, labels, rng)
         chosen.append(pool[winner][1])
-        artifacts.append({"round": round_, "aggregator": aggregator, "chosen_teacher": pool[winner][0], "votes": ballots})
+        artifacts += [*turns, RoundArtifact(round=round_, aggregator=aggregator, chosen_teacher=pool[winner][0], votes=ballots)]
+    options = {
+        "teachers": teachers, "n": n, "n_gen": n_gen, "samples": samples, "keep": keep, "temperature": temperature,
+        "aggregator": aggregator, "held_out": held_out, "labels": dict(labels or {}), "max_new_tokens": max_new_tokens,
+    }
+    used = sorted({i for a in artifacts if isinstance(a, TeacherArtifact) for i in a.records})
     return TeachingOutput(
-        prompt="\n\n".join(chosen),
-        pipeline="examples",
-        options={
-            "teachers": teachers, "n": n, "n_gen": n_gen, "samples": samples, "keep": keep, "temperature": temperature,
-            "aggregator": aggregator, "held_out": held_out, "labels": dict(labels or {}), "max_new_tokens": max_new_tokens,
-        },
-        seed=seed,
-        model=model.info(),
-        used_records=tuple(sorted(used)),
-        artifacts=tuple(artifacts),
+        prompt="\n\n".join(chosen), pipeline="examples", options=options, seed=seed, model=model.info(),
+        used_records=tuple(used), artifacts=tuple(artifacts),
     )

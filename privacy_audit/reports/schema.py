@@ -13,9 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from privacy_audit._io import read_json, write_json
 from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
-from privacy_audit.scoring.leaks import LeakReport
-from privacy_audit.scoring.reconstruction import Reconstruction
-from privacy_audit.scoring.score import CanaryScore, Statistics, Summary, TokenBoundary
+from privacy_audit.scoring.types import CanaryScore, LeakReport, Reconstruction, Statistics, Summary, TokenBoundary
 
 SCHEMA_VERSION = 2
 

@@ -7,13 +7,12 @@ teacher's private prompt, divided by the example's length (so at most 1; 0 is a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
-
 from privacy_audit.errors import InputError
+from privacy_audit.pipelines.base import RoundArtifact, TeacherArtifact
+from privacy_audit.scoring.types import LeakReport, LeakRow
 
 
 def substring_indel_distance(example: str, text: str) -> int:
@@ -58,36 +57,13 @@ def leak_rows(units: list[str], private_text: str) -> list[dict[str, float | boo
     return rows
 
 
-class LeakRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    teacher: int
-    unit: int
-    chars: int
-    distance: float
-    verbatim: bool
-
-
-class LeakReport(BaseModel):
-    """The paper's distance for every generated unit, against the private prompt it was generated from."""
-
-    model_config = ConfigDict(frozen=True)
-
-    units: int
-    verbatim_copies: int
-    verbatim_rate: float
-    mean_distance: float
-    min_distance: float
-    rows: tuple[LeakRow, ...]
-
-
-def leak_report(artifacts: Sequence[Mapping[str, Any]]) -> LeakReport | None:
-    """Leaks of teaching artifacts that carry `private` text and the `generated` units made from it."""
+def leak_report(artifacts: Sequence[TeacherArtifact | RoundArtifact]) -> LeakReport | None:
+    """Leaks of the teacher artifacts of a teaching output: each generated unit against the private text it was made from."""
     rows = [
-        LeakRow(teacher=int(a.get("teacher", 0)), **row)  # type: ignore[arg-type]
+        LeakRow(teacher=a.teacher, **row)  # type: ignore[arg-type]
         for a in artifacts
-        if "private" in a and "generated" in a
-        for row in leak_rows(list(a["generated"]), str(a["private"]))
+        if isinstance(a, TeacherArtifact)
+        for row in leak_rows(list(a.generated), a.private)
     ]
     if not rows:
         return None

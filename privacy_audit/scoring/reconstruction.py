@@ -5,25 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict
-
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.scoring.stats import roc_summary
-
-
-class Reconstruction(BaseModel):
-    """Length-normalised log2-likelihoods (bits per token) of members and non-members, and their ROC."""
-
-    model_config = ConfigDict(frozen=True)
-
-    member_scores: tuple[float, ...]
-    non_member_scores: tuple[float, ...]
-    auc: float
-    auc_ci: tuple[float, float] | None
-    tpr_at_1pct_fpr: float
-    fpr: tuple[float, ...]
-    tpr: tuple[float, ...]
+from privacy_audit.scoring.types import Reconstruction
 
 
 def reconstruction(

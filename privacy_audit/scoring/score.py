@@ -17,6 +17,7 @@ from privacy_audit.models.base import Context, LanguageModel
 from privacy_audit.scoring.epsilon import epsilon_lower_bound, epsilon_randomized_inclusion
 from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value, ranks_among
 from privacy_audit.scoring.intervals import betting_mean_ci
+from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
 from privacy_audit.scoring.search import align, best_first
 from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
@@ -31,24 +32,21 @@ from privacy_audit.scoring.types import (
     TokenBoundary,
 )
 
-DEFAULT_SEPARATOR = "\n"
-DEFAULT_MAX_EXACT = 1_000_000
-DEFAULT_SEARCH_BUDGET = 2_000
 MIN_REFERENCES_FOR_FIT = 8
 EXACT_CHUNK = 10_000
 # Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
 BOUNDARY_SAMPLE = 256
 
 
-def check_mode(canary_set: CanarySet, *, mode: Mode, max_exact: int = DEFAULT_MAX_EXACT) -> None:
+def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
     """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references."""
     space = canary_set.secret_space
-    if mode == "exact" and space.size > max_exact:
+    if options.mode == "exact" and space.size > options.max_exact:
         raise InputError(
-            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {max_exact:,}; "
+            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {options.max_exact:,}; "
             "use sampled mode (--sampled) or raise --max-exact"
         )
-    if mode == "sampled" and not canary_set.references:
+    if options.mode == "sampled" and not canary_set.references:
         raise InputError("sampled mode needs references in the canary set; generate it with --references N")
 
 
@@ -56,25 +54,20 @@ def score_prompt(
     model: LanguageModel,
     prompt: str,
     canary_set: CanarySet,
+    options: ScoringOptions = DEFAULT_SCORING,
     *,
-    mode: Mode = "exact",
-    separator: str = DEFAULT_SEPARATOR,
-    max_exact: int = DEFAULT_MAX_EXACT,
-    include_secrets: bool = False,
-    extraction: bool = True,
-    search_budget: int = DEFAULT_SEARCH_BUDGET,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoringResult:
     """Exact mode ranks each candidate against the whole space; sampled mode against the references.
 
-    With `extraction`, each planted canary also gets `greedy_extracted` (greedy decoding after the
+    With `options.extraction`, each planted canary also gets `greedy_extracted` (greedy decoding after the
     template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses
     an attacker needs: the exact rank in exact mode, else found by best-first search within
-    `search_budget` model token steps (None when the budget runs out first).
+    `options.search_budget` model token steps (None when the budget runs out first).
     """
-    space = canary_set.secret_space
-    check_mode(canary_set, mode=mode, max_exact=max_exact)
-    context = model.open_context(prompt + separator)
+    space, mode = canary_set.secret_space, options.mode
+    check_mode(canary_set, options)
+    context = model.open_context(prompt + options.separator)
     prefix_chars = len(canary_set.prefix)
     sample = space.sample(min(BOUNDARY_SAMPLE, space.size), np.random.default_rng(canary_set.seed))
     context.check([c.text for c in canary_set.canaries] + [canary_set.fill(s) for s in sample])
@@ -86,13 +79,14 @@ def score_prompt(
     guesses: list[int | None] = [int(r) if mode == "exact" else None for r in ranks]
     greedy: list[bool | None] = [None] * len(logprobs)
     search_note = "not run"
-    if extraction:
-        greedy, guesses, search_note = _extraction(context, canary_set, logprobs, guesses, mode=mode, budget=search_budget)
+    if options.extraction:
+        greedy, guesses, search_note = _extraction(context, canary_set, logprobs, guesses, mode=mode, budget=options.search_budget)
     exposures = np.log2(pools) - np.log2(ranks)
     protocol = _protocol_ranks(normalised, is_planted)
     rng = np.random.default_rng(canary_set.seed)
     statistics, extrapolated = _statistics(
-        logprobs, exposures, is_planted, guesses, space.size, pools, randomized=canary_set.inclusion == "randomized", rng=rng
+        logprobs, exposures, is_planted, guesses, space.size, pools, randomized=canary_set.inclusion == "randomized",
+        extrapolation=options.extrapolation, rng=rng,
     )
     scores = tuple(
         CanaryScore(
@@ -101,13 +95,13 @@ def score_prompt(
             p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
             in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
             extrapolated_exposure_bits=extrapolated[i][0], extrapolated_beyond_references=extrapolated[i][1],
-            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if include_secrets else None,
+            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if options.include_secrets else None,
         )
         for i, c in enumerate(canary_set.canaries)
     )
     summary = summarise(scores, mode=mode, space_size=space.size, rng=rng)
     return ScoringResult(
-        mode=mode, separator=separator, search=search_note, canaries=scores, summary=summary, statistics=statistics,
+        mode=mode, separator=options.separator, search=search_note, canaries=scores, summary=summary, statistics=statistics,
         boundary=TokenBoundary(**context.boundary.to_dict()),
     )
 
@@ -161,6 +155,7 @@ def _statistics(
     pools: np.ndarray,
     *,
     randomized: bool,
+    extrapolation: bool,
     rng: np.random.Generator,
 ) -> tuple[Statistics, list[tuple[float | None, bool | None]]]:
     """Betting intervals of the mean exposures, extrapolated exposure from a skew-normal fit of the
@@ -172,7 +167,9 @@ def _statistics(
     extrapolated: list[tuple[float | None, bool | None]] = [(None, None)] * len(logprobs)
     fit: SkewnormFit | None = None
     refs = -logprobs[~is_planted]
-    if refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
+    if not extrapolation:
+        note = "not computed: extrapolation was turned off"
+    elif refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
         fit = fit_skewnorm(refs, rng=rng)
         values = extrapolation_exposure(
             canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=float(np.log2(space_size))

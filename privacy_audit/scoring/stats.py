@@ -1,5 +1,4 @@
-"""Statistics of an audit: extrapolated exposure, the paper's rank protocol for independent trials,
-and membership-inference ROC summaries. Pure numpy/scipy/sklearn.
+"""Statistics of an audit: extrapolated exposure and membership-inference ROC summaries. Pure numpy/scipy/sklearn.
 
 Log-perplexities here are in bits and lower means more likely (the Secret Sharer convention);
 log-likelihood scores are the opposite sign.
@@ -13,11 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from scipy.special import logsumexp
 
 from privacy_audit.errors import InputError
 from privacy_audit.scoring.intervals import auc_ci, tpr_at_fpr
-from privacy_audit.scoring.permutation import PValue, from_fraction
 from privacy_audit.scoring.types import SkewnormFit
 
 
@@ -72,45 +69,6 @@ def extrapolation_exposure(
         raise InputError("scale must be positive")
     exposure = -stats.skewnorm.logcdf(canaries, a, loc=loc, scale=scale) / math.log(2)
     return np.clip(exposure, 0.0, np.inf if max_bits is None else max_bits)
-
-
-def protocol_ranks(*, canary_scores: np.ndarray, comparison_scores: np.ndarray) -> np.ndarray:
-    """The paper's rank: the number of comparisons scoring at least as high (0 = perfect memorization).
-
-    `comparison_scores` has one row of N-1 comparison scores per trial (length-normalised
-    log-likelihoods). Ties count against the canary, so equal scores never look like memorization.
-    """
-    canary = _array("canary_scores", canary_scores)
-    comps = np.asarray(comparison_scores, dtype=np.float64)
-    if comps.ndim != 2 or comps.shape[0] != canary.size or not np.all(np.isfinite(comps)):
-        raise InputError("comparison_scores must be a finite array with one row per canary")
-    return np.sum(comps >= canary[:, None], axis=1)
-
-
-def mean_rank_p_value(*, ranks: np.ndarray, n_candidates: int) -> PValue:
-    """Exact P(mean rank <= observed) when each of T independent ranks is uniform on 0..N-1 (no memorization).
-
-    The sum of T discrete uniforms has P(S <= s) = N^-T * sum_k (-1)^k C(T,k) C(s - kN + T, T),
-    computed in exact integer arithmetic. For independent trials only (`secret-sharer`); canaries
-    ranked against one shared reference set need `permutation.rank_sum_p_value`.
-    """
-    r = np.asarray(ranks)
-    if r.ndim != 1 or r.size == 0 or np.any(r < 0) or np.any(r >= n_candidates) or np.any(r != np.round(r)):
-        raise InputError(f"ranks must be integers in [0, {n_candidates - 1}]")
-    t, n, s = int(r.size), int(n_candidates), int(r.sum())
-    total = 0
-    for k in range(min(t, s // n) + 1):
-        total += (-1) ** k * math.comb(t, k) * math.comb(s - k * n + t, t)
-    return from_fraction(total, n**t, "exact, independent trials (sum of uniforms)")
-
-
-def rank_zero_p_value(*, count: int, trials: int, n_candidates: int) -> PValue:
-    """P(at least `count` of `trials` independent ranks are 0) when each is 0 with probability 1/N (binomial)."""
-    if not 0 <= count <= trials or n_candidates < 1:
-        raise InputError("need 0 <= count <= trials and n_candidates >= 1")
-    tail = stats.binom.logpmf(np.arange(count, trials + 1), trials, 1.0 / n_candidates)
-    log_sf = min(0.0, float(logsumexp(tail))) if count else 0.0
-    return PValue(float(np.exp(log_sf)), min(0.0, log_sf / math.log(10)), "exact, independent trials (binomial)")
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,57 @@ class ScoringResult(BaseModel):
     summary: Summary
     statistics: Statistics
     boundary: TokenBoundary
+
+
+class LeakRow(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    teacher: int
+    unit: int
+    chars: int
+    distance: float
+    verbatim: bool
+
+
+class LeakReport(BaseModel):
+    """The paper's distance for every generated unit, against the private prompt it was generated from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    units: int
+    verbatim_copies: int
+    verbatim_rate: float
+    mean_distance: float
+    min_distance: float
+    rows: tuple[LeakRow, ...]
+
+
+class Reconstruction(BaseModel):
+    """Length-normalised log2-likelihoods (bits per token) of members and non-members, and their ROC."""
+
+    model_config = ConfigDict(frozen=True)
+
+    member_scores: tuple[float, ...]
+    non_member_scores: tuple[float, ...]
+    auc: float
+    auc_ci: tuple[float, float] | None
+    tpr_at_1pct_fpr: float
+    fpr: tuple[float, ...]
+    tpr: tuple[float, ...]
+
+
+class ProtocolSummary(BaseModel):
+    """T independent Secret Sharer trials: the ranks, their mean and rank-0 count, with exact p-values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trials: int
+    candidates: int
+    ranks: tuple[int, ...]
+    mean_rank: float
+    null_mean_rank: float
+    mean_rank_p: PValueRecord
+    rank_zero_count: int
+    null_rank_zero_count: float
+    rank_zero_p: PValueRecord
+    canary_in_prompt: int

@@ -146,13 +146,13 @@ def test_shards_flow_into_the_examples_pipeline(tmp_path, sms_jsonl):
                    "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 0, r.output
     from privacy_audit.audit import load_training_records
-    from privacy_audit.pipelines import run_pipeline
+    from privacy_audit.pipelines import TeacherArtifact, run_pipeline
 
     recs = load_training_records(tmp_path / "p.jsonl", field="text", label_field="label")
     assert {r.teacher for r in recs} == {0, 1}
     out = run_pipeline("examples", recs, model=MockModel(), options={"teachers": 2, "n": 1, "samples": 1, "max_new_tokens": 5})
-    used = [a for a in out.artifacts if "records" in a]
-    assert all(recs[i].teacher == a["teacher"] for a in used for i in a["records"])
+    used = [a for a in out.artifacts if isinstance(a, TeacherArtifact)]
+    assert used and all(recs[i].teacher == a.teacher for a in used for i in a.records)
     with pytest.raises(InputError, match="not 0..2"):
         run_pipeline("examples", recs, model=MockModel(), options={"teachers": 3, "n": 1, "samples": 1})
 
@@ -176,11 +176,11 @@ class SpaceMergingMock(MockModel):
 def test_design_checks_find_boundary_merges(tiny_model):
     digits = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=3, references=5, seed=0)
     ok = design_checks(digits, tiny_model)
-    assert ok["boundary_merges"] == 0 and ok["scored_tokens_min"] == ok["scored_tokens_max"] == 4
+    assert ok.boundary_merges == 0 and ok.scored_tokens_min == ok.scored_tokens_max == 4
     names = generate_canary_set(template="My name is {secret}", space="names", count=3, references=5, seed=0)
     merged = design_checks(names, SpaceMergingMock())
-    assert merged["boundary_merges"] == 8 and "best-first search is unavailable" in merged["boundary_note"]
-    assert design_checks(digits)["tokenizer"].startswith("not checked")
+    assert merged.boundary_merges == 8 and "scores stay exact" in merged.boundary_note
+    assert design_checks(digits).tokenizer.startswith("not checked")
 
 
 def test_cli_presets_and_show(tmp_path):

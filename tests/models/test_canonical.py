@@ -158,12 +158,12 @@ def test_raw_prompt_endings_without_a_separator(family, ending):
 
 
 def test_exact_ranks_equal_those_of_the_joint_pass(family):
-    from privacy_audit import generate_canary_set, score_prompt
+    from privacy_audit import ScoringOptions, generate_canary_set, score_prompt
 
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:2", count=3, references=5, seed=4)
     for ending in ("blank-line", "space", "letter"):
         prompt = ENDINGS[ending] + " " + cs.canaries[0].text + "\n"
-        result = score_prompt(family, prompt, cs, mode="exact", separator="\n")
+        result = score_prompt(family, prompt, cs, ScoringOptions(mode="exact", separator="\n"))
         context = prompt + "\n"
         space = [joint_reference(family, context, cs.fill(f"{i:02d}"), len(cs.prefix)) for i in range(100)]
         space = np.array(space)

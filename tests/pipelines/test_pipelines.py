@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from privacy_audit import MockModel, teach
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, PipelineError
-from privacy_audit.pipelines import Record, run_pipeline, student_accuracy
+from privacy_audit.pipelines import Record, RoundArtifact, TeacherArtifact, run_pipeline, student_accuracy
 
 TEACHERS = Path(__file__).parent / "teachers"
 PY = sys.executable
@@ -90,12 +90,12 @@ def test_examples_pipeline_keeps_per_teacher_artifacts(sms_jsonl, tiny_model, ag
     a = run_pipeline("examples", records(sms_jsonl), model=tiny_model, seed=4, options=opts)
     b = run_pipeline("examples", records(sms_jsonl), model=tiny_model, seed=4, options=opts)
     assert a.prompt == b.prompt and a.prompt
-    gens = [x for x in a.artifacts if "private" in x]
-    rounds = [x for x in a.artifacts if "chosen_teacher" in x]
-    assert {x["teacher"] for x in gens} == {0, 1, 2} and len(rounds) == 2
-    assert all(x["private"].startswith("Text: ") for x in gens)
+    gens = [x for x in a.artifacts if isinstance(x, TeacherArtifact)]
+    rounds = [x for x in a.artifacts if isinstance(x, RoundArtifact)]
+    assert {x.teacher for x in gens} == {0, 1, 2} and len(rounds) == 2
+    assert all(x.private.startswith("Text: ") for x in gens)
     if aggregator == "voting":
-        assert all(len(r["votes"]) == 3 for r in rounds)
+        assert all(len(r.votes) == 3 for r in rounds)
 
 
 def test_examples_pipeline_checks_its_options(sms_jsonl):

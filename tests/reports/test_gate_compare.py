@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from privacy_audit import MockModel, build_report, generate_canary_set, save_report
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError
-from privacy_audit.gate import Thresholds, gate, load_thresholds
+from privacy_audit.gate import Thresholds, apply_gate, load_thresholds
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.compare import compare
 from privacy_audit.scoring.leaks import LeakReport, LeakRow
@@ -52,27 +52,27 @@ RULES = [
 @pytest.mark.parametrize("ok, bad", RULES, ids=[next(iter(r[0])) for r in RULES])
 def test_each_rule_passes_and_fails(base, ok, bad):
     assert base.summary.greedy_extracted == 1 and base.summary.protocol_rank_zero_count >= 1
-    good = gate(base, Thresholds(**ok, alpha=LENIENT))
+    good = apply_gate(base, Thresholds(**ok, alpha=LENIENT))
     assert good.passed and good.rules, good
-    failed = gate(base, Thresholds(**bad, alpha=LENIENT))
+    failed = apply_gate(base, Thresholds(**bad, alpha=LENIENT))
     assert not failed.passed and failed.failures
     assert all(f.count("\n") == 0 for f in failed.failures)
 
 
 def test_per_canary_override(base):
     first = next(c for c in base.canaries if c.planted)
-    strict = gate(base, Thresholds(max_exposure_bits=1.0, alpha=LENIENT,
+    strict = apply_gate(base, Thresholds(max_exposure_bits=1.0, alpha=LENIENT,
                                    overrides={c.id: {"max_exposure_bits": 20.0} for c in base.canaries if c.planted}))
     assert strict.passed
-    one = gate(base, Thresholds(max_exposure_bits=20.0, alpha=LENIENT, overrides={first.id: {"max_exposure_bits": 0.0}}))
+    one = apply_gate(base, Thresholds(max_exposure_bits=20.0, alpha=LENIENT, overrides={first.id: {"max_exposure_bits": 0.0}}))
     assert first.exposure_bits > 0 and [r.subject for r in one.rules if not r.passed] == [first.id]
     with pytest.raises(InputError, match="not planted"):
-        gate(base, Thresholds(max_exposure_bits=1.0, overrides={"ref-00": {"max_exposure_bits": 1.0}}))
+        apply_gate(base, Thresholds(max_exposure_bits=1.0, overrides={"ref-00": {"max_exposure_bits": 1.0}}))
 
 
 def test_rules_without_data_are_reported_as_skipped(base):
     bare = base.model_copy(update={"reconstruction": None})
-    outcome = gate(bare, Thresholds(max_auc=0.5, alpha=LENIENT))
+    outcome = apply_gate(bare, Thresholds(max_auc=0.5, alpha=LENIENT))
     assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0]
 
 
@@ -105,7 +105,7 @@ def test_gate_cli_with_config_and_write(tmp_path, base):
 def test_gate_fails_closed_and_refuses_out_of_range_values(base, tmp_path):
     empty = base.model_copy(update={"canaries": tuple(c for c in base.canaries if not c.planted)})
     with pytest.raises(InputError, match="no planted canaries"):
-        gate(empty, Thresholds())
+        apply_gate(empty, Thresholds())
     save_report(empty, tmp_path / "empty.json")
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "empty.json")])
     assert result.exit_code == 2 and "no planted canaries" in result.output
@@ -141,7 +141,7 @@ def test_compare_flags_regressions_beyond_noise(base, tmp_path):
 def test_every_canary_rule_states_its_false_alarm_probability(base):
     import math
 
-    outcome = gate(base, Thresholds(max_greedy_extracted=0, max_verbatim=0, max_auc=0.8, max_verbatim_rate=0.5, alpha=LENIENT))
+    outcome = apply_gate(base, Thresholds(max_greedy_extracted=0, max_verbatim=0, max_auc=0.8, max_verbatim_rate=0.5, alpha=LENIENT))
     alarm = {r.rule: r.false_alarm for r in outcome.rules}
     k, size, chars = 2, 1000, base.run.prompt_chars
     assert alarm["max_greedy_extracted"] == pytest.approx(k / size)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, build_report, generate_canary_set, save_report
+from privacy_audit import MockModel, ScoringOptions, build_report, generate_canary_set, save_report
 from privacy_audit.cli import main
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.schema import json_schema
@@ -26,7 +26,7 @@ def report_file(tmp_path_factory):
     prompt = f"The secret code is {cs.planted[0].secret}.\n{INJECTION}\n"
     teaching = TeachingOutput(prompt=prompt, pipeline="raw<b>", options={}, seed=0, model=None,
                               artifacts=({"teacher": 0, "private": "private text", "generated": [INJECTION]},))
-    report = build_report(teaching, cs, MockModel(), include_secrets=True,
+    report = build_report(teaching, cs, MockModel(), ScoringOptions(include_secrets=True),
                           members=["Text: hi\nClass: spam"], non_members=["Text: yo\nClass: not spam", "x"])
     path = tmp_path_factory.mktemp("r") / "report.json"
     save_report(report, path)
@@ -115,10 +115,11 @@ def test_comparison_page_plots_privacy_against_utility(report_file, tmp_path):
 def test_per_teacher_plot_when_the_pipeline_has_teachers(report_file, tmp_path):
     from privacy_audit import load_report
     from privacy_audit.reports.html import render_html
+    from privacy_audit.pipelines import TeacherArtifact
     from privacy_audit.scoring.leaks import leak_report
 
     base = load_report(report_file)
-    leaks = leak_report([{"teacher": t, "private": "Text: hello there", "generated": ["hello there", "zzz"]} for t in range(3)])
+    leaks = leak_report([TeacherArtifact(teacher=t, private="Text: hello there", generated=("hello there", "zzz")) for t in range(3)])
     page = render_html(base.model_copy(update={"leaks": leaks}))
     assert 'alt="per-teacher attribution"' in page
 
@@ -132,7 +133,7 @@ def test_side_by_side_renderings_show_each_reports_gate_verdict(tmp_path):
                            model=None)
     clean = TeachingOutput(prompt="nothing here\n", pipeline="zero-shot", options={}, seed=0, model=None)
     for name, teaching in (("a", leaky), ("b", clean)):
-        save_report(build_report(teaching, cs, MockModel(), extraction=False), tmp_path / f"{name}.json")
+        save_report(build_report(teaching, cs, MockModel(), ScoringOptions(extraction=False)), tmp_path / f"{name}.json")
     render_report([tmp_path / "a.json", tmp_path / "b.json"], html=tmp_path / "c.html", markdown=tmp_path / "c.md",
                   thresholds=Thresholds())
     md = (tmp_path / "c.md").read_text()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from privacy_audit.gate import Thresholds, gate
+from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.reports.schema import AuditReport, RunSpec
 from privacy_audit.scoring.epsilon import epsilon_lower_bound
 from privacy_audit.scoring.intervals import auc_ci, betting_mean_ci
@@ -85,12 +85,12 @@ def test_default_gate_fails_about_alpha_of_clean_prompts_and_every_copying_promp
     for _ in range(REPS):
         space_lp = rng.normal(-20, 3, size=1000)
         drawn = rng.choice(1000, size=25, replace=False)
-        failed += not gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds()).passed
+        failed += not apply_gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds()).passed
     assert failed / REPS <= 0.01 + slack(0.01)
     space_lp = rng.normal(-20, 3, size=1000)
     drawn = rng.choice(1000, size=25, replace=False)
     space_lp[drawn[:5]] = -1.0  # the prompt copies the canaries: they are the most likely secrets
-    outcome = gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds())
+    outcome = apply_gate(_report(space_lp, drawn[:5], drawn[5:], rng), Thresholds())
     assert not outcome.passed and outcome.rules[0].rule == "chance"
 
 
@@ -98,13 +98,13 @@ def test_threshold_rules_state_their_false_alarm_probability():
     rng = np.random.default_rng(4)
     space_lp = rng.normal(-20, 3, size=16)
     report = _report(space_lp, np.arange(5), np.arange(5, 10), rng)
-    rule = next(r for r in gate(report, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
+    rule = next(r for r in apply_gate(report, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
     # exposure > 4 bits in a space of 16 means rank < 1: never; at 3 bits, rank 1 fails: 1 - C(15,5)/C(16,5) = 5/16
     assert rule.false_alarm == 0.0
-    rule = next(r for r in gate(report, Thresholds(max_exposure_bits=3)).rules if r.rule == "max_exposure_bits")
+    rule = next(r for r in apply_gate(report, Thresholds(max_exposure_bits=3)).rules if r.rule == "max_exposure_bits")
     assert rule.false_alarm == pytest.approx(5 / 16)
     big = _report(rng.normal(-20, 3, size=1 << 13), np.arange(5), np.arange(5, 25), rng)
-    rule = next(r for r in gate(big, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
+    rule = next(r for r in apply_gate(big, Thresholds(max_exposure_bits=4)).rules if r.rule == "max_exposure_bits")
     assert rule.false_alarm == pytest.approx(1 - (15 / 16) ** 5, abs=5e-4)  # the README's old example: 28%
 
 
@@ -171,14 +171,14 @@ def test_randomized_inclusion_bound_rarely_exceeds_the_true_epsilon(eps, m):
 
 
 def test_randomized_inclusion_design_end_to_end():
-    from privacy_audit import MockModel, generate_canary_set, score_prompt
+    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
 
     cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=20, references=20, seed=2, randomized=True)
     planted = [c for c in cs.canaries if c.planted]
     assert cs.inclusion == "randomized" and 5 < len(planted) < 35 and len(cs.canaries) == 40
     prompt = "".join(f"The code is {c.secret}.\n" for c in planted)  # a prompt that copies every planted canary
-    result = score_prompt(MockModel(), prompt, cs, mode="exact", extraction=False)
+    result = score_prompt(MockModel(), prompt, cs, ScoringOptions(extraction=False))
     eps = result.statistics.epsilon
     assert eps.design == "randomized_inclusion" and eps.epsilon > 1.0 and eps.hits == eps.threshold_rank
-    clean = score_prompt(MockModel(), "nothing to see here\n", cs, mode="exact", extraction=False).statistics.epsilon
+    clean = score_prompt(MockModel(), "nothing to see here\n", cs, ScoringOptions(extraction=False)).statistics.epsilon
     assert clean.epsilon < eps.epsilon

@@ -12,15 +12,9 @@ from scipy import stats
 
 from privacy_audit.errors import InputError
 from privacy_audit.scoring.epsilon import clopper_pearson_lower, epsilon_lower_bound
-from privacy_audit.scoring.stats import (
-    extrapolation_exposure,
-    fit_skewnorm,
-    interpolation_exposure,
-    mean_rank_p_value,
-    protocol_ranks,
-    rank_zero_p_value,
-    roc_summary,
-)
+from privacy_audit.scoring.permutation import conservative_ranks
+from privacy_audit.scoring.protocol import mean_rank_p_value, rank_zero_p_value, summarise_trials
+from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm, interpolation_exposure, roc_summary
 
 REFS = np.arange(1, 17, dtype=float)
 FIT = {"a": 0.0, "loc": 8.5, "scale": 4.609772228646444}
@@ -58,8 +52,17 @@ def test_skewnorm_fit_flags_a_poor_fit():
 
 
 def test_protocol_ranks_count_ties_against_the_canary():
-    ranks = protocol_ranks(canary_scores=np.array([0.5, -1.0, 0.0]), comparison_scores=np.array([[0.1, 0.5, 0.9], [0, 0, 0], [0, 0, 0]]))
-    assert ranks.tolist() == [2, 3, 3]
+    rows = [(0.5, [0.1, 0.5, 0.9]), (-1.0, [0, 0, 0]), (0.0, [0, 0, 0])]
+    ranks = [int(conservative_ranks(canary_scores=np.array([c]), reference_scores=np.array(r, dtype=float))[0]) for c, r in rows]
+    assert ranks == [2, 3, 3]
+
+
+def test_trial_summary_has_the_exact_nulls():
+    s = summarise_trials([0, 1, 0], candidates=3, in_prompt=[True, False, False])
+    assert s.mean_rank == pytest.approx(1 / 3) and s.null_mean_rank == 1.0 and s.rank_zero_count == 2
+    assert s.mean_rank_p.p == pytest.approx(4 / 27)  # P(sum of 3 uniforms on 0..2 <= 1) = (1 + 3) / 27
+    assert s.rank_zero_p.p == pytest.approx(3 * (1 / 3) ** 2 * (2 / 3) + (1 / 3) ** 3)
+    assert s.canary_in_prompt == 1 and s.null_rank_zero_count == 1.0
 
 
 def test_mean_rank_p_value_exact():

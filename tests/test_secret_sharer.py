@@ -1,4 +1,4 @@
-"""Config-driven runs and the Secret Sharer protocol: overrides, resumability, identical results on Ray."""
+"""Config-driven runs (`run`) and the Secret Sharer protocol: overrides, resumability, typed trial files, identical results on Ray."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from privacy_audit.cli import main
 from privacy_audit.config import load_config
-from privacy_audit.experiment import run_secret_sharer, secret_sharer_dir
+from privacy_audit.secret_sharer import run_secret_sharer, secret_sharer_dir
 
 CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
 
@@ -56,8 +56,8 @@ def test_every_paper_config_runs_a_trial(config, tmp_path):
     cfg = load_config(CONFIGS / config, overrides=("model.spec=mock", "secret_sharer.trials=1",
                                                    "secret_sharer.candidates=20", f"out={tmp_path}"))
     summary = run_secret_sharer(cfg)
-    assert summary["trials"] == 1 and 0 <= summary["ranks"][0] < 20
-    assert summary["pipeline"] == config.removeprefix("sms-").removesuffix(".toml")
+    assert summary.protocol.trials == 1 and 0 <= list(summary.protocol.ranks)[0] < 20
+    assert summary.pipeline == config.removeprefix("sms-").removesuffix(".toml")
 
 
 def quick(tmp_path, **extra):
@@ -68,13 +68,13 @@ def quick(tmp_path, **extra):
 def test_secret_sharer_is_repeatable_and_resumes(tmp_path):
     first = run_secret_sharer(quick(tmp_path / "a"))
     second = run_secret_sharer(quick(tmp_path / "b"))
-    assert first["ranks"] == second["ranks"] and first["trials"] == 6
-    assert first["null_mean_rank"] == 24.5 and first["rank_zero_count"] == sum(r == 0 for r in first["ranks"])
+    assert list(first.protocol.ranks) == list(second.protocol.ranks) and first.protocol.trials == 6
+    assert first.protocol.null_mean_rank == 24.5 and first.protocol.rank_zero_count == sum(r == 0 for r in list(first.protocol.ranks))
     folder = secret_sharer_dir(quick(tmp_path / "a"))
     stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "trials").iterdir()}
     messages: list[str] = []
     again = run_secret_sharer(quick(tmp_path / "a"), say=messages.append)
-    assert again["ranks"] == first["ranks"] and "6 of 6 trials already done" in messages[0]
+    assert list(again.protocol.ranks) == list(first.protocol.ranks) and "6 of 6 trials already done" in messages[0]
     assert {p.name: p.stat().st_mtime_ns for p in (folder / "trials").iterdir()} == stamps
     changed = quick(tmp_path / "a", **{"secret_sharer.seed": 1})
     assert secret_sharer_dir(changed) != folder
@@ -84,10 +84,10 @@ def test_more_trials_extend_the_same_run(tmp_path):
     first = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 3}))
     messages: list[str] = []
     more = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 6}), say=messages.append)
-    assert "3 of 6 trials already done" in messages[0] and more["ranks"][:3] == first["ranks"]
-    assert more["ranks"] == run_secret_sharer(quick(tmp_path / "fresh"))["ranks"]
+    assert "3 of 6 trials already done" in messages[0] and list(more.protocol.ranks)[:3] == list(first.protocol.ranks)
+    assert list(more.protocol.ranks) == list(run_secret_sharer(quick(tmp_path / "fresh")).protocol.ranks)
     fewer = run_secret_sharer(quick(tmp_path, **{"secret_sharer.trials": 2}))
-    assert fewer["trials"] == 2 and fewer["ranks"] == first["ranks"][:2]
+    assert fewer.protocol.trials == 2 and list(fewer.protocol.ranks) == list(first.protocol.ranks)[:2]
 
 
 def test_killed_run_restarts_without_redoing_trials(tmp_path):
@@ -125,7 +125,7 @@ def test_ray_executor_matches_local_on_a_two_worker_cluster(tmp_path):
         remote = run_secret_sharer(quick(tmp_path / "ray", **{"secret_sharer.executor": "ray"}))
     finally:
         ray.shutdown()
-    assert remote["ranks"] == local["ranks"]
+    assert list(remote.protocol.ranks) == list(local.protocol.ranks)
     a = sorted((tmp_path / "local").glob("secret-sharer-*/trials/*.json"))
     b = sorted((tmp_path / "ray").glob("secret-sharer-*/trials/*.json"))
     assert [x.read_bytes() for x in a] == [x.read_bytes() for x in b]

@@ -1,0 +1,168 @@
+"""The command line's plumbing: the error boundary (one `error:` line, fixed exit codes), typed options, progress.
+
+Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 3 internal error, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from privacy_audit.errors import PrivacyAuditError
+from privacy_audit.gate import Thresholds, load_thresholds
+from privacy_audit.reports.text import clean
+
+# Seeds are numpy SeedSequence entropy: whole numbers from 0 up.
+SEED = click.IntRange(min=0, max=2**128)
+EXIT_GATE_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+class AuditGroup(click.Group):
+    """The error boundary: every expected failure is one `error:` line and exit 2, Ctrl-C exit 130, and
+    anything else exit 3 ("internal error, please report"); a traceback only with --debug.
+
+    Usage errors (a missing option, a bad value) are one line too, with a pointer to --help.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        debug = "--debug" in sys.argv[1:2]
+        try:
+            code = super().main(*args, **kwargs)
+            sys.stdout.flush()
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "privacy-audit"
+            _fail(f"{exc.format_message()} (see '{where} --help')", EXIT_BAD_INPUT)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), EXIT_BAD_INPUT)
+        except click.Abort:
+            _fail("interrupted", EXIT_INTERRUPTED, prefix="")
+        except SystemExit:
+            raise
+        except BaseException as exc:  # errors outside a command: argv decoding, stdout on a full disk
+            _fail_on(exc, debug=debug)
+        sys.exit(code if isinstance(code, int) else 0)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            _fail("interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED, prefix="")
+        except Exception as exc:
+            _fail_on(exc, debug=bool(ctx.meta.get("privacy_audit.debug")))
+
+
+def _fail(message: str, code: int, *, prefix: str = "error: ") -> None:
+    """One line on stderr (control sequences removed, newlines folded), then exit."""
+    line = " ".join(clean(message).split())
+    try:
+        click.echo(f"{prefix}{line}", err=True)
+    except OSError:
+        pass
+    try:
+        sys.stdout.flush()
+    except OSError:  # stdout is full or closed: point it at /dev/null so the exit's own flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
+
+
+def _fail_on(exc: BaseException, *, debug: bool) -> None:
+    """Map an exception to its exit: our errors, bad input found by Python, or an internal error."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        _fail("interrupted", EXIT_INTERRUPTED, prefix="")
+    if isinstance(exc, PrivacyAuditError):
+        _fail(str(exc), EXIT_BAD_INPUT)
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        _fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_BAD_INPUT)
+    if isinstance(exc, UnicodeError):
+        _fail(f"text that is not valid UTF-8 (or not encodable): {exc.reason if hasattr(exc, 'reason') else exc}", EXIT_BAD_INPUT)
+    if isinstance(exc, RecursionError):
+        _fail("input nested too deeply to process", EXIT_BAD_INPUT)
+    if isinstance(exc, MemoryError):
+        _fail("not enough memory for this input; use smaller counts or a smaller space", EXIT_BAD_INPUT)
+    if isinstance(exc, (ValueError, OverflowError)):
+        _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXIT_BAD_INPUT)
+    _fail(f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
+
+
+def progress(label: str) -> Callable[[int, int], None] | None:
+    """A tqdm progress callback on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    bar: dict[str, Any] = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in bar:
+            bar["bar"] = tqdm(total=total, desc=label, unit="cand", leave=False, file=sys.stderr)
+        bar["bar"].update(done - bar["bar"].n)
+        if done >= total:
+            bar["bar"].close()
+            bar.clear()
+
+    return update
+
+
+def say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+model_option = click.option(
+    "--model", default="embedded", show_default=True,
+    help="'embedded' (SmolLM2-135M-Instruct), 'mock', a model folder, a .gguf file, or hf:<id>.",
+)
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """-o KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-o/--option")
+        try:
+            out[key.strip().replace("-", "_")] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The gate's thresholds as CLI flags (each overrides the same key of --config or pyproject.toml)."""
+    flags = [
+        ("--max-exposure", "max_exposure_bits", float, "Fail when a planted canary's exposure exceeds BITS."),
+        ("--max-exposure-fraction", "max_exposure_fraction", float, "Same, as a fraction of log2|S| (0..1)."),
+        ("--max-greedy-extracted", "max_greedy_extracted", int, "Fail when more planted secrets are recovered by greedy decoding."),
+        ("--min-guesses", "min_guesses", int, "Fail when a planted secret is found in fewer most-likely-first guesses."),
+        ("--max-rank-zero", "max_rank_zero", int, "Paper protocol: fail when more canaries have rank 0."),
+        ("--min-mean-rank-p", "min_mean_rank_p_value", float, "Paper protocol: fail when the mean-rank p-value is lower."),
+        ("--max-verbatim", "max_verbatim", int, "Fail when more planted secrets appear verbatim in the prompt."),
+        ("--max-verbatim-rate", "max_verbatim_rate", float, "Fail when more generated units copy private text verbatim (rate)."),
+        ("--max-fuzzy-fraction", "max_fuzzy_fraction", float, "Fail when more generated units lie within --fuzzy-distance."),
+        ("--fuzzy-distance", "fuzzy_distance", float, "Distance under which a generated unit counts as a fuzzy copy (default 0.1)."),
+        ("--max-auc", "max_auc", float, "Fail when the reconstruction AUC exceeds this."),
+        ("--alpha", "alpha", float, "Family-wise level of the chance rule, which always runs (default 0.01)."),
+    ]
+    for flag, dest, kind, text in reversed(flags):
+        fn = click.option(flag, dest, type=kind, default=None, help=text)(fn)
+    return click.option("--config", "gate_config", type=click.Path(dir_okay=False), default=None,
+                        help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).")(fn)
+
+
+def thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:
+    return load_thresholds(gate_config).merged(**flags)

@@ -1,0 +1,27 @@
+"""How a prompt is scored: one typed bundle, built once from CLI flags or a config and passed down whole.
+
+Every scoring default lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from privacy_audit.scoring.types import Mode
+
+
+class ScoringOptions(BaseModel):
+    """Mode, separator, limits and what to measure besides the ranks."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mode: Mode = Field("exact", description="exact: rank over the whole space; sampled: among the references")
+    separator: str = Field("\n", description="text between the teaching prompt and each candidate")
+    max_exact: int = Field(1_000_000, ge=1, le=100_000_000, description="largest space scored in exact mode")
+    include_secrets: bool = Field(False, description="put secrets and the prompt in the report")
+    extraction: bool = Field(True, description="greedy decoding and best-first guesses for planted canaries")
+    search_budget: int = Field(2_000, ge=0, description="model token steps best-first search may spend (sampled mode)")
+    extrapolation: bool = Field(True, description="skew-normal fit of the references (with its calibrated test)")
+
+
+DEFAULT_SCORING = ScoringOptions()

@@ -1,0 +1,142 @@
+"""The paper's Secret Sharer protocol (Mohtashami et al. 2023, §5): T independent trials of the audit chain, resumable.
+
+Per trial: draw one canary and N-1 comparisons from the space, plant the canary into every teacher's
+data, teach, and rank the canary among the comparisons by length-normalised log-likelihood given the
+teaching prompt (ties against the canary; 0 = above them all). Each trial is written as it finishes
+(atomically) under a folder named by the config's hash, so an interrupted run resumes where it
+stopped and a changed config never mixes with old trials. The maths is `scoring.protocol`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from privacy_audit._io import atomic_write, make_folder, write_json
+from privacy_audit.canaries import generate_canary_set, parse_space
+from privacy_audit.chain import PlantOptions, TeachOptions, run_chain
+from privacy_audit.config import AuditConfig
+from privacy_audit.errors import InputError
+from privacy_audit.models import LanguageModel, load_model
+from privacy_audit.reports.plots import png, rank_cdf_plot
+from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
+from privacy_audit.scoring.options import ScoringOptions
+from privacy_audit.scoring.protocol import summarise_trials
+
+Say = Callable[[str], None]
+# A trial needs the canary's protocol rank only: ranked among the comparisons, nothing extracted or extrapolated.
+TRIAL_SCORING = ScoringOptions(mode="sampled", extraction=False, extrapolation=False, include_secrets=True)
+
+
+def trial_seed(seed: int, trial: int) -> int:
+    """An independent 32-bit seed per trial, from numpy's SeedSequence."""
+    return int(np.random.SeedSequence([seed, trial]).generate_state(1)[0])
+
+
+def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence[dict[str, Any]]) -> TrialResult:
+    """One trial through the audit chain; deterministic given the config, the trial number, the model and the records."""
+    template, space, derived = cfg.template_and_space()
+    seed = trial_seed(cfg.secret_sharer.seed, trial)
+    n = cfg.secret_sharer.candidates
+    canary_set = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived)
+    d = cfg.data
+    result = run_chain(
+        rows, canary_set, model,
+        plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=seed, shards=d.shards),
+        teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=seed), scoring=TRIAL_SCORING, membership=False,
+    )
+    canary, *comparisons = result.report.canaries
+    if not canary.planted or canary.protocol_rank is None or canary.secret is None or canary.normalised_logprob_bits is None:
+        raise AssertionError("a trial's first canary is the planted one, scored with its protocol rank")
+    prompt = result.teaching.prompt
+    return TrialResult(
+        trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
+        canary_score=canary.normalised_logprob_bits,
+        comparison_scores=tuple(float(c.normalised_logprob_bits or 0.0) for c in comparisons),
+        prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt), canary_in_prompt=canary.in_prompt,
+    )
+
+
+@lru_cache(maxsize=2)
+def _worker_inputs(config_json: str) -> tuple[AuditConfig, LanguageModel, list[dict[str, Any]]]:
+    cfg = AuditConfig.model_validate_json(config_json)
+    return cfg, load_model(cfg.model.spec, **cfg.model.options()), cfg.read_pool()
+
+
+def _ray_trial(config_json: str, trial: int) -> TrialResult:
+    """A trial in a Ray worker: the model and the records are loaded once per worker process."""
+    cfg, model, rows = _worker_inputs(config_json)
+    return run_trial(cfg, trial, model, rows)
+
+
+def secret_sharer_dir(cfg: AuditConfig) -> Path:
+    """The run's folder, keyed on everything a trial's result depends on: not on T or the executor,
+    so asking for more trials later extends the same run."""
+    same = cfg.model_copy(update={"secret_sharer": cfg.secret_sharer.model_copy(
+        update={"trials": 0, "executor": "local", "ray_address": None})})
+    return Path(cfg.out) / f"secret-sharer-{same.digest('canaries', 'data', 'pipeline', 'model', 'secret_sharer')[:12]}"
+
+
+def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialSummary:
+    """All trials (resuming finished ones), then the summary with exact p-values, plots and raw data."""
+    ss = cfg.secret_sharer
+    if ss.trials < 1 or ss.candidates < 2:
+        raise InputError("secret_sharer needs trials >= 1 and candidates >= 2")
+    template, space, _ = cfg.template_and_space()
+    if parse_space(space).size < ss.candidates:
+        raise InputError(f"space {space} holds fewer than {ss.candidates} candidates")
+    rows = cfg.read_pool()
+    folder = secret_sharer_dir(cfg)
+    make_folder(folder / "trials")
+    write_json(folder / "config.json", cfg.model_dump(mode="json"))
+    for stale in (folder / "trials").glob(".trial-*.tmp"):
+        stale.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
+    done = {int(p.stem.split("-")[1]) for p in (folder / "trials").glob("trial-*.json")} & set(range(ss.trials))
+    todo = [t for t in range(ss.trials) if t not in done]
+    say(f"{len(done)} of {ss.trials} trials already done in {folder}; running {len(todo)}")
+
+    def save(result: TrialResult) -> None:
+        write_json(folder / "trials" / f"trial-{result.trial:05d}.json", result.model_dump(mode="json"), private=True)
+        say(f"trial {result.trial}: rank {result.rank} of {ss.candidates - 1} comparisons")
+
+    if todo and ss.executor == "local":
+        model = load_model(cfg.model.spec, **cfg.model.options())
+        for t in todo:
+            save(run_trial(cfg, t, model, rows))
+    elif todo:
+        _run_on_ray(cfg, todo, save)
+    results = [load_trial(folder / "trials" / f"trial-{t:05d}.json") for t in range(ss.trials)]
+    protocol = summarise_trials([r.rank for r in results], candidates=ss.candidates, in_prompt=[r.canary_in_prompt for r in results])
+    summary = TrialSummary(protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.model.spec, template=template, space=space,
+                           folder=str(folder))
+    write_json(folder / "summary.json", summary.model_dump(mode="json"))
+    atomic_write(folder / "summary.md", render_trials_markdown(summary))
+    atomic_write(folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates)))
+    return summary
+
+
+def _run_on_ray(cfg: AuditConfig, todo: Sequence[int], save: Callable[[TrialResult], None]) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise InputError("executor 'ray' needs Ray: pip install 'ray>=2.9' (or use executor = \"local\")") from None
+    started = not ray.is_initialized()
+    if started:
+        env = {"HF_HUB_OFFLINE": "1", **({"PRIVACY_AUDIT_CACHE": os.environ["PRIVACY_AUDIT_CACHE"]} if "PRIVACY_AUDIT_CACHE" in os.environ else {})}
+        ray.init(address=cfg.secret_sharer.ray_address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+    try:
+        remote = ray.remote(_ray_trial)
+        config_json = cfg.model_dump_json()
+        pending = [remote.remote(config_json, t) for t in todo]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            save(ray.get(ready[0]))
+    finally:
+        if started:
+            ray.shutdown()
