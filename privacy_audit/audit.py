@@ -105,8 +105,8 @@ def teach(
     """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
 
     A teaching output is cached under the cache folder (see `chain.teach_records`); a rerun reuses it
-    unless `use_cache` is False. With `eval_data` (labelled held-out records) the output also carries
-    the student's accuracy with the prompt, on the labels the prompt uses.
+    unless `use_cache` is False (then the pipeline runs again and refreshes the cache). With `eval_data`
+    (labelled held-out records) the output also carries the student's accuracy, on the prompt's labels.
     """
     spec = describe(pipeline)
     if data is None and "data" in spec.needs:
@@ -120,7 +120,7 @@ def teach(
         lm = load_model(model) if isinstance(model, str) else model
         if lm is None:
             raise InputError("--eval-data needs a model to play the student (--model)")
-    output = teach_records(TeachOptions(pipeline, options, seed=seed, use_cache=use_cache), records, lm, say=say)
+    output = teach_records(TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say)
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=options.get("labels"))})
     atomic_write(out, output.prompt, private=True)
@@ -252,7 +252,7 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
     result = run_chain(
         rows, canary_set, model,
         plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=c.seed, shards=d.shards, fraction=d.fraction),
-        teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, use_cache=True),
+        teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, cache="use"),
         scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,
     )
     atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)

@@ -13,7 +13,7 @@ import platform
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from privacy_audit._io import make_folder, read_json, write_json
 from privacy_audit._paths import cache_root
@@ -51,12 +51,13 @@ class PlantOptions:
 
 @dataclass(frozen=True)
 class TeachOptions:
-    """Which pipeline teaches, with which options and seed; `use_cache` reuses an identical earlier run."""
+    """Which pipeline teaches, with which options and seed. `cache`: "use" reuses an identical earlier run
+    and stores new ones, "refresh" runs the pipeline again and stores it, "off" neither reads nor writes."""
 
     pipeline: str
     options: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
-    use_cache: bool = False
+    cache: Literal["use", "refresh", "off"] = "off"
 
 
 @dataclass(frozen=True)
@@ -133,14 +134,14 @@ def run_chain(
 
 
 def teach_records(spec: TeachOptions, records: Sequence[Record], model: LanguageModel | None, *, say: Say = _quiet) -> TeachingOutput:
-    """Run a pipeline on records; with `spec.use_cache`, reuse the cached output of an identical run
-    (keyed on pipeline, options, the files they name, model, records, seed and version)."""
+    """Run a pipeline on records, through the teaching cache as `spec.cache` says (keyed on pipeline,
+    options, the files they name, model, records, seed and version)."""
     needs = describe(spec.pipeline).needs
     if "model" in needs and model is None:
         raise InputError(f"pipeline {spec.pipeline!r} needs a model (--model)")
     key = teaching_cache_key(spec, records, model=model if "model" in needs else None)
     cached = teaching_cache_path(key)
-    if spec.use_cache and cached.is_file():
+    if spec.cache == "use" and cached.is_file():
         try:
             output = TeachingOutput.model_validate(read_json(cached, what="cached teaching output"))
             say(f"reused the cached teaching output {cached} (--no-cache to run the pipeline again)")
@@ -148,7 +149,7 @@ def teach_records(spec: TeachOptions, records: Sequence[Record], model: Language
         except (InputError, ValueError):
             pass
     output = run_pipeline(spec.pipeline, records, model=model, seed=spec.seed, options=spec.options)
-    if spec.use_cache:
+    if spec.cache != "off":
         make_folder(cached.parent, what="cache folder")
         write_json(cached, output.model_dump(mode="json"), private=True)
     return output

@@ -13,5 +13,6 @@ def test_python_api_example_runs(capsys):
     section = text[text.index("## Python API") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, "README.md", "exec"), {})
-    exposure, p = capsys.readouterr().out.split()
+    exposure, p, passed = capsys.readouterr().out.split()
     assert 6 < float(exposure) <= 9.97 and float(p) < 0.01  # the raw prompt copies the canaries
+    assert passed == "False"  # and the default chance rule catches it

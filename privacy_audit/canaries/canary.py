@@ -160,6 +160,23 @@ def check_template(template: str, slots: Sequence[str] = ("secret",), derived: M
         raise InputError(f"template {template!r} has no text around {SLOT}; give it a context such as 'The secret code is'")
 
 
+def _check_counts(space: SecretSpace, count: int, references: int, repetitions: int) -> None:
+    if count < 1:
+        raise InputError("--count must be at least 1")
+    if references < 0:
+        raise InputError("--references cannot be negative")
+    if repetitions < 1:
+        raise InputError("--repetitions must be at least 1")
+    total = count + references
+    if total > MAX_DRAW:
+        raise InputError(f"{count:,} canaries + {references:,} references is more than the {MAX_DRAW:,} secrets one set may draw")
+    if total > space.size:
+        raise InputError(
+            f"{count} canaries + {references} references need {total} distinct secrets but space "
+            f"{space.spec} holds {space.size}; use a larger space or fewer"
+        )
+
+
 def generate_canary_set(
     *,
     template: str,
@@ -182,20 +199,8 @@ def generate_canary_set(
     secret_space = parse_space(space) if isinstance(space, str) else space
     derived = {k: tuple(v) for k, v in (derived or {}).items()}
     check_template(template, secret_space.slots, derived)
-    if count < 1:
-        raise InputError("--count must be at least 1")
-    if references < 0:
-        raise InputError("--references cannot be negative")
-    if repetitions < 1:
-        raise InputError("--repetitions must be at least 1")
+    _check_counts(secret_space, count, references, repetitions)
     total = count + references
-    if total > MAX_DRAW:
-        raise InputError(f"{count:,} canaries + {references:,} references is more than the {MAX_DRAW:,} secrets one set may draw")
-    if total > secret_space.size:
-        raise InputError(
-            f"{count} canaries + {references} references need {total} distinct secrets but space "
-            f"{secret_space.spec} holds {secret_space.size}; use a larger space or fewer"
-        )
     rng = np.random.default_rng(seed)
     secrets = secret_space.sample(total, rng)
     width = len(str(max(count, references, 1) - 1))

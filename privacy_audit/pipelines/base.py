@@ -61,7 +61,7 @@ class RoundArtifact(BaseModel):
 def _artifact_kind(value: Any) -> str:
     """An artifact's kind; files written before artifacts were typed name none, and a round is the one with a chosen teacher."""
     if isinstance(value, BaseModel):
-        return str(getattr(value, "kind"))
+        return str(value.kind)
     return str(value.get("kind") or ("round" if "chosen_teacher" in value else "teacher"))
 
 

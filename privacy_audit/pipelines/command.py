@@ -39,9 +39,8 @@ def parse_command(command: str | Sequence[str]) -> list[str]:
 
 
 def program_files(argv: str | Sequence[str]) -> list[str]:
-    """The teacher's program file: argv[0], or the script an interpreter runs (argv[1]), whichever is a file."""
-    args = parse_command(argv)
-    return [a for a in args[:2] if os.path.isfile(a)][:1]
+    """The teacher's program files: argv[0] and the script an interpreter runs (argv[1]), those that are files."""
+    return [a for a in parse_command(argv)[:2] if os.path.isfile(a)]
 
 
 def redact(line: str, records: Sequence[Record]) -> str:

@@ -34,25 +34,29 @@ def _img(data: bytes, alt: str) -> str:
     return f'<img alt="{e(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode("ascii")}">'
 
 
-def render_html(report: AuditReport) -> str:
-    """The report as one HTML page with no external resources."""
-    s = report.summary
-    planted = [c for c in report.canaries if c.planted]
-    worst = max(planted, key=lambda c: c.exposure_bits)
+def _verdict(report: AuditReport) -> str:
     if report.gate is None:
-        verdict = '<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to <code>report</code>).</div>'
-    else:
-        cls, word = ("pass", "PASS") if report.gate.passed else ("fail", "FAIL")
-        items = "".join(f"<li>{e(f)}</li>" for f in report.gate.failures)
-        verdict = f'<div class="verdict {cls}">Gate: {word}{f"<ul>{items}</ul>" if items else ""}</div>'
+        return '<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to <code>report</code>).</div>'
+    cls, word = ("pass", "PASS") if report.gate.passed else ("fail", "FAIL")
+    items = "".join(f"<li>{e(f)}</li>" for f in report.gate.failures)
+    return f'<div class="verdict {cls}">Gate: {word}{f"<ul>{items}</ul>" if items else ""}</div>'
+
+
+def _keys(report: AuditReport) -> str:
+    s = report.summary
+    worst = max((c for c in report.canaries if c.planted), key=lambda c: c.exposure_bits)
     keys = [
         ("worst canary", f"{worst.exposure_bits:.2f} bits", f"{e(worst.id)}: rank {worst.rank:,} of {worst.rank_pool:,}, p = {worst.p_value:.2g}"),
         ("null baseline", f"{s.null_mean_exposure_bits:.2f} bits", "mean exposure of a never-planted secret"),
         ("references", "n/a" if s.mean_exposure_references is None else f"{s.mean_exposure_references:.2f} bits",
          f"mean over {s.reference_count} never-planted secrets"),
     ]
-    key_html = "".join(f'<div class="key">{e(k)}<b>{v}</b><small>{d}</small></div>' for k, v, d in keys)
-    summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(report))
+    return "".join(f'<div class="key">{e(k)}<b>{v}</b><small>{d}</small></div>' for k, v, d in keys)
+
+
+def _plots(report: AuditReport) -> str:
+    s = report.summary
+    planted = [c for c in report.canaries if c.planted]
     plots = [
         _img(png(exposure_plot(
             planted=[c.exposure_bits for c in planted],
@@ -74,6 +78,10 @@ def render_html(report: AuditReport) -> str:
             mean_distance=[sum(r.distance for r in rows_by[t]) / len(rows_by[t]) for t in teachers],
             verbatim=[sum(r.verbatim for r in rows_by[t]) for t in teachers],
         )), "per-teacher attribution"))
+    return "".join(plots)
+
+
+def _canaries(report: AuditReport) -> str:
     head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
     rows = "".join(
         f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of {c.rank_pool:,}</td>"
@@ -81,32 +89,41 @@ def render_html(report: AuditReport) -> str:
         f"<td>{'' if c.guesses is None else c.guesses}</td><td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
         for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id))
     )
-    leaks = ""
+    return f"<h2>Canaries</h2><table>{head}{rows}</table>"
+
+
+def _details(report: AuditReport) -> str:
+    """Leaks of generated text, the epsilon bound, and the prompt (when the report holds it)."""
+    out = ""
     if report.leaks is not None:
         leak_rows = "".join(
             f"<tr><td>{r.teacher}</td><td>{r.unit}</td><td>{r.chars}</td><td>{r.distance:.3f}</td><td>{'yes' if r.verbatim else 'no'}</td></tr>"
             for r in report.leaks.rows
         )
-        leaks = (f"<h2>Generated text vs private text</h2><p>The paper's distance: insert/delete edits to the closest substring of "
-                 f"the private prompt, over the unit's length (0 = verbatim copy).</p><table><tr><th>teacher</th><th>unit</th>"
-                 f"<th>chars</th><th>distance</th><th>verbatim</th></tr>{leak_rows}</table>")
-    prompt = ""
-    if report.prompt is not None:
-        prompt = f"<h2>Teaching prompt (untrusted model output, shown as text)</h2><pre>{e(report.prompt)}</pre>"
-    stats = ""
+        out += (f"<h2>Generated text vs private text</h2><p>The paper's distance: insert/delete edits to the closest substring of "
+                f"the private prompt, over the unit's length (0 = verbatim copy).</p><table><tr><th>teacher</th><th>unit</th>"
+                f"<th>chars</th><th>distance</th><th>verbatim</th></tr>{leak_rows}</table>")
     if report.statistics is not None and report.statistics.epsilon is not None:
         eps = report.statistics.epsilon
-        stats = (f"<h2>Empirical epsilon lower bound ({e(eps.design)} bound)</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
-                 f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
-                 f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>")
+        out += (f"<h2>Empirical epsilon lower bound ({e(eps.design)} bound)</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
+                f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
+                f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>")
+    if report.prompt is not None:
+        out += f"<h2>Teaching prompt (untrusted model output, shown as text)</h2><pre>{e(report.prompt)}</pre>"
+    return out
+
+
+def render_html(report: AuditReport) -> str:
+    """The report as one HTML page with no external resources."""
+    summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(report))
     run = json.dumps(report.run.model_dump(mode="json"), indent=2, sort_keys=True)
     return (
         f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
         f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
         f"<title>privacy-audit: {e(report.run.pipeline)}</title><style>{CSS}</style></head><body>"
-        f"<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{verdict}<div class=\"keys\">{key_html}</div>"
-        f"<h2>Summary</h2><table>{summary}</table><h2>Plots</h2>{''.join(plots)}"
-        f"<h2>Canaries</h2><table>{head}{rows}</table>{leaks}{stats}{prompt}"
+        f"<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{_verdict(report)}<div class=\"keys\">{_keys(report)}</div>"
+        f"<h2>Summary</h2><table>{summary}</table><h2>Plots</h2>{_plots(report)}"
+        f"{_canaries(report)}{_details(report)}"
         f"<h2>Run</h2><pre>{e(run)}</pre><p><small>schema version {report.schema_version}</small></p></body></html>\n"
     )
 

@@ -92,6 +92,28 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
     return Alignment(prefix=layout[0], symbols=symbols, suffix=layout[1], alphabet=space.alphabet, length=length)
 
 
+def _expand(
+    search: Search, alignment: Alignment, pending: list[tuple[float, tuple[int, ...]]],
+    heap: list[tuple[float, int, tuple[int, ...]]], counter: int,
+) -> int:
+    """Score the next symbol (or suffix token) of every pending node in one model call per depth; push the children."""
+    for depth in sorted({len(node) for _, node in pending}):
+        group = [(score, node) for score, node in pending if len(node) == depth]
+        paths = [_path(alignment, node) for _, node in group]
+        if depth < alignment.length:
+            lp = search(paths, alignment.symbols[depth])
+            for (score, node), row in zip(group, lp):
+                for sym in range(len(alignment.alphabet)):
+                    counter += 1
+                    heapq.heappush(heap, (-(score + row[sym]), counter, node + (sym,)))
+        else:
+            lp = search(paths, [alignment.suffix[depth - alignment.length]])
+            for (score, node), row in zip(group, lp):
+                counter += 1
+                heapq.heappush(heap, (-(score + row[0]), counter, node + (-1,)))
+    return counter
+
+
 def best_first(
     search: Search,
     alignment: Alignment,
@@ -110,7 +132,6 @@ def best_first(
     if stop_below is None and max_results is None:
         raise ValueError("best_first needs stop_below or max_results")
     threshold = -np.inf if stop_below is None else stop_below - TIE_TOLERANCE_BITS
-    n_sym = len(alignment.alphabet)
     full = alignment.length + len(alignment.suffix)
     counter = 0
     heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, counter, ())]
@@ -139,20 +160,7 @@ def best_first(
         if steps + len(pending) > max_token_steps:
             return SearchResult(tuple(secrets), tuple(logprobs), steps, True)
         steps += len(pending)
-        for depth in sorted({len(node) for _, node in pending}):
-            group = [(score, node) for score, node in pending if len(node) == depth]
-            paths = [_path(alignment, node) for _, node in group]
-            if depth < alignment.length:
-                lp = search(paths, alignment.symbols[depth])
-                for (score, node), row in zip(group, lp):
-                    for sym in range(n_sym):
-                        counter += 1
-                        heapq.heappush(heap, (-(score + row[sym]), counter, node + (sym,)))
-            else:
-                lp = search(paths, [alignment.suffix[depth - alignment.length]])
-                for (score, node), row in zip(group, lp):
-                    counter += 1
-                    heapq.heappush(heap, (-(score + row[0]), counter, node + (-1,)))
+        counter = _expand(search, alignment, pending, heap, counter)
     return SearchResult(tuple(secrets), tuple(logprobs), steps, False)
 
 
