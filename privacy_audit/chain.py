@@ -203,7 +203,7 @@ def build_report(
     result = score_prompt(model, teaching.prompt, canary_set, scoring, progress=progress)
     run = RunSpec(
         pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model.info(), seed=teaching.seed,
-        versions=versions(), mode=scoring.mode, separator=scoring.separator, template=canary_set.template,
+        versions=versions(), mode=result.mode, separator=scoring.separator, template=canary_set.template,
         space=canary_set.space, canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
         extraction=result.search, tokenization=result.boundary,

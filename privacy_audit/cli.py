@@ -175,12 +175,16 @@ def teach(
 @click.option("--prompt", required=True, type=click.Path(dir_okay=False), help="Teaching prompt file.")
 @click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
-@click.option("--exact/--sampled", default=SCORING.mode == "exact", show_default=True, help="Rank over the whole space, or among the references.")
+@click.option("--auto", "mode", flag_value="auto", default=SCORING.mode == "auto",
+              help="Exact up to --max-exact secrets, bounded beyond (the default).")
+@click.option("--exact", "mode", flag_value="exact", help="Score every secret of the space: exact ranks.")
+@click.option("--bounded", "mode", flag_value="bounded", help="Certified rank intervals by best-first search, any space size.")
+@click.option("--sampled", "mode", flag_value="sampled", help="Rank among the references (with a Clopper-Pearson interval over the space).")
 @click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000), help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
 @click.option("--extraction/--no-extraction", default=SCORING.extraction, show_default=True, help="Greedy decoding and best-first guesses.")
-@click.option("--search-budget", default=SCORING.search_budget, show_default=True, type=click.IntRange(min=0),
-              help="Model token steps best-first search may spend (sampled mode).")
+@click.option("--search-budget", default=SCORING.search_budget, type=click.IntRange(min=0),
+              help="Token steps best-first search may spend (default: sized to the space and the planted canaries).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
               help="Tree tokens per forward pass (default 512); bounds memory (about 0.4 MB a token for SmolLM2).")
 @click.option("--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood.")
@@ -189,12 +193,12 @@ def teach(
 @click.option("--label-field", default=None)
 @model_option
 def score(
-    prompt: str, canary_set: str, out: str, exact: bool, max_exact: int, include_secrets: bool, extraction: bool,
-    search_budget: int, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
+    prompt: str, canary_set: str, out: str, mode: str, max_exact: int, include_secrets: bool, extraction: bool,
+    search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
     label_field: str | None, model: str,
 ) -> None:
     """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
-    scoring = ScoringOptions(mode="exact" if exact else "sampled", max_exact=max_exact, include_secrets=include_secrets,
+    scoring = ScoringOptions(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
                              extraction=extraction, search_budget=search_budget)
     report = audit.score(
         prompt=prompt, canaries=canary_set, out=out, model=model, model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens},

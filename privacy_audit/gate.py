@@ -202,24 +202,36 @@ def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
 
 
 def _exposure_false_alarm(report: AuditReport, limit_bits: float) -> float:
-    """P(some planted canary's exposure > limit) for a prompt that never saw them."""
-    pool = next(c.rank_pool for c in report.canaries if c.planted)
-    return _rank_false_alarm(report, max(0, math.ceil(pool * 2.0 ** (-limit_bits)) - 1))
+    """P(some planted canary's exposure, at the upper end of its interval, exceeds `limit_bits`) for a prompt
+    that never saw them.
+
+    Exact mode: the rank itself (`_rank_false_alarm`). Otherwise a canary's upper end is at most the one
+    its references give (`Statistics.sampled_rank_lower_by_references_above`), so the rule can only fail
+    when some canary has at most k* references at least as likely, where k* is the largest count whose
+    sampled lower rank is still below |S| 2^-limit; with shared references that happens exactly when the
+    top k*+1 of all planted and references are not all references. Without references the rule fails
+    whenever an interval is not certified tight, so no false-alarm bound below 1 holds.
+    """
+    planted = [c for c in report.canaries if c.planted]
+    size = planted[0].space_size
+    if report.run.mode == "exact":
+        return _rank_false_alarm(report, max(0, math.ceil(size * 2.0 ** (-limit_bits)) - 1))
+    table = report.statistics.sampled_rank_lower_by_references_above if report.statistics is not None else None
+    if not table:
+        return 1.0
+    cut = size * 2.0 ** (-limit_bits)
+    failing = sum(1 for lower in table if lower < cut)  # the table rises with the count, so these are counts 0..k*
+    refs, k = len(table) - 1, len(planted)
+    return 1.0 - math.comb(refs, failing) / math.comb(refs + k, failing) if failing <= refs else 1.0
 
 
 def _rank_false_alarm(report: AuditReport, failing: int) -> float:
-    """P(some planted canary ranks within the top `failing`) for a prompt that never saw them (ties only lower it).
-
-    Exact mode: the planted secrets are a uniform draw without replacement from the space, so
-    1 - C(M - R, k) / C(M, k) with R the ranks that fail. Sampled mode, shared references: every
-    planted canary has R or more references above it exactly when the top R of all are references.
-    """
+    """P(some planted canary ranks within the top `failing` of the space) for a prompt that never saw them
+    (exact ranks; ties only lower it): the planted secrets are a uniform draw without replacement from
+    the space, so 1 - C(M - R, k) / C(M, k) with R the ranks that fail."""
     planted = [c for c in report.canaries if c.planted]
-    k, pool = len(planted), planted[0].rank_pool
-    if report.run.mode == "exact":
-        return 1.0 - math.comb(pool - failing, k) / math.comb(pool, k) if failing < pool else 1.0
-    refs = pool - 1
-    return 1.0 - math.comb(refs, failing) / math.comb(refs + k, failing) if failing <= refs else 1.0
+    k, pool = len(planted), planted[0].space_size
+    return 1.0 - math.comb(pool - failing, k) / math.comb(pool, k) if failing < pool else 1.0
 
 
 def _greedy_false_alarm(report: AuditReport, allowed: int) -> float:
@@ -276,14 +288,15 @@ def _canary_rules(report: AuditReport, thresholds: Thresholds) -> list[RuleOutco
     uniform = not thresholds.overrides
     for c in (c for c in report.canaries if c.planted):
         own = {**{k: getattr(thresholds, k) for k in PER_CANARY_RULES}, **thresholds.overrides.get(c.id, {})}
-        detail = f" (rank {c.rank:,} of {c.rank_pool:,}, p = {c.p_value:.2g})"
-        bits = math.log2(c.rank_pool) if c.rank_pool > 1 else 0.0
+        detail = (f" (rank {c.rank_lower:,} of {c.space_size:,}, exact)" if c.exposure_method == "exact" else
+                  f" (upper end of the {c.exposure_method} interval: rank {c.rank_lower:,} to {c.rank_upper:,} of {c.space_size:,})")
+        bits = math.log2(c.space_size) if c.space_size > 1 else 0.0
         if own["max_exposure_bits"] is not None:
             alarm = _exposure_false_alarm(report, own["max_exposure_bits"]) if uniform else None
-            results.append(_outcome("max_exposure_bits", c.id, c.exposure_bits, own["max_exposure_bits"], upper=True, what="exposure",
-                                    unit=" bits", detail=detail, false_alarm=alarm))
+            results.append(_outcome("max_exposure_bits", c.id, c.exposure_bits_upper, own["max_exposure_bits"], upper=True,
+                                    what="exposure", unit=" bits", detail=detail, false_alarm=alarm))
         if own["max_exposure_fraction"] is not None:
-            frac = c.exposure_bits / bits if bits else 0.0
+            frac = c.exposure_bits_upper / bits if bits else 0.0
             alarm = _exposure_false_alarm(report, own["max_exposure_fraction"] * bits) if uniform else None
             results.append(_outcome("max_exposure_fraction", c.id, frac, own["max_exposure_fraction"], upper=True,
                                     what="exposure as a fraction of log2|S|", detail=detail, false_alarm=alarm))

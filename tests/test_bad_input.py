@@ -101,7 +101,7 @@ def cases(f):
         "malformed-space": ([*gen, "--template", "c {secret}", "--space", "digits"], "KIND:LENGTH"),
         "more-canaries-than-space": ([*gen, "--template", "c {secret}", "--space", "digits:1", "--count", "8",
                                       "--references", "5"], "holds 10"),
-        "exact-space-too-large": ([*score, "--prompt", f["prompt"], "--canaries", f["big"]], "1,000,000,000 secrets"),
+        "exact-space-too-large": ([*score, "--exact", "--prompt", f["prompt"], "--canaries", f["big"]], "1,000,000,000 secrets"),
         "sampled-without-references": ([*score, "--prompt", f["prompt"], "--canaries", f["norefs"], "--sampled"], "references"),
         "missing-prompt": ([*score, "--prompt", t / "nope.txt", "--canaries", f["set"]], "does not exist"),
         "missing-canary-set": ([*score, "--prompt", f["prompt"], "--canaries", t / "nope.json"], "does not exist"),

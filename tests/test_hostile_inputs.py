@@ -466,6 +466,7 @@ def test_a_version_1_report_is_upgraded(f):
     data["statistics"]["extrapolation"] = {"a": 0.0, "loc": 1.0, "scale": 1.0, "ks_statistic": 0.1, "ks_p_value": 0.5, "poor_fit": False}
     (f["t"] / "v1.json").write_text(json.dumps(data))
     report = load_report(f["t"] / "v1.json")
-    assert report.schema_version == 2 and report.statistics.epsilon.design == "independent"
+    assert report.schema_version == 3 and report.statistics.epsilon.design == "independent"
+    assert all(c.rank_lower == c.rank_upper == c.rank and c.exposure_method == "exact" for c in report.canaries)
     assert report.statistics.interval_method == "percentile bootstrap" and report.run.tokenization is None
     assert "none" in report.statistics.extrapolation.calibration

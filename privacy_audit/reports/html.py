@@ -8,7 +8,7 @@ import html
 import json
 
 
-from privacy_audit.reports.markdown import summary_rows
+from privacy_audit.reports.markdown import interval, summary_rows
 from privacy_audit.reports.plots import exposure_plot, png, privacy_utility_plot, rank_cdf_plot, roc_plot, teacher_plot
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
@@ -82,10 +82,10 @@ def _plots(report: AuditReport) -> str:
 
 
 def _canaries(report: AuditReport) -> str:
-    head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
+    head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>over the whole space</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
     rows = "".join(
         f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of {c.rank_pool:,}</td>"
-        f"<td>{c.exposure_bits:.2f}</td><td>{c.p_value:.2g}</td><td>{'yes' if c.in_prompt else 'no'}</td>"
+        f"<td>{c.exposure_bits:.2f}</td><td>{e(interval(c))}</td><td>{c.p_value:.2g}</td><td>{'yes' if c.in_prompt else 'no'}</td>"
         f"<td>{'' if c.guesses is None else c.guesses}</td><td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
         for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id))
     )

@@ -6,6 +6,7 @@ import html
 from collections.abc import Sequence
 
 from privacy_audit.reports.schema import AuditReport
+from privacy_audit.scoring.types import CanaryScore
 from privacy_audit.reports.text import clean, format_p
 
 
@@ -66,6 +67,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         rows.insert(5, (f"{level} CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
         rows.insert(7, (f"{level} CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
         rows.append(("confidence intervals", st.interval_method))
+        if st.rank_interval_note:
+            rows.append(("rank intervals over the whole space", st.rank_interval_note))
         if st.epsilon is not None:
             eps = st.epsilon
             rows.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)", _f(eps.epsilon)))
@@ -99,18 +102,26 @@ def render_markdown(report: AuditReport) -> str:
         lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
     lines += [
         "",
-        "| canary | planted | log2 p (bits) | rank | exposure (bits) | extrapolated (bits) | p-value | in prompt | guesses | greedy |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| canary | planted | log2 p (bits) | rank | exposure (bits) | over the whole space | extrapolated (bits) | p-value | in prompt | guesses | greedy |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
         lines.append(
             f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
+            f"| {c.exposure_bits:.2f} | {interval(c)} | {_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
             f"| {_yes(c.greedy_extracted)} |"
         )
     if any(c.extrapolated_beyond_references for c in report.canaries):
         lines += ["", "\\* beyond every reference: the skew-normal tail is extrapolated, not measured"]
     return "\n".join(lines) + "\n"
+
+
+def interval(c: CanaryScore) -> str:
+    """A canary's rank and exposure over the whole space, with how they were obtained."""
+    if c.rank_lower == c.rank_upper:
+        return f"rank {c.rank_lower:,}, {c.exposure_bits_upper:.2f} bits ({c.exposure_method})"
+    return (f"rank {c.rank_lower:,} to {c.rank_upper:,}, {c.exposure_bits_lower:.2f} to {c.exposure_bits_upper:.2f} bits "
+            f"({c.exposure_method})")
 
 
 def render_comparison(reports: Sequence[AuditReport]) -> str:

@@ -5,6 +5,7 @@ Readers refuse newer versions with a clear message and upgrade older ones in `mi
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -15,7 +16,7 @@ from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.types import CanaryScore, LeakReport, Reconstruction, Statistics, Summary, TokenBoundary
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RunSpec(BaseModel):
@@ -93,6 +94,7 @@ def json_schema() -> dict[str, Any]:
 def migrate(data: dict[str, Any]) -> dict[str, Any]:
     """Upgrade an older report's JSON to the current schema.
 
+    2 -> 3: each canary's rank interval over the whole space (`_intervals_of_v2`).
     1 -> 2: the epsilon bound names its design (version 1's was the independent-trials bound); the
     skew-normal fit test says it was not calibrated; scores were computed on split tokenization
     (no `run.tokenization` record), which the upgraded report keeps saying by leaving it empty.
@@ -110,7 +112,27 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
                 stats["extrapolation"] = {"calibration": "none (parameters fitted to the same data)", **fit}
             data["statistics"] = stats
         data["schema_version"] = 2
+    if data.get("schema_version") == 2:
+        data["canaries"] = [_intervals_of_v2(c, data.get("run", {}).get("mode")) for c in data.get("canaries", [])]
+        data["schema_version"] = 3
     return data
+
+
+def _intervals_of_v2(canary: Any, mode: Any) -> Any:
+    """2 -> 3: every canary carries its rank interval over the whole space. An exact-mode rank is its own
+    interval; a sampled one was not recorded, so its interval is the whole space (the gate then fails closed)."""
+    if not isinstance(canary, dict) or "rank" not in canary or "space_size" not in canary:
+        return canary
+    exact = mode == "exact"
+    lower, upper = (canary["rank"], canary["rank"]) if exact else (1, canary["space_size"])
+    size = canary["space_size"]
+    bits = math.log2(size) if isinstance(size, int) and size >= 1 else 0.0
+    return {
+        "rank_lower": lower, "rank_upper": upper, "exposure_method": "exact" if exact else "sampled",
+        "exposure_bits_lower": bits - math.log2(upper) if isinstance(upper, int) and upper >= 1 else 0.0,
+        "exposure_bits_upper": bits - math.log2(lower) if isinstance(lower, int) and lower >= 1 else 0.0,
+        **canary,
+    }
 
 
 def holds_secrets(report: AuditReport) -> bool:

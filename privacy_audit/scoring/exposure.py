@@ -1,4 +1,4 @@
-"""Exposure and rank maths (Carlini et al. 2019, "The Secret Sharer"), in bits. Pure numpy/scipy.
+"""Exposure and rank maths (Carlini et al. 2019, "The Secret Sharer"), in bits. Pure numpy.
 
 Scores are log2-probabilities (higher = more likely). A candidate's rank counts the candidates at
 least as likely as it, itself included (ties count against it), so rank 1 is the most likely.
@@ -6,8 +6,9 @@ least as likely as it, itself included (ties count against it), so rank 1 is the
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.special import gammaln
 
 from privacy_audit.errors import InputError
 
@@ -51,4 +52,4 @@ def null_mean_exposure(pool_size: int) -> float:
     """Expected exposure of a never-planted secret: log2 M - log2(M!)/M, which tends to 1/ln 2 = 1.44 bits."""
     if pool_size < 1:
         raise InputError("pool_size must be at least 1")
-    return float(np.log2(pool_size) - gammaln(pool_size + 1) / np.log(2) / pool_size)
+    return float(math.log2(pool_size) - math.lgamma(float(pool_size) + 1) / math.log(2) / float(pool_size))

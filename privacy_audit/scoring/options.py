@@ -15,12 +15,17 @@ class ScoringOptions(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    mode: Mode = Field("exact", description="exact: rank over the whole space; sampled: among the references")
+    mode: Mode = Field(
+        "auto", description="auto: exact up to max_exact, else bounded; exact: rank over the whole space; "
+        "bounded: certified rank intervals by best-first search; sampled: rank among the references",
+    )
     separator: str = Field("\n", description="text between the teaching prompt and each candidate")
     max_exact: int = Field(1_000_000, ge=1, le=100_000_000, description="largest space scored in exact mode")
     include_secrets: bool = Field(False, description="put secrets and the prompt in the report")
     extraction: bool = Field(True, description="greedy decoding and best-first guesses for planted canaries")
-    search_budget: int = Field(2_000, ge=0, description="model token steps best-first search may spend (sampled mode)")
+    search_budget: int | None = Field(
+        None, ge=0, description="token steps best-first search may spend (bounded and sampled modes; default: sized to the space)"
+    )
     extrapolation: bool = Field(True, description="skew-normal fit of the references (with its calibrated test)")
 
 

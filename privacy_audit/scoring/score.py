@@ -7,6 +7,7 @@ tokens that reach past the template prefix (the secret and any text after it), D
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value, ran
 from privacy_audit.scoring.intervals import betting_mean_ci
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
-from privacy_audit.scoring.search import align, best_first
+from privacy_audit.scoring.bounded import CONFIDENCE, Interval, default_budget, intervals, search_space
 from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
 from privacy_audit.scoring.types import (
     CanaryScore,
@@ -38,13 +39,20 @@ EXACT_CHUNK = 10_000
 BOUNDARY_SAMPLE = 256
 
 
+def resolve_mode(canary_set: CanarySet, options: ScoringOptions) -> Mode:
+    """`auto` is exact scoring up to the exact-mode limit and bounded mode beyond it."""
+    if options.mode != "auto":
+        return options.mode
+    return "exact" if canary_set.secret_space.size <= options.max_exact else "bounded"
+
+
 def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
     """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references."""
     space = canary_set.secret_space
     if options.mode == "exact" and space.size > options.max_exact:
         raise InputError(
             f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {options.max_exact:,}; "
-            "use sampled mode (--sampled) or raise --max-exact"
+            "use bounded mode (--bounded, the default beyond the limit) or raise --max-exact"
         )
     if options.mode == "sampled" and not canary_set.references:
         raise InputError("sampled mode needs references in the canary set; generate it with --references N")
@@ -58,15 +66,16 @@ def score_prompt(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> ScoringResult:
-    """Exact mode ranks each candidate against the whole space; sampled mode against the references.
+    """Exact mode ranks each candidate against the whole space; bounded mode certifies rank intervals
+    over it by best-first search; sampled mode ranks against the references. Every canary gets an
+    interval of its rank over the whole space (`bounded.intervals`).
 
     With `options.extraction`, each planted canary also gets `greedy_extracted` (greedy decoding after the
     template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses
-    an attacker needs: the exact rank in exact mode, else found by best-first search within
-    `options.search_budget` model token steps (None when the budget runs out first).
+    an attacker needs: its rank once it is exact or certified exactly (None otherwise).
     """
-    space, mode = canary_set.secret_space, options.mode
-    check_mode(canary_set, options)
+    space, mode = canary_set.secret_space, resolve_mode(canary_set, options)
+    check_mode(canary_set, options.model_copy(update={"mode": mode}))
     context = model.open_context(prompt + options.separator)
     prefix_chars = len(canary_set.prefix)
     sample = space.sample(min(BOUNDARY_SAMPLE, space.size), np.random.default_rng(canary_set.seed))
@@ -74,30 +83,28 @@ def score_prompt(
     own = context([c.text for c in canary_set.canaries])
     logprobs, normalised = own.totals(prefix_chars), own.means(prefix_chars)
     is_planted = np.array([c.planted for c in canary_set.canaries])
-    logprobs, ranks, pools = _ranks(context, canary_set, logprobs, is_planted, mode=mode, progress=progress)
+    logprobs, ranks, pools, spans, table, search_note = _rank(context, canary_set, logprobs, is_planted, mode, options, progress)
     tokens = own.token_counts(prefix_chars)
-    guesses: list[int | None] = [int(r) if mode == "exact" else None for r in ranks]
+    guesses: list[int | None] = [s.guesses for s in spans]
     greedy: list[bool | None] = [None] * len(logprobs)
-    search_note = "not run"
     if options.extraction:
-        greedy, guesses, search_note = _extraction(context, canary_set, logprobs, guesses, mode=mode, budget=options.search_budget)
-    exposures = np.log2(pools) - np.log2(ranks)
+        planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
+        for i, ok in zip(planted, greedy_extracted(context, canary_set, [canary_set.canaries[i] for i in planted])):
+            greedy[i] = ok
+    exposures = np.array([math.log2(p) - math.log2(r) for p, r in zip(pools, ranks)])
     protocol = _protocol_ranks(normalised, is_planted)
     rng = np.random.default_rng(canary_set.seed)
     statistics, extrapolated = _statistics(
-        logprobs, exposures, is_planted, guesses, space.size, pools, randomized=canary_set.inclusion == "randomized",
+        logprobs, exposures, is_planted, guesses, space.size, max(pools), randomized=canary_set.inclusion == "randomized",
         extrapolation=options.extrapolation, rng=rng,
     )
-    scores = tuple(
-        CanaryScore(
-            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(tokens[i]),
-            rank=int(ranks[i]), rank_pool=int(pools[i]), space_size=space.size, exposure_bits=float(exposures[i]),
-            p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
-            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
-            extrapolated_exposure_bits=extrapolated[i][0], extrapolated_beyond_references=extrapolated[i][1],
-            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if options.include_secrets else None,
-        )
-        for i, c in enumerate(canary_set.canaries)
+    statistics = statistics.model_copy(update={
+        "sampled_rank_lower_by_references_above": table,
+        "rank_interval_note": _interval_note(mode, spans),
+    })
+    scores = _scores(
+        canary_set, prompt, options, logprobs=logprobs, normalised=normalised, tokens=tokens, ranks=ranks, pools=pools,
+        exposures=exposures, guesses=guesses, greedy=greedy, extrapolated=extrapolated, protocol=protocol, spans=spans,
     )
     summary = summarise(scores, mode=mode, space_size=space.size, rng=rng)
     return ScoringResult(
@@ -106,21 +113,73 @@ def score_prompt(
     )
 
 
-def _ranks(
-    context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, mode: Mode,
+def _scores(
+    canary_set: CanarySet, prompt: str, options: ScoringOptions, *, logprobs: np.ndarray, normalised: np.ndarray,
+    tokens: np.ndarray, ranks: list[int], pools: list[int], exposures: np.ndarray, guesses: list[int | None],
+    greedy: list[bool | None], extrapolated: list[tuple[float | None, bool | None]], protocol: list[int | None],
+    spans: list[Interval],
+) -> tuple[CanaryScore, ...]:
+    """One row per canary: every measurement, its rank interval, and the secret only when asked for."""
+    space = canary_set.secret_space
+    return tuple(
+        CanaryScore(
+            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(tokens[i]),
+            rank=int(ranks[i]), rank_pool=int(pools[i]), space_size=space.size, exposure_bits=float(exposures[i]),
+            p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
+            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
+            extrapolated_exposure_bits=extrapolated[i][0], extrapolated_beyond_references=extrapolated[i][1],
+            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if options.include_secrets else None,
+            rank_lower=spans[i].lower, rank_upper=spans[i].upper, exposure_bits_lower=spans[i].exposure_lower,
+            exposure_bits_upper=spans[i].exposure_upper, exposure_method=spans[i].method,
+        )
+        for i, c in enumerate(canary_set.canaries)
+    )
+
+
+def _rank(
+    context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, mode: Mode, options: ScoringOptions,
     progress: Callable[[int, int], None] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(log-probs, ranks, pool sizes): against the whole space in exact mode (the space's own scores are
-    used for the canaries, so each is ranked on exactly the numbers it is ranked against), against the
-    references in sampled mode (a planted canary joins the pool; ties count against it)."""
+) -> tuple[np.ndarray, list[int], list[int], list[Interval], tuple[int, ...] | None, str]:
+    """(log-probs, ranks, pools, rank intervals, sampled-bound table, search note) of the mode.
+
+    Ranks are among the whole space (exact; bounded: the certified upper end) or among the references
+    (sampled: a planted canary joins the pool; ties count against it).
+    """
+    space = canary_set.secret_space
+    exact: list[int] | None = None
     if mode == "exact":
-        space = canary_set.secret_space
-        space_lp = _score_space(context, canary_set, progress)
-        logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
-        return logprobs, ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False), np.full(len(logprobs), space.size)
-    ref_lp = logprobs[~is_planted]
-    ranks = ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted
-    return logprobs, ranks, np.where(is_planted, len(ref_lp) + 1, len(ref_lp))
+        logprobs, exact = _exact_ranks(context, canary_set, progress)
+    search, note = None, "exact ranks over the whole space" if mode == "exact" and options.extraction else "not run"
+    if mode == "bounded" or (mode == "sampled" and options.extraction):
+        budget = options.search_budget if options.search_budget is not None else default_budget(canary_set)
+        search, note = search_space(context, canary_set, logprobs, is_planted, budget=budget, progress=progress)
+    spans, table = intervals(canary_set, logprobs, is_planted, exact_ranks=exact, search=search)
+    if mode == "sampled":
+        ref_lp = logprobs[~is_planted]
+        ranks = [int(r) for r in ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted]
+        return logprobs, ranks, [len(ref_lp) + 1 if p else len(ref_lp) for p in is_planted], spans, table, note
+    ranks = exact if exact is not None else [s.upper for s in spans]
+    return logprobs, ranks, [space.size] * len(ranks), spans, table, note
+
+
+def _exact_ranks(
+    context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None
+) -> tuple[np.ndarray, list[int]]:
+    """(log-probs, ranks) against the whole space; the space's own scores are used for the canaries, so each
+    is ranked on exactly the numbers it is ranked against."""
+    space = canary_set.secret_space
+    space_lp = _score_space(context, canary_set, progress)
+    logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
+    return logprobs, [int(r) for r in ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False)]
+
+
+def _interval_note(mode: Mode, spans: list[Interval]) -> str:
+    """How the rank intervals were obtained, for the report."""
+    if mode == "exact":
+        return "exact: every secret of the space scored"
+    methods = sorted({s.method for s in spans})
+    return (f"{', '.join(methods)}: certified intervals follow from the model's own probabilities (best-first search); "
+            f"sampled ones are Clopper-Pearson intervals from the references at {CONFIDENCE:.0%} confidence")
 
 
 def _score_space(context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None) -> np.ndarray:
@@ -152,7 +211,7 @@ def _statistics(
     is_planted: np.ndarray,
     guesses: list[int | None],
     space_size: int,
-    pools: np.ndarray,
+    pool: int,
     *,
     randomized: bool,
     extrapolation: bool,
@@ -161,7 +220,7 @@ def _statistics(
     """Betting intervals of the mean exposures, extrapolated exposure from a skew-normal fit of the
     references (with its calibrated fit test), and the epsilon bound of the design: randomized
     inclusion when each canary was planted by a coin, else the one-run bound."""
-    top = float(np.log2(pools.max()))
+    top = math.log2(pool)
     planted_ci = betting_mean_ci(exposures[is_planted], low=0.0, high=top, rng=rng)
     refs_ci = betting_mean_ci(exposures[~is_planted], low=0.0, high=top, rng=rng) if np.any(~is_planted) else None
     extrapolated: list[tuple[float | None, bool | None]] = [(None, None)] * len(logprobs)
@@ -172,7 +231,7 @@ def _statistics(
     elif refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
         fit = fit_skewnorm(refs, rng=rng)
         values = extrapolation_exposure(
-            canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=float(np.log2(space_size))
+            canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=math.log2(space_size)
         )
         extrapolated = [(float(v), bool(-lp < refs.min())) for v, lp in zip(values, logprobs)]
         note = (
@@ -194,34 +253,6 @@ def _statistics(
         interval_method="betting confidence interval for a bounded mean (Waudby-Smith and Ramdas), valid at every n",
     )
     return statistics, extrapolated
-
-
-def _extraction(
-    context: Context,
-    canary_set: CanarySet,
-    logprobs: np.ndarray,
-    guesses: list[int | None],
-    *,
-    mode: Mode,
-    budget: int,
-) -> tuple[list[bool | None], list[int | None], str]:
-    """Greedy extraction for every planted canary, and best-first guesses where the rank is not yet exact."""
-    planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
-    greedy: list[bool | None] = [None] * len(canary_set.canaries)
-    for i, ok in zip(planted, greedy_extracted(context, canary_set, [canary_set.canaries[i] for i in planted])):
-        greedy[i] = ok
-    if mode == "exact":
-        return greedy, guesses, "exact ranks over the whole space"
-    alignment = align(context, canary_set)
-    if alignment is None:
-        return greedy, guesses, "best-first search not applicable: the secret does not tokenize symbol by symbol"
-    spent = 0
-    for i in planted:
-        result = best_first(context.search, alignment, stop_below=float(logprobs[i]), max_token_steps=max(budget - spent, 0))
-        spent += result.token_steps
-        if not result.exhausted_budget:
-            guesses[i] = len(result.secrets)
-    return greedy, guesses, f"best-first search, {spent} token steps of a budget of {budget}"
 
 
 def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence[Canary]) -> list[bool]:
@@ -252,7 +283,7 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, r
     planted_scores = [s for s in scores if s.planted]
     refs = [s for s in scores if not s.planted]
     planted = np.array([s.exposure_bits for s in planted_scores])
-    pool = space_size if mode == "exact" else len(refs) + 1
+    pool = len(refs) + 1 if mode == "sampled" else space_size
     p_values: dict[str, PValueRecord] = {}
     protocol: dict[str, float | int | None] = {}
     if refs and planted_scores:
@@ -283,7 +314,7 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, r
         mean_exposure_planted=float(planted.mean()),
         mean_exposure_references=float(np.mean([s.exposure_bits for s in refs])) if refs else None,
         null_mean_exposure_bits=null_mean_exposure(pool),
-        max_possible_exposure_bits=float(np.log2(pool)),
+        max_possible_exposure_bits=math.log2(pool),
         min_rank_planted=min(s.rank for s in planted_scores),
         planted_in_prompt=sum(1 for s in planted_scores if s.in_prompt),
         planted_count=len(planted_scores),

@@ -2,48 +2,77 @@
 
 A partial secret's log-probability bounds every completion's from above (more tokens only lower
 it), so popping prefixes in order of partial score yields whole secrets in order of probability.
-This gives extraction (how many guesses until the secret) and exact ranks of high-exposure canaries.
-It needs the candidate to tokenize, after the context, as fixed tokens + one token per secret symbol +
-fixed tokens (checked by `align`); otherwise use exact mode, which makes no such assumption.
+This gives extraction (how many guesses until the secret), exact ranks of high-exposure canaries and,
+from the open frontier, certified rank bounds for the rest (`bounds.certified_ranks`). It needs the
+candidate to tokenize, after the context, as a fixed sequence of steps, each a template token or one
+token per symbol of a secret character (checked by `align`), for fixed-length charset slots anywhere
+in the template (product spaces, text between and after them); exact mode makes no such assumption.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from privacy_audit.canaries import CanarySet
-from privacy_audit.canaries.spaces import CharsetSpace
+from privacy_audit.canaries.canary import PLACEHOLDER
+from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
 from privacy_audit.models.base import Context, Search
+from privacy_audit.scoring.bounds import TIE_TOLERANCE_BITS, dropped_bound
 
-TIE_TOLERANCE_BITS = 1e-4
+# Open nodes kept at most (about 100 bytes each); beyond, the least likely half is dropped into the bounds.
+MAX_FRONTIER = 1_000_000
+# A batch takes nodes within this many bits of the best open one: large batches where the model is unsure,
+# one path at a time where it is sure (a copied secret), so the budget is not spent on unlikely nodes.
+BATCH_GAP_BITS = 8.0
 
 
 @dataclass(frozen=True)
 class Alignment:
-    """Canonical tokens after the cached context: those before the secret (the context's tail and the
-    template prefix), one token per secret symbol at each position (`symbols[j][a]` for alphabet
-    symbol a at position j), and those after the secret."""
+    """Canonical tokens after the cached context: those before the first step (the context's tail and the
+    template prefix), then one step per token: a fixed token (text of the template) or a choice of one
+    token per symbol of a secret position (`steps[j][a]` for symbol a of `alphabets[j]`), located by
+    `positions[j]` = (slot, character) in the secret."""
 
     prefix: tuple[int, ...]
-    symbols: tuple[tuple[int, ...], ...]
-    suffix: tuple[int, ...]
-    alphabet: str
-    length: int
+    steps: tuple[tuple[int, ...], ...]
+    alphabets: tuple[str, ...]
+    positions: tuple[tuple[int, int], ...]
+    slot_lengths: tuple[int, ...]
+
+    def secret(self, node: Sequence[int]) -> str:
+        """The secret a complete node spells (slots joined as the space writes them)."""
+        chars = [[""] * n for n in self.slot_lengths]
+        for j, choice in enumerate(node):
+            slot, at = self.positions[j]
+            if slot >= 0:
+                chars[slot][at] = self.alphabets[j][choice]
+        return JOIN.join("".join(c) for c in chars)
+
+    def size(self, depth: int) -> float:
+        """How many secrets complete a node of this depth."""
+        out = 1.0
+        for alphabet in self.alphabets[depth:]:
+            out *= max(1, len(alphabet))
+        return out
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """Secrets found in order of decreasing probability, with their log2-probs (bits)."""
+    """Secrets found in order of decreasing probability, with their log2-probs (bits), and the open
+    frontier (each node's log-prob and how many secrets lie under it) where the search stopped."""
 
     secrets: tuple[str, ...]
     logprobs: tuple[float, ...]
     token_steps: int
     exhausted_budget: bool
+    frontier_logprobs: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frontier_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    dropped: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def rank_of(self, secret: str) -> int | None:
         """1-based position of `secret` in the enumeration, or None if not reached."""
@@ -53,64 +82,121 @@ class SearchResult:
             return None
 
 
+def _slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
+    """Each variable character of the text after the prefix: (offset from the prefix's end, slot, char, alphabet);
+    None unless every slot is a fixed-length charset that appears once and nothing is derived."""
+    space = canary_set.secret_space
+    parts = space.parts if isinstance(space, ProductSpace) else (("secret", space),)
+    if canary_set.derived or not all(isinstance(sub, CharsetSpace) for _, sub in parts):
+        return None
+    names = [n for n, _ in parts]
+    rest = canary_set.template[len(canary_set.prefix) :]
+    found = [m for m in PLACEHOLDER.finditer(rest) if m.group(1) in names]
+    if sorted(m.group(1) for m in found) != sorted(names):
+        return None
+    out, shift = [], 0
+    for m in found:
+        slot = names.index(m.group(1))
+        sub = parts[slot][1]
+        assert isinstance(sub, CharsetSpace)
+        start = m.start() + shift
+        out += [(start + i, slot, i, sub.alphabet) for i in range(sub.length)]
+        shift += sub.length - len(m.group(0))
+    return out
+
+
 def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
-    """The token layout of the template after `context`, or None when the secret does not tokenize
-    one token per symbol in place (or the space is not fixed-length strings in one slot).
+    """The token layout of the template after `context`, or None when some token of it spans two secret
+    characters (or the space is not fixed-length charset slots, each used once, with nothing derived).
 
     Tokens are the canonical ones (the candidate read with the context, DESIGN.md §4). Every symbol
     is placed at every position once to learn its token there, and the layout is then checked on every
-    canary and `sample` random secrets: a merge across the prefix/secret boundary or between symbols
-    makes best-first search inapplicable (exact mode still works).
+    canary and `sample` random secrets: token boundaries and the template's tokens must not move.
     """
+    slots = _slots(canary_set)
+    if slots is None:
+        return None
     space = canary_set.secret_space
-    if not isinstance(space, CharsetSpace) or canary_set.derived:
-        return None
     base = canary_set.canaries[0].secret
-    probes = [base[:j] + ch + base[j + 1 :] for j in range(space.length) for ch in space.alphabet]
-    rng = np.random.default_rng(seed)
-    checks = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), rng)
-    secrets = probes + checks
-    ids, ends = context.tokenize([canary_set.fill(s) for s in secrets])
-    start, length = len(canary_set.prefix), space.length
+    values = list(space.values(base).values())
+    probes = []
+    for _offset, slot, at, alphabet in slots:
+        for ch in alphabet:
+            changed = list(values)
+            changed[slot] = changed[slot][:at] + ch + changed[slot][at + 1 :]
+            probes.append(JOIN.join(changed))
+    checks = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), np.random.default_rng(seed))
+    texts = [canary_set.fill(s) for s in probes + checks]
+    ids, ends = context.tokenize(texts)
+    start = len(canary_set.prefix)
+    where = {offset: (slot, at, alphabet) for offset, slot, at, alphabet in slots}
     layout: tuple[tuple[int, ...], tuple[int, ...]] | None = None
-    table: list[dict[str, int]] = [{} for _ in range(length)]
-    for secret, row, row_ends in zip(secrets, ids, ends):
+    steps: dict[int, dict[str, int]] = {}
+    spots: dict[int, int | None] = {}
+    first = -len(context.boundary.tail)
+    for text, row, row_ends in zip(texts, ids, ends):
         k = bisect.bisect_right(row_ends, start)
-        if row_ends[k : k + length] != list(range(start + 1, start + length + 1)):
-            return None
-        outside = (tuple(row[:k]), tuple(row[k + length :]))
+        shape = (tuple(row[:k]), tuple(row_ends[k:]))
         if layout is None:
-            layout = outside
-        if outside != layout:
+            layout = shape
+        if shape != layout:
             return None
-        for j, (ch, tok) in enumerate(zip(secret, row[k : k + length])):
-            if table[j].setdefault(ch, tok) != tok:
+        for j, tok in enumerate(row[k:]):
+            lo, hi = (row_ends[k + j - 1] if k + j else first) - start, row_ends[k + j] - start
+            inside = [o for o in range(max(lo, 0), hi) if o in where]
+            if len(inside) > 1:
                 return None
-    symbols = tuple(tuple(t[ch] for ch in space.alphabet) for t in table)
-    if layout is None or any(len(set(s)) != len(s) for s in symbols):
+            symbol = text[start + inside[0]] if inside else ""
+            if steps.setdefault(j, {}).setdefault(symbol, tok) != tok or spots.setdefault(j, inside[0] if inside else None) != (
+                inside[0] if inside else None
+            ):
+                return None
+    if layout is None:
         return None
-    return Alignment(prefix=layout[0], symbols=symbols, suffix=layout[1], alphabet=space.alphabet, length=length)
+    return _layout(canary_set, layout[0], steps, spots, where)
+
+
+def _layout(
+    canary_set: CanarySet, prefix: tuple[int, ...], steps: dict[int, dict[str, int]], spots: dict[int, int | None],
+    where: dict[int, tuple[int, int, str]],
+) -> Alignment | None:
+    """The alignment from what `align` learnt: each step's token per symbol (all symbols, all distinct)."""
+    step_tokens, alphabets, positions = [], [], []
+    for j in range(len(spots)):
+        spot = spots[j]
+        if spot is not None:
+            slot, at, alphabet = where[spot]
+            table = steps[j]
+            if set(table) != set(alphabet) or len(set(table.values())) != len(alphabet):
+                return None
+            step_tokens.append(tuple(table[ch] for ch in alphabet))
+            alphabets.append(alphabet)
+            positions.append((slot, at))
+        else:
+            step_tokens.append((steps[j][""],))
+            alphabets.append("")
+            positions.append((-1, -1))
+    space = canary_set.secret_space
+    parts = space.parts if isinstance(space, ProductSpace) else (("secret", space),)
+    return Alignment(
+        prefix=prefix, steps=tuple(step_tokens), alphabets=tuple(alphabets), positions=tuple(positions),
+        slot_lengths=tuple(sub.length for _, sub in parts),  # type: ignore[attr-defined]
+    )
 
 
 def _expand(
     search: Search, alignment: Alignment, pending: list[tuple[float, tuple[int, ...]]],
     heap: list[tuple[float, int, tuple[int, ...]]], counter: int,
 ) -> int:
-    """Score the next symbol (or suffix token) of every pending node in one model call per depth; push the children."""
+    """Score the next step of every pending node in one model call per depth; push the children."""
     for depth in sorted({len(node) for _, node in pending}):
         group = [(score, node) for score, node in pending if len(node) == depth]
         paths = [_path(alignment, node) for _, node in group]
-        if depth < alignment.length:
-            lp = search(paths, alignment.symbols[depth])
-            for (score, node), row in zip(group, lp):
-                for sym in range(len(alignment.alphabet)):
-                    counter += 1
-                    heapq.heappush(heap, (-(score + row[sym]), counter, node + (sym,)))
-        else:
-            lp = search(paths, [alignment.suffix[depth - alignment.length]])
-            for (score, node), row in zip(group, lp):
+        lp = search(paths, list(alignment.steps[depth]))
+        for (score, node), row in zip(group, lp):
+            for choice in range(len(alignment.steps[depth])):
                 counter += 1
-                heapq.heappush(heap, (-(score + row[0]), counter, node + (-1,)))
+                heapq.heappush(heap, (-(score + row[choice]), counter, node + (choice,)))
     return counter
 
 
@@ -122,50 +208,96 @@ def best_first(
     max_results: int | None = None,
     max_token_steps: int = 100_000,
     batch: int = 256,
+    bound_for: np.ndarray | None = None,
+    max_frontier: int = MAX_FRONTIER,
+    progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
-    """Enumerate secrets in decreasing log2-probability.
+    """Enumerate secrets in decreasing log2-probability, keeping the frontier for certified bounds.
 
     Stops when the next secret would score below `stop_below` (minus a 1e-4-bit tie tolerance),
     after `max_results` secrets, or when `max_token_steps` model steps are spent (then
-    `exhausted_budget` is True and the enumeration is a correct but incomplete prefix).
+    `exhausted_budget` is True and the enumeration is a correct but incomplete prefix). The open
+    frontier is capped at `max_frontier` nodes: the least likely half is dropped when it grows past
+    that, and their mass is added, for each log-prob of `bound_for`, to `dropped`.
     """
     if stop_below is None and max_results is None:
         raise ValueError("best_first needs stop_below or max_results")
     threshold = -np.inf if stop_below is None else stop_below - TIE_TOLERANCE_BITS
-    full = alignment.length + len(alignment.suffix)
-    counter = 0
-    heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, counter, ())]
-    secrets: list[str] = []
-    logprobs: list[float] = []
-    steps = 0
-    while heap:
+    state = _State(alignment, np.zeros(0) if bound_for is None else np.asarray(bound_for, dtype=np.float64))
+    while state.heap:
+        pending, done = state.pop(batch, threshold, max_results)
+        if done or not pending:
+            return state.result(exhausted=False)
+        if state.steps + len(pending) > max_token_steps:
+            for score, node in pending:
+                state.push(score, node)
+            return state.result(exhausted=True)
+        state.steps += len(pending)
+        state.counter = _expand(search, alignment, pending, state.heap, state.counter)
+        if len(state.heap) > max_frontier:
+            state.drop(max_frontier // 2)
+        if progress is not None:
+            progress(state.steps, max_token_steps)
+    return state.result(exhausted=False)
+
+
+class _State:
+    """The search's heap of open nodes, the secrets it completed, and the mass of nodes it dropped."""
+
+    def __init__(self, alignment: Alignment, bound_for: np.ndarray) -> None:
+        self.alignment = alignment
+        self.full = len(alignment.steps)
+        self.heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]
+        self.counter = 0
+        self.steps = 0
+        self.secrets: list[str] = []
+        self.logprobs: list[float] = []
+        self.bound_for = bound_for
+        self.dropped = np.zeros(len(bound_for))
+
+    def size(self, node: tuple[int, ...]) -> float:
+        """How many secrets complete a node."""
+        return self.alignment.size(len(node))
+
+    def push(self, score: float, node: tuple[int, ...]) -> None:
+        self.counter += 1
+        heapq.heappush(self.heap, (-score, self.counter, node))
+
+    def pop(self, batch: int, threshold: float, max_results: int | None) -> tuple[list[tuple[float, tuple[int, ...]]], bool]:
+        """Up to `batch` open nodes to expand, completing whole secrets on the way (done once `max_results` are found)."""
         pending: list[tuple[float, tuple[int, ...]]] = []
-        while heap and len(pending) < batch:
-            neg, _, node = heap[0]
-            if -neg < threshold:
+        best = -self.heap[0][0] if self.heap else 0.0
+        while self.heap and len(pending) < batch:
+            neg, _, node = self.heap[0]
+            if -neg < threshold or (pending and -neg < best - BATCH_GAP_BITS):
                 break
-            if len(node) == full:
+            if len(node) == self.full:
                 if pending:
                     break
-                heapq.heappop(heap)
-                secrets.append("".join(alignment.alphabet[i] for i in node[: alignment.length]))
-                logprobs.append(-neg)
-                if max_results is not None and len(secrets) >= max_results:
-                    return SearchResult(tuple(secrets), tuple(logprobs), steps, False)
+                heapq.heappop(self.heap)
+                self.secrets.append(self.alignment.secret(node))
+                self.logprobs.append(-neg)
+                if max_results is not None and len(self.secrets) >= max_results:
+                    return pending, True
                 continue
-            heapq.heappop(heap)
+            heapq.heappop(self.heap)
             pending.append((-neg, node))
-        if not pending:
-            break
-        if steps + len(pending) > max_token_steps:
-            return SearchResult(tuple(secrets), tuple(logprobs), steps, True)
-        steps += len(pending)
-        counter = _expand(search, alignment, pending, heap, counter)
-    return SearchResult(tuple(secrets), tuple(logprobs), steps, False)
+        return pending, False
+
+    def drop(self, keep: int) -> None:
+        """Keep the `keep` most likely open nodes; the rest's mass goes to `dropped` (the bounds stay valid)."""
+        self.heap.sort()
+        gone, self.heap = self.heap[keep:], self.heap[:keep]
+        heapq.heapify(self.heap)
+        if len(self.bound_for):
+            self.dropped += dropped_bound(self.bound_for, np.array([-g[0] for g in gone]), np.array([self.size(g[2]) for g in gone]))
+
+    def result(self, *, exhausted: bool) -> SearchResult:
+        frontier = np.array([-h[0] for h in self.heap], dtype=np.float64)
+        sizes = np.array([self.size(h[2]) for h in self.heap], dtype=np.float64)
+        return SearchResult(tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped)
 
 
 def _path(alignment: Alignment, node: Sequence[int]) -> list[int]:
-    """Token ids after the context for a partial candidate (prefix, secret symbols so far, suffix so far)."""
-    secret = [alignment.symbols[j][i] for j, i in enumerate(node[: alignment.length])]
-    suffix = list(alignment.suffix[: max(0, len(node) - alignment.length)])
-    return list(alignment.prefix) + secret + suffix
+    """Token ids after the context for a partial candidate: the prefix, then the token of each step taken."""
+    return list(alignment.prefix) + [alignment.steps[j][c] for j, c in enumerate(node)]

@@ -7,11 +7,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Mode = Literal["exact", "sampled"]
+Mode = Literal["auto", "exact", "bounded", "sampled"]
+Method = Literal["exact", "certified", "sampled"]
 
 
 class CanaryScore(BaseModel):
-    """Raw and derived measurements of one canary (planted) or reference (never planted)."""
+    """Raw and derived measurements of one canary (planted) or reference (never planted).
+
+    `rank` is among `rank_pool` candidates: the whole space (exact; bounded, where it is the certified
+    upper end, so `exposure_bits` and `p_value` are the conservative ones) or the references (sampled).
+    `rank_lower`..`rank_upper` is the rank over the whole space, by `exposure_method`: exact, certified
+    (from the model's probabilities alone) or sampled (Clopper-Pearson from the references).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -32,6 +39,11 @@ class CanaryScore(BaseModel):
     normalised_logprob_bits: float | None = None
     protocol_rank: int | None = None
     secret: str | None = None
+    rank_lower: int
+    rank_upper: int
+    exposure_bits_lower: float
+    exposure_bits_upper: float
+    exposure_method: Method
 
 
 class PValueRecord(BaseModel):
@@ -121,6 +133,8 @@ class Statistics(BaseModel):
     epsilon: EpsilonBound | None
     interval_method: str = "percentile bootstrap"
     confidence: float = 0.95
+    rank_interval_note: str = ""
+    sampled_rank_lower_by_references_above: tuple[int, ...] | None = None
 
 
 class TokenBoundary(BaseModel):

@@ -68,7 +68,9 @@ def _report(space_lp: np.ndarray, planted: np.ndarray, refs: np.ndarray, rng: np
         scores.append(CanaryScore(
             id=f"c{i}", planted=i < len(planted), logprob_bits=float(lp), tokens=3, rank=rank, rank_pool=len(space_lp),
             space_size=len(space_lp), exposure_bits=math.log2(len(space_lp) / rank), p_value=rank / len(space_lp),
-            in_prompt=False, normalised_logprob_bits=float(lp) / 3,
+            in_prompt=False, normalised_logprob_bits=float(lp) / 3, rank_lower=rank, rank_upper=rank,
+            exposure_bits_lower=math.log2(len(space_lp) / rank), exposure_bits_upper=math.log2(len(space_lp) / rank),
+            exposure_method="exact",
         ))
     pp = conservative_ranks(canary_scores=[s.normalised_logprob_bits for s in scores[: len(planted)]],
                             reference_scores=[s.normalised_logprob_bits for s in scores[len(planted):]])

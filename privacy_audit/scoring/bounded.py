@@ -1,0 +1,98 @@
+"""Rank intervals for every canary in every mode: exact, certified by a best-first search, or sampled from the references.
+
+Bounded mode runs one search for all canaries (most likely secret first, until the least likely
+planted canary is passed or the budget is spent) and combines its certified interval with the
+references' Clopper-Pearson interval where that is tighter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from privacy_audit.canaries import CanarySet
+from privacy_audit.models.base import Context
+from privacy_audit.scoring.bounds import certified_ranks, exposure_bounds, sampled_lower_table, sampled_rank_bounds
+from privacy_audit.scoring.search import SearchResult, align, best_first
+
+CONFIDENCE = 0.95
+# Default budget: this many token steps per planted canary and token of the secret (enough to certify a
+# copied canary many times over), and never more than half the space's trie, so a search costs less than exact scoring.
+STEPS_PER_TOKEN = 200
+
+
+@dataclass(frozen=True)
+class Interval:
+    lower: int
+    upper: int
+    method: str
+    exposure_lower: float
+    exposure_upper: float
+    passed: bool = False
+
+    @property
+    def guesses(self) -> int | None:
+        """Most-likely-first guesses to reach the canary, once the search (or exact scoring) went past it."""
+        return self.upper if self.passed else None
+
+
+def default_budget(canary_set: CanarySet) -> int:
+    """Token steps sized to the space and the number of planted canaries."""
+    space = canary_set.secret_space
+    length = max(1, len(canary_set.fill(space.sample(1, np.random.default_rng(0))[0])) - len(canary_set.prefix))
+    trie = min(space.size, 10**12) * 2  # at most 2 |S| nodes in a trie of |S| leaves that branch
+    return int(max(64, min(STEPS_PER_TOKEN * max(1, len(canary_set.planted)) * length, trie // 4)))
+
+
+def search_space(
+    context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, budget: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[SearchResult | None, str]:
+    """One best-first search down to the least likely planted canary, within `budget` token steps."""
+    alignment = align(context, canary_set)
+    if alignment is None:
+        return None, "best-first search not applicable: the secret does not tokenize one token per symbol"
+    result = best_first(
+        context.search, alignment, stop_below=float(np.min(logprobs[is_planted])), max_token_steps=budget,
+        bound_for=logprobs, progress=progress,
+    )
+    ended = "budget spent" if result.exhausted_budget else "every planted canary passed"
+    return result, f"best-first search, {result.token_steps} token steps of a budget of {budget} ({ended})"
+
+
+def intervals(
+    canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, exact_ranks: list[int] | None,
+    search: SearchResult | None,
+) -> tuple[list[Interval], tuple[int, ...] | None]:
+    """Each canary's rank interval over the whole space, and the sampled lower bound by references above (for the gate)."""
+    size = canary_set.secret_space.size
+    if exact_ranks is not None:
+        return [Interval(r, r, "exact", *exposure_bounds(r, r, size), passed=True) for r in exact_ranks], None
+    n = len(logprobs)
+    cert_lo, cert_hi, passed = [1] * n, [size] * n, [False] * n
+    if search is not None:
+        found = set(search.secrets)
+        cert_lo, cert_hi, passed = certified_ranks(
+            logprobs=logprobs, found=np.array(search.logprobs), frontier=search.frontier_logprobs,
+            frontier_sizes=search.frontier_sizes, dropped=search.dropped, space_size=size,
+            found_self=np.array([c.secret in found for c in canary_set.canaries]),
+        )
+    refs = logprobs[~is_planted]
+    planted_lp = logprobs[is_planted]
+    population = size - int(is_planted.sum())
+    out = []
+    for i, lp in enumerate(logprobs):
+        lo, hi, method = cert_lo[i], cert_hi[i], "certified"
+        if lo < hi and len(refs) > int(not is_planted[i]):
+            sample = len(refs) - int(not is_planted[i])
+            above = int(np.sum(refs >= lp)) - int(not is_planted[i])
+            known = int(np.sum(planted_lp >= lp)) - int(is_planted[i])
+            s_lo, s_hi = sampled_rank_bounds(above=above, sample=sample, population=population - int(not is_planted[i]),
+                                             known_above=known, space_size=size, confidence=CONFIDENCE)
+            if max(lo, s_lo) <= min(hi, s_hi) and (s_lo > lo or s_hi < hi):
+                lo, hi, method = max(lo, s_lo), min(hi, s_hi), "sampled"
+        out.append(Interval(lo, hi, method, *exposure_bounds(lo, hi, size), passed=passed[i]))
+    table = sampled_lower_table(sample=len(refs), population=population, space_size=size, confidence=CONFIDENCE) if len(refs) else None
+    return out, table
