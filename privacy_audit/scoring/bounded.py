@@ -19,8 +19,12 @@ from privacy_audit.scoring.search import SearchResult, align, best_first
 
 CONFIDENCE = 0.95
 # Default budget: this many token steps per planted canary and token of the secret (enough to certify a
-# copied canary many times over), and never more than half the space's trie, so a search costs less than exact scoring.
+# copied canary many times over), and at most |S| / 64: a search step (a path re-read from the cached
+# prompt) costs about 40 trie nodes of exact scoring, so the default search costs less than exact scoring.
 STEPS_PER_TOKEN = 200
+EXACT_COST_RATIO = 64
+# ...but never fewer than this many per token of the secret: enough to walk down to a copied canary.
+MIN_STEPS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
@@ -42,20 +46,35 @@ def default_budget(canary_set: CanarySet) -> int:
     """Token steps sized to the space and the number of planted canaries."""
     space = canary_set.secret_space
     length = max(1, len(canary_set.fill(space.sample(1, np.random.default_rng(0))[0])) - len(canary_set.prefix))
-    trie = min(space.size, 10**12) * 2  # at most 2 |S| nodes in a trie of |S| leaves that branch
-    return int(max(64, min(STEPS_PER_TOKEN * max(1, len(canary_set.planted)) * length, trie // 4)))
+    return int(max(MIN_STEPS_PER_TOKEN * length, min(STEPS_PER_TOKEN * max(1, len(canary_set.planted)) * length,
+                                                   space.size // EXACT_COST_RATIO)))
 
 
 def search_space(
     context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, budget: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[SearchResult | None, str]:
-    """One best-first search down to the least likely planted canary, within `budget` token steps."""
+    """One best-first search down to the least likely planted canary it could reach, within `budget` token steps.
+
+    A planted canary that the references already place beyond `budget` secrets of the space (at
+    the lower end of their interval) cannot be reached by a search of that budget, so the search does
+    not chase it: its interval then comes from the references, and the budget is not spent in vain.
+    """
     alignment = align(context, canary_set)
     if alignment is None:
         return None, "best-first search not applicable: the secret does not tokenize one token per symbol"
+    refs = logprobs[~is_planted]
+    targets = logprobs[is_planted]
+    if len(refs):
+        population = canary_set.secret_space.size - int(is_planted.sum())
+        reachable = [
+            sampled_rank_bounds(above=int(np.sum(refs >= lp)), sample=len(refs), population=population, known_above=0,
+                                space_size=canary_set.secret_space.size, confidence=CONFIDENCE)[0] <= budget
+            for lp in targets
+        ]
+        targets = targets[np.array(reachable)] if any(reachable) else targets[np.argmax(targets)][None]
     result = best_first(
-        context.search, alignment, stop_below=float(np.min(logprobs[is_planted])), max_token_steps=budget,
+        context.search, alignment, stop_below=float(np.min(targets)), max_token_steps=budget,
         bound_for=logprobs, progress=progress,
     )
     ended = "budget spent" if result.exhausted_budget else "every planted canary passed"

@@ -26,7 +26,9 @@ class ScoringOptions(BaseModel):
     search_budget: int | None = Field(
         None, ge=0, description="token steps best-first search may spend (bounded and sampled modes; default: sized to the space)"
     )
-    extrapolation: bool = Field(True, description="skew-normal fit of the references (with its calibrated test)")
+    extrapolation: bool = Field(
+        True, description="skew-normal fit of the references (with its calibrated test); never in bounded mode, whose intervals replace it"
+    )
 
 
 DEFAULT_SCORING = ScoringOptions()

@@ -96,7 +96,7 @@ def score_prompt(
     rng = np.random.default_rng(canary_set.seed)
     statistics, extrapolated = _statistics(
         logprobs, exposures, is_planted, guesses, space.size, max(pools), randomized=canary_set.inclusion == "randomized",
-        extrapolation=options.extrapolation, rng=rng,
+        extrapolation=options.extrapolation and mode != "bounded", rng=rng,
     )
     statistics = statistics.model_copy(update={
         "sampled_rank_lower_by_references_above": table,
@@ -227,7 +227,7 @@ def _statistics(
     fit: SkewnormFit | None = None
     refs = -logprobs[~is_planted]
     if not extrapolation:
-        note = "not computed: extrapolation was turned off"
+        note = "not computed: turned off, or bounded mode, whose intervals replace it"
     elif refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
         fit = fit_skewnorm(refs, rng=rng)
         values = extrapolation_exposure(

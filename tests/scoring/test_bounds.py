@@ -138,3 +138,51 @@ def test_score_on_a_phone_number_space_needs_no_flag_and_the_gate_says_which_end
     assert first["exposure_method"] in ("certified", "sampled") and first["rank_lower"] >= 1
     g = run(main, ["gate", str(tmp_path / "r.json"), "--max-exposure", "20"])
     assert "upper end of the" in g.output and g.exit_code in (0, 1)
+
+
+def test_gate_false_alarm_on_the_conservative_end_matches_simulation():
+    """Clean prompts (planted and references exchangeable) in a 10^6 space, sampled intervals: the rule
+    'upper-end exposure > 12 bits' fails at the rate the gate states (here exactly P(some planted canary
+    above every reference) = 5/25)."""
+    from types import SimpleNamespace
+
+    from privacy_audit.gate import _exposure_false_alarm
+    from privacy_audit.scoring.bounded import intervals
+
+    cs = generate_canary_set(template="code {secret}", space="digits:6", count=5, references=20, seed=0)
+    is_planted = np.array([c.planted for c in cs.canaries])
+    rng = np.random.default_rng(5)
+    reps, failed, table = 2_000, 0, None
+    for _ in range(reps):
+        spans, table = intervals(cs, rng.normal(size=25), is_planted, exact_ranks=None, search=None)
+        failed += any(s.exposure_upper > 12 for s, p in zip(spans, is_planted) if p)
+    report = SimpleNamespace(
+        canaries=[SimpleNamespace(planted=bool(p), space_size=10**6) for p in is_planted],
+        run=SimpleNamespace(mode="sampled"), statistics=SimpleNamespace(sampled_rank_lower_by_references_above=table),
+    )
+    stated = _exposure_false_alarm(report, 12.0)
+    assert stated == pytest.approx(0.2)
+    assert abs(failed / reps - stated) <= 3 * math.sqrt(stated * (1 - stated) / reps)
+
+
+def test_a_capped_frontier_keeps_the_bounds_valid(families):
+    """Nodes dropped to cap memory move their mass into the bound: intervals stay valid, only wider."""
+    from privacy_audit.scoring.bounds import certified_ranks
+    from privacy_audit.scoring.search import best_first
+
+    lm = families["mock"]
+    cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=4, references=0, seed=7)
+    context = lm.open_context(f"note: {cs.planted[0].text}\n")
+    exact = score_prompt(lm, f"note: {cs.planted[0].text}", cs, ScoringOptions(mode="exact", extraction=False, separator="\n"))
+    lp = np.array([c.logprob_bits for c in exact.canaries])
+    for cap in (8, 40, 10**6):
+        result = best_first(context.search, align(context, cs), stop_below=float(lp.min()), max_token_steps=400, bound_for=lp,
+                            max_frontier=cap)
+        assert len(result.frontier_logprobs) <= cap + 10 * 256
+        lower, upper, _ = certified_ranks(
+            logprobs=lp, found=np.array(result.logprobs), frontier=result.frontier_logprobs, frontier_sizes=result.frontier_sizes,
+            dropped=result.dropped, space_size=1000, found_self=np.array([c.secret in result.secrets for c in cs.canaries]),
+        )
+        assert all(lo <= c.rank <= hi for lo, hi, c in zip(lower, upper, exact.canaries)), cap
+        if cap == 8:
+            assert result.dropped.sum() > 0

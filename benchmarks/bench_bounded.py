@@ -1,0 +1,77 @@
+"""Bounded exposure on the embedded model, in one run: certified ranks in large spaces, and against exhaustive scoring.
+
+    python benchmarks/bench_bounded.py
+
+Measures, after one model load: for the phone (10^10) and card (10^16) presets with the first canary
+copied into an SMS-style prompt, the time `score_prompt` takes in its default (auto -> bounded) mode,
+the token steps of its search and the copied canary's certified interval; the width of planted
+canaries' certified intervals (no references) against the search budget; bounded against exhaustive
+exact scoring on a 10^5 space (times, and whether every interval holds the exact rank); sampled
+against exact on a 10^4 space; peak resident memory. Prints Markdown for benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import resource
+import time
+
+
+def prompt_with(text: str) -> str:
+    return f"Text: Hi, it's me. {text}\nClass: not spam\n\nText: WIN a prize now, call 0800\nClass: spam"
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from privacy_audit import ScoringOptions, generate_canary_set, load_model, load_preset, score_prompt
+
+    lm, load_s = timed(lambda: load_model("embedded"))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; model load {load_s:.1f} s\n")
+    print("| preset | space | extraction | time after load (s) | search | copied canary: rank interval | method |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("phone", "card"):
+        p = load_preset(name)
+        cs = generate_canary_set(template=p.template, space=p.space, count=5, references=20, seed=1, derived=p.derived)
+        for extraction in (False, True):
+            r, s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(extraction=extraction)))
+            c = r.canaries[0]
+            print(f"| {name} | {cs.secret_space.size:.0e} | {'on' if extraction else 'off'} | {s:.2f} | {r.search} | "
+                  f"{c.rank_lower:,} to {c.rank_upper:,} | {c.exposure_method} |")
+
+    print("\nCertified interval widths without references (phone preset, the 4 planted canaries not in the prompt):\n")
+    print("| budget (token steps) | time (s) | median width, log2(upper / lower) bits | narrowest |")
+    print("|---|---|---|---|")
+    p = load_preset("phone")
+    cs = generate_canary_set(template=p.template, space=p.space, count=5, references=0, seed=1, derived=p.derived)
+    for budget in (100, 1_000, 4_000):
+        r, s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs,
+                                          ScoringOptions(mode="bounded", search_budget=budget, extraction=False)))
+        widths = sorted(math.log2(c.rank_upper / c.rank_lower) for c in r.canaries[1:])
+        print(f"| {budget:,} | {s:.1f} | {widths[len(widths) // 2]:.1f} | {widths[0]:.1f} |")
+
+    print("\nBounded against exhaustive exact scoring, and sampled against exact:\n")
+    print("| space | mode | time (s) | search | copied canary | every interval holds the exact rank |")
+    print("|---|---|---|---|---|---|")
+    for space, modes in (("digits:5", ("exact", "bounded")), ("digits:4", ("exact", "sampled"))):
+        cs = generate_canary_set(template="The secret code is {secret}", space=space, count=5, references=20, seed=2)
+        results = {}
+        for mode in modes:
+            results[mode], s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(mode=mode)))
+            exact = {c.id: c.rank_lower for c in results["exact"].canaries}
+            c = results[mode].canaries[0]
+            holds = all(x.rank_lower <= exact[x.id] <= x.rank_upper for x in results[mode].canaries)
+            print(f"| {space} | {mode} | {s:.1f} | {results[mode].search} | {c.rank_lower:,} to {c.rank_upper:,} ({c.exposure_method}) "
+                  f"| {'yes' if holds else 'NO'} |")
+    print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
