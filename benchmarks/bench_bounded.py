@@ -23,9 +23,9 @@ def prompt_with(text: str) -> str:
     return f"Text: Hi, it's me. {text}\nClass: not spam\n\nText: WIN a prize now, call 0800\nClass: spam"
 
 
-def timed(fn):
+def timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
-    out = fn()
+    out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
 
 
@@ -41,7 +41,7 @@ def main() -> None:
         p = load_preset(name)
         cs = generate_canary_set(template=p.template, space=p.space, count=5, references=20, seed=1, derived=p.derived)
         for extraction in (False, True):
-            r, s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(extraction=extraction)))
+            r, s = timed(score_prompt, lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(extraction=extraction))
             c = r.canaries[0]
             print(f"| {name} | {cs.secret_space.size:.0e} | {'on' if extraction else 'off'} | {s:.2f} | {r.search} | "
                   f"{c.rank_lower:,} to {c.rank_upper:,} | {c.exposure_method} |")
@@ -52,8 +52,8 @@ def main() -> None:
     p = load_preset("phone")
     cs = generate_canary_set(template=p.template, space=p.space, count=5, references=0, seed=1, derived=p.derived)
     for budget in (100, 1_000, 4_000):
-        r, s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs,
-                                          ScoringOptions(mode="bounded", search_budget=budget, extraction=False)))
+        r, s = timed(score_prompt, lm, prompt_with(cs.planted[0].text), cs,
+                     ScoringOptions(mode="bounded", search_budget=budget, extraction=False))
         widths = sorted(math.log2(c.rank_upper / c.rank_lower) for c in r.canaries[1:])
         print(f"| {budget:,} | {s:.1f} | {widths[len(widths) // 2]:.1f} | {widths[0]:.1f} |")
 
@@ -64,7 +64,7 @@ def main() -> None:
         cs = generate_canary_set(template="The secret code is {secret}", space=space, count=5, references=20, seed=2)
         results = {}
         for mode in modes:
-            results[mode], s = timed(lambda: score_prompt(lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(mode=mode)))
+            results[mode], s = timed(score_prompt, lm, prompt_with(cs.planted[0].text), cs, ScoringOptions(mode=mode))
             exact = {c.id: c.rank_lower for c in results["exact"].canaries}
             c = results[mode].canaries[0]
             holds = all(x.rank_lower <= exact[x.id] <= x.rank_upper for x in results[mode].canaries)
