@@ -299,17 +299,26 @@ class LanguageModel(ABC):
         *,
         max_new_tokens: int = 256,
         temperature: float = 0.0,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         stop: Sequence[str] = (),
+        batch_size: int | None = None,
     ) -> list[str]:
         """One completion per prompt. A prompt is plain text or chat messages (chat template applied).
 
-        temperature 0 is greedy decoding; otherwise sampling, prompt i seeded by `seed + i` (reproducible,
-        and repeated prompts give different samples). Generation ends at the first `stop` string (cut off).
+        temperature 0 is greedy decoding; otherwise sampling, prompt i seeded by `seed + i` (or by
+        `seed[i]` when a sequence is given) with a generator of its own, so a completion does not depend
+        on the other prompts or on `batch_size` (how many prompts a backend generates at once; None:
+        the backend's default). Generation ends at the first `stop` string (cut off).
         """
         if temperature < 0:
             raise ModelError("temperature must be >= 0")
-        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=tuple(stop))
+        if batch_size is not None and batch_size < 1:
+            raise ModelError("batch_size must be at least 1")
+        seeds = [seed + i for i in range(len(prompts))] if isinstance(seed, int) else [int(s) for s in seed]
+        if len(seeds) != len(prompts):
+            raise ModelError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seeds=seeds, stop=tuple(stop),
+                             batch_size=batch_size)
         if len(out) != len(prompts) or not all(isinstance(t, str) for t in out):
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
         return [truncate_at(t, stop) for t in out]
@@ -324,9 +333,11 @@ class LanguageModel(ABC):
 
     @abstractmethod
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
+        batch_size: int | None,
     ) -> list[str]:
-        """Backend hook: completions for `prompts` (a backend may stop early at a `stop` string)."""
+        """Backend hook: completions for `prompts`, prompt i sampled with its own generator seeded by
+        `seeds[i]` (a backend may stop early at a `stop` string)."""
 
 
 def truncate_at(text: str, stop: Sequence[str]) -> str:

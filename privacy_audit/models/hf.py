@@ -17,8 +17,23 @@ from privacy_audit.models.base import ContextBackend, LanguageModel, Prompt, Sco
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads of one core count once); os.cpu_count() where
+    the topology is not readable."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    cores = set()
+    for cpu in cpus:
+        base = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((base / "physical_package_id").read_text().strip() + ":" + (base / "core_id").read_text().strip())
+        except OSError:
+            return len(cpus) or os.cpu_count() or 1
+    return len(cores) or os.cpu_count() or 1
+
+
 def import_torch() -> Any:
-    """Import torch and transformers, or say how to install them."""
+    """Import torch and transformers, or say how to install them; torch's threads are set to the physical
+    cores (sharing a core between two threads slows dense kernels) unless OMP_NUM_THREADS says otherwise."""
     try:
         import torch
         import transformers  # noqa: F401
@@ -27,6 +42,8 @@ def import_torch() -> Any:
             f"the transformers backend needs torch and transformers ({exc.name} is missing): "
             "pip install torch==2.13.0 transformers"
         ) from None
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > physical_cores():
+        torch.set_num_threads(physical_cores())
     return torch
 
 
@@ -155,54 +172,28 @@ class TransformersModel(LanguageModel):
         rows = list(range(start - 1, len(ids) - 1))
         return log2_probs(logits, rows, list(ids[start:]))
 
-    def _stop_criteria(self, start: int, stops: tuple[str, ...]) -> Any:
-        from transformers import StoppingCriteriaList
-
-        return StoppingCriteriaList([_stop_on_strings(self.tokenizer, start, stops)])
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of a plain-text prompt, or of chat messages through the model's chat template."""
+        if isinstance(prompt, str):
+            return self.encode_context(prompt)
+        if not self.tokenizer.chat_template:
+            raise ModelError(f"{self.name} has no chat template; pass plain-text prompts")
+        text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
+        batch_size: int | None,
     ) -> list[str]:
-        torch = self.torch
-        outputs = []
-        for i, prompt in enumerate(prompts):
-            if isinstance(prompt, str):
-                ids = self.encode_context(prompt)
-            else:
-                if not self.tokenizer.chat_template:
-                    raise ModelError(f"{self.name} has no chat template; pass plain-text prompts")
-                text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-                ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-            sampling: dict[str, Any] = (
-                {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0}
-                if temperature > 0
-                else {"do_sample": False, "temperature": None, "top_k": None, "top_p": None}
-            )
-            with torch.random.fork_rng(devices=[]), torch.inference_mode():
-                torch.manual_seed(seed + i)
-                out = self.model.generate(
-                    input_ids=torch.tensor([ids], device=self.device),
-                    attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=self.device),
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                    **({"stopping_criteria": self._stop_criteria(len(ids), stop)} if stop else {}),
-                    **sampling,
-                )
-            outputs.append(self.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).lstrip())
+        from privacy_audit.models.generation import default_batch, generate_batch
+
+        encoded = [self.prompt_ids(p) for p in prompts]
+        size = batch_size or default_batch(self.model.config, max(len(e) for e in encoded) + max_new_tokens)
+        outputs: list[str] = []
+        for start in range(0, len(encoded), size):
+            outputs += generate_batch(self, encoded[start : start + size], seeds[start : start + size],
+                                      max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
         return outputs
-
-
-def _stop_on_strings(tokenizer: Any, start: int, stops: tuple[str, ...]) -> Any:
-    """A generation stopping criterion: the decoded new text contains one of `stops` (any tokenizer)."""
-    import torch
-    from transformers import StoppingCriteria
-
-    class StopOnStrings(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            done = [any(s in tokenizer.decode(row[start:], skip_special_tokens=True) for s in stops) for row in input_ids]
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-    return StopOnStrings()
 
 
 # The longest unstable tail kept out of the cache (a long unbroken word is cut here; the check still holds).

@@ -64,11 +64,12 @@ class MockModel(LanguageModel):
         return _MockContext(self, context)
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seed: int, stop: tuple[str, ...]
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
+        batch_size: int | None,
     ) -> list[str]:
         out = []
-        for i, prompt in enumerate(prompts):
-            rng = np.random.default_rng(seed + i)
+        for prompt, seed in zip(prompts, seeds):
+            rng = np.random.default_rng(seed)
             self.history.append(("generate", prompt))
             if self.outputs is not None:
                 if not self.outputs:

@@ -71,6 +71,7 @@ def instructions(
     labels: Mapping[str, str] | None = None,
     temperature: float = 0.0,
     max_new_tokens: int = 256,
+    batch_size: int | None = None,
 ) -> TeachingOutput:
     """One teacher writes instructions from `examples` private examples with the paper's Figure 2 prompt.
 
@@ -82,7 +83,8 @@ def instructions(
     shown = "\n\n".join(format_example(records[i], labels) for i in used)
     request = INSTRUCTION_PROMPT.format(examples=shown)
     (answer,) = model.generate(
-        [[{"role": "user", "content": request}]], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
+        [[{"role": "user", "content": request}]], max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+        batch_size=batch_size,
     )
     if not answer.strip():
         raise PipelineError("the teacher wrote no instructions (empty generation); try temperature > 0 or another model")

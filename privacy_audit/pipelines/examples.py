@@ -40,23 +40,31 @@ def _shards(records: Sequence[Record], teachers: int, reserve: int, rng: np.rand
     return shards
 
 
-def _teacher_candidates(
-    model: LanguageModel, records: Sequence[Record], shard: list[int], t: int, round_: int, rng: np.random.Generator,
-    *, n_gen: int, samples: int, keep: int, temperature: float, labels: Mapping[str, str] | None, max_new_tokens: int,
-) -> TeacherArtifact:
-    """One teacher's turn: a few-shot prompt of `n_gen` private examples, `samples` continuations, the
-    `keep` lowest-perplexity ones kept."""
-    pick = [int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)]
-    fewshot = "\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n"
+def _round(
+    model: LanguageModel, records: Sequence[Record], gen_from: list[list[int]], round_: int, rng: np.random.Generator, *,
+    n_gen: int, samples: int, keep: int, temperature: float, labels: Mapping[str, str] | None, max_new_tokens: int,
+    batch_size: int | None,
+) -> list[TeacherArtifact]:
+    """Every teacher's turn of a round: a few-shot prompt of `n_gen` private examples, `samples`
+    continuations (all teachers' samples generated in one batched call), the `keep` lowest-perplexity kept."""
+    picks, seeds = [], []
+    for shard in gen_from:
+        picks.append([int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)])
+        seeds.append(int(rng.integers(2**31)))
+    fewshots = ["\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n" for pick in picks]
     raw = model.generate(
-        [fewshot] * samples, temperature=temperature, max_new_tokens=max_new_tokens, seed=int(rng.integers(2**31)), stop=("\n\n",)
+        [f for f in fewshots for _ in range(samples)], temperature=temperature, max_new_tokens=max_new_tokens,
+        seed=[s + j for s in seeds for j in range(samples)], stop=("\n\n",), batch_size=batch_size,
     )
-    cands = [c for c in (_first_example(r) for r in raw) if c]
-    kept: list[str] = []
-    if cands:
-        scores = model.open_context(fewshot)(cands).means(0)
-        kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
-    return TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands), kept=tuple(kept))
+    turns = []
+    for t, (pick, fewshot) in enumerate(zip(picks, fewshots)):
+        cands = [c for c in (_first_example(r) for r in raw[t * samples : (t + 1) * samples]) if c]
+        kept: list[str] = []
+        if cands:
+            scores = model.open_context(fewshot)(cands).means(0)
+            kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
+        turns.append(TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands), kept=tuple(kept)))
+    return turns
 
 
 def _aggregate(
@@ -89,8 +97,12 @@ def examples(
     held_out: int = 2,
     labels: Mapping[str, str] | None = None,
     max_new_tokens: int = 96,
+    batch_size: int | None = None,
 ) -> TeachingOutput:
-    """n synthetic examples from m teachers; per-teacher artifacts say who generated what from which prompt."""
+    """n synthetic examples from m teachers; per-teacher artifacts say who generated what from which prompt.
+
+    `batch_size` is how many samples the model generates at once (default: what fits); it changes no output.
+    """
     if model is None:
         raise InputError("pipeline 'examples' needs a model (--model)")
     if aggregator not in AGGREGATORS:
@@ -104,11 +116,8 @@ def examples(
     chosen: list[str] = []
     artifacts: list[TeacherArtifact | RoundArtifact] = []
     for round_ in range(n):
-        turns = [
-            _teacher_candidates(model, records, shard, t, round_, rng, n_gen=n_gen, samples=samples, keep=keep,
-                                temperature=temperature, labels=labels, max_new_tokens=max_new_tokens)
-            for t, shard in enumerate(gen_from)
-        ]
+        turns = _round(model, records, gen_from, round_, rng, n_gen=n_gen, samples=samples, keep=keep, temperature=temperature,
+                       labels=labels, max_new_tokens=max_new_tokens, batch_size=batch_size)
         pool = [(turn.teacher, c) for turn in turns for c in turn.kept]
         if not pool:
             raise PipelineError(f"round {round_}: no teacher generated a usable example; raise max_new_tokens or temperature")

@@ -34,7 +34,8 @@ from privacy_audit.scoring.types import (
 )
 
 MIN_REFERENCES_FOR_FIT = 8
-EXACT_CHUNK = 10_000
+# Candidates scored per call in exact mode: about 20 calls a space (so progress moves), 2,500 to 50,000 each.
+EXACT_CHUNKS = 20
 # Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
 BOUNDARY_SAMPLE = 256
 
@@ -186,8 +187,9 @@ def _score_space(context: Context, canary_set: CanarySet, progress: Callable[[in
     """Log2-probability of every secret of the space in its template, in chunks."""
     space = canary_set.secret_space
     space_lp = np.empty(space.size, dtype=np.float64)
-    for start in range(0, space.size, EXACT_CHUNK):
-        stop = min(start + EXACT_CHUNK, space.size)
+    chunk = min(50_000, max(2_500, space.size // EXACT_CHUNKS))
+    for start in range(0, space.size, chunk):
+        stop = min(start + chunk, space.size)
         space_lp[start:stop] = context([canary_set.fill(s) for s in space.enumerate(start, stop)]).totals(len(canary_set.prefix))
         if progress is not None:
             progress(stop, space.size)

@@ -1,0 +1,98 @@
+"""Batched generation for the transformers backend: left-padded rows sharing one KV cache, a generator per row.
+
+Each distinct prompt is read once and its cache copied to the rows that repeat it; finished rows leave
+the batch. A row's output does not depend on the batch it is in: same seed, same text, at any size.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from privacy_audit.models.hf import TransformersModel
+
+# Rows generated at once: as many as keep their KV cache under this size, at most MAX_GENERATION_BATCH.
+GENERATION_CACHE_BYTES = 1 << 30
+MAX_GENERATION_BATCH = 64
+
+
+def default_batch(cfg: Any, tokens: int) -> int:
+    """Rows generated at once: as many as keep the KV cache of `tokens` per row within GENERATION_CACHE_BYTES."""
+    heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    per_token = 2 * cfg.num_hidden_layers * heads * head_dim * 4
+    return int(max(1, min(MAX_GENERATION_BATCH, GENERATION_CACHE_BYTES // max(1, per_token * tokens))))
+
+
+def generate_batch(
+    lm: TransformersModel, batch: list[list[int]], seeds: list[int], *, max_new_tokens: int, temperature: float,
+    stop: tuple[str, ...],
+) -> list[str]:
+    """Prompts left-padded into one batch sharing a KV cache: each distinct prompt is read once and its
+    cache copied to the rows that repeat it; a row samples with its own generator and leaves the batch
+    at EOS or a stop string, so a row's output is the same in any batch."""
+    import torch
+    from transformers import DynamicCache
+
+    eos = lm.tokenizer.eos_token_id
+    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else eos
+    distinct = list(dict.fromkeys(tuple(row) for row in batch))
+    width = max(len(row) for row in distinct)
+    ids = torch.full((len(distinct), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(distinct), width), dtype=torch.long)
+    for r, row in enumerate(distinct):
+        ids[r, width - len(row) :] = torch.tensor(row)
+        mask[r, width - len(row) :] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    generators = [torch.Generator().manual_seed(int(s) % 2**63) for s in seeds]
+    new: list[list[int]] = [[] for _ in batch]
+    cache = DynamicCache()
+    with torch.inference_mode():
+        logits = forward(lm, ids, mask, positions, cache)
+        of_row = torch.tensor([distinct.index(tuple(row)) for row in batch])
+        cache.batch_select_indices(of_row.to(lm.device))
+        logits, mask, positions = logits[of_row], mask[of_row], positions[of_row, -1:]
+        active = list(range(len(batch)))
+        enders = {s[-1] for s in stop if s}
+        for _ in range(max_new_tokens):
+            step = next_tokens(logits, temperature, [generators[r] for r in active])
+            keep = []
+            for k, (r, tok) in enumerate(zip(active, step)):
+                new[r].append(tok)
+                ended = tok == eos or (
+                    any(c in lm.tokenizer.decode([tok]) for c in enders)
+                    and any(s in lm.tokenizer.decode(new[r][-32:]) for s in stop)
+                )
+                if not ended:
+                    keep.append(k)
+            if not keep:
+                break
+            if len(keep) < len(active):
+                chosen = torch.tensor(keep)
+                cache.batch_select_indices(chosen.to(lm.device))
+                mask, positions, step = mask[chosen], positions[chosen], [step[k] for k in keep]
+                active = [active[k] for k in keep]
+            mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
+            positions = positions + 1
+            logits = forward(lm, torch.tensor(step).unsqueeze(1), mask, positions, cache)
+    return [lm.tokenizer.decode(row, skip_special_tokens=True).lstrip() for row in new]
+
+
+def forward(lm: TransformersModel, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+    """Last-position logits of a batch step, extending `cache`."""
+    out = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device),
+                   use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: cache})
+    return out.logits[:, -1].float().cpu()
+
+
+def next_tokens(logits: Any, temperature: float, generators: list[Any]) -> list[int]:
+    """Greedy at temperature 0, else one draw per row from softmax(logits / temperature) (no top-k or top-p),
+    by inverting the row's CDF at a uniform from the row's own generator."""
+    import torch
+
+    if temperature <= 0:
+        return [int(t) for t in torch.argmax(logits, dim=-1)]
+    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
+    u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]) * cdf[:, -1]
+    picks = torch.searchsorted(cdf, u[:, None]).squeeze(1).clamp(max=cdf.shape[1] - 1)
+    return [int(t) for t in picks]
