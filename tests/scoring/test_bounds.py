@@ -186,3 +186,15 @@ def test_a_capped_frontier_keeps_the_bounds_valid(families):
         assert all(lo <= c.rank <= hi for lo, hi, c in zip(lower, upper, exact.canaries)), cap
         if cap == 8:
             assert result.dropped.sum() > 0
+
+
+def test_bounded_intervals_contain_the_exact_rank_on_a_10_5_space(families):
+    lm = families["mock"]
+    cs = generate_canary_set(template="Call ({a}) {b} now", space="a=digits:2;b=digits:3", count=3, references=20, seed=4)
+    for prompt in (f"{cs.planted[0].text}\n{cs.planted[1].text}\n", "No numbers here.\n"):
+        exact = {c.id: c.rank for c in score_prompt(lm, prompt, cs, ScoringOptions(mode="exact", extraction=False)).canaries}
+        for mode in ("bounded", "sampled"):
+            scored = score_prompt(lm, prompt, cs, ScoringOptions(mode=mode)).canaries
+            held = [c.rank_lower <= exact[c.id] <= c.rank_upper for c in scored]
+            assert all(h for h, c in zip(held, scored) if c.exposure_method == "certified"), mode
+            assert sum(held) >= 0.9 * len(held), mode  # sampled intervals hold at 95% each
