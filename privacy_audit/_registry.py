@@ -12,7 +12,7 @@ import hashlib
 import inspect
 import typing
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +39,6 @@ class Component:
     ignores: frozenset[str] = frozenset()
     fixed: frozenset[str] = frozenset()
     files: Callable[[Mapping[str, Any]], list[str]] | None = None
-    doc: str = field(default="", compare=False)
 
     @cached_property
     def schema(self) -> type[BaseModel]:
@@ -99,7 +98,7 @@ def register(
         if name in _REGISTRY[kind]:
             raise ValueError(f"a {kind} named {name!r} is already registered")
         _REGISTRY[kind][name] = Component(
-            kind, name, obj, frozenset(needs), frozenset(ignores), frozenset(fixed), files, (obj.__doc__ or "").strip()
+            kind, name, obj, frozenset(needs), frozenset(ignores), frozenset(fixed), files
         )
         return obj
 

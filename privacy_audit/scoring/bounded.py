@@ -18,17 +18,19 @@ from privacy_audit.scoring.bounds import certified_ranks, exposure_bounds, sampl
 from privacy_audit.scoring.search import SearchResult, align, best_first
 
 CONFIDENCE = 0.95
-# Default budget: this many token steps per planted canary and token of the secret (enough to certify a
-# copied canary many times over), and at most |S| / 64: a search step (a path re-read from the cached
+# Default budget: this many token steps per planted canary and character after the template prefix (enough
+# to certify a copied canary many times over), and at most |S| / 64: a search step (a path re-read from the cached
 # prompt) costs about 40 trie nodes of exact scoring, so the default search costs less than exact scoring.
 STEPS_PER_TOKEN = 200
 EXACT_COST_RATIO = 64
-# ...but never fewer than this many per token of the secret: enough to walk down to a copied canary.
+# ...but never fewer than this many per character: enough to walk down to a copied canary.
 MIN_STEPS_PER_TOKEN = 32
 
 
 @dataclass(frozen=True)
 class Interval:
+    """A canary's rank interval over the whole space, its exposure interval, and how it was obtained."""
+
     lower: int
     upper: int
     method: str
