@@ -139,8 +139,9 @@ def teach_records(spec: TeachOptions, records: Sequence[Record], model: Language
     needs = describe(spec.pipeline).needs
     if "model" in needs and model is None:
         raise InputError(f"pipeline {spec.pipeline!r} needs a model (--model)")
-    key = teaching_cache_key(spec, records, model=model if "model" in needs else None)
-    cached = teaching_cache_path(key)
+    if spec.cache == "off":
+        return run_pipeline(spec.pipeline, records, model=model, seed=spec.seed, options=spec.options)
+    cached = teaching_cache_path(teaching_cache_key(spec, records, model=model if "model" in needs else None))
     if spec.cache == "use" and cached.is_file():
         try:
             output = TeachingOutput.model_validate(read_json(cached, what="cached teaching output"))
@@ -149,9 +150,8 @@ def teach_records(spec: TeachOptions, records: Sequence[Record], model: Language
         except (InputError, ValueError):
             pass
     output = run_pipeline(spec.pipeline, records, model=model, seed=spec.seed, options=spec.options)
-    if spec.cache != "off":
-        make_folder(cached.parent, what="cache folder")
-        write_json(cached, output.model_dump(mode="json"), private=True)
+    make_folder(cached.parent, what="cache folder")
+    write_json(cached, output.model_dump(mode="json"), private=True)
     return output
 
 
@@ -166,7 +166,7 @@ def teaching_cache_key(spec: TeachOptions, records: Sequence[Record], *, model: 
     component = describe(spec.pipeline)
     blob = json.dumps(
         {"pipeline": spec.pipeline, "options": dict(spec.options), "seed": spec.seed,
-         "model": None if model is None else {k: model.info().get(k) for k in ("name", "revision", "backend")},
+         "model": None if model is None else {k: v for k, v in model.info().items() if k in ("name", "revision", "backend")},
          "files": component.cache_files(spec.options), "records": [r.model_dump() for r in records],
          "privacy_audit": versions().get("privacy-audit")},
         sort_keys=True, default=str,

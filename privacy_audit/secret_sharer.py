@@ -39,9 +39,13 @@ def trial_seed(seed: int, trial: int) -> int:
     return int(np.random.SeedSequence([seed, trial]).generate_state(1)[0])
 
 
-def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence[dict[str, Any]]) -> TrialResult:
-    """One trial through the audit chain; deterministic given the config, the trial number, the model and the records."""
-    template, space, derived = cfg.template_and_space()
+Design = tuple[str, str, dict[str, tuple[str, ...]]]
+
+
+def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence[dict[str, Any]], design: Design) -> TrialResult:
+    """One trial through the audit chain; deterministic given the config, the trial number, the model, the
+    records and the canaries' (template, space, derived fields), all read once per run."""
+    template, space, derived = design
     seed = trial_seed(cfg.secret_sharer.seed, trial)
     n = cfg.secret_sharer.candidates
     canary_set = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived)
@@ -64,15 +68,15 @@ def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence
 
 
 @lru_cache(maxsize=2)
-def _worker_inputs(config_json: str) -> tuple[AuditConfig, LanguageModel, list[dict[str, Any]]]:
+def _worker_inputs(config_json: str) -> tuple[AuditConfig, LanguageModel, list[dict[str, Any]], Design]:
     cfg = AuditConfig.model_validate_json(config_json)
-    return cfg, load_model(cfg.model.spec, **cfg.model.options()), cfg.read_pool()
+    return cfg, load_model(cfg.model.spec, **cfg.model.options()), cfg.read_pool(), cfg.template_and_space()
 
 
 def _ray_trial(config_json: str, trial: int) -> TrialResult:
-    """A trial in a Ray worker: the model and the records are loaded once per worker process."""
-    cfg, model, rows = _worker_inputs(config_json)
-    return run_trial(cfg, trial, model, rows)
+    """A trial in a Ray worker: the model, the records and the canary design are loaded once per worker process."""
+    cfg, model, rows, design = _worker_inputs(config_json)
+    return run_trial(cfg, trial, model, rows, design)
 
 
 def secret_sharer_dir(cfg: AuditConfig) -> Path:
@@ -88,7 +92,8 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     ss = cfg.secret_sharer
     if ss.trials < 1 or ss.candidates < 2:
         raise InputError("secret_sharer needs trials >= 1 and candidates >= 2")
-    template, space, _ = cfg.template_and_space()
+    design = cfg.template_and_space()
+    template, space, _ = design
     if parse_space(space).size < ss.candidates:
         raise InputError(f"space {space} holds fewer than {ss.candidates} candidates")
     rows = cfg.read_pool()
@@ -108,7 +113,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     if todo and ss.executor == "local":
         model = load_model(cfg.model.spec, **cfg.model.options())
         for t in todo:
-            save(run_trial(cfg, t, model, rows))
+            save(run_trial(cfg, t, model, rows, design))
     elif todo:
         _run_on_ray(cfg, todo, save)
     results = [load_trial(folder / "trials" / f"trial-{t:05d}.json") for t in range(ss.trials)]

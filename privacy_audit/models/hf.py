@@ -42,8 +42,9 @@ def import_torch() -> Any:
             f"the transformers backend needs torch and transformers ({exc.name} is missing): "
             "pip install torch==2.13.0 transformers"
         ) from None
-    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > physical_cores():
-        torch.set_num_threads(physical_cores())
+    cores = physical_cores()
+    if "OMP_NUM_THREADS" not in os.environ and torch.get_num_threads() > cores:
+        torch.set_num_threads(cores)
     return torch
 
 
