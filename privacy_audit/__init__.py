@@ -87,6 +87,6 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_EXPORTS])
 
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = sorted(_EXPORTS)

@@ -20,6 +20,22 @@ Prompt = str | Sequence[Message]
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A generated text and the model's own log2-probability of the tokens it sampled (temperature 1,
+    the stop or EOS token included), as a teacher that keeps its most likely samples reads it;
+    `logprob` is None when the backend does not report it."""
+
+    text: str
+    logprob: float | None = None
+    tokens: int = 0
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Log2-probability per generated token (None when unknown or nothing was generated)."""
+        return self.logprob / self.tokens if self.logprob is not None and self.tokens else None
+
+
+@dataclass(frozen=True)
 class ScoredContinuations:
     """Per-token log2-probabilities of n continuations, flat (CSR) so 10^6 candidates stay compact.
 
@@ -303,7 +319,22 @@ class LanguageModel(ABC):
         stop: Sequence[str] = (),
         batch_size: int | None = None,
     ) -> list[str]:
-        """One completion per prompt. A prompt is plain text or chat messages (chat template applied).
+        """One completion's text per prompt (see `complete`)."""
+        return [c.text for c in self.complete(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop,
+                                              batch_size=batch_size)]
+
+    def complete(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        seed: int | Sequence[int] = 0,
+        stop: Sequence[str] = (),
+        batch_size: int | None = None,
+    ) -> list[Completion]:
+        """One completion per prompt, with the model's log2-probability of what it sampled when the
+        backend reports it. A prompt is plain text or chat messages (chat template applied).
 
         temperature 0 is greedy decoding; otherwise sampling, prompt i seeded by `seed + i` (or by
         `seed[i]` when a sequence is given) with a generator of its own, so a completion does not depend
@@ -319,9 +350,10 @@ class LanguageModel(ABC):
             raise ModelError(f"{len(seeds)} seeds for {len(prompts)} prompts")
         out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seeds=seeds, stop=tuple(stop),
                              batch_size=batch_size)
-        if len(out) != len(prompts) or not all(isinstance(t, str) for t in out):
+        if len(out) != len(prompts) or not all(isinstance(t, (str, Completion)) for t in out):
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
-        return [truncate_at(t, stop) for t in out]
+        done = [c if isinstance(c, Completion) else Completion(c) for c in out]
+        return [Completion(truncate_at(c.text, stop), c.logprob, c.tokens) for c in done]
 
     @abstractmethod
     def _open_context(self, context: str) -> ContextBackend:
@@ -335,9 +367,10 @@ class LanguageModel(ABC):
     def _generate(
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
         batch_size: int | None,
-    ) -> list[str]:
-        """Backend hook: completions for `prompts`, prompt i sampled with its own generator seeded by
-        `seeds[i]` (a backend may stop early at a `stop` string)."""
+    ) -> Sequence[str | Completion]:
+        """Backend hook: completions for `prompts` (texts, or `Completion`s with the sampled tokens'
+        log2-probability), prompt i sampled with its own generator seeded by `seeds[i]` (a backend may
+        stop early at a `stop` string)."""
 
 
 def truncate_at(text: str, stop: Sequence[str]) -> str:

@@ -2,11 +2,16 @@
 
 Each distinct prompt is read once and its cache copied to the rows that repeat it; finished rows leave
 the batch. A row's output does not depend on the batch it is in: same seed, same text, at any size.
+Each row also carries the model's log2-probability of the tokens it sampled (at temperature 1), so a
+teacher that keeps its most likely samples need not read its prompt again to score them.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
+
+from privacy_audit.models.base import Completion
 
 if TYPE_CHECKING:
     from privacy_audit.models.hf import TransformersModel
@@ -27,7 +32,7 @@ def default_batch(cfg: Any, tokens: int) -> int:
 def generate_batch(
     lm: TransformersModel, batch: list[list[int]], seeds: list[int], *, max_new_tokens: int, temperature: float,
     stop: tuple[str, ...],
-) -> list[str]:
+) -> list[Completion]:
     """Prompts left-padded into one batch sharing a KV cache: each distinct prompt is read once and its
     cache copied to the rows that repeat it; a row samples with its own generator and leaves the batch
     at EOS or a stop string, so a row's output is the same in any batch."""
@@ -46,6 +51,7 @@ def generate_batch(
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     generators = [torch.Generator().manual_seed(int(s) % 2**63) for s in seeds]
     new: list[list[int]] = [[] for _ in batch]
+    logprob = [0.0] * len(batch)
     cache = DynamicCache()
     with torch.inference_mode():
         logits = forward(lm, ids, mask, positions, cache)
@@ -55,10 +61,11 @@ def generate_batch(
         active = list(range(len(batch)))
         enders = {s[-1] for s in stop if s}
         for _ in range(max_new_tokens):
-            step = next_tokens(logits, temperature, [generators[r] for r in active])
+            step, step_logprobs = next_tokens(logits, temperature, [generators[r] for r in active])
             keep = []
-            for k, (r, tok) in enumerate(zip(active, step)):
+            for k, (r, tok, lp) in enumerate(zip(active, step, step_logprobs)):
                 new[r].append(tok)
+                logprob[r] += lp
                 ended = tok == eos or (
                     any(c in lm.tokenizer.decode([tok]) for c in enders)
                     and any(s in lm.tokenizer.decode(new[r][-32:]) for s in stop)
@@ -75,7 +82,7 @@ def generate_batch(
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
             positions = positions + 1
             logits = forward(lm, torch.tensor(step).unsqueeze(1), mask, positions, cache)
-    return [lm.tokenizer.decode(row, skip_special_tokens=True).lstrip() for row in new]
+    return [Completion(lm.tokenizer.decode(row, skip_special_tokens=True).lstrip(), lp, len(row)) for row, lp in zip(new, logprob)]
 
 
 def forward(lm: TransformersModel, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
@@ -85,14 +92,17 @@ def forward(lm: TransformersModel, ids: Any, mask: Any, positions: Any, cache: A
     return out.logits[:, -1].float().cpu()
 
 
-def next_tokens(logits: Any, temperature: float, generators: list[Any]) -> list[int]:
+def next_tokens(logits: Any, temperature: float, generators: list[Any]) -> tuple[list[int], list[float]]:
     """Greedy at temperature 0, else one draw per row from softmax(logits / temperature) (no top-k or top-p),
-    by inverting the row's CDF at a uniform from the row's own generator."""
+    by inverting the row's CDF at a uniform from the row's own generator; with each token's log2-probability
+    under the model (temperature 1)."""
     import torch
 
     if temperature <= 0:
-        return [int(t) for t in torch.argmax(logits, dim=-1)]
-    cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
-    u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]) * cdf[:, -1]
-    picks = torch.searchsorted(cdf, u[:, None]).squeeze(1).clamp(max=cdf.shape[1] - 1)
-    return [int(t) for t in picks]
+        picks = torch.argmax(logits, dim=-1)
+    else:
+        cdf = torch.softmax(logits.double() / temperature, dim=-1).cumsum(dim=-1)
+        u = torch.stack([torch.rand((), generator=g, dtype=torch.float64) for g in generators]) * cdf[:, -1]
+        picks = torch.searchsorted(cdf, u[:, None]).squeeze(1).clamp(max=cdf.shape[1] - 1)
+    logprobs = torch.log_softmax(logits.double(), dim=-1).gather(1, picks[:, None]).squeeze(1) / math.log(2)
+    return [int(t) for t in picks], [float(v) for v in logprobs]

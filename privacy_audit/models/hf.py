@@ -13,7 +13,7 @@ import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
-from privacy_audit.models.base import ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
+from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
@@ -185,16 +185,22 @@ class TransformersModel(LanguageModel):
     def _generate(
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
         batch_size: int | None,
-    ) -> list[str]:
+    ) -> list[Completion]:
+        """Prompts batched shortest first (a batch of like lengths pads little); outputs in the callers' order."""
         from privacy_audit.models.generation import default_batch, generate_batch
 
         encoded = [self.prompt_ids(p) for p in prompts]
+        if not encoded:
+            return []
         size = batch_size or default_batch(self.model.config, max(len(e) for e in encoded) + max_new_tokens)
-        outputs: list[str] = []
-        for start in range(0, len(encoded), size):
-            outputs += generate_batch(self, encoded[start : start + size], seeds[start : start + size],
-                                      max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
-        return outputs
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+        outputs: dict[int, Completion] = {}
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            done = generate_batch(self, [encoded[i] for i in rows], [seeds[i] for i in rows],
+                                  max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
+            outputs.update(zip(rows, done))
+        return [outputs[i] for i in range(len(encoded))]
 
 
 # The longest unstable tail kept out of the cache (a long unbroken word is cut here; the check still holds).

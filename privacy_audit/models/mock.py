@@ -14,7 +14,7 @@ import numpy as np
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
+from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
 
 VOCAB = 256
 
@@ -66,8 +66,8 @@ class MockModel(LanguageModel):
     def _generate(
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
         batch_size: int | None,
-    ) -> list[str]:
-        out = []
+    ) -> list[str | Completion]:
+        out: list[str | Completion] = []
         for prompt, seed in zip(prompts, seeds):
             rng = np.random.default_rng(seed)
             self.history.append(("generate", prompt))
@@ -80,10 +80,12 @@ class MockModel(LanguageModel):
             out.append(self._decode(text, max_new_tokens=max_new_tokens, temperature=temperature, rng=rng, stop=stop))
         return out
 
-    def _decode(self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]) -> str:
-        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0)."""
+    def _decode(
+        self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]
+    ) -> Completion:
+        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0), with their log2-probability."""
         logp = self._fit(text)
-        generated = ""
+        generated, total = "", 0.0
         for _ in range(max_new_tokens):
             lp = np.array([logp(text[-self.order :] + generated, chr(b)) for b in range(1, VOCAB)])
             if temperature > 0:
@@ -92,9 +94,10 @@ class MockModel(LanguageModel):
             else:
                 choice = int(np.argmax(lp))
             generated += chr(choice + 1)
+            total += float(lp[choice])
             if stop and any(generated.endswith(s) for s in stop if s):
                 break
-        return generated
+        return Completion(generated, total, len(generated))
 
 
 class _MockContext(ContextBackend):
@@ -131,7 +134,7 @@ class _MockContext(ContextBackend):
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
         prompt = self.context + "".join(map(chr, path))
-        return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=())
+        return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=()).text
 
 
 @register("backend", "mock", ignores=("chunk_tokens", "device"))

@@ -1,10 +1,11 @@
 """The paper's synthetic-examples pipeline (Mohtashami et al. 2023, §2.2.2 and App. H).
 
 m teachers hold random shards of the private data (or the shards planting wrote, when every record
-names its teacher). Each round, every teacher shows `n_gen` of its
-private examples as a few-shot prompt with no instruction, samples `samples` continuations at
-temperature `temperature`, and keeps its `keep` lowest-perplexity ones; the aggregator picks one
-candidate from the pool for the student's prompt; n rounds give n examples. Aggregators: `random`,
+names its teacher). Each round, every teacher shows `n_gen` of its private examples as a few-shot
+prompt with no instruction, samples `samples` continuations at temperature `temperature`, and keeps
+its `keep` lowest-perplexity ones (the perplexity it sampled them with); the aggregator picks one
+candidate from the pool for the student's prompt; n rounds give n examples. Rounds do not depend on
+each other, so every round's samples are generated in one batched call. Aggregators: `random`,
 or `voting` (each teacher holds out `held_out` of its examples, scores every candidate as a
 continuation of them, length-normalised, and votes for the best; most votes wins).
 """
@@ -15,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from privacy_audit.errors import InputError, PipelineError
-from privacy_audit.models.base import LanguageModel
+from privacy_audit.models.base import Completion, LanguageModel
 from privacy_audit.pipelines.base import Record, RoundArtifact, TeacherArtifact, TeachingOutput, format_example, pipeline
 
 AGGREGATORS = ("random", "voting")
@@ -40,30 +41,47 @@ def _shards(records: Sequence[Record], teachers: int, reserve: int, rng: np.rand
     return shards
 
 
-def _round(
-    model: LanguageModel, records: Sequence[Record], gen_from: list[list[int]], round_: int, rng: np.random.Generator, *,
-    n_gen: int, samples: int, keep: int, temperature: float, labels: Mapping[str, str] | None, max_new_tokens: int,
-    batch_size: int | None,
-) -> list[TeacherArtifact]:
-    """Every teacher's turn of a round: a few-shot prompt of `n_gen` private examples, `samples`
-    continuations (all teachers' samples generated in one batched call), the `keep` lowest-perplexity kept."""
+def _plan(gen_from: list[list[int]], n_gen: int, rng: np.random.Generator) -> tuple[list[list[int]], list[int]]:
+    """One round's draws: the `n_gen` private examples each teacher shows, and the seed of its samples."""
     picks, seeds = [], []
     for shard in gen_from:
         picks.append([int(i) for i in rng.choice(shard, size=min(n_gen, len(shard)), replace=False)])
         seeds.append(int(rng.integers(2**31)))
-    fewshots = ["\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n" for pick in picks]
-    raw = model.generate(
-        [f for f in fewshots for _ in range(samples)], temperature=temperature, max_new_tokens=max_new_tokens,
-        seed=[s + j for s in seeds for j in range(samples)], stop=("\n\n",), batch_size=batch_size,
+    return picks, seeds
+
+
+def _generate_rounds(
+    model: LanguageModel, records: Sequence[Record], plans: list[tuple[list[list[int]], list[int]]], *, samples: int,
+    temperature: float, labels: Mapping[str, str] | None, max_new_tokens: int, batch_size: int | None,
+) -> tuple[list[list[str]], list[Completion]]:
+    """Every round's few-shot prompts, and all their samples generated in one batched call (rounds are independent)."""
+    fewshots = [["\n\n".join(format_example(records[i], labels) for i in pick) + "\n\n" for pick in picks] for picks, _ in plans]
+    completions = model.complete(
+        [f for round_ in fewshots for f in round_ for _ in range(samples)], temperature=temperature,
+        max_new_tokens=max_new_tokens, seed=[s + j for _, seeds in plans for s in seeds for j in range(samples)], stop=("\n\n",),
+        batch_size=batch_size,
     )
+    return fewshots, completions
+
+
+def _turns(
+    model: LanguageModel, round_: int, picks: list[list[int]], fewshots: list[str], completions: Sequence[Completion], keep: int,
+) -> list[TeacherArtifact]:
+    """Each teacher's turn of a round: its usable samples and the `keep` it finds most likely, by the
+    log2-probability per token it sampled them with (or, from a backend that does not report it, by
+    scoring them after its prompt)."""
+    samples = len(completions) // len(picks)
     turns = []
     for t, (pick, fewshot) in enumerate(zip(picks, fewshots)):
-        cands = [c for c in (_first_example(r) for r in raw[t * samples : (t + 1) * samples]) if c]
+        pairs = [(text, c.mean_logprob) for c in completions[t * samples : (t + 1) * samples] if (text := _first_example(c.text))]
+        cands = [text for text, _ in pairs]
         kept: list[str] = []
         if cands:
-            scores = model.open_context(fewshot)(cands).means(0)
+            scores = np.array([s for _, s in pairs], dtype=np.float64) if all(s is not None for _, s in pairs) else (
+                model.open_context(fewshot)(cands).means(0))
             kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
-        turns.append(TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands), kept=tuple(kept)))
+        turns.append(TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands),
+                                     kept=tuple(kept)))
     return turns
 
 
@@ -113,11 +131,14 @@ def examples(
     rng = np.random.default_rng(seed)
     shards = _shards(records, teachers, reserve, rng)
     votes_from, gen_from = [s[:reserve] for s in shards], [s[reserve:] for s in shards]
+    plans = [_plan(gen_from, n_gen, rng) for _ in range(n)]
+    fewshots, completions = _generate_rounds(model, records, plans, samples=samples, temperature=temperature, labels=labels,
+                                             max_new_tokens=max_new_tokens, batch_size=batch_size)
     chosen: list[str] = []
     artifacts: list[TeacherArtifact | RoundArtifact] = []
-    for round_ in range(n):
-        turns = _round(model, records, gen_from, round_, rng, n_gen=n_gen, samples=samples, keep=keep, temperature=temperature,
-                       labels=labels, max_new_tokens=max_new_tokens, batch_size=batch_size)
+    per_round = teachers * samples
+    for round_, ((picks, _), round_fewshots) in enumerate(zip(plans, fewshots)):
+        turns = _turns(model, round_, picks, round_fewshots, completions[round_ * per_round : (round_ + 1) * per_round], keep)
         pool = [(turn.teacher, c) for turn in turns for c in turn.kept]
         if not pool:
             raise PipelineError(f"round {round_}: no teacher generated a usable example; raise max_new_tokens or temperature")
