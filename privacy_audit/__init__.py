@@ -16,6 +16,7 @@ _EXPORTS = {
     "Canary": "privacy_audit.canaries",
     "CanaryScore": "privacy_audit.scoring",
     "CanarySet": "privacy_audit.canaries",
+    "Completion": "privacy_audit.models",
     "GateOutcome": "privacy_audit.reports",
     "InputError": "privacy_audit.errors",
     "LanguageModel": "privacy_audit.models",

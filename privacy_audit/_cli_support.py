@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from privacy_audit._progress import watching
 from privacy_audit.errors import PrivacyAuditError
 from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.reports.text import clean
@@ -54,7 +55,8 @@ class AuditGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with watching(progress):  # model load and generation draw their bars here (on a terminal)
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
@@ -99,7 +101,7 @@ def _fail_on(exc: BaseException, *, debug: bool) -> None:
     _fail(f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
 
 
-def progress(label: str) -> Callable[[int, int], None] | None:
+def progress(label: str, unit: str = "cand") -> Callable[[int, int], None] | None:
     """A tqdm progress callback on stderr when it is a terminal."""
     if not sys.stderr.isatty():
         return None
@@ -109,7 +111,7 @@ def progress(label: str) -> Callable[[int, int], None] | None:
 
     def update(done: int, total: int) -> None:
         if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, unit="cand", leave=False, file=sys.stderr)
+            bar["bar"] = tqdm(total=total, desc=label, unit=unit, leave=False, file=sys.stderr)
         bar["bar"].update(done - bar["bar"].n)
         if done >= total:
             bar["bar"].close()

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "privacy_audit"
 # Lower floors never import higher ones: canaries -> pipelines -> scoring -> reports -> gate, then the top floor.
 FLOORS = [
-    ("errors", "_io", "_text", "_paths", "_registry"),
+    ("errors", "_io", "_text", "_paths", "_registry", "_progress"),
     ("models",),
     ("canaries",),
     ("pipelines",),

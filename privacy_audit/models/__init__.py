@@ -11,7 +11,7 @@ from typing import Any
 from privacy_audit._registry import create, names
 from privacy_audit.errors import InputError
 from privacy_audit.models import mock as _mock  # noqa: F401  (registers "mock")
-from privacy_audit.models.base import LanguageModel, ScoredContinuations
+from privacy_audit.models.base import Completion, LanguageModel, ScoredContinuations
 from privacy_audit.models.mock import MockModel
 
 
@@ -39,4 +39,4 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
     )
 
 
-__all__ = ["LanguageModel", "MockModel", "ScoredContinuations", "load_model"]
+__all__ = ["Completion", "LanguageModel", "MockModel", "ScoredContinuations", "load_model"]

@@ -9,6 +9,7 @@ teacher that keeps its most likely samples need not read its prompt again to sco
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from privacy_audit.models.base import Completion
@@ -31,11 +32,11 @@ def default_batch(cfg: Any, tokens: int) -> int:
 
 def generate_batch(
     lm: TransformersModel, batch: list[list[int]], seeds: list[int], *, max_new_tokens: int, temperature: float,
-    stop: tuple[str, ...],
+    stop: tuple[str, ...], finished: Callable[[int], None] | None = None,
 ) -> list[Completion]:
     """Prompts left-padded into one batch sharing a KV cache: each distinct prompt is read once and its
     cache copied to the rows that repeat it; a row samples with its own generator and leaves the batch
-    at EOS or a stop string, so a row's output is the same in any batch."""
+    at EOS or a stop string, so a row's output is the same in any batch. `finished(k)` hears of rows done."""
     import torch
     from transformers import DynamicCache
 
@@ -72,7 +73,10 @@ def generate_batch(
                 )
                 if not ended:
                     keep.append(k)
+            if finished is not None and len(keep) < len(active):
+                finished(len(active) - len(keep))
             if not keep:
+                active = []
                 break
             if len(keep) < len(active):
                 chosen = torch.tensor(keep)
@@ -82,6 +86,8 @@ def generate_batch(
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
             positions = positions + 1
             logits = forward(lm, torch.tensor(step).unsqueeze(1), mask, positions, cache)
+    if finished is not None and active:
+        finished(len(active))
     return [Completion(lm.tokenizer.decode(row, skip_special_tokens=True).lstrip(), lp, len(row)) for row, lp in zip(new, logprob)]
 
 

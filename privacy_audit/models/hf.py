@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from privacy_audit._progress import tracker
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
@@ -101,9 +102,14 @@ class TransformersModel(LanguageModel):
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        tick = tracker("loading model", "part")
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=local_files_only)
+            if tick is not None:
+                tick(1, 2)
             model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, local_files_only=local_files_only)
+            if tick is not None:
+                tick(2, 2)
         except (OSError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {source!r}: {first}") from None
@@ -195,10 +201,17 @@ class TransformersModel(LanguageModel):
         size = batch_size or default_batch(self.model.config, max(len(e) for e in encoded) + max_new_tokens)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         outputs: dict[int, Completion] = {}
+        tick, done_rows = tracker("generating", "samples"), [0]
+
+        def finished(k: int) -> None:
+            done_rows[0] += k
+            if tick is not None:
+                tick(done_rows[0], len(encoded))
+
         for start in range(0, len(order), size):
             rows = order[start : start + size]
             done = generate_batch(self, [encoded[i] for i in rows], [seeds[i] for i in rows],
-                                  max_new_tokens=max_new_tokens, temperature=temperature, stop=stop)
+                                  max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, finished=finished)
             outputs.update(zip(rows, done))
         return [outputs[i] for i in range(len(encoded))]
 

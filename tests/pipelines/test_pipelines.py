@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from privacy_audit import MockModel, teach
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, PipelineError
+from privacy_audit.models.base import Completion
 from privacy_audit.pipelines import Record, RoundArtifact, TeacherArtifact, run_pipeline, student_accuracy
 
 TEACHERS = Path(__file__).parent / "teachers"
@@ -96,6 +97,34 @@ def test_examples_pipeline_keeps_per_teacher_artifacts(sms_jsonl, tiny_model, ag
     assert all(x.private.startswith("Text: ") for x in gens)
     if aggregator == "voting":
         assert all(len(r.votes) == 3 for r in rounds)
+
+
+class _TwoSamples(MockModel):
+    """Each teacher's first sample copies its prompt's first example, its second is gibberish; `reported`
+    says whether the backend reports the gibberish as the likelier one (as a log-probability) or says nothing."""
+
+    def __init__(self, reported: bool) -> None:
+        super().__init__()
+        self.reported = reported
+
+    def _generate(self, prompts, **kwargs):
+        out = []
+        for i, prompt in enumerate(prompts):
+            copy, gibberish = prompt.split("\n\n")[0], "Text: qzxv jwkq\nClass: spam"
+            text = copy if i % 2 == 0 else gibberish
+            out.append(Completion(text, -1.0 if i % 2 else -500.0, 10) if self.reported else text)
+        return out
+
+
+@pytest.mark.parametrize("reported", [True, False])
+def test_examples_teachers_keep_the_sample_they_found_likeliest(sms_jsonl, reported):
+    """A teacher keeps the sample its backend reports as likeliest per token; with no report it scores them after its prompt."""
+    opts = {"teachers": 2, "n": 3, "n_gen": 2, "samples": 2, "keep": 1, "labels": {"ham": "not spam"}}
+    out = run_pipeline("examples", records(sms_jsonl), model=_TwoSamples(reported), seed=1, options=opts)
+    turns = [x for x in out.artifacts if isinstance(x, TeacherArtifact)]
+    assert len(turns) == 6 and all(len(t.generated) == 2 for t in turns)
+    assert all(t.kept == (t.generated[1] if reported else t.generated[0],) for t in turns)
+    assert all(t.generated[0] == t.private.split("\n\n")[0] for t in turns)
 
 
 def test_examples_pipeline_checks_its_options(sms_jsonl):
