@@ -241,7 +241,7 @@ def _statistics(
             if fit.poor_fit else
             "fit not rejected (calibrated Kolmogorov-Smirnov p >= 0.05); an estimate beside the rank-based exposure, "
             "not a bound, and an extrapolation wherever a canary lies beyond every reference"
-        )
+        ) + (f"; fitted to a random {fit.references_fitted:,} of the {refs.size:,} references" if fit.references_fitted != refs.size else "")
     else:
         note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
     if randomized:

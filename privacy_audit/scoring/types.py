@@ -90,6 +90,7 @@ class SkewnormFit(BaseModel):
     parametric bootstrap (each bootstrap sample refitted, so the test keeps its level).
 
     `poor_fit`: the fit is rejected at the 5% level, so its extrapolated exposures must not be trusted.
+    `references_fitted`: how many references it was fitted to (a uniform random subsample of a larger set).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -100,6 +101,7 @@ class SkewnormFit(BaseModel):
     ks_statistic: float
     ks_p_value: float
     poor_fit: bool
+    references_fitted: int | None = None
     calibration: str = "parametric bootstrap"
 
 

@@ -167,3 +167,15 @@ def test_calibrated_fit_test_rejects_heavy_tails_the_plain_test_misses():
         calibrated += fit.poor_fit
         plain += stats.kstest(refs, "skewnorm", args=(fit.a, fit.loc, fit.scale)).pvalue < 0.05
     assert calibrated / reps >= 0.4 and calibrated > plain
+
+
+def test_a_large_reference_set_is_fitted_on_a_random_subsample():
+    """A whole 10^4 space of references is fitted on 2,000 of them, drawn at random: the same parameters
+    within sampling error, and the calibrated test still rejects a bimodal set."""
+    rng = np.random.default_rng(4)
+    refs = stats.skewnorm.rvs(3.0, loc=10, scale=2, size=10_000, random_state=rng)
+    fit = fit_skewnorm(refs, rng=rng, bootstrap=19)
+    assert fit.references_fitted == 2000 and fit.a == pytest.approx(3.0, rel=0.35) and fit.loc == pytest.approx(10, abs=0.3)
+    assert fit_skewnorm(refs[:300], rng=rng, bootstrap=19).references_fitted == 300
+    bimodal = np.concatenate([np.zeros(5000), np.full(5000, 10.0)]) + rng.normal(0, 0.01, 10_000)
+    assert fit_skewnorm(bimodal, rng=rng, bootstrap=39).poor_fit  # smallest p-value 1/40
