@@ -1,12 +1,14 @@
 """Scoring engine vs the naive approach, on the embedded model, in one run.
 
-    python benchmarks/bench_engine.py [--sample 30] [--skip-6]
+    python benchmarks/bench_engine.py [--sample 30] [--skip-6] [--skip-cli]
 
 Measures: model load from the converted-model cache; naive scoring (one full forward pass per
 candidate, on a sample); the engine's exact exposure over the 4-digit and 6-digit spaces (with the
 prompt pass included); best-first search for a high-exposure canary in the 10^6 space; token steps
 per second against the machine's measured fp32 matmul rate; agreement with naive (max |diff| in bits
-on the sample); peak resident memory. Prints Markdown for benchmarks/RESULTS.md.
+on the sample); peak resident memory; and where a 4-digit exact `privacy-audit score` through the
+CLI spends its time (fresh processes for the CLI and the imports, in-process for load and scoring).
+Prints Markdown for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import argparse
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from importlib.resources import files
 
 import numpy as np
@@ -50,10 +56,50 @@ def matmul_floor(model, rows: int = 512) -> tuple[float, float]:
     return flops / seconds / 1e9, rows / seconds
 
 
+def wall(argv: list[str]) -> float:
+    """Seconds a fresh process takes to run `argv` (the best of 3), failing loudly if it fails."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def cli_split(model, canary_set, context: str, load_s: float) -> list[tuple[str, str]]:
+    """Where a 4-digit exact `privacy-audit score` spends its time: the whole command, the imports
+    (fresh processes), and model load and scoring with the command's defaults (in process)."""
+    from privacy_audit.canaries.canary import save_canary_set
+    from privacy_audit.scoring.options import ScoringOptions
+    from privacy_audit.scoring.score import score_prompt
+
+    cli = str(Path(sys.executable).with_name("privacy-audit"))
+    with tempfile.TemporaryDirectory() as tmp:
+        save_canary_set(canary_set, Path(tmp) / "c.json")
+        (Path(tmp) / "p.txt").write_text(context, encoding="utf-8")
+        total = wall([cli, "score", "--exact", "--prompt", f"{tmp}/p.txt", "--canaries", f"{tmp}/c.json", "--out", f"{tmp}/r.json"])
+    python = wall([sys.executable, "-c", "pass"])
+    imports_cli = wall([sys.executable, "-c", "import privacy_audit.cli"])
+    imports_torch = wall([sys.executable, "-c", "import torch, transformers; from transformers import AutoModelForCausalLM, AutoTokenizer"])
+    t = time.perf_counter()
+    score_prompt(model, context, canary_set, ScoringOptions(mode="exact"))
+    scoring = time.perf_counter() - t
+    rest = total - imports_cli - (imports_torch - python) - load_s - scoring
+    return [
+        ("CLI: `privacy-audit score --exact`, 4-digit, whole command (best of 3)", f"{total:.2f} s"),
+        ("  Python start and the CLI's imports (no torch)", f"{imports_cli:.2f} s"),
+        ("  torch and transformers imports", f"{imports_torch - python:.2f} s"),
+        ("  model load (converted cache; in process, imports done)", f"{load_s:.2f} s"),
+        ("  scoring with the command's defaults (exact ranks, extraction, statistics; in process)", f"{scoring:.2f} s"),
+        ("  the rest (report, plots, writing; by difference)", f"{rest:.2f} s"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sample", type=int, default=30, help="candidates scored the naive way")
     parser.add_argument("--skip-6", action="store_true", help="skip the 6-digit exact run (about 4 minutes)")
+    parser.add_argument("--skip-cli", action="store_true", help="skip the CLI start-up split")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -63,6 +109,8 @@ def main() -> None:
     from privacy_audit.models import load_model
     from privacy_audit.pipelines import Record, run_pipeline
     from privacy_audit.scoring.search import align, best_first
+
+    import transformers  # noqa: F401  (imported before the clock starts: load_s is the load alone)
 
     t0 = time.perf_counter()
     model = load_model("embedded")
@@ -143,6 +191,8 @@ def main() -> None:
         line += f"; exact rank {ranks6[0]}"
     out.append(("best-first search, planted canary in the 10^6 space", line))
     out.append(("peak RSS", f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2:.2f} GB"))
+    if not args.skip_cli:
+        out += cli_split(model, cs4, context, load_s)
     print(f"{time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), chunk_tokens {model.chunk_tokens}")
     print("| measure | value |\n|---|---|")

@@ -1,11 +1,12 @@
 """Batched against one-at-a-time generation on the examples pipeline, embedded model, in one run.
 
-    python benchmarks/bench_generation.py [--rounds 1]
+    python benchmarks/bench_generation.py [--rounds 2]
 
 Runs the paper's synthetic-examples pipeline (8 teachers, n_gen 4, 4 samples each, temperature 0.7,
 96 new tokens) on the bundled SMS messages twice with the same seed: `batch_size=1` (one sequence at
-a time, the old behaviour) and the default batch (every sample of a round at once, left-padded,
-sharing one KV cache, a generator per row). Checks that both write the same teaching prompt and
+a time, the old behaviour) and the default batch (the samples of every round at once, left-padded,
+shortest prompts together, sharing one KV cache, a generator per row). Teachers keep samples by the
+log-probability they were sampled with in both. Checks that both write the same teaching prompt and
 prints Markdown for benchmarks/RESULTS.md.
 """
 
@@ -20,7 +21,7 @@ from importlib.resources import files
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=1, help="examples the pipeline writes (n)")
+    parser.add_argument("--rounds", type=int, default=2, help="examples the pipeline writes (n)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch

@@ -61,7 +61,7 @@ def generate_batch(
         logits, mask, positions = logits[of_row], mask[of_row], positions[of_row, -1:]
         active = list(range(len(batch)))
         enders = {s[-1] for s in stop if s}
-        for _ in range(max_new_tokens):
+        for left in range(max_new_tokens - 1, -1, -1):
             step, step_logprobs = next_tokens(logits, temperature, [generators[r] for r in active])
             keep = []
             for k, (r, tok, lp) in enumerate(zip(active, step, step_logprobs)):
@@ -75,8 +75,8 @@ def generate_batch(
                     keep.append(k)
             if finished is not None and len(keep) < len(active):
                 finished(len(active) - len(keep))
-            if not keep:
-                active = []
+            if not keep or not left:  # all done, or no token left to generate (no step computed in vain)
+                active = [active[k] for k in keep]
                 break
             if len(keep) < len(active):
                 chosen = torch.tensor(keep)
