@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -353,7 +353,7 @@ class LanguageModel(ABC):
         if len(out) != len(prompts) or not all(isinstance(t, (str, Completion)) for t in out):
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
         done = [c if isinstance(c, Completion) else Completion(c) for c in out]
-        return [Completion(truncate_at(c.text, stop), c.logprob, c.tokens) for c in done]
+        return [replace(c, text=truncate_at(c.text, stop)) for c in done]
 
     @abstractmethod
     def _open_context(self, context: str) -> ContextBackend:

@@ -201,17 +201,17 @@ class TransformersModel(LanguageModel):
         size = batch_size or default_batch(self.model.config, max(len(e) for e in encoded) + max_new_tokens)
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
         outputs: dict[int, Completion] = {}
-        tick, done_rows = tracker("generating", "samples"), [0]
+        tick, done_rows = tracker("generating", "samples"), 0
 
         def finished(k: int) -> None:
-            done_rows[0] += k
-            if tick is not None:
-                tick(done_rows[0], len(encoded))
+            nonlocal done_rows
+            done_rows += k
+            tick(done_rows, len(encoded))
 
         for start in range(0, len(order), size):
             rows = order[start : start + size]
-            done = generate_batch(self, [encoded[i] for i in rows], [seeds[i] for i in rows],
-                                  max_new_tokens=max_new_tokens, temperature=temperature, stop=stop, finished=finished)
+            done = generate_batch(self, [encoded[i] for i in rows], [seeds[i] for i in rows], max_new_tokens=max_new_tokens,
+                                  temperature=temperature, stop=stop, finished=finished if tick is not None else None)
             outputs.update(zip(rows, done))
         return [outputs[i] for i in range(len(encoded))]
 
