@@ -79,6 +79,9 @@ class TransformersModel(LanguageModel):
         self._last_session: _HFContext | None = None
         params = inspect.signature(model.forward).parameters
         self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        from privacy_audit.models import tree_attention
+
+        self._tree_attention = tree_attention.install(model)
         if not getattr(tokenizer, "is_fast", False):
             raise ModelError(f"{name}: scoring needs a fast tokenizer (one with character offsets)")
 
@@ -340,6 +343,17 @@ class _HFContext(ContextBackend):
 
     def forward(self, input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
         lm, torch = self.lm, self.lm.torch
+        from privacy_audit.models.tree_attention import NAME, ancestors
+
+        if lm._tree_attention and lm.model.config._attn_implementation == NAME:
+            idx, bias = ancestors(tree)
+            with torch.inference_mode():
+                result = lm.model(
+                    input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device),
+                    attention_mask=bias[None, None].to(lm.device, lm.dtype), use_cache=False, logits_to_keep=keep,
+                    tree_context=self.cache, tree_ancestors=idx.to(lm.device),
+                )
+            return result.logits[0].cpu()
         n = input_ids.shape[1]
         allowed = torch.cat([torch.ones((n, self.ctx_len), dtype=torch.bool), tree], dim=1)
         mask = torch.zeros(allowed.shape, dtype=lm.dtype).masked_fill_(~allowed, torch.finfo(lm.dtype).min)

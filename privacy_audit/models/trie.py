@@ -3,8 +3,9 @@
 The context runs once; its KV cache is shared (never copied per candidate). Candidates' token
 sequences form a prefix tree; each internal node needs one token step, the leaves none (their
 log-probs come from the parent's logits). A forward pass takes a set of tree nodes plus their
-ancestors as one sequence, with a 4D attention mask in which each token sees the context and its
-own ancestors, and position ids equal to its depth. A k-digit space costs 1 + 10 + ... + 10^(k-1)
+ancestors as one sequence, with a mask in which each token sees the context and its own ancestors,
+and position ids equal to its depth (the transformers backend attends through each token's ancestor
+list, `models.tree_attention`, where the model allows). A k-digit space costs 1 + 10 + ... + 10^(k-1)
 token steps. The same step serves the full trie walk and lazy best-first search.
 """
 

@@ -21,8 +21,11 @@ torch = pytest.importorskip("torch")
     ids=["digits", "names-of-different-lengths", "text-after-secret"],
 )
 @pytest.mark.parametrize("chunk_tokens", [3, 64, 4096])
-def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens):
+@pytest.mark.parametrize("tree_attention", [True, False], ids=["tree-attention", "dense-mask"])
+def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens, tree_attention):
+    assert tiny_model._tree_attention, "the tiny Llama (SDPA attention) takes the tree-attention path"
     tiny_model.chunk_tokens = chunk_tokens
+    tiny_model._tree_attention = tree_attention
     try:
         context = "Text: hello there, the secret code is 123.\nClass: spam\n"
         got = tiny_model.logprobs(context, continuations)
@@ -31,6 +34,45 @@ def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens):
             np.testing.assert_allclose(got.totals(from_char), want, atol=1e-4)
     finally:
         tiny_model.chunk_tokens = 64
+        tiny_model._tree_attention = True
+
+
+def test_tree_attention_without_the_cpu_flash_kernel(tiny_model, monkeypatch):
+    from privacy_audit.models import tree_attention
+
+    monkeypatch.setattr(tree_attention, "_FLASH_CPU", None)
+    context, continuations = "Text: hello, the code is 123.\n", [f"The code is {i:03d}" for i in range(0, 1000, 41)]
+    got = tiny_model.logprobs(context, continuations).totals()
+    np.testing.assert_allclose(got, [joint_reference(tiny_model, context, c, 0) for c in continuations], atol=1e-4)
+
+
+def test_tree_ancestors_from_the_mask():
+    from privacy_audit.models.tree_attention import ancestors
+
+    # chunk order: 0 (root child), 1 (child of 0), 2 (child of 1), 3 (another root child)
+    tree = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [0, 0, 0, 1]], dtype=torch.bool)
+    idx, bias = ancestors(tree)
+    assert idx.tolist() == [[0, 0, 0], [0, 1, 1], [0, 1, 2], [3, 3, 3]]
+    inf = float("-inf")
+    assert bias.tolist() == [[0, inf, inf], [0, 0, inf], [0, 0, 0], [0, inf, inf]]
+
+
+def test_a_model_without_sdpa_attention_scores_through_the_dense_mask():
+    import copy
+
+    from transformers import LlamaForCausalLM
+
+    from privacy_audit.models.hf import TransformersModel
+    from tests.conftest import make_tiny_model
+
+    sdpa = make_tiny_model()
+    eager = LlamaForCausalLM._from_config(copy.deepcopy(sdpa.model.config), attn_implementation="eager")
+    eager.load_state_dict(sdpa.model.state_dict())
+    model = TransformersModel(eager, sdpa.tokenizer, name="tiny-eager")
+    assert not model._tree_attention and model.model.config._attn_implementation == "eager"
+    context, continuations = "Text: the code is 12.\n", [f"code {i:02d}" for i in range(30)]
+    np.testing.assert_allclose(model.logprobs(context, continuations).totals(),
+                               sdpa.logprobs(context, continuations).totals(), atol=1e-4)
 
 
 def test_context_is_reused_across_batches(tiny_model):
