@@ -343,17 +343,20 @@ class _HFContext(ContextBackend):
 
     def forward(self, input_ids: Any, position_ids: Any, tree: Any, keep: int) -> Any:
         lm, torch = self.lm, self.lm.torch
-        from privacy_audit.models.tree_attention import NAME, ancestors
+        from privacy_audit.models.tree_attention import NAME, Unsupported, ancestors
 
         if lm._tree_attention and lm.model.config._attn_implementation == NAME:
             idx, bias = ancestors(tree)
-            with torch.inference_mode():
-                result = lm.model(
-                    input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device),
-                    attention_mask=bias[None, None].to(lm.device, lm.dtype), use_cache=False, logits_to_keep=keep,
-                    tree_context=self.cache, tree_ancestors=idx.to(lm.device),
-                )
-            return result.logits[0].cpu()
+            try:
+                with torch.inference_mode():
+                    result = lm.model(
+                        input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device),
+                        attention_mask=bias[None, None].to(lm.device, lm.dtype), use_cache=False, logits_to_keep=keep,
+                        tree_context=self.cache, tree_ancestors=idx.to(lm.device),
+                    )
+                return result.logits[0].cpu()
+            except Unsupported:
+                lm._tree_attention = False  # this model needs the dense mask from now on
         n = input_ids.shape[1]
         allowed = torch.cat([torch.ones((n, self.ctx_len), dtype=torch.bool), tree], dim=1)
         mask = torch.zeros(allowed.shape, dtype=lm.dtype).masked_fill_(~allowed, torch.finfo(lm.dtype).min)

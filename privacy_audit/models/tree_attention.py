@@ -22,9 +22,11 @@ _FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cp
 def install(model: Any) -> bool:
     """Route the model's attention through `attention` if it uses transformers' SDPA attention through
     the AttentionInterface; False (model untouched) for any other implementation."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
+    try:
+        from transformers import AttentionInterface
+        from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+    except ImportError:  # transformers before the AttentionInterface
+        return False
     config = getattr(model, "config", None)
     if getattr(config, "_attn_implementation", None) not in ("sdpa", NAME):
         return False
@@ -35,6 +37,10 @@ def install(model: Any) -> bool:
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
     model.set_attn_implementation(NAME)
     return model.config._attn_implementation == NAME
+
+
+class Unsupported(Exception):
+    """The model asked for an attention feature tree attention does not implement; score through the mask."""
 
 
 def ancestors(tree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -71,9 +77,12 @@ def attention(
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
     if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
-        raise ValueError("tree attention supports neither soft-capping nor sliding windows")
-    layer = tree_context.layers[module.layer_idx]
-    k_ctx, v_ctx = layer.keys, layer.values  # [1, kv_heads, ctx, d]
+        raise Unsupported("soft-capping or a sliding window")
+    if hasattr(tree_context, "layers"):
+        layer = tree_context.layers[module.layer_idx]
+        k_ctx, v_ctx = layer.keys, layer.values  # [1, kv_heads, ctx, d]
+    else:  # caches of transformers 4.x
+        k_ctx, v_ctx = tree_context.key_cache[module.layer_idx], tree_context.value_cache[module.layer_idx]
     idx, bias = tree_ancestors, attention_mask[0, 0]
     b, heads, n, d = query.shape
     kv_heads = key.shape[1]

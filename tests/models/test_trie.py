@@ -46,6 +46,25 @@ def test_tree_attention_without_the_cpu_flash_kernel(tiny_model, monkeypatch):
     np.testing.assert_allclose(got, [joint_reference(tiny_model, context, c, 0) for c in continuations], atol=1e-4)
 
 
+def test_an_attention_feature_tree_attention_lacks_falls_back_to_the_dense_mask(monkeypatch):
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    from privacy_audit.models import tree_attention
+    from tests.conftest import make_tiny_model
+
+    def refuse(module, *args, tree_context=None, **kwargs):
+        if tree_context is not None:
+            raise tree_attention.Unsupported("as a soft-capped model would")
+        return tree_attention.attention(module, *args, **kwargs)
+
+    model = make_tiny_model()
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, tree_attention.NAME, refuse)
+    context, continuations = "Text: hello, the code is 123.\n", [f"The code is {i:03d}" for i in range(0, 1000, 41)]
+    got = model.logprobs(context, continuations).totals()
+    assert not model._tree_attention
+    np.testing.assert_allclose(got, [joint_reference(model, context, c, 0) for c in continuations], atol=1e-4)
+
+
 def test_tree_ancestors_from_the_mask():
     from privacy_audit.models.tree_attention import ancestors
 
