@@ -348,32 +348,26 @@ class _HFContext(ContextBackend):
         if lm._tree_attention and lm.model.config._attn_implementation == NAME:
             idx, bias = ancestors(tree)
             try:
-                with torch.inference_mode():
-                    result = lm.model(
-                        input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device),
-                        attention_mask=bias[None, None].to(lm.device, lm.dtype), use_cache=False, logits_to_keep=keep,
-                        tree_context=self.cache, tree_ancestors=idx.to(lm.device),
-                    )
-                return result.logits[0].cpu()
+                return self._logits(input_ids, position_ids, keep, attention_mask=bias[None, None].to(lm.device, lm.dtype),
+                                    use_cache=False, tree_context=self.cache, tree_ancestors=idx.to(lm.device))
             except Unsupported:
                 lm._tree_attention = False  # this model needs the dense mask from now on
         n = input_ids.shape[1]
         allowed = torch.cat([torch.ones((n, self.ctx_len), dtype=torch.bool), tree], dim=1)
         mask = torch.zeros(allowed.shape, dtype=lm.dtype).masked_fill_(~allowed, torch.finfo(lm.dtype).min)
         try:
-            with torch.inference_mode():
-                result = lm.model(
-                    input_ids=input_ids.to(lm.device),
-                    position_ids=position_ids.to(lm.device),
-                    attention_mask=mask[None, None].to(lm.device),
-                    use_cache=True,
-                    logits_to_keep=keep,
-                    **{lm._cache_kwarg: self.cache},
-                )
+            return self._logits(input_ids, position_ids, keep, attention_mask=mask[None, None].to(lm.device),
+                                use_cache=True, **{lm._cache_kwarg: self.cache})
         finally:
             extra = self.cache.get_seq_length() - self.ctx_len
             if extra:
                 self.cache.crop(-extra)
+
+    def _logits(self, input_ids: Any, position_ids: Any, keep: int, **kwargs: Any) -> Any:
+        """The model's logits of the last `keep` tokens of one tree chunk, on the CPU."""
+        lm = self.lm
+        with lm.torch.inference_mode():
+            result = lm.model(input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device), logits_to_keep=keep, **kwargs)
         return result.logits[0].cpu()
 
 

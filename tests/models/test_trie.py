@@ -37,13 +37,17 @@ def test_trie_equals_plain_forward(tiny_model, continuations, chunk_tokens, tree
         tiny_model._tree_attention = True
 
 
+def assert_codes_equal_plain_forward(model):
+    context, continuations = "Text: hello, the code is 123.\n", [f"The code is {i:03d}" for i in range(0, 1000, 41)]
+    got = model.logprobs(context, continuations).totals()
+    np.testing.assert_allclose(got, [joint_reference(model, context, c, 0) for c in continuations], atol=1e-4)
+
+
 def test_tree_attention_without_the_cpu_flash_kernel(tiny_model, monkeypatch):
     from privacy_audit.models import tree_attention
 
     monkeypatch.setattr(tree_attention, "_FLASH_CPU", None)
-    context, continuations = "Text: hello, the code is 123.\n", [f"The code is {i:03d}" for i in range(0, 1000, 41)]
-    got = tiny_model.logprobs(context, continuations).totals()
-    np.testing.assert_allclose(got, [joint_reference(tiny_model, context, c, 0) for c in continuations], atol=1e-4)
+    assert_codes_equal_plain_forward(tiny_model)
 
 
 def test_an_attention_feature_tree_attention_lacks_falls_back_to_the_dense_mask(monkeypatch):
@@ -59,10 +63,8 @@ def test_an_attention_feature_tree_attention_lacks_falls_back_to_the_dense_mask(
 
     model = make_tiny_model()
     monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS._global_mapping, tree_attention.NAME, refuse)
-    context, continuations = "Text: hello, the code is 123.\n", [f"The code is {i:03d}" for i in range(0, 1000, 41)]
-    got = model.logprobs(context, continuations).totals()
+    assert_codes_equal_plain_forward(model)
     assert not model._tree_attention
-    np.testing.assert_allclose(got, [joint_reference(model, context, c, 0) for c in continuations], atol=1e-4)
 
 
 def test_tree_ancestors_from_the_mask():
