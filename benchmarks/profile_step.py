@@ -63,7 +63,7 @@ def main() -> None:
         t = time.perf_counter()
         with torch.inference_mode():
             hidden = body(input_ids=inp, position_ids=positions, attention_mask=mask, use_cache=True,
-                          **{lm._cache_kwarg: session.cache}).last_hidden_state[0, -len(run):]
+                          **{lm.cache_kwarg: session.cache}).last_hidden_state[0, -len(run):]
         session.cache.crop(-(session.cache.get_seq_length() - session.ctx_len))
         timings["transformer body"] += time.perf_counter() - t
         t = time.perf_counter()

@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from privacy_audit._io import tracking_reads
 from privacy_audit._progress import watching
-from privacy_audit.errors import PrivacyAuditError
+from privacy_audit.errors import PrivacyAuditError, Terminated
 from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.reports.text import clean
 
@@ -37,6 +40,9 @@ class AuditGroup(click.Group):
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         debug = "--debug" in sys.argv[1:2]
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):  # end like Ctrl-C: every `finally` runs (staged outputs removed)
+                signal.signal(sig, _terminate)
         try:
             code = super().main(*args, **kwargs)
             sys.stdout.flush()
@@ -55,7 +61,7 @@ class AuditGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with watching(progress):  # model load and generation draw their bars here (on a terminal)
+            with watching(progress), tracking_reads():  # bars for model load and generation; no output replaces a file read
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -63,6 +69,10 @@ class AuditGroup(click.Group):
             _fail("interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED, prefix="")
         except Exception as exc:
             _fail_on(exc, debug=bool(ctx.meta.get("privacy_audit.debug")))
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
 
 
 def _fail(message: str, code: int, *, prefix: str = "error: ") -> None:
@@ -85,6 +95,9 @@ def _fail_on(exc: BaseException, *, debug: bool) -> None:
         traceback.print_exception(exc)
     if isinstance(exc, KeyboardInterrupt):
         _fail("interrupted", EXIT_INTERRUPTED, prefix="")
+    if isinstance(exc, Terminated):
+        _fail(f"terminated by {signal.Signals(exc.signum).name}; outputs already written are complete, nothing partial was left",
+              128 + exc.signum, prefix="")
     if isinstance(exc, PrivacyAuditError):
         _fail(str(exc), EXIT_BAD_INPUT)
     if isinstance(exc, OSError):
@@ -144,24 +157,25 @@ def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+class RuleCommand(click.Command):
+    """A command that takes the gate's thresholds as flags, made from the rule registry when the command
+    runs (so a rule registered by a plugin gets its flag too); each overrides the same key of --config."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from privacy_audit.gate import RULES, SETTINGS
+
+        own = super().get_params(ctx)
+        taken = {p.name for p in own}
+        flags = [
+            click.Option([s.flag, s.name], type=s.kind, default=None, help=s.help)
+            for s in [*RULES.values(), *SETTINGS.values()] if s.name not in taken
+        ]
+        help_option = [p for p in own if p.name == "help"]
+        return [p for p in own if p.name != "help"] + flags + help_option
+
+
 def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The gate's thresholds as CLI flags (each overrides the same key of --config or pyproject.toml)."""
-    flags = [
-        ("--max-exposure", "max_exposure_bits", float, "Fail when a planted canary's exposure exceeds BITS."),
-        ("--max-exposure-fraction", "max_exposure_fraction", float, "Same, as a fraction of log2|S| (0..1)."),
-        ("--max-greedy-extracted", "max_greedy_extracted", int, "Fail when more planted secrets are recovered by greedy decoding."),
-        ("--min-guesses", "min_guesses", int, "Fail when a planted secret is found in fewer most-likely-first guesses."),
-        ("--max-rank-zero", "max_rank_zero", int, "Paper protocol: fail when more canaries have rank 0."),
-        ("--min-mean-rank-p", "min_mean_rank_p_value", float, "Paper protocol: fail when the mean-rank p-value is lower."),
-        ("--max-verbatim", "max_verbatim", int, "Fail when more planted secrets appear verbatim in the prompt."),
-        ("--max-verbatim-rate", "max_verbatim_rate", float, "Fail when more generated units copy private text verbatim (rate)."),
-        ("--max-fuzzy-fraction", "max_fuzzy_fraction", float, "Fail when more generated units lie within --fuzzy-distance."),
-        ("--fuzzy-distance", "fuzzy_distance", float, "Distance under which a generated unit counts as a fuzzy copy (default 0.1)."),
-        ("--max-auc", "max_auc", float, "Fail when the reconstruction AUC exceeds this."),
-        ("--alpha", "alpha", float, "Family-wise level of the chance rule, which always runs (default 0.01)."),
-    ]
-    for flag, dest, kind, text in reversed(flags):
-        fn = click.option(flag, dest, type=kind, default=None, help=text)(fn)
+    """The --config option of a `RuleCommand` (its rule flags come from the registry)."""
     return click.option("--config", "gate_config", type=click.Path(dir_okay=False), default=None,
                         help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).")(fn)
 

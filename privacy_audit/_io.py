@@ -1,5 +1,5 @@
-"""File input and output shared by every stage: atomic writes, strict JSONL reading, and the guards
-that keep a command from reading a special file or writing over one of its own inputs."""
+"""File input and output shared by every stage: atomic, all-or-nothing writes, strict JSONL reading, and
+the guards that keep a command from reading a special file or writing over anything it read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import os
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,52 @@ PRIVATE_MODE = 0o600
 MAX_INPUT_BYTES = 2 * 1024**3
 
 
+# Files read while `tracking_reads` is on (one CLI command), by device and inode: no output may replace one.
+_READS: ContextVar[set[tuple[int, int]] | None] = ContextVar("privacy_audit_reads", default=None)
+# Outputs staged inside `all_or_nothing`, as (temp file, target, may replace an input).
+_STAGED: ContextVar[list[tuple[Path, Path, bool]] | None] = ContextVar("privacy_audit_staged", default=None)
+
+
+@contextmanager
+def tracking_reads() -> Iterator[None]:
+    """Within the block, every file read through this module is one of the inputs no output may replace,
+    whether or not the command line named it (a word list, a preset, a config's data, a teacher's script)."""
+    token = _READS.set(set())
+    try:
+        yield
+    finally:
+        _READS.reset(token)
+
+
+def _remember(info: os.stat_result) -> None:
+    seen = _READS.get()
+    if seen is not None:
+        seen.add((info.st_dev, info.st_ino))
+
+
+def _was_read(path: Path) -> bool:
+    seen = _READS.get()
+    if not seen:
+        return False
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return (info.st_dev, info.st_ino) in seen
+
+
+def read_bytes(path: str | os.PathLike[str], *, what: str = "file") -> bytes:
+    """A regular file's bytes (remembered as an input, see `tracking_reads`)."""
+    p = regular_input(path, what=what)
+    try:
+        return p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {p}: {exc.strerror}") from None
+
+
 def regular_input(path: str | os.PathLike[str], *, what: str = "file") -> Path:
-    """`path` as an existing regular file (a FIFO, a device or a folder is refused before it is opened)."""
+    """`path` as an existing regular file (a FIFO, a device or a folder is refused before it is opened),
+    remembered as an input of the command (`tracking_reads`)."""
     p = Path(path)
     try:
         info = p.stat()
@@ -33,6 +79,7 @@ def regular_input(path: str | os.PathLike[str], *, what: str = "file") -> Path:
         raise InputError(f"{what} {p} is not a regular file (a pipe, device or socket cannot be read as input)")
     if info.st_size > MAX_INPUT_BYTES:
         raise InputError(f"{what} {p} is {info.st_size:,} bytes, more than the {MAX_INPUT_BYTES:,} privacy-audit reads")
+    _remember(info)
     return p
 
 
@@ -51,10 +98,14 @@ def make_folder(path: str | os.PathLike[str], *, what: str = "output folder") ->
 
 
 def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None]) -> None:
-    """Refuse a command whose output would replace one of its inputs (the same file by any path or link),
-    or whose output is an existing special file (a device, a pipe) or folder."""
+    """Before any work: refuse a command whose output would replace one of its inputs (the same file by any
+    path or link), lies in a folder that does not exist, or is an existing special file (a device, a pipe)
+    or folder."""
     ins = [Path(p) for p in inputs if p is not None]
     for out in (Path(o) for o in outputs if o is not None):
+        folder = out.parent if str(out.parent) else Path(".")
+        if not folder.is_dir():
+            raise InputError(f"cannot write {out}: {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
         try:
             info = out.stat()
         except FileNotFoundError:
@@ -76,25 +127,77 @@ def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iter
                 raise InputError(f"output {out} is the input {src}; write the output somewhere else (inputs are never modified)")
 
 
-def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, private: bool = False) -> Path:
-    """Write `data` to `path` via a temp file in the same folder and a rename.
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Every output written in the block is staged as a temp file beside its target and all are put in place
+    together when the block ends; on any error (a full disk, a bad value, Ctrl-C) the staged files are
+    removed, so the block writes everything or nothing and replaces no file. Nested blocks join the outer one."""
+    if _STAGED.get() is not None:
+        yield
+        return
+    staged: list[tuple[Path, Path, bool]] = []
+    token = _STAGED.set(staged)
+    try:
+        yield
+    except BaseException:
+        _discard(staged)
+        raise
+    finally:
+        _STAGED.reset(token)
+    _commit(staged)
 
-    A reader sees the old file or the new one, never a torn one. A symbolic link at `path` is replaced
-    by the file (never followed); an existing device or folder there is refused. `private` files
-    (canary sets, planted data, anything holding secrets) get mode 0600; others the usual mode.
-    """
-    target = Path(path)
+
+def _discard(staged: list[tuple[Path, Path, bool]]) -> None:
+    for tmp, _, _ in staged:
+        tmp.unlink(missing_ok=True)
+
+
+def _commit(staged: list[tuple[Path, Path, bool]]) -> None:
+    """Check every target once more (none was read by this command, none is a folder or special file), then rename."""
+    try:
+        for _, target, replaces_input in staged:
+            _check_target(target, replaces_input=replaces_input)
+    except InputError:
+        _discard(staged)
+        raise
+    for i, (tmp, target, _) in enumerate(staged):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            _discard(staged[i:])
+            raise InputError(f"cannot write {target}: {exc.strerror} (choose another output folder)") from None
+
+
+def _check_target(target: Path, *, replaces_input: bool = False) -> None:
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         what = "is not a folder" if folder.exists() else "does not exist"
         raise InputError(f"cannot write {target}: {folder} {what}")
     if not target.is_symlink() and target.exists() and not target.is_file():
         raise InputError(f"cannot write {target}: it exists and is not a regular file; refusing to replace it")
+    if not replaces_input and _was_read(target):
+        raise InputError(f"output {target} is a file this command read; write the output somewhere else (inputs are never modified)")
+
+
+def atomic_write(
+    path: str | os.PathLike[str], data: str | bytes, *, private: bool = False, replaces_input: bool = False, staged: bool = True
+) -> Path:
+    """Write `data` to `path` via a temp file in the same folder and a rename.
+
+    A reader sees the old file or the new one, never a torn one. A symbolic link at `path` is replaced
+    by the file (never followed); an existing device or folder there is refused, and so is a file this
+    command read, unless `replaces_input` says the command updates it on purpose. `private` files
+    (canary sets, planted data, anything holding secrets) get mode 0600; others the usual mode. Inside
+    `all_or_nothing` the rename waits for the block's end (`staged=False`: now, as for a cache).
+    """
+    target = Path(path)
+    _check_target(target, replaces_input=replaces_input)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(dir=target.parent if str(target.parent) else Path("."), prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror} (choose another output folder)") from None
+    tmp = Path(name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -106,29 +209,32 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes, *, private: bo
             umask = os.umask(0)
             os.umask(umask)
             os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {target}: {exc.strerror} (choose another output folder)") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    batch = _STAGED.get()
+    if staged and batch is not None:
+        batch.append((tmp, target, replaces_input))
+    else:
+        _commit([(tmp, target, replaces_input)])
     return target
 
 
-def write_json(path: str | os.PathLike[str], obj: Any, *, private: bool = False) -> Path:
-    """Atomically write `obj` as indented, key-sorted JSON (stable bytes for the same content)."""
+def write_json(
+    path: str | os.PathLike[str], obj: Any, *, private: bool = False, replaces_input: bool = False, staged: bool = True
+) -> Path:
+    """Atomically write `obj` as indented, key-sorted JSON (stable bytes for the same content; see `atomic_write`)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=True) + "\n"
-    return atomic_write(path, text, private=private)
+    return atomic_write(path, text, private=private, replaces_input=replaces_input, staged=staged)
 
 
 def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
     """Read a UTF-8 text file with one-line errors for the usual problems."""
-    p = regular_input(path, what=what)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {p}: {exc.strerror}") from None
+    p = Path(path)
+    raw = read_bytes(p, what=what)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

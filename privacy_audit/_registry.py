@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
+from privacy_audit._io import read_bytes
 from privacy_audit.errors import InputError
 
 KINDS = ("pipeline", "backend", "space")
@@ -43,14 +44,15 @@ class Component:
     @cached_property
     def schema(self) -> type[BaseModel]:
         """The options schema: the factory's keyword parameters with their types and defaults."""
-        hints = typing.get_type_hints(self.factory)
+        hints = typing.get_type_hints(self.factory, include_extras=True)
         fields: dict[str, Any] = {}
         for p in inspect.signature(self.factory).parameters.values():
             if p.name in self.fixed or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
                 continue
             default = ... if p.default is p.empty else p.default
             fields[p.name] = (hints.get(p.name, Any), default)
-        return create_model(f"{self.name}-options", __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True), **fields)
+        config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, strict=True)  # `true` is not a count, "5" not a number
+        return create_model(f"{self.name}-options", __config__=config, **fields)
 
     def options(self) -> list[str]:
         return sorted(self.schema.model_fields)
@@ -75,7 +77,7 @@ class Component:
         """sha256 of each file the options name that determines the output (so editing it invalidates a cache)."""
         if self.files is None:
             return {}
-        return {f: hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in self.files(options) if Path(f).is_file()}
+        return {f: hashlib.sha256(read_bytes(f, what="file")).hexdigest() for f in self.files(options) if Path(f).is_file()}
 
 
 def register(

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from privacy_audit._io import atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text, write_json
-from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, plant_file, save_canary_set
+from privacy_audit._io import (
+    all_or_nothing, atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text, write_json,
+)
+from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, parse_space, plant_file, save_canary_set
+from privacy_audit.canaries.plant import planting_path
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.plant import Position
 from privacy_audit.canaries.presets import load_preset
@@ -22,7 +25,7 @@ from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, describe, student_accuracy, teaching_path
-from privacy_audit.reports import AuditReport, GateOutcome, load_report, render_comparison, render_markdown, save_report
+from privacy_audit.reports import AuditReport, GateOutcome, holds_secrets, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.reports.compare import Comparison, compare
 from privacy_audit.reports.html import render_comparison_html, render_html
 from privacy_audit.reports.junit import render_junit
@@ -55,6 +58,7 @@ def make_canaries(
         template, space, derived = p.template, p.space, p.derived
     if template is None or space is None:
         raise InputError("give --template and --space (or --preset NAME; see 'privacy-audit canaries list-presets')")
+    guard_outputs(parse_space(space).files, [out])
     canary_set = generate_canary_set(
         template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions,
         derived=derived, preset=preset, randomized=randomized,
@@ -68,12 +72,14 @@ def make_canaries(
 def plant(
     canaries: str | os.PathLike[str], *, data: str | os.PathLike[str], field: str, out: str | os.PathLike[str],
     position: Position = "append", seed: int = 0, data_format: str | None = None, shards: int | None = None,
-    fraction: float = 1.0, shard_field: str = "teacher",
+    fraction: float | None = None, shard_field: str = "teacher",
 ) -> Planting:
     """Plant a canary-set file's canaries into a JSONL, CSV or text file (input untouched, outputs mode 0600)."""
-    guard_outputs([canaries, data], [out])
+    guard_outputs([canaries, data], [out, planting_path(out)])
+    canary_set = load_canary_set(canaries)
+    guard_outputs(canary_set.secret_space.files, [out, planting_path(out)])
     return plant_file(
-        load_canary_set(canaries), data=data, field=field, out=out, position=position, seed=seed, data_format=data_format,
+        canary_set, data=data, field=field, out=out, position=position, seed=seed, data_format=data_format,
         shards=shards, fraction=fraction, shard_field=shard_field,
     )
 
@@ -123,8 +129,9 @@ def teach(
     output = teach_records(TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say)
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=options.get("labels"))})
-    atomic_write(out, output.prompt, private=True)
-    write_json(teaching_path(out), output.model_dump(mode="json"), private=True)
+    with all_or_nothing():
+        atomic_write(out, output.prompt, private=True)
+        write_json(teaching_path(out), output.model_dump(mode="json"), private=True)
     return output
 
 
@@ -161,6 +168,7 @@ def score(
     guard_outputs([prompt, canaries, data, held_out, teaching_path(prompt)], [out])
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
+    guard_outputs(canary_set.secret_space.files, [out])
     check_mode(canary_set, scoring)
     members = non_members = None
     if data is not None:
@@ -182,7 +190,7 @@ def check_gate(
     report = load_report(report_path)
     outcome = apply_gate(report, thresholds)
     if write:
-        save_report(report.model_copy(update={"gate": outcome}), report_path)
+        save_report(report.model_copy(update={"gate": outcome}), report_path, replaces_input=True)
     return outcome
 
 
@@ -212,12 +220,14 @@ def render_report(
     if thresholds is not None:
         reports = [r.model_copy(update={"gate": apply_gate(r, thresholds)}) for r in reports]
     several = len(reports) > 1
-    if html is not None:
-        atomic_write(html, render_comparison_html(reports) if several else render_html(reports[0]))
-    if markdown is not None:
-        atomic_write(markdown, render_comparison(reports) if several else render_markdown(reports[0]))
-    if junit is not None:
-        atomic_write(junit, render_junit(reports[0]))
+    private = any(holds_secrets(r) for r in reports)  # a rendering of a report that holds secrets holds them too
+    with all_or_nothing():
+        if html is not None:
+            atomic_write(html, render_comparison_html(reports) if several else render_html(reports[0]), private=private)
+        if markdown is not None:
+            atomic_write(markdown, render_comparison(reports) if several else render_markdown(reports[0]), private=private)
+        if junit is not None:
+            atomic_write(junit, render_junit(reports[0]), private=private)
     return reports
 
 
@@ -235,17 +245,20 @@ class RunResult:
     out_dir: Path
 
 
+RUN_OUTPUTS = ("canaries.json", "planted.jsonl", "prompt.txt", "prompt.txt.teaching.json", "report.json", "report.md", "report.html")
+
+
 def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResult:
     """`run CONFIG`: the chain from one config, into cfg.out (canaries, planted data, prompt, report JSON,
-    Markdown and HTML), then the config's gate."""
+    Markdown and HTML, written together at the end or not at all), then the config's gate."""
     out = make_folder(cfg.out, what="output folder")
+    guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
     template, space, derived = cfg.template_and_space()
     c, d = cfg.canaries, cfg.data
     rows = cfg.read_pool()
     canary_set = generate_canary_set(template=template, space=space, count=c.count, references=c.references, seed=c.seed,
                                      repetitions=c.repetitions, derived=derived, preset=c.preset)
     check_mode(canary_set, cfg.scoring.options())
-    save_canary_set(canary_set, out / "canaries.json")
     evals = load_training_records(cfg.resolve(d.eval_path), field=d.field, label_field=d.label_field or "label") if d.eval_path else None
     model = load_model(cfg.model.spec, **cfg.model.options())
     say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}', scoring with {model.name} ...")
@@ -255,14 +268,17 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
         teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, cache="use"),
         scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,
     )
-    atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)
-    atomic_write(out / "prompt.txt", result.teaching.prompt, private=True)
-    write_json(teaching_path(out / "prompt.txt"), result.teaching.model_dump(mode="json"), private=True)
     report = result.report
     outcome = apply_gate(report, cfg.gate) if cfg.gate is not None else None
     if outcome is not None:
         report = report.model_copy(update={"gate": outcome})
-    save_report(report, out / "report.json")
-    atomic_write(out / "report.md", render_markdown(report))
-    atomic_write(out / "report.html", render_html(report))
+    private = holds_secrets(report)
+    with all_or_nothing():
+        save_canary_set(canary_set, out / "canaries.json")
+        atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)
+        atomic_write(out / "prompt.txt", result.teaching.prompt, private=True)
+        write_json(teaching_path(out / "prompt.txt"), result.teaching.model_dump(mode="json"), private=True)
+        save_report(report, out / "report.json")
+        atomic_write(out / "report.md", render_markdown(report), private=private)
+        atomic_write(out / "report.html", render_html(report), private=private)
     return RunResult(report, outcome, out)

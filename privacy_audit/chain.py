@@ -45,7 +45,7 @@ class PlantOptions:
     position: Position = "append"
     seed: int = 0
     shards: int | None = None
-    fraction: float = 1.0
+    fraction: float | None = None
     shard_field: str = "teacher"
 
 
@@ -151,7 +151,7 @@ def teach_records(spec: TeachOptions, records: Sequence[Record], model: Language
             pass
     output = run_pipeline(spec.pipeline, records, model=model, seed=spec.seed, options=spec.options)
     make_folder(cached.parent, what="cache folder")
-    write_json(cached, output.model_dump(mode="json"), private=True)
+    write_json(cached, output.model_dump(mode="json"), private=True, staged=False)
     return output
 
 

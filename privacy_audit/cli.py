@@ -13,7 +13,7 @@ import click
 
 from privacy_audit import audit, demo as demo_module, secret_sharer
 from privacy_audit._cli_support import (
-    EXIT_GATE_FAILED, SEED, AuditGroup, model_option, parse_options, progress, say, threshold_options, thresholds,
+    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options, thresholds,
 )
 from privacy_audit.config import load_config
 from privacy_audit.canaries import load_canary_set
@@ -54,8 +54,10 @@ def canaries() -> None:
 
 
 @canaries.command("generate")
-@click.option("--template", default=None, help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}".')
-@click.option("--space", default=None, help="Secret space: digits:4, hex:8, alnum:6, names, words:a,b,c, slot=SPEC;slot=SPEC.")
+@click.option("--template", default=None,
+              help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}" (at most 1,000 characters).')
+@click.option("--space", default=None,
+              help="Secret space of at least 2 secrets: digits:4, hex:8, alnum:6, names, words:a,b,c, words:@FILE, slot=SPEC;slot=SPEC.")
 @click.option("--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file.")
 @click.option("--count", default=5, show_default=True, type=click.IntRange(1, 10_000_000), help="Canaries to plant.")
 @click.option("--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000), help="Never-planted references.")
@@ -112,12 +114,13 @@ def canaries_list_presets() -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--position", type=click.Choice(POSITIONS), default="append", show_default=True)
 @click.option("--shards", type=click.IntRange(min=1), default=None, help="Split the records among this many teachers.")
-@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=1.0, show_default=True, help="Fraction of the teachers' shards each canary goes into.")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Fraction of the teachers' shards each canary goes into (needs --shards; default all).")
 @click.option("--shard-field", default="teacher", show_default=True, help="Column that records each record's teacher.")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def canaries_plant(
     canary_set: str, data: str, field: str, data_format: str | None, out: str, position: str, shards: int | None,
-    fraction: float, shard_field: str, seed: int,
+    fraction: float | None, shard_field: str, seed: int,
 ) -> None:
     """Plant a canary set into a copy of DATA (the input is never modified)."""
     planting = audit.plant(canary_set, data=data, field=field, out=out, position=position, seed=seed,  # type: ignore[arg-type]
@@ -210,15 +213,15 @@ def score(
         click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)", err=True)
 
 
-@main.command("gate")
+@main.command("gate", cls=RuleCommand)
 @click.argument("report", type=click.Path(dir_okay=False))
 @threshold_options
 @click.option("--write", is_flag=True, help="Store the verdict in REPORT.")
 def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any) -> None:
     """Exit 0 when REPORT is within the thresholds, 1 with one line per failing rule otherwise."""
     outcome = audit.check_gate(report, thresholds(gate_config, flags), write=write)
-    for note in outcome.skipped:
-        click.echo(f"skipped {note}", err=True)
+    for skip in outcome.skipped:
+        click.echo(f"skipped {skip.rule}: {skip.reason}", err=True)
     for rule in outcome.rules:
         click.echo(f"{'ok  ' if rule.passed else 'FAIL'} {clean(rule.message)}")
     if outcome.passed:
@@ -228,7 +231,7 @@ def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any
     sys.exit(EXIT_GATE_FAILED)
 
 
-@main.command("report")
+@main.command("report", cls=RuleCommand)
 @click.argument("reports", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--html", "html_out", type=click.Path(dir_okay=False), help="Self-contained HTML file to write.")
 @click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Markdown file to write (for PR comments).")

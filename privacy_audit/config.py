@@ -12,58 +12,86 @@ import os
 import tomllib
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from privacy_audit._io import read_text
+from privacy_audit.canaries import parse_space
+from privacy_audit.canaries.canary import MAX_DRAW
 from privacy_audit.canaries.plant import detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
-from privacy_audit.gate import Thresholds, thresholds_from_mapping
+from privacy_audit.gate import Thresholds
+from privacy_audit.models import check_model_options
+from privacy_audit.pipelines import describe
 from privacy_audit.scoring.options import ScoringOptions
 
 
+Seed = Annotated[int, Field(ge=0, le=2**128)]
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A config table: unknown keys are errors, values are taken strictly (`true` is not a count, "5" is not
+    a number) and range-checked like the CLI flags, so a config is refused whole before any work."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class CanaryConfig(_Section):
     preset: str | None = None
     template: str | None = None
     space: str | None = None
-    count: int = 5
-    references: int = 20
-    repetitions: int = 1
-    seed: int = 0
+    count: Annotated[int, Field(ge=1, le=MAX_DRAW)] = 5
+    references: Annotated[int, Field(ge=0, le=MAX_DRAW)] = 20
+    repetitions: Annotated[int, Field(ge=1, le=10_000)] = 1
+    seed: Seed = 0
 
 
 class DataConfig(_Section):
     path: str = "@demo"
     field: str = "text"
     label_field: str | None = "label"
-    format: str | None = None
-    limit: int | None = None
+    format: Literal["jsonl", "csv", "text"] | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None
     position: Literal["append", "prepend", "new", "random"] = "append"
-    shards: int | None = None
-    fraction: float = 1.0
+    shards: Annotated[int, Field(ge=1)] | None = None
+    fraction: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
     eval_path: str | None = None
+
+    @model_validator(mode="after")
+    def _fraction(self) -> DataConfig:
+        if self.fraction is not None and self.shards is None:
+            raise ValueError("fraction is the fraction of the teachers' shards each canary goes into; it needs shards")
+        return self
 
 
 class PipelineConfig(_Section):
     name: str = "raw"
     options: dict[str, Any] = {}
-    seed: int = 0
+    seed: Seed = 0
+
+    @model_validator(mode="after")
+    def _options(self) -> PipelineConfig:
+        """The pipeline exists and its options fit its own schema (checked when the config is read)."""
+        describe(self.name).validate(self.options)
+        return self
 
 
 class ModelConfig(_Section):
     spec: str = "embedded"
-    chunk_tokens: int | None = None
+    chunk_tokens: Annotated[int, Field(ge=1)] | None = None
 
     def options(self) -> dict[str, Any]:
         """Backend options set in the config (the backend's own defaults for the rest)."""
         return {} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens}
+
+    @model_validator(mode="after")
+    def _backend(self) -> ModelConfig:
+        """The spec names a backend that takes these options (checked when the config is read)."""
+        check_model_options(self.spec, self.options())
+        return self
 
 
 class ScoringConfig(ScoringOptions):
@@ -76,9 +104,9 @@ class ScoringConfig(ScoringOptions):
 
 
 class SecretSharerConfig(_Section):
-    trials: int = 100
-    candidates: int = 1000
-    seed: int = 0
+    trials: Annotated[int, Field(ge=1, le=1_000_000)] = 100
+    candidates: Annotated[int, Field(ge=2, le=MAX_DRAW)] = 1000
+    seed: Seed = 0
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
 
@@ -93,16 +121,7 @@ class AuditConfig(_Section):
     gate: Thresholds | None = None
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
     base_dir: str = "."
-
-    @field_validator("gate", mode="before")
-    @classmethod
-    def _thresholds(cls, value: Any) -> Any:
-        """A `[gate]` table becomes typed thresholds (range-checked); unset keys of a dump are dropped."""
-        if value is None or isinstance(value, Thresholds):
-            return value
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v is not None}
-        return thresholds_from_mapping(value, source="config [gate]")
+    source: str | None = None
 
     def resolve(self, path: str) -> str:
         """A data path as given in the config: `@demo`, absolute, or relative to the config's folder."""
@@ -133,9 +152,20 @@ class AuditConfig(_Section):
             rows = [rows[int(i)] for i in sorted(rng.choice(len(rows), self.data.limit, replace=False))]
         return rows
 
+    def input_files(self) -> list[str]:
+        """Every file the config names or makes the run read: inputs no output may replace."""
+        c = self.canaries
+        paths = [self.source, self.resolve(self.data.path), self.resolve(self.data.eval_path) if self.data.eval_path else None]
+        if c.preset is not None and c.preset.endswith(".toml") and os.path.isfile(c.preset):
+            paths.append(c.preset)
+        template_space = [c.space] if c.space is not None else [load_preset(c.preset).space] if c.preset is not None else []
+        paths += [f for spec in template_space for f in parse_space(spec).files]
+        paths += list(describe(self.pipeline.name).cache_files(self.pipeline.options))
+        return [p for p in paths if p is not None]
+
     def digest(self, *sections: str) -> str:
         """A hash of the named sections (all when none): results made under another config never mix."""
-        data = self.model_dump(mode="json", exclude={"base_dir", "out"})
+        data = self.model_dump(mode="json", exclude={"base_dir", "out", "source"})
         if sections:
             data = {k: data[k] for k in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
@@ -185,7 +215,7 @@ def load_config(
         if typed is not None:
             _set(data, key, typed)
     try:
-        return AuditConfig.model_validate({**data, "base_dir": str(p.resolve().parent)})
+        return AuditConfig.model_validate({**data, "base_dir": str(p.resolve().parent), "source": str(p)})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(x) for x in first["loc"])

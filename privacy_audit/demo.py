@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from privacy_audit._io import atomic_write, dump_jsonl, make_folder, read_records, write_json
+from privacy_audit._io import all_or_nothing, atomic_write, dump_jsonl, make_folder, read_records, write_json
 from privacy_audit.canaries import generate_canary_set, save_canary_set
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.chain import PlantOptions, TeachOptions, run_chain, to_records
 from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.pipelines import teaching_path
-from privacy_audit.reports import AuditReport, render_comparison, render_markdown, save_report
+from privacy_audit.reports import AuditReport, holds_secrets, render_comparison, render_markdown, save_report
 from privacy_audit.reports.html import render_comparison_html
 
 DEMO_DATA = "sms_spam_demo.jsonl"
@@ -50,8 +50,17 @@ def run_demo(
     progress: Callable[[int, int], None] | None = None,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
-    """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`."""
+    """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`
+    (all of them at the end, or none)."""
     out = make_folder(out_dir, what="demo output folder")
+    with all_or_nothing():
+        return _demo(out, model, pipelines, seed, count, references, examples, held_out_count, space, progress, say)
+
+
+def _demo(
+    out: Path, model: LanguageModel | str, pipelines: Sequence[str], seed: int, count: int, references: int, examples: int,
+    held_out_count: int, space: str, progress: Callable[[int, int], None] | None, say: Callable[[str], None],
+) -> DemoResult:
     rows = read_records(str(files("privacy_audit") / "data" / DEMO_DATA), "text")
     order = np.random.default_rng(seed).permutation(len(rows))
     teacher = [rows[int(i)] for i in sorted(order[:examples])]
@@ -75,9 +84,10 @@ def run_demo(
         atomic_write(out / f"prompt-{name}.txt", result.teaching.prompt, private=True)
         write_json(teaching_path(out / f"prompt-{name}.txt"), result.teaching.model_dump(mode="json"), private=True)
         save_report(result.report, out / f"report-{name}.json")
-        atomic_write(out / f"report-{name}.md", render_markdown(result.report))
+        atomic_write(out / f"report-{name}.md", render_markdown(result.report), private=holds_secrets(result.report))
         reports.append(result.report)
     markdown = render_comparison(reports)
-    atomic_write(out / "summary.md", markdown)
-    atomic_write(out / "summary.html", render_comparison_html(reports))
+    private = any(holds_secrets(r) for r in reports)
+    atomic_write(out / "summary.md", markdown, private=private)
+    atomic_write(out / "summary.html", render_comparison_html(reports), private=private)
     return DemoResult(out_dir=out, reports=tuple(reports), markdown=markdown)

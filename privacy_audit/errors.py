@@ -21,3 +21,12 @@ class PipelineError(PrivacyAuditError):
 
 class ReportError(InputError):
     """A report file that cannot be read: not JSON, truncated, or of an unknown schema version."""
+
+
+class Terminated(BaseException):
+    """This process was told to end (SIGTERM, SIGHUP) while it held something that must end with it; the CLI
+    exits with 128 + the signal number, after every `finally` has run (staged outputs removed, teachers ended)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -18,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from privacy_audit._io import atomic_write, make_folder, write_json
+from privacy_audit._io import all_or_nothing, atomic_write, guard_outputs, make_folder, write_json
 from privacy_audit.canaries import generate_canary_set, parse_space
 from privacy_audit.chain import PlantOptions, TeachOptions, run_chain
 from privacy_audit.config import AuditConfig
-from privacy_audit.errors import InputError
+from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models import LanguageModel, load_model
 from privacy_audit.reports.plots import png, rank_cdf_plot
 from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
@@ -56,13 +57,15 @@ def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence
         teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=seed), scoring=TRIAL_SCORING, membership=False,
     )
     canary, *comparisons = result.report.canaries
-    if not canary.planted or canary.protocol_rank is None or canary.secret is None or canary.normalised_logprob_bits is None:
-        raise AssertionError("a trial's first canary is the planted one, scored with its protocol rank")
+    scores = [c.normalised_logprob_bits for c in comparisons]
+    if not canary.planted or canary.protocol_rank is None or canary.secret is None or canary.normalised_logprob_bits is None \
+            or any(x is None for x in scores):
+        raise PipelineError("a trial's report lacks the planted canary's protocol rank or a length-normalised score")
     prompt = result.teaching.prompt
     return TrialResult(
         trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
         canary_score=canary.normalised_logprob_bits,
-        comparison_scores=tuple(float(c.normalised_logprob_bits or 0.0) for c in comparisons),
+        comparison_scores=tuple(float(x) for x in scores if x is not None),
         prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt), canary_in_prompt=canary.in_prompt,
     )
 
@@ -99,15 +102,15 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     rows = cfg.read_pool()
     folder = secret_sharer_dir(cfg)
     make_folder(folder / "trials")
+    guard_outputs(cfg.input_files(), [folder / name for name in ("config.json", "summary.json", "summary.md", "rank-cdf.png")])
     write_json(folder / "config.json", cfg.model_dump(mode="json"))
-    for stale in (folder / "trials").glob(".trial-*.tmp"):
-        stale.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
-    done = {int(p.stem.split("-")[1]) for p in (folder / "trials").glob("trial-*.json")} & set(range(ss.trials))
-    todo = [t for t in range(ss.trials) if t not in done]
-    say(f"{len(done)} of {ss.trials} trials already done in {folder}; running {len(todo)}")
+    results = finished_trials(cfg, folder, design, say)
+    todo = [t for t in range(ss.trials) if t not in results]
+    say(f"{len(results)} of {ss.trials} trials already done in {folder}; running {len(todo)}")
 
     def save(result: TrialResult) -> None:
-        write_json(folder / "trials" / f"trial-{result.trial:05d}.json", result.model_dump(mode="json"), private=True)
+        write_json(folder / "trials" / trial_name(result.trial), result.model_dump(mode="json"), private=True)
+        results[result.trial] = result
         say(f"trial {result.trial}: rank {result.rank} of {ss.candidates - 1} comparisons")
 
     if todo and ss.executor == "local":
@@ -116,14 +119,72 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
             save(run_trial(cfg, t, model, rows, design))
     elif todo:
         _run_on_ray(cfg, todo, save)
-    results = [load_trial(folder / "trials" / f"trial-{t:05d}.json") for t in range(ss.trials)]
-    protocol = summarise_trials([r.rank for r in results], candidates=ss.candidates, in_prompt=[r.canary_in_prompt for r in results])
+    ranks = [results[t].rank for t in range(ss.trials)]
+    protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=[results[t].canary_in_prompt for t in range(ss.trials)])
     summary = TrialSummary(protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.model.spec, template=template, space=space,
                            folder=str(folder))
-    write_json(folder / "summary.json", summary.model_dump(mode="json"))
-    atomic_write(folder / "summary.md", render_trials_markdown(summary))
-    atomic_write(folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates)))
+    with all_or_nothing():
+        write_json(folder / "summary.json", summary.model_dump(mode="json"))
+        atomic_write(folder / "summary.md", render_trials_markdown(summary))
+        atomic_write(folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates)))
     return summary
+
+
+TRIAL_FILE = re.compile(r"trial-(\d{5})\.json")
+
+
+def trial_name(trial: int) -> str:
+    return f"trial-{trial:05d}.json"
+
+
+def finished_trials(cfg: AuditConfig, folder: Path, design: Design, say: Say) -> dict[int, TrialResult]:
+    """The trials of this run already in `folder`, each checked against the run's config and its own index
+    before it counts. Stray files are named and ignored; a trial file that does not belong to this run
+    (edited, or copied from another) is moved to `rejected/` and its trial runs again."""
+    found: dict[int, TrialResult] = {}
+    for path in sorted((folder / "trials").iterdir()):
+        if path.name.startswith(".trial-") and path.name.endswith(".tmp"):
+            path.unlink(missing_ok=True)  # half-written by a run that was killed; its trial reruns
+            continue
+        match = TRIAL_FILE.fullmatch(path.name)
+        if match is None or not path.is_file():
+            say(f"ignored {path}: not a trial file of this run (trial-NNNNN.json)")
+            continue
+        trial = int(match.group(1))
+        if trial >= cfg.secret_sharer.trials:
+            continue
+        problem = _trial_problem(cfg, path, trial, design)
+        if problem is None:
+            found[trial] = load_trial(path)
+            continue
+        make_folder(folder / "rejected")
+        os.replace(path, folder / "rejected" / path.name)
+        say(f"{path} does not belong to this run ({problem}); moved to {folder / 'rejected'}, trial {trial} runs again")
+    return found
+
+
+def _trial_problem(cfg: AuditConfig, path: Path, trial: int, design: Design) -> str | None:
+    """Why a trial file is not trial `trial` of this run (None when it is): its index, seed, number of
+    candidates, canary and rank must be the ones the run's config gives."""
+    try:
+        result = load_trial(path)
+    except InputError as exc:
+        return str(exc)
+    n = cfg.secret_sharer.candidates
+    seed = trial_seed(cfg.secret_sharer.seed, trial)
+    if result.trial != trial:
+        return f"it records trial {result.trial}"
+    if result.seed != seed:
+        return "its seed is not this run's seed for that trial"
+    if result.candidates != n or len(result.comparison_scores) != n - 1:
+        return f"it ranks among {result.candidates} candidates, not {n}"
+    template, space, derived = design
+    canary = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived).canaries[0]
+    if result.canary_secret != canary.secret:
+        return "its canary is not the one this run draws for that trial"
+    if result.rank != sum(score >= result.canary_score for score in result.comparison_scores):
+        return "its rank does not follow from its scores"
+    return None
 
 
 def _run_on_ray(cfg: AuditConfig, todo: Sequence[int], save: Callable[[TrialResult], None]) -> None:

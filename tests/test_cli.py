@@ -44,7 +44,7 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert r.exit_code == 0, r.output
     assert not any(s in r.output for s in secrets)
     report = json.loads((chain / "report.json").read_text())
-    assert report["schema_version"] == 3
+    assert report["schema_version"] == 4
     assert set(report["run"]) >= {"pipeline", "model", "seed", "versions"}
     assert report["run"]["pipeline"] == "raw"
     planted = [c for c in report["canaries"] if c["planted"]]

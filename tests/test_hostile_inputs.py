@@ -142,7 +142,7 @@ def cases(d):
         "command-unterminated-quote": ([*cmd, "python 'teacher.py"], "quotes"),
         "command-not-executable": ([*cmd, str(d["not_exec"])], "not executable"),
         "command-empty": ([*cmd, " "], "needs a program"),
-        "gate-config-wrong-type": ([*gate, "--config", d["gate_types.toml"]], "must be a number"),
+        "gate-config-wrong-type": ([*gate, "--config", d["gate_types.toml"]], "must be a finite number"),
         "gate-config-not-a-table": ([*gate, "--config", d["gate_not_table.toml"]], "must be a table"),
         "gate-config-tool-not-a-table": ([*gate, "--config", d["gate_tool_not_table.toml"]], "must be a table"),
         "config-wrong-type": (["run", d["config_types.toml"]], "config"),
@@ -466,7 +466,8 @@ def test_a_version_1_report_is_upgraded(f):
     data["statistics"]["extrapolation"] = {"a": 0.0, "loc": 1.0, "scale": 1.0, "ks_statistic": 0.1, "ks_p_value": 0.5, "poor_fit": False}
     (f["t"] / "v1.json").write_text(json.dumps(data))
     report = load_report(f["t"] / "v1.json")
-    assert report.schema_version == 3 and report.statistics.epsilon.design == "independent"
+    assert report.schema_version == 4 and report.statistics.epsilon.design == "independent"
+    assert report.summary.p_values["planted_vs_references"].method == "exact permutation"
     assert all(c.rank_lower == c.rank_upper == c.rank and c.exposure_method == "exact" for c in report.canaries)
     assert report.statistics.interval_method == "percentile bootstrap" and report.run.tokenization is None
     assert "none" in report.statistics.extrapolation.calibration

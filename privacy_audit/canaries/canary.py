@@ -22,6 +22,8 @@ CANARY_SET_FORMAT = "privacy-audit/canary-set"
 CANARY_SET_VERSION = 1
 # The most secrets one canary set may draw (canaries + references): more is refused before any work.
 MAX_DRAW = 10_000_000
+# The longest template: every candidate of the space is scored as this text, so its length multiplies the cost.
+MAX_TEMPLATE_CHARS = 1_000
 
 
 class Canary(BaseModel):
@@ -69,6 +71,7 @@ class CanarySet(BaseModel):
     preset: str | None = None
     checks: DesignChecks | None = None
     inclusion: Literal["fixed", "randomized"] = "fixed"
+    space_sha256: str | None = None
 
     @field_validator("checks", mode="before")
     @classmethod
@@ -141,6 +144,8 @@ def check_template(template: str, slots: Sequence[str] = ("secret",), derived: M
     Named slots (`{name}`, `{code1}`) may repeat, as in the paper's name pattern; other `{word}`
     placeholders must be derived fields; the template needs text besides its slots.
     """
+    if len(template) > MAX_TEMPLATE_CHARS:
+        raise InputError(f"the template has {len(template):,} characters, more than the {MAX_TEMPLATE_CHARS:,} a canary may have")
     found = PLACEHOLDER.findall(template)
     for name, (op, *args) in derived.items():
         if op not in DERIVED_OPS or not args or any(a not in slots for a in args):
@@ -161,6 +166,8 @@ def check_template(template: str, slots: Sequence[str] = ("secret",), derived: M
 
 
 def _check_counts(space: SecretSpace, count: int, references: int, repetitions: int) -> None:
+    if space.size < 2:
+        raise InputError(f"space {space.spec} holds a single secret, so nothing about it can be measured; use a larger space")
     if count < 1:
         raise InputError("--count must be at least 1")
     if references < 0:
@@ -226,7 +233,7 @@ def generate_canary_set(
         ]
     return CanarySet(
         template=template, space=secret_space.spec, seed=seed, canaries=tuple(items), derived=derived, preset=preset,
-        inclusion="randomized" if randomized else "fixed",
+        inclusion="randomized" if randomized else "fixed", space_sha256=secret_space.digest,
     )
 
 
@@ -251,6 +258,12 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
     if not canary_set.planted:
         raise InputError(f"canary set {path} holds no planted canaries; make one with 'privacy-audit canaries generate'")
     space = canary_set.secret_space
+    if canary_set.space_sha256 is not None and canary_set.space_sha256 != space.digest:
+        changed = ", ".join(space.files) or space.spec
+        raise InputError(f"canary set {path} was drawn from another {space.spec}: {changed} has changed since it was generated; "
+                         "restore it or generate the set again")
+    if space.size < 2:
+        raise InputError(f"canary set {path}: space {space.spec} holds a single secret, so nothing about it can be measured")
     check_template(canary_set.template, space.slots, canary_set.derived)
     for canary in canary_set.canaries:
         if canary.secret not in space or canary.text != canary_set.fill(canary.secret):

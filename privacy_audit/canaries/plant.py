@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from privacy_audit._io import atomic_write, dump_jsonl, guard_outputs, read_records, read_text, write_json
+from privacy_audit._io import all_or_nothing, atomic_write, dump_jsonl, guard_outputs, read_bytes, read_records, read_text, write_json
 from privacy_audit.canaries.canary import CanarySet
 from privacy_audit.errors import InputError
 
@@ -66,23 +66,23 @@ def plant_records(
     position: Position = "append",
     seed: int = 0,
     shards: int | None = None,
-    fraction: float = 1.0,
+    fraction: float | None = None,
     shard_field: str = "teacher",
 ) -> tuple[list[dict[str, Any]], list[Insertion]]:
     """Copies of `records` with each planted canary inserted `repetitions` times into distinct records
-    (per chosen shard when `shards` is set). Pure: the inputs are not modified."""
+    (per chosen shard when `shards` is set: a `fraction` of the shards, default all). Pure: the inputs are
+    not modified; records that already hold `shard_field` are refused rather than overwritten."""
     if position not in POSITIONS:
         raise InputError(f"unknown position {position!r}; choose one of {', '.join(POSITIONS)}")
+    if fraction is not None and shards is None:
+        raise InputError("--fraction is the fraction of the teachers' shards each canary goes into; it needs --shards")
+    fraction = 1.0 if fraction is None else fraction
     if not 0 < fraction <= 1:
         raise InputError("--fraction must be in (0, 1]")
     rng = np.random.default_rng(seed)
     out = [dict(r) for r in records]
     if shards is not None:
-        if not 1 <= shards <= len(out):
-            raise InputError(f"--shards must be between 1 and the number of records ({len(out)})")
-        for shard, members in enumerate(np.array_split(rng.permutation(len(out)), shards)):
-            for i in members:
-                out[int(i)][shard_field] = shard
+        _assign_shards(out, shards, shard_field, rng)
     groups: list[tuple[int | None, list[int]]] = (
         [(None, list(range(len(out))))] if shards is None
         else [(s, [i for i, r in enumerate(out) if r[shard_field] == s]) for s in range(shards)]
@@ -116,6 +116,19 @@ def plant_records(
             insertions = [i.model_copy(update={"record": i.record + (i.record >= slot)}) for i in insertions]
             insertions.append(Insertion(canary_id=canary.id, record=slot, position="new", shard=shard))
     return out, sorted(insertions, key=lambda i: (i.record, i.canary_id))
+
+
+def _assign_shards(records: list[dict[str, Any]], shards: int, shard_field: str, rng: np.random.Generator) -> None:
+    """Split the records at random among `shards` teachers, written to `shard_field` (refused if a record has it)."""
+    if not 1 <= shards <= len(records):
+        raise InputError(f"--shards must be between 1 and the number of records ({len(records)})")
+    taken = sum(shard_field in r for r in records)
+    if taken:
+        raise InputError(f"{taken} records already have a {shard_field!r} field, which --shards would overwrite; "
+                         "choose another --shard-field or remove that field")
+    for shard, members in enumerate(np.array_split(rng.permutation(len(records)), shards)):
+        for i in members:
+            records[int(i)][shard_field] = shard
 
 
 def _insert(text: str, canary: str, position: str, rng: np.random.Generator) -> str:
@@ -199,7 +212,7 @@ def plant_file(
     seed: int = 0,
     data_format: str | None = None,
     shards: int | None = None,
-    fraction: float = 1.0,
+    fraction: float | None = None,
     shard_field: str = "teacher",
 ) -> Planting:
     """Plant into a JSONL, CSV or text file; writes `out` and `out`.planting.json atomically, both mode 0600."""
@@ -217,15 +230,15 @@ def plant_file(
     )
     marker = canary_set.prefix.strip()
     already = sum(marker in str(r[field]) for r in records) if marker else 0
-    with open(data, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
+    digest = hashlib.sha256(read_bytes(data, what="data file")).hexdigest()
     planting = Planting(
         source=str(data), source_sha256=digest, data_format=fmt, field=field, seed=seed, records_in=len(records),
-        records_out=len(planted), insertions=tuple(insertions), shards=shards, fraction=fraction,
+        records_out=len(planted), insertions=tuple(insertions), shards=shards, fraction=1.0 if fraction is None else fraction,
         template_already_in_data=already,
     )
-    atomic_write(out, write_table(planted, fmt, header, field), private=True)
-    write_json(planting_path(out), planting.model_dump(mode="json"), private=True)
+    with all_or_nothing():
+        atomic_write(out, write_table(planted, fmt, header, field), private=True)
+        write_json(planting_path(out), planting.model_dump(mode="json"), private=True)
     return planting
 
 

@@ -7,6 +7,7 @@ US first names), `words:a,b,c` or `words:@FILE` (one word per line), and product
 
 from __future__ import annotations
 
+import hashlib
 import string
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -59,6 +60,17 @@ class SecretSpace(ABC):
     def values(self, secret: str) -> dict[str, str]:
         """The secret's value in each slot."""
         return {DEFAULT_SLOT: secret}
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """Files the space was read from (a word list): inputs no output of a command may replace."""
+        return ()
+
+    @property
+    def digest(self) -> str:
+        """sha256 of what the space holds (a word list's words, in order), so a canary set can tell when the
+        file its space was read from has changed."""
+        return hashlib.sha256(self.spec.encode("utf-8")).hexdigest()
 
     def enumerate(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
         """Secrets in index order from `start` to `stop` (lazily)."""
@@ -128,6 +140,7 @@ class WordSpace(SecretSpace):
 
     name: str
     words: tuple[str, ...]
+    source: str | None = None
     _positions: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -143,6 +156,14 @@ class WordSpace(SecretSpace):
     @property
     def spec(self) -> str:  # type: ignore[override]
         return self.name
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return () if self.source is None else (self.source,)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256("\n".join((self.name, *self.words)).encode("utf-8")).hexdigest()
 
     @property
     def size(self) -> int:
@@ -178,6 +199,14 @@ class ProductSpace(SecretSpace):
     @property
     def slots(self) -> tuple[str, ...]:  # type: ignore[override]
         return tuple(n for n, _ in self.parts)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(f for _, sub in self.parts for f in sub.files)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256("\n".join(f"{n}={sub.digest}" for n, sub in self.parts).encode("utf-8")).hexdigest()
 
     @property
     def spec(self) -> str:  # type: ignore[override]
@@ -282,6 +311,12 @@ for _kind in _ALPHABETS:
     register("space", _kind)(_charset_factory(_kind))
 
 
+def is_charset_spec(spec: str) -> bool:
+    """Whether a spec names a fixed-length charset space (digits:K, hex:K, alnum:K), without building it."""
+    kind, _, arg = spec.strip().partition(":")
+    return "=" not in spec and kind in _ALPHABETS and arg.strip().isdigit()
+
+
 @lru_cache(maxsize=1)
 def bundled_names() -> tuple[str, ...]:
     """The 1,000 most common US first names, 1880-2017 (SSA data; see privacy_audit/data/README.md)."""
@@ -302,9 +337,8 @@ def _words(arg: str) -> SecretSpace:
     """Your own list: words:a,b,c or words:@FILE (one word per line)."""
     if arg.startswith("@"):
         words = tuple(w.strip() for w in read_text(arg[1:], what="word list").split("\n") if w.strip())
-    else:
-        words = tuple(w.strip() for w in arg.split(",") if w.strip())
-    return WordSpace(name=f"words:{arg}", words=words)
+        return WordSpace(name=f"words:{arg}", words=words, source=arg[1:])
+    return WordSpace(name=f"words:{arg}", words=tuple(w.strip() for w in arg.split(",") if w.strip()))
 
 
 @lru_cache(maxsize=64)

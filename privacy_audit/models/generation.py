@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from privacy_audit.models.base import Completion
 
-if TYPE_CHECKING:
-    from privacy_audit.models.hf import TransformersModel
+
+class Generating(Protocol):
+    """What batched generation needs of a model (the transformers backend has it): the causal LM, its
+    tokenizer, the device it runs on, and the name of the forward pass's cache argument."""
+
+    model: Any
+    tokenizer: Any
+    device: Any
+    cache_kwarg: str
 
 # Rows generated at once: as many as keep their KV cache under this size, at most MAX_GENERATION_BATCH.
 GENERATION_CACHE_BYTES = 1 << 30
@@ -31,7 +38,7 @@ def default_batch(cfg: Any, tokens: int) -> int:
 
 
 def generate_batch(
-    lm: TransformersModel, batch: list[list[int]], seeds: list[int], *, max_new_tokens: int, temperature: float,
+    lm: Generating, batch: list[list[int]], seeds: list[int], *, max_new_tokens: int, temperature: float,
     stop: tuple[str, ...], finished: Callable[[int], None] | None = None,
 ) -> list[Completion]:
     """Prompts left-padded into one batch sharing a KV cache: each distinct prompt is read once and its
@@ -91,10 +98,10 @@ def generate_batch(
     return [Completion(lm.tokenizer.decode(row, skip_special_tokens=True).lstrip(), lp, len(row)) for row, lp in zip(new, logprob)]
 
 
-def forward(lm: TransformersModel, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+def forward(lm: Generating, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
     """Last-position logits of a batch step, extending `cache`."""
     out = lm.model(input_ids=ids.to(lm.device), attention_mask=mask.to(lm.device), position_ids=positions.to(lm.device),
-                   use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: cache})
+                   use_cache=True, logits_to_keep=1, **{lm.cache_kwarg: cache})
     return out.logits[:, -1].float().cpu()
 
 

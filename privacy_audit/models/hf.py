@@ -7,15 +7,20 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import Field
 
 from privacy_audit._progress import tracker
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
+
+
+# Tree tokens per forward pass: a backend option, range-checked wherever it is set (flag, config, Python).
+ChunkTokens = Annotated[int, Field(ge=1, le=1_000_000)]
 
 
 def physical_cores() -> int:
@@ -66,6 +71,8 @@ class TransformersModel(LanguageModel):
         chunk_tokens: int = 512,
         extra_info: dict[str, Any] | None = None,
     ) -> None:
+        if not 1 <= chunk_tokens <= 1_000_000:
+            raise ModelError(f"chunk_tokens must be between 1 and 1,000,000, got {chunk_tokens}")
         torch = import_torch()
         self.torch = torch
         self.model = model.eval()
@@ -78,7 +85,7 @@ class TransformersModel(LanguageModel):
         self._extra_info = extra_info or {}
         self._last_session: _HFContext | None = None
         params = inspect.signature(model.forward).parameters
-        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         from privacy_audit.models import tree_attention
 
         self._tree_attention = tree_attention.install(model)
@@ -272,7 +279,7 @@ class _HFContext(ContextBackend):
         self.cache = DynamicCache(config=lm.model.config)
         with torch.inference_mode():
             out = lm.model(
-                input_ids=torch.tensor([self.head], device=lm.device), use_cache=True, logits_to_keep=1, **{lm._cache_kwarg: self.cache}
+                input_ids=torch.tensor([self.head], device=lm.device), use_cache=True, logits_to_keep=1, **{lm.cache_kwarg: self.cache}
             )
         self.root_logits = out.logits[0, -1].cpu()
 
@@ -357,7 +364,7 @@ class _HFContext(ContextBackend):
         mask = torch.zeros(allowed.shape, dtype=lm.dtype).masked_fill_(~allowed, torch.finfo(lm.dtype).min)
         try:
             return self._logits(input_ids, position_ids, keep, attention_mask=mask[None, None].to(lm.device),
-                                use_cache=True, **{lm._cache_kwarg: self.cache})
+                                use_cache=True, **{lm.cache_kwarg: self.cache})
         finally:
             extra = self.cache.get_seq_length() - self.ctx_len
             if extra:
@@ -372,7 +379,7 @@ class _HFContext(ContextBackend):
 
 
 @register("backend", "hf", fixed=("source",))
-def _hf_backend(source: str, *, chunk_tokens: int = 512, device: str | None = None) -> TransformersModel:
+def _hf_backend(source: str, *, chunk_tokens: ChunkTokens = 512, device: str | None = None) -> TransformersModel:
     """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset)."""
     if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in source:
         raise InputError(f"model {source!r} is neither a local folder nor a .gguf file")

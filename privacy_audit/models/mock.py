@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import numpy as np
+from pydantic import Field
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
@@ -138,6 +140,8 @@ class _MockContext(ContextBackend):
 
 
 @register("backend", "mock", ignores=("chunk_tokens", "device"))
-def _mock_backend(*, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None) -> MockModel:
+def _mock_backend(
+    *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05, outputs: Sequence[str] | None = None
+) -> MockModel:
     """The mock n-gram model (no torch needed); the transformers backends' performance knobs change none of its numbers."""
     return MockModel(order=order, alpha=alpha, outputs=outputs)

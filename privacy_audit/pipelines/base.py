@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from privacy_audit._registry import Component, component, names, register
 from privacy_audit.errors import InputError, PipelineError
@@ -90,6 +90,11 @@ def teaching_path(prompt_path: str | os.PathLike[str]) -> Path:
     """Where the full teaching output (spec, artifacts) of a prompt file is kept: beside it."""
     return Path(f"{os.fspath(prompt_path)}.teaching.json")
 
+
+# Option types with their ranges: a pipeline's options schema (from its signature) refuses values outside them.
+Positive = Annotated[int, Field(ge=1, le=1_000_000)]
+NonNegative = Annotated[int, Field(ge=0, le=1_000_000)]
+Temperature = Annotated[float, Field(ge=0.0, le=100.0)]
 
 Pipeline = Callable[..., TeachingOutput]
 FIXED = ("records", "model", "seed")

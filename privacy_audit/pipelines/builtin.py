@@ -8,7 +8,9 @@ from pathlib import Path
 from privacy_audit._io import read_text
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel
-from privacy_audit.pipelines.base import Record, TeacherArtifact, TeachingOutput, format_example, pipeline, select_examples
+from privacy_audit.pipelines.base import (
+    Positive, Record, TeacherArtifact, TeachingOutput, Temperature, format_example, pipeline, select_examples,
+)
 
 # Figure 2 of Mohtashami et al. (2023), "Social Learning", quoted; the examples replace <Original Examples>.
 INSTRUCTION_PROMPT = (
@@ -32,7 +34,7 @@ def raw(
     *,
     model: LanguageModel | None = None,
     seed: int = 0,
-    examples: int = 8,
+    examples: Positive = 8,
     labels: Mapping[str, str] | None = None,
 ) -> TeachingOutput:
     """The private examples themselves as the prompt: the paper's high bar and the privacy worst case."""
@@ -67,11 +69,11 @@ def instructions(
     *,
     model: LanguageModel | None = None,
     seed: int = 0,
-    examples: int = 8,
+    examples: Positive = 8,
     labels: Mapping[str, str] | None = None,
-    temperature: float = 0.0,
-    max_new_tokens: int = 256,
-    batch_size: int | None = None,
+    temperature: Temperature = 0.0,
+    max_new_tokens: Positive = 256,
+    batch_size: Positive | None = None,
 ) -> TeachingOutput:
     """One teacher writes instructions from `examples` private examples with the paper's Figure 2 prompt.
 

@@ -13,11 +13,15 @@ continuation of them, length-normalised, and votes for the best; most votes wins
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
+
 import numpy as np
 
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import Completion, LanguageModel
-from privacy_audit.pipelines.base import Record, RoundArtifact, TeacherArtifact, TeachingOutput, format_example, pipeline
+from privacy_audit.pipelines.base import (
+    NonNegative, Positive, Record, RoundArtifact, TeacherArtifact, TeachingOutput, Temperature, format_example, pipeline,
+)
 
 AGGREGATORS = ("random", "voting")
 
@@ -105,17 +109,17 @@ def examples(
     *,
     model: LanguageModel | None = None,
     seed: int = 0,
-    teachers: int = 8,
-    n: int = 8,
-    n_gen: int = 4,
-    samples: int = 4,
-    keep: int = 1,
-    temperature: float = 0.7,
-    aggregator: str = "random",
-    held_out: int = 2,
+    teachers: Positive = 8,
+    n: Positive = 8,
+    n_gen: Positive = 4,
+    samples: Positive = 4,
+    keep: Positive = 1,
+    temperature: Temperature = 0.7,
+    aggregator: Literal["random", "voting"] = "random",
+    held_out: NonNegative = 2,
     labels: Mapping[str, str] | None = None,
-    max_new_tokens: int = 96,
-    batch_size: int | None = None,
+    max_new_tokens: Positive = 96,
+    batch_size: Positive | None = None,
 ) -> TeachingOutput:
     """n synthetic examples from m teachers; per-teacher artifacts say who generated what from which prompt.
 

@@ -8,10 +8,10 @@ whose tokens are most likely as the continuation (total log-probability, as lm-e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
@@ -20,14 +20,14 @@ from privacy_audit.models.base import LanguageModel
 class Utility(BaseModel):
     """Accuracy of the student with this teaching prompt, and the counts behind it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
-    accuracy: float
-    correct: int
-    examples: int
+    accuracy: Annotated[float, Field(ge=0.0, le=1.0)]
+    correct: Annotated[int, Field(ge=0)]
+    examples: Annotated[int, Field(ge=1)]
     labels: tuple[str, ...]
-    predicted_counts: dict[str, int]
-    accuracy_per_token: float | None = None
+    predicted_counts: dict[str, Annotated[int, Field(ge=0)]]
+    accuracy_per_token: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
     method: str = "label with the highest total log-probability after 'Class:' (accuracy_per_token: highest mean per token)"
 
 

@@ -47,9 +47,9 @@ def render_junit(report: AuditReport) -> str:
             case = ET.SubElement(rules, "testcase", classname=f"privacy_audit.gate.{_x(rule.rule)}", name=_x(f"{rule.rule}[{rule.subject}]"), time="0")
             if not rule.passed:
                 ET.SubElement(case, "failure", message=_x(rule.message), type="GateFailure").text = _x(rule.message)
-        for note in result.skipped:
-            case = ET.SubElement(rules, "testcase", classname="privacy_audit.gate", name=_x(note.split(":")[0]), time="0")
-            ET.SubElement(case, "skipped", message=_x(note))
+        for skip in result.skipped:
+            case = ET.SubElement(rules, "testcase", classname=f"privacy_audit.gate.{_x(skip.rule)}", name=_x(skip.rule), time="0")
+            ET.SubElement(case, "skipped", message=_x(f"{skip.rule}: {skip.reason}"))
         rules.set("tests", str(len(result.rules) + len(result.skipped)))
         rules.set("failures", str(sum(not r.passed for r in result.rules)))
         rules.set("skipped", str(len(result.skipped)))

@@ -85,7 +85,7 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         rows.append(("student accuracy with this prompt (utility)", f"{u.accuracy:.3f}{per_token} on {u.examples} examples"))
     if report.reconstruction is not None:
         rc = report.reconstruction
-        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, conservative)"))
+        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, Clopper-Pearson on min(m, n))"))
         rows.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
     if report.gate is not None:
         g = report.gate

@@ -1,12 +1,14 @@
 """Empirical epsilon lower bounds from canary ranks (hypothesis testing of DP). Pure numpy/scipy.
 
-The test "rank <= r" has false-positive rate exactly r/|S| for a never-planted secret (its rank is
-uniform over the space); (epsilon, delta)-DP caps how often a planted canary can pass it. Which
+The test "rank <= r" has false-positive rate r/|S| for a never-planted secret (its rank is uniform over
+the space); (epsilon, delta)-DP caps how often a planted canary can pass it. With k canaries drawn
+together for one run, the secret DP compares a canary with is drawn from the |S| - k + 1 secrets the
+other canaries leave, so the one-run bound uses r / (|S| - k + 1). Which
 bound is valid depends on the design:
 - `independent`: each canary an independent trial (one canary per run, `secret-sharer`):
   Clopper-Pearson on the true-positive rate, TPR <= e^eps FPR + delta.
 - `one_run`: k canaries planted in the same run, no independence assumed: for any v of them,
-  P(all v pass) <= q^v + delta (1 + q + ... + q^(v-1)) with q = e^eps r/|S| (DP applied to one
+  P(all v pass) <= q^v + delta (1 + q + ... + q^(v-1)) with q = e^eps r/(|S| - k + 1) (DP applied to one
   canary at a time, the others held fixed), so P(at least v pass) <= C(k, v) times that.
 - `randomized_inclusion`: each of m canaries planted by its own fair coin (Steinke, Nasr and
   Jagielski 2023, "Privacy auditing with one (1) training run"): guessing "planted" for the k most
@@ -43,7 +45,7 @@ ASSUMPTIONS: dict[str, str] = {
     ),
     "one_run": (
         "all canaries planted in one run, with no independence between them: P(at least v of k pass 'rank <= r') "
-        "<= C(k, v) (q^v + delta (1 + ... + q^(v-1))), q = e^eps r/|S|; exact ranks over the whole space (unknown "
+        "<= C(k, v) (q^v + delta (1 + ... + q^(v-1))), q = e^eps r/(|S| - k + 1); exact ranks over the whole space (unknown "
         "ranks count as |S|); thresholds on a fixed grid of powers of two, Bonferroni-corrected"
     ),
 }
@@ -113,9 +115,12 @@ def epsilon_lower_bound(
         )
 
     best = bound(0.0, None, 0, 0.0)
+    # A never-planted secret of one run is drawn from the space less the other k - 1 canaries, so it passes
+    # "rank <= r" with probability at most r / (|S| - k + 1); with one canary a run that is r / |S|.
+    pool = space_size - (int(r.size) - 1 if design == "one_run" else 0)
     for threshold in grid:
         hits = int(np.sum(r <= threshold))
-        fpr = threshold / space_size
+        fpr = min(1.0, threshold / pool)
         if design == "independent":
             tpr_lo = clopper_pearson_lower(hits, int(r.size), 1 - alpha)
             eps = math.log((tpr_lo - delta) / fpr) if tpr_lo > delta else 0.0

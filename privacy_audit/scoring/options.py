@@ -13,7 +13,7 @@ from privacy_audit.scoring.types import Mode
 class ScoringOptions(BaseModel):
     """Mode, separator, limits and what to measure besides the ranks."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
     mode: Mode = Field(
         "auto", description="auto: exact up to max_exact, else bounded; exact: rank over the whole space; "

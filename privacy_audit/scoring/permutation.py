@@ -16,9 +16,10 @@ import numpy as np
 
 from privacy_audit.errors import InputError
 
-# Above this many DP cells (groups x planted x statistic values) the rank-sum null is drawn by
-# Monte Carlo instead, with the (b + 1) / (m + 1) p-value that keeps the test's size exact.
-MAX_DP_CELLS = 300_000_000
+# Up to this many DP cell updates (tie groups x (planted + 1) x statistic values kept) the rank-sum null
+# is computed exactly (about 10^9 a few seconds); beyond, by Monte Carlo with the (b + 1) / (m + 1)
+# p-value that keeps the test's size exact, and its Monte Carlo standard error recorded.
+MAX_DP_CELLS = 1_000_000_000
 MONTE_CARLO_PERMUTATIONS = 20_000
 
 
@@ -29,6 +30,7 @@ class PValue:
     p: float
     log10_p: float
     method: str
+    monte_carlo_error: float | None = None
 
 
 def from_fraction(numerator: int, denominator: int, method: str) -> PValue:
@@ -66,8 +68,8 @@ def rank_sum_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarray
     """P(sum of planted ranks <= observed) under random relabelling: the exact shared-reference null of
     the paper's mean rank (a one-sided Mann-Whitney test with ties counted against the canaries).
 
-    Computed exactly by dynamic programming over the tie groups (hypergeometric steps); for very large
-    sets, by Monte Carlo permutations with an exact-size p-value.
+    Computed exactly (`_rank_sum_counts`) up to MAX_DP_CELLS; for larger designs by Monte Carlo
+    permutations, with an exact-size p-value and its standard error in `monte_carlo_error`.
     """
     planted = _finite("planted_scores", planted_scores)
     refs = _finite("reference_scores", reference_scores)
@@ -76,47 +78,71 @@ def rank_sum_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarray
         raise InputError("the permutation null needs planted canaries and references")
     observed = int(conservative_ranks(canary_scores=planted, reference_scores=refs).sum())
     sizes = _groups(planted, refs)
-    if len(sizes) * (t + 1) * (t * n + 1) > MAX_DP_CELLS:
-        scores = np.concatenate([planted, refs])
-        hits = 0
-        for _ in range(MONTE_CARLO_PERMUTATIONS):
-            perm = rng.permutation(scores)
-            stat = conservative_ranks(canary_scores=perm[:t], reference_scores=perm[t:]).sum()
-            hits += stat <= observed
-        return from_fraction(int(hits) + 1, MONTE_CARLO_PERMUTATIONS + 1, f"Monte Carlo permutation ({MONTE_CARLO_PERMUTATIONS:,} draws)")
-    dist = np.zeros((t + 1, t * n + 1))
-    dist[0, 0] = 1.0
-    seen = 0
-    for size in sizes:
-        new = np.zeros_like(dist)
-        remaining = t + n - seen
-        for j in range(t + 1):
-            if not dist[j].any():
-                continue
-            refs_above = seen - j
-            for k in range(max(0, size - (n - refs_above)), min(size, t - j) + 1):
-                prob = _hypergeom_pmf(k, remaining, t - j, size)
-                if prob == 0:
-                    continue
-                w = k * (refs_above + size - k)
-                new[j + k, w:] += prob * dist[j, : dist.shape[1] - w]
-        dist = new
-        seen += size
-    p = float(min(1.0, dist[t, : observed + 1].sum()))
-    if p < 1e-300 and observed == 0:  # the all-above event: exact in integers, so its log10 does not underflow
+    if rank_sum_cells(planted_scores=planted, reference_scores=refs) > MAX_DP_CELLS:
+        return _monte_carlo_rank_sum(planted, refs, observed, rng)
+    log_p = _log_rank_sum_cdf(sizes, t, n, observed)
+    if log_p < -690 and observed == 0:  # the all-above event: exact in integers, so its log10 does not underflow
         return rank_zero_p_value(planted_scores=planted, reference_scores=refs)
-    return PValue(p, float(np.log10(p)) if p > 0 else float("-inf"), "exact permutation")
+    p = min(1.0, math.exp(log_p)) if log_p > -745 else 0.0
+    return PValue(p, min(0.0, log_p / math.log(10)), "exact permutation")
 
 
-def _hypergeom_pmf(k: int, total: int, marked: int, draws: int) -> float:
-    """P(k marked among `draws` drawn without replacement from `total` holding `marked`) (scipy's hypergeom.pmf, without its per-call cost)."""
-    if k < 0 or k > marked or draws - k > total - marked:
-        return 0.0
-    return math.exp(_log_comb(marked, k) + _log_comb(total - marked, draws - k) - _log_comb(total, draws))
+def rank_sum_cells(*, planted_scores: np.ndarray, reference_scores: np.ndarray) -> int:
+    """Cell updates the exact rank-sum null of these scores takes (`_log_rank_sum_cdf`)."""
+    planted, refs = _finite("planted_scores", planted_scores), _finite("reference_scores", reference_scores)
+    t = planted.size
+    observed = int(conservative_ranks(canary_scores=planted, reference_scores=refs).sum())
+    return len(_groups(planted, refs)) * (t + 1) * (observed + t * (t - 1) // 2 + 1)
 
 
-def _log_comb(n: int, k: int) -> float:
-    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+def _log_rank_sum_cdf(sizes: np.ndarray, t: int, n: int, observed: int) -> float:
+    """log P(W <= observed), W the sum of the t canaries' conservative ranks, over every way of labelling
+    t of the tie groups' members as canaries (each equally likely).
+
+    Candidates are taken from the highest score down. A group of s candidates after `seen` of them, j
+    canaries among those, that holds k canaries adds k (seen - j + s - k) to W, in C(s, k) ways. Row j
+    of the table stores W at column W + j (j - 1) / 2, which makes that step the same shift for every
+    j, k (seen + s) - k (k + 1) / 2, so a group costs one array add per k. W never decreases, so
+    columns past `observed` are dropped; counts are rescaled as they grow (the scale is kept in logs).
+    """
+    width = observed + t * (t - 1) // 2 + 1
+    table = np.zeros((t + 1, width))
+    table[0, 0] = 1.0
+    log_scale, seen = 0.0, 0
+    for s in (int(x) for x in sizes):
+        if s == 1:  # the usual case, no tie: numpy reads the right-hand side whole before it adds in place
+            if seen < width:
+                table[1:, seen:] += table[:-1, : width - seen]
+        else:
+            new = table.copy()  # k = 0: every member of the group is a reference
+            for k in range(1, min(s, t) + 1):
+                shift = k * (seen + s) - k * (k + 1) // 2
+                if shift < width:
+                    new[k:, shift:] += math.comb(s, k) * table[: t + 1 - k, : width - shift]
+            table = new
+        seen += s
+        top = table.max()
+        if top > 1e200:
+            table /= top
+            log_scale += math.log(top)
+    ways = float(table[t].sum())
+    if ways <= 0:
+        return -math.inf
+    return math.log(ways) + log_scale - math.log(math.comb(t + n, t))
+
+
+def _monte_carlo_rank_sum(planted: np.ndarray, refs: np.ndarray, observed: int, rng: np.random.Generator) -> PValue:
+    """The rank-sum null by random relabellings: (b + 1) / (m + 1) keeps the test's size, and the
+    standard error of that estimate says how far it may be from the exact p-value."""
+    t = planted.size
+    scores = np.concatenate([planted, refs])
+    hits = 0
+    for _ in range(MONTE_CARLO_PERMUTATIONS):
+        perm = rng.permutation(scores)
+        hits += int(conservative_ranks(canary_scores=perm[:t], reference_scores=perm[t:]).sum() <= observed)
+    out = from_fraction(hits + 1, MONTE_CARLO_PERMUTATIONS + 1, f"Monte Carlo permutation ({MONTE_CARLO_PERMUTATIONS:,} draws)")
+    error = math.sqrt(out.p * (1 - out.p) / MONTE_CARLO_PERMUTATIONS)
+    return PValue(out.p, out.log10_p, out.method, monte_carlo_error=error)
 
 
 def rank_zero_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarray) -> PValue:
@@ -142,3 +168,21 @@ def rank_zero_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarra
             break
         used, remaining = used + size, remaining - size
     return from_fraction(ways_at_least, math.comb(t + n, t), "exact permutation")
+
+
+def none_in_top(*, population: int, drawn: int, top: int) -> float:
+    """P(none of `drawn` items, taken uniformly without replacement from `population`, is among a fixed `top`
+    of them): C(population - top, drawn) / C(population, drawn), exactly."""
+    if not 0 <= drawn <= population or top < 0:
+        raise InputError("need 0 <= drawn <= population and top >= 0")
+    if top >= population:
+        return 0.0 if drawn else 1.0
+    return from_fraction(math.comb(population - top, drawn), math.comb(population, drawn), "exact").p
+
+
+def hypergeometric_tail(*, population: int, marked: int, drawn: int, more_than: int) -> float:
+    """P(more than `more_than` of `drawn` items, taken without replacement from `population`, are among `marked` of them)."""
+    if not 0 <= marked <= population or not 0 <= drawn <= population:
+        raise InputError("need 0 <= marked, drawn <= population")
+    ways = sum(math.comb(marked, x) * math.comb(population - marked, drawn - x) for x in range(more_than + 1, min(drawn, marked) + 1))
+    return from_fraction(ways, math.comb(population, drawn), "exact").p if ways else 0.0

@@ -327,4 +327,4 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, r
 
 
 def _record(p: PValue) -> PValueRecord:
-    return PValueRecord(p=p.p, log10_p=p.log10_p, method=p.method)
+    return PValueRecord(p=p.p, log10_p=p.log10_p, method=p.method, monte_carlo_error=p.monte_carlo_error)

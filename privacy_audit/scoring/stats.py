@@ -14,7 +14,8 @@ import numpy as np
 from scipy import stats
 
 from privacy_audit.errors import InputError
-from privacy_audit.scoring.intervals import auc_ci, tpr_at_fpr
+from privacy_audit.scoring.intervals import auc_ci
+from privacy_audit.scoring.roc import tpr_at_fpr
 from privacy_audit.scoring.types import SkewnormFit
 
 
@@ -94,7 +95,7 @@ class RocSummary:
 
 
 def roc_summary(*, member_scores: np.ndarray, non_member_scores: np.ndarray) -> RocSummary:
-    """ROC of 'higher likelihood = member' over every threshold: AUC with a conservative interval
+    """ROC of 'higher likelihood = member' over every threshold: AUC with its Clopper-Pearson interval
     (`intervals.auc_ci`), and TPR at 1% FPR taken from all thresholds (ties included)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 

@@ -3,12 +3,22 @@ report imports only these)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["auto", "exact", "bounded", "sampled"]
+RunMode = Literal["exact", "bounded", "sampled"]
 Method = Literal["exact", "certified", "sampled"]
+# Every number a report stores is finite (NaN and infinities are refused when a report is built or read);
+# these add the ranges the measurements live in, so no gate rule ever sees a value outside them.
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Bits = Annotated[float, Field(ge=0.0)]
+Count = Annotated[int, Field(ge=0)]
+Rank = Annotated[int, Field(ge=1)]
+# log10 of a p-value: -inf only where the p-value underflowed to 0
+Log10P = Annotated[float, Field(le=0.0, allow_inf_nan=True)]
+FROZEN = ConfigDict(frozen=True, allow_inf_nan=False)
 
 
 class CanaryScore(BaseModel):
@@ -20,40 +30,41 @@ class CanaryScore(BaseModel):
     (from the model's probabilities alone) or sampled (Clopper-Pearson from the references).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     id: str
     planted: bool
     logprob_bits: float
-    tokens: int
-    rank: int
-    rank_pool: int
-    space_size: int
-    exposure_bits: float
-    p_value: float
+    tokens: Rank
+    rank: Rank
+    rank_pool: Rank
+    space_size: Rank
+    exposure_bits: Bits
+    p_value: Probability
     in_prompt: bool
-    guesses: int | None = None
+    guesses: Rank | None = None
     greedy_extracted: bool | None = None
-    extrapolated_exposure_bits: float | None = None
+    extrapolated_exposure_bits: Bits | None = None
     extrapolated_beyond_references: bool | None = None
     normalised_logprob_bits: float | None = None
-    protocol_rank: int | None = None
+    protocol_rank: Count | None = None
     secret: str | None = None
-    rank_lower: int
-    rank_upper: int
-    exposure_bits_lower: float
-    exposure_bits_upper: float
+    rank_lower: Rank
+    rank_upper: Rank
+    exposure_bits_lower: Bits
+    exposure_bits_upper: Bits
     exposure_method: Method
 
 
 class PValueRecord(BaseModel):
     """A p-value with its log10 (finite where the p-value underflows to 0) and the null it was computed under."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
-    p: float
-    log10_p: float
+    p: Probability
+    log10_p: Log10P
     method: str
+    monte_carlo_error: Probability | None = None
 
 
 class Summary(BaseModel):
@@ -63,25 +74,25 @@ class Summary(BaseModel):
     references are exchangeable with them (permutation null, ties against the canaries).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
-    max_exposure_bits: float
-    mean_exposure_planted: float
-    mean_exposure_references: float | None
-    null_mean_exposure_bits: float
-    max_possible_exposure_bits: float
-    min_rank_planted: int
-    planted_in_prompt: int
-    planted_count: int
-    reference_count: int
-    planted_vs_references_p_value: float | None
-    greedy_extracted: int | None = None
-    min_guesses_planted: int | None = None
-    protocol_mean_rank: float | None = None
-    protocol_null_mean_rank: float | None = None
-    protocol_mean_rank_p_value: float | None = None
-    protocol_rank_zero_count: int | None = None
-    protocol_rank_zero_p_value: float | None = None
+    max_exposure_bits: Bits
+    mean_exposure_planted: Bits
+    mean_exposure_references: Bits | None
+    null_mean_exposure_bits: Bits
+    max_possible_exposure_bits: Bits
+    min_rank_planted: Rank
+    planted_in_prompt: Count
+    planted_count: Rank
+    reference_count: Count
+    planted_vs_references_p_value: Probability | None
+    greedy_extracted: Count | None = None
+    min_guesses_planted: Rank | None = None
+    protocol_mean_rank: Bits | None = None
+    protocol_null_mean_rank: Bits | None = None
+    protocol_mean_rank_p_value: Probability | None = None
+    protocol_rank_zero_count: Count | None = None
+    protocol_rank_zero_p_value: Probability | None = None
     p_values: dict[str, PValueRecord] = {}
 
 
@@ -93,70 +104,71 @@ class SkewnormFit(BaseModel):
     `references_fitted`: how many references it was fitted to (a uniform random subsample of a larger set).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     a: float
     loc: float
     scale: float
-    ks_statistic: float
-    ks_p_value: float
+    ks_statistic: Probability
+    ks_p_value: Probability
     poor_fit: bool
-    references_fitted: int | None = None
+    references_fitted: Rank | None = None
     calibration: str = "parametric bootstrap"
 
 
 class EpsilonBound(BaseModel):
     """Largest epsilon the canaries' ranks certify at `confidence`, with the bound's design and assumptions."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
-    epsilon: float
-    threshold_rank: int | None
-    hits: int | None
-    fpr: float
-    delta: float
-    confidence: float
-    canaries: int
-    grid: tuple[int, ...]
+    epsilon: Bits
+    threshold_rank: Rank | None
+    hits: Count | None
+    fpr: Probability
+    delta: Probability
+    confidence: Probability
+    canaries: Rank
+    grid: tuple[Rank, ...]
     design: str
     assumptions: str
-    tpr_lower: float | None = None
+    tpr_lower: Probability | None = None
 
 
 class Statistics(BaseModel):
     """Uncertainty and derived bounds; every input is in the per-canary rows of the report."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     mean_exposure_planted_ci: tuple[float, float] | None
     mean_exposure_references_ci: tuple[float, float] | None
     extrapolation: SkewnormFit | None
     extrapolation_note: str
     epsilon: EpsilonBound | None
-    interval_method: str = "percentile bootstrap"
-    confidence: float = 0.95
+    interval_method: str
+    confidence: Probability = 0.95
     rank_interval_note: str = ""
-    sampled_rank_lower_by_references_above: tuple[int, ...] | None = None
+    sampled_rank_lower_by_references_above: tuple[Rank, ...] | None = None
 
 
 class TokenBoundary(BaseModel):
-    """How the context was cut for canonical tokens, and the check that proved it (DESIGN.md §4)."""
+    """How the context was cut for canonical tokens (every score is the one the whole text tokenized at
+    once gets), and the check that proved it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     rule: str
-    head_tokens: int
-    tail_chars: int
-    checked: int
-    mismatched: int
+    head_tokens: Count
+    tail_chars: Count
+    checked: Count
+    mismatched: Count
     fallback: bool
-    joint_scored: int
+    joint_scored: Count
 
 
 class ScoringResult(BaseModel):
     """Everything `score_prompt` measured."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     mode: Mode
     separator: str
@@ -168,46 +180,46 @@ class ScoringResult(BaseModel):
 
 
 class LeakRow(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
-    teacher: int
-    unit: int
-    chars: int
-    distance: float
+    teacher: Count
+    unit: Count
+    chars: Rank
+    distance: Probability
     verbatim: bool
 
 
 class LeakReport(BaseModel):
     """The paper's distance for every generated unit, against the private prompt it was generated from."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
-    units: int
-    verbatim_copies: int
-    verbatim_rate: float
-    mean_distance: float
-    min_distance: float
+    units: Rank
+    verbatim_copies: Count
+    verbatim_rate: Probability
+    mean_distance: Probability
+    min_distance: Probability
     rows: tuple[LeakRow, ...]
 
 
 class Reconstruction(BaseModel):
     """Length-normalised log2-likelihoods (bits per token) of members and non-members, and their ROC."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     member_scores: tuple[float, ...]
     non_member_scores: tuple[float, ...]
-    auc: float
-    auc_ci: tuple[float, float] | None
-    tpr_at_1pct_fpr: float
-    fpr: tuple[float, ...]
-    tpr: tuple[float, ...]
+    auc: Probability
+    auc_ci: tuple[Probability, Probability] | None
+    tpr_at_1pct_fpr: Probability
+    fpr: tuple[Probability, ...]
+    tpr: tuple[Probability, ...]
 
 
 class ProtocolSummary(BaseModel):
     """T independent Secret Sharer trials: the ranks, their mean and rank-0 count, with exact p-values."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = FROZEN
 
     trials: int
     candidates: int

@@ -71,9 +71,10 @@ def test_missing_program_is_an_input_error(sms_jsonl):
         run_pipeline("command", records(sms_jsonl), options={"argv": ["no-such-teacher-program"]})
 
 
-def test_teaching_outputs_are_cached(sms_jsonl, tmp_path):
+def test_teaching_outputs_are_cached(sms_jsonl, tmp_path, monkeypatch):
     counter = tmp_path / "runs.txt"
-    argv = [PY, str(TEACHERS / "file_teacher.py"), "{input}", str(counter)]
+    monkeypatch.setenv("TEACHER_RUNS", str(counter))
+    argv = [PY, str(TEACHERS / "file_teacher.py"), "{input}"]
     messages: list[str] = []
     for _ in range(2):
         teach("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, say=messages.append)

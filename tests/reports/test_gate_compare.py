@@ -23,7 +23,7 @@ def base():
     prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
     teaching = TeachingOutput(prompt=prompt, pipeline="raw", options={}, seed=0, model=None)
     report = build_report(teaching, cs, MockModel())
-    leaks = LeakReport(units=4, verbatim_copies=1, verbatim_rate=0.25, mean_distance=0.4, min_distance=0.0, rows=tuple(
+    leaks = LeakReport(units=4, verbatim_copies=1, verbatim_rate=0.25, mean_distance=0.3625, min_distance=0.0, rows=tuple(
         LeakRow(teacher=0, unit=i, chars=10, distance=d, verbatim=d == 0) for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
     ))
     recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
@@ -73,7 +73,7 @@ def test_per_canary_override(base):
 def test_rules_without_data_are_reported_as_skipped(base):
     bare = base.model_copy(update={"reconstruction": None})
     outcome = apply_gate(bare, Thresholds(max_auc=0.5, alpha=LENIENT))
-    assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0]
+    assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0].reason and outcome.skipped[0].rule == "max_auc"
 
 
 def test_thresholds_from_toml_and_pyproject(tmp_path):
@@ -123,13 +123,20 @@ def test_default_gate_on_a_copying_prompt_fails(base, tmp_path):
 
 
 def test_compare_flags_regressions_beyond_noise(base, tmp_path):
-    leakier = base.model_copy(update={"summary": base.summary.model_copy(update={"max_exposure_bits": base.summary.max_exposure_bits + 2})})
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
+    quiet = build_report(TeachingOutput(prompt="nothing to see here\n", pipeline="raw", options={}, seed=0, model=None), cs, MockModel())
+    leakier = base.model_copy(update={"leaks": None, "reconstruction": None})
+    base = quiet
+    assert leakier.summary.max_exposure_bits > base.summary.max_exposure_bits + 2
     result = compare(base, leakier, tolerance=0.5)
     assert result.regressed
     assert any(c.regression and c.measure.startswith("max exposure") for c in result.changes)
     assert not compare(base, base).regressed
-    noisy = base.model_copy(update={"reconstruction": base.reconstruction.model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})})
-    auc = next(c for c in compare(base, noisy, tolerance=0.1).changes if c.measure == "reconstruction AUC")
+    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
+                           tpr_at_1pct_fpr=0.5, fpr=(0.0, 1.0), tpr=(0.0, 1.0))
+    noisy = base.model_copy(update={"reconstruction": recon.model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})})
+    auc = next(c for c in compare(base.model_copy(update={"reconstruction": recon}), noisy, tolerance=0.1).changes
+               if c.measure == "reconstruction AUC")
     assert auc.worse and auc.beyond_noise is False and not auc.regression
     save_report(base, tmp_path / "old.json")
     save_report(leakier, tmp_path / "new.json")

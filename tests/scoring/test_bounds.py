@@ -146,7 +146,7 @@ def test_gate_false_alarm_on_the_conservative_end_matches_simulation():
     above every reference) = 5/25)."""
     from types import SimpleNamespace
 
-    from privacy_audit.gate import _exposure_false_alarm
+    from privacy_audit.gate.rules import _exposure_false_alarm
     from privacy_audit.scoring.bounded import intervals
 
     cs = generate_canary_set(template="code {secret}", space="digits:6", count=5, references=20, seed=0)

@@ -3,6 +3,7 @@ epsilon bound its confidence; plus the exact values the statistics issue names."
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -36,6 +37,43 @@ def test_shared_reference_p_values_are_exact():
     assert rank_sum_p_value(planted_scores=tied[:5], reference_scores=tied[5:], rng=rng).p == 1.0
     assert rank_zero_p_value(planted_scores=tied[:5], reference_scores=tied[5:]).p == 1.0
     assert conservative_ranks(canary_scores=tied[:2], reference_scores=tied[2:]).tolist() == [998, 998]
+
+
+def test_rank_sum_is_exact_for_large_designs_with_and_without_ties():
+    rng = np.random.default_rng(11)
+    x, y = rng.normal(0.3, 1, 20), rng.normal(0, 1, 1000)
+    exact = rank_sum_p_value(planted_scores=x, reference_scores=y, rng=rng)
+    assert exact.method == "exact permutation" and exact.monte_carlo_error is None
+    assert exact.p == pytest.approx(stats.mannwhitneyu(x, y, alternative="greater", method="exact").pvalue, rel=1e-9)
+    tied_x, tied_y = rng.integers(0, 6, 4).astype(float), rng.integers(0, 6, 9).astype(float)
+    ours = rank_sum_p_value(planted_scores=tied_x, reference_scores=tied_y, rng=rng).p
+    scores = np.r_[tied_x, tied_y]
+    stat = conservative_ranks(canary_scores=tied_x, reference_scores=tied_y).sum()
+    count = total = 0
+    for chosen in itertools.combinations(range(13), 4):  # every labelling, counted
+        mask = np.zeros(13, dtype=bool)
+        mask[list(chosen)] = True
+        total += 1
+        count += conservative_ranks(canary_scores=scores[mask], reference_scores=scores[~mask]).sum() <= stat
+    assert ours == pytest.approx(count / total, rel=1e-12)
+
+
+def test_rank_sum_beyond_the_exact_budget_records_its_monte_carlo_error(monkeypatch):
+    import privacy_audit.scoring.permutation as permutation
+
+    monkeypatch.setattr(permutation, "MAX_DP_CELLS", 10)
+    monkeypatch.setattr(permutation, "MONTE_CARLO_PERMUTATIONS", 500)
+    rng = np.random.default_rng(12)
+    got = rank_sum_p_value(planted_scores=rng.normal(size=5), reference_scores=rng.normal(size=40), rng=rng)
+    assert got.method.startswith("Monte Carlo") and got.monte_carlo_error == pytest.approx(math.sqrt(got.p * (1 - got.p) / 500))
+
+
+def test_one_run_epsilon_uses_the_rate_of_the_space_the_other_canaries_leave():
+    """20 canaries of digits:2, all at rank 1: the exact false-positive rate of "rank <= 1" is 1 / 81, not 1 / 100."""
+    bound = epsilon_lower_bound(ranks=np.ones(20, dtype=int), space_size=100, design="one_run")
+    assert bound.fpr == pytest.approx(bound.threshold_rank / 81)
+    single = epsilon_lower_bound(ranks=np.ones(1, dtype=int), space_size=10_000, design="one_run")
+    assert single.fpr == pytest.approx(single.threshold_rank / 10_000)
 
 
 def test_rank_sum_equals_mann_whitney_without_ties():
@@ -125,6 +163,18 @@ def test_betting_interval_covers_the_mean_exposure(n, kind):
         low, high = betting_mean_ci(rng.choice(population, size=n), low=0.0, high=top, rng=rng)
         covered += low <= truth <= high
     assert covered / REPS >= 0.95 - 0.02
+
+
+@pytest.mark.parametrize("m,n", [(8, 64), (50, 50), (64, 8), (3, 20), (1, 5)])
+def test_auc_interval_covers_exactly_where_the_auc_varies_most(m, n):
+    """Each score of the smaller class above or below every score of the other: k AUC is Binomial(k, theta),
+    k = min(m, n), the largest variance an AUC can have. Coverage computed exactly, on a fine grid of theta."""
+    k = min(m, n)
+    intervals = [auc_ci(hits / k, positives=m, negatives=n) for hits in range(k + 1)]
+    for theta in np.linspace(0.0005, 0.9995, 1999):
+        pmf = stats.binom.pmf(np.arange(k + 1), k, theta)
+        covered = sum(p for p, (low, high) in zip(pmf, intervals) if low <= theta <= high)
+        assert covered >= 0.95 - 1e-9, (theta, covered)
 
 
 @pytest.mark.parametrize("m,n,shift", [(8, 64, 1.0), (10, 10, 0.5), (5, 50, 3.0)])

@@ -118,9 +118,9 @@ def test_epsilon_bound_is_zero_without_leak_and_grows_with_it(design):
 
 
 def test_one_run_bound_for_three_canaries_at_rank_one():
-    # v = 3 of k = 3 at r = 1 of 10^4, grid of 13 thresholds: C(3,3) (e^eps / 10^4)^3 <= 0.05 / 13.
+    # v = 3 of k = 3 at r = 1 of 10^4, grid of 13 thresholds: C(3,3) (e^eps / (10^4 - 2))^3 <= 0.05 / 13.
     bound = epsilon_lower_bound(ranks=np.ones(3, dtype=int), space_size=10_000, design="one_run")
-    assert bound.epsilon == pytest.approx(math.log(10_000) + math.log(0.05 / 13) / 3, abs=1e-6)
+    assert bound.epsilon == pytest.approx(math.log(10_000 - 2) + math.log(0.05 / 13) / 3, abs=1e-6)
     with_delta = epsilon_lower_bound(ranks=np.ones(3, dtype=int), space_size=10_000, design="one_run", delta=1e-3)
     assert with_delta.epsilon < bound.epsilon and with_delta.delta == 1e-3
 

@@ -1,0 +1,67 @@
+"""The gate's verdict: a checked report compared with thresholds, the chance rule always, and every set rule."""
+
+from __future__ import annotations
+
+from privacy_audit.errors import InputError
+from privacy_audit.gate.registry import RULES, Measurement, Rule, Thresholds, outcome
+from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome, SkippedRule
+from privacy_audit.reports.validate import check_report
+
+
+def apply_gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
+    """Check the report (`check_report`: every number valid and consistent), then the chance rule and every
+    set threshold rule; references never fail it. A rule whose data the report lacks is listed as skipped.
+
+    The gate fails closed: an invalid report, or one with no planted canaries, is an error, not a pass.
+    """
+    check_report(report)
+    planted = {c.id for c in report.canaries if c.planted}
+    unknown = sorted(set(thresholds.overrides) - planted)
+    if unknown:
+        raise InputError(f"gate overrides name canaries not planted in this report: {', '.join(unknown)}")
+    results = [chance_rule(report, alpha=thresholds.alpha)]
+    skipped: list[SkippedRule] = []
+    wanted = {name for name in RULES if thresholds.limits.get(name) is not None}
+    wanted |= {name for rules in thresholds.overrides.values() for name in rules}
+    for name in sorted(wanted, key=list(RULES).index):
+        r = RULES[name]
+        why = r.missing(report) if r.missing is not None else None
+        if why is not None:
+            skipped.append(SkippedRule(rule=name, reason=why))
+            continue
+        results += _checked(r, report, thresholds)
+    failures = tuple(o.message for o in results if not o.passed)
+    return GateOutcome(passed=not failures, failures=failures, thresholds=thresholds.as_dict(), rules=tuple(results),
+                       skipped=tuple(skipped))
+
+
+def _checked(r: Rule, report: AuditReport, thresholds: Thresholds) -> list[RuleOutcome]:
+    """A rule's outcomes; a per-canary rule runs per canary with that canary's own limit (its override)."""
+    limit = thresholds.limits.get(r.name)
+    if not r.per_canary or not thresholds.overrides:
+        return r.outcomes(report, limit, thresholds) if limit is not None else []
+    out = []
+    for c in (c for c in report.canaries if c.planted):
+        own = thresholds.overrides.get(c.id, {}).get(r.name, limit)
+        if own is not None:
+            out += [o for o in r.outcomes(report, own, thresholds) if o.subject == c.id]
+    return out
+
+
+def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
+    """Fail when the planted canaries are more exposed than chance, at family-wise level `alpha`.
+
+    The family is each planted canary's exact rank test (p = rank / pool) and, with references, the exact
+    permutation test of planted against references; Bonferroni over the family needs no independence,
+    so a prompt that never saw a canary fails with probability at most `alpha`.
+    """
+    planted = [c for c in report.canaries if c.planted]
+    family = [c.p_value for c in planted]
+    shared = report.summary.p_values.get("planted_vs_references")
+    if shared is not None:
+        family.append(shared.p)
+    adjusted = min(1.0, len(family) * min(family))
+    what = f"Bonferroni-adjusted p-value that the planted canaries are exposed by chance ({len(family)} exact tests)"
+    return outcome("chance", Measurement("report", adjusted, alpha), alpha, upper=False, what=what)
+
+
