@@ -251,8 +251,6 @@ RUN_OUTPUTS = ("canaries.json", "planted.jsonl", "prompt.txt", "prompt.txt.teach
 def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResult:
     """`run CONFIG`: the chain from one config, into cfg.out (canaries, planted data, prompt, report JSON,
     Markdown and HTML, written together at the end or not at all), then the config's gate."""
-    out = make_folder(cfg.out, what="output folder")
-    guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
     template, space, derived = cfg.template_and_space()
     c, d = cfg.canaries, cfg.data
     rows = cfg.read_pool()
@@ -260,6 +258,8 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
                                      repetitions=c.repetitions, derived=derived, preset=c.preset)
     check_mode(canary_set, cfg.scoring.options())
     evals = load_training_records(cfg.resolve(d.eval_path), field=d.field, label_field=d.label_field or "label") if d.eval_path else None
+    out = make_folder(cfg.out, what="output folder")
+    guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
     model = load_model(cfg.model.spec, **cfg.model.options())
     say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}', scoring with {model.name} ...")
     result = run_chain(

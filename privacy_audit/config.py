@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from privacy_audit._io import read_text
 from privacy_audit.canaries import parse_space
-from privacy_audit.canaries.canary import MAX_DRAW
+from privacy_audit.canaries.canary import MAX_DRAW, check_template
 from privacy_audit.canaries.plant import detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
@@ -122,6 +122,13 @@ class AuditConfig(_Section):
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
     base_dir: str = "."
     source: str | None = None
+
+    @model_validator(mode="after")
+    def _canaries(self) -> AuditConfig:
+        """The canaries' template fits their space (both read, a preset file or word list included)."""
+        template, space, derived = self.template_and_space()
+        check_template(template, parse_space(space).slots, derived)
+        return self
 
     def resolve(self, path: str) -> str:
         """A data path as given in the config: `@demo`, absolute, or relative to the config's folder."""

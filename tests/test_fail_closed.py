@@ -102,6 +102,7 @@ TAMPERS = {
     "mode-exact-to-sampled": (lambda d: d["run"].update(mode="sampled"), "rank_pool"),
     "epsilon-infinite": (lambda d: d["statistics"]["epsilon"].update(epsilon=float("inf")), "epsilon"),
     "space-sizes-differ": (lambda d: first_planted(d).update(space_size=999), "space"),
+    "space-shrunk-everywhere": (lambda d: [c.update(space_size=200, rank_pool=200) for c in d["canaries"]], "space_size"),
 }
 
 
@@ -290,7 +291,8 @@ def test_renderings_of_reports_that_hold_secrets_are_private(tmp_path, sms_jsonl
     ("canaries.count=true", "canaries.count"), ("canaries.count=\"5\"", "canaries.count"), ("pipeline.seed=-1", "pipeline.seed"),
     ("pipeline.options.examples=0", "examples"), ("pipeline.options.bogus=1", "bogus"), ("data.fraction=0.5", "shards"),
     ("secret_sharer.candidates=1", "secret_sharer.candidates"), ("scoring.max_exact=0", "scoring.max_exact"),
-    ("model.spec=\"nowhere/at/all\"", "not found"),
+    ("model.spec=\"nowhere/at/all\"", "not found"), ("canaries.template=\"no slot here\"", "slot"),
+    ("canaries.space=\"digits:0\"", "KIND:LENGTH"),
 ])
 @pytest.mark.parametrize("command", ["run", "secret-sharer"])
 def test_config_values_are_checked_like_flags_before_any_work(tmp_path, setting, key, command):

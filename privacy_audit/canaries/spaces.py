@@ -311,6 +311,16 @@ for _kind in _ALPHABETS:
     register("space", _kind)(_charset_factory(_kind))
 
 
+def known_size(spec: str) -> int | None:
+    """The size of the space a spec names when that needs no file (a word list's needs its file: None)."""
+    if "@" in spec:
+        return None
+    try:
+        return parse_space(spec).size
+    except InputError:
+        return None
+
+
 def is_charset_spec(spec: str) -> bool:
     """Whether a spec names a fixed-length charset space (digits:K, hex:K, alnum:K), without building it."""
     kind, _, arg = spec.strip().partition(":")

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from privacy_audit.canaries.spaces import known_size
 from privacy_audit.errors import ReportError
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.scoring.exposure import null_mean_exposure
@@ -58,6 +59,9 @@ def _canaries(report: AuditReport) -> None:
         _fail("canaries", "include no planted canaries, so nothing can be measured or gated (is the report truncated or tampered with?)")
     if len({c.space_size for c in cs}) > 1:
         _fail("canaries", "disagree on the size of their space")
+    size = known_size(report.run.space)
+    if size is not None and cs[0].space_size != size:
+        _fail("canaries.space_size", f"is {cs[0].space_size:,} but the space {report.run.space} holds {size:,} secrets")
     if len({c.id for c in cs}) < len(cs):
         _fail("canaries", "repeat an id")
     references = sum(not c.planted for c in cs)
