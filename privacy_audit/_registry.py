@@ -3,7 +3,8 @@
 A component registers with a decorator that says what it needs (a model, private data), which
 options it ignores (performance knobs that change no number) and which files of its options go
 into a cache key; its options schema is its factory's keyword parameters, so unknown options and
-values of the wrong type are refused before any work. Callers never hard-code component names.
+values of the wrong type are refused before any work. The CLI's choices (--pipeline, the model
+backends, the space kinds) are the registry's names.
 """
 
 from __future__ import annotations
@@ -105,11 +106,6 @@ def register(
         return obj
 
     return decorator
-
-
-def unregister(kind: str, name: str) -> None:
-    """Remove a registration (used by tests and plugins that register temporarily)."""
-    _REGISTRY[kind].pop(name, None)
 
 
 def component(kind: str, name: str) -> Component:

@@ -30,7 +30,7 @@ from privacy_audit.reports.compare import Comparison, compare
 from privacy_audit.reports.html import render_comparison_html, render_html
 from privacy_audit.reports.junit import render_junit
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
-from privacy_audit.scoring.score import check_mode
+from privacy_audit.scoring.rank import check_mode
 
 Progress = Callable[[int, int], None]
 
@@ -128,7 +128,7 @@ def teach(
             raise InputError("--eval-data needs a model to play the student (--model)")
     output = teach_records(TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say)
     if evals is not None and lm is not None:
-        output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=options.get("labels"))})
+        output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=output.labels)})
     with all_or_nothing():
         atomic_write(out, output.prompt, private=True)
         write_json(teaching_path(out), output.model_dump(mode="json"), private=True)

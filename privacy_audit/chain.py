@@ -21,12 +21,14 @@ from privacy_audit.canaries import CanarySet, plant_records
 from privacy_audit.canaries.plant import Position
 from privacy_audit.errors import InputError
 from privacy_audit.models import LanguageModel
+from privacy_audit.models.base import ModelInfo
 from privacy_audit.pipelines import Record, TeachingOutput, describe, format_example, run_pipeline, student_accuracy
 from privacy_audit.reports import AuditReport, RunSpec
 from privacy_audit.scoring.leaks import leak_report
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.reconstruction import reconstruction
 from privacy_audit.scoring.score import score_prompt
+from privacy_audit.scoring.types import Reconstruction, ScoringResult
 
 Progress = Callable[[int, int], None]
 Say = Callable[[str], None]
@@ -121,14 +123,13 @@ def run_chain(
     records = to_records(planted, field=plant.field, label_field=plant.label_field, shard_field=plant.shard_field)
     teaching = teach_records(teach, records, model, say=say)
     if evals is not None:
-        labels = teaching.options.get("labels") or teach.options.get("labels")
-        teaching = teaching.model_copy(update={"utility": student_accuracy(model, teaching.prompt, evals, labels=labels)})
+        teaching = teaching.model_copy(update={"utility": student_accuracy(model, teaching.prompt, evals, labels=teaching.labels)})
     members = non_members = None
     if membership and plant.label_field is not None:
         try:
             members, non_members = membership_split(teaching, records, held_out)
-        except InputError:
-            say("no held-out records (the teacher saw them all): reconstruction likelihood skipped")
+        except InputError as exc:
+            say(f"reconstruction likelihood skipped: {exc}")
     report = build_report(teaching, canary_set, model, scoring, members=members, non_members=non_members, progress=progress)
     return ChainResult(planted=planted, records=records, teaching=teaching, report=report)
 
@@ -166,7 +167,7 @@ def teaching_cache_key(spec: TeachOptions, records: Sequence[Record], *, model: 
     component = describe(spec.pipeline)
     blob = json.dumps(
         {"pipeline": spec.pipeline, "options": dict(spec.options), "seed": spec.seed,
-         "model": None if model is None else {k: v for k, v in model.info().items() if k in ("name", "revision", "backend")},
+         "model": None if model is None else model.info().model_dump(exclude={"dtype", "device", "system_fingerprint"}),
          "files": component.cache_files(spec.options), "records": [r.model_dump() for r in records],
          "privacy_audit": versions().get("privacy-audit")},
         sort_keys=True, default=str,
@@ -178,14 +179,15 @@ def membership_split(
     teaching: TeachingOutput, records: Sequence[Record], held_out: Sequence[Record] | None
 ) -> tuple[list[str], list[str]]:
     """Private examples the teacher saw, and held-out ones, formatted as the pipeline showed them."""
-    used = set(teaching.used_records) or set(range(len(records)))
+    used = set(range(len(records))) if teaching.used_records is None else set(teaching.used_records)
+    if not used:
+        raise InputError(f"pipeline {teaching.pipeline!r} wrote its prompt from no private record, so there is no member to test")
     if not records or max(used) >= len(records):
         raise InputError(f"the data has {len(records)} records but the teaching output used record {max(used)}; pass the data it ran on")
     others = list(held_out) if held_out is not None else [r for i, r in enumerate(records) if i not in used]
     if not others:
-        raise InputError("every record was seen by the teacher: pass held-out records with --held-out")
-    labels = teaching.options.get("labels") or {}
-    return [format_example(records[i], labels) for i in sorted(used)], [format_example(r, labels) for r in others]
+        raise InputError("the teacher saw every record: pass held-out records with --held-out")
+    return [format_example(records[i], teaching.labels) for i in sorted(used)], [format_example(r, teaching.labels) for r in others]
 
 
 def build_report(
@@ -199,21 +201,34 @@ def build_report(
     progress: Progress | None = None,
 ) -> AuditReport:
     """Score a teaching output against a canary set and wrap it in a report (with the reconstruction ROC
-    when `members` and `non_members` are given)."""
+    when `members` and `non_members` are given): `score_prompt`, then `make_report`."""
     result = score_prompt(model, teaching.prompt, canary_set, scoring, progress=progress)
+    recon = None
+    if members is not None and non_members is not None:
+        recon = reconstruction(model, teaching.prompt + scoring.separator, members=members, non_members=non_members)
+    return make_report(teaching, canary_set, result, model=model.info(), reconstruction=recon, include_prompt=scoring.include_secrets)
+
+
+def make_report(
+    teaching: TeachingOutput,
+    canary_set: CanarySet,
+    result: ScoringResult,
+    *,
+    model: ModelInfo,
+    reconstruction: Reconstruction | None = None,
+    include_prompt: bool = False,
+) -> AuditReport:
+    """A report from a scoring already done: the run spec (what ran, on what, with which versions), the
+    measurements, the leaks of the teaching output's generated text, and the prompt only when asked for."""
     run = RunSpec(
-        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model.info(), seed=teaching.seed,
-        versions=versions(), mode=result.mode, separator=scoring.separator, template=canary_set.template,
+        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, seed=teaching.seed,
+        versions=versions(), mode=result.mode, separator=result.separator, template=canary_set.template,
         space=canary_set.space, canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
         extraction=result.search, tokenization=result.boundary,
     )
-    recon = None
-    if members is not None and non_members is not None:
-        recon = reconstruction(model, teaching.prompt + scoring.separator, members=members, non_members=non_members)
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,
-        leaks=leak_report(teaching.artifacts), reconstruction=recon, utility=teaching.utility,
-        prompt=teaching.prompt if scoring.include_secrets else None,
+        leaks=leak_report(teaching.artifacts), reconstruction=reconstruction, utility=teaching.utility,
+        prompt=teaching.prompt if include_prompt else None,
     )
-

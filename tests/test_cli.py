@@ -85,7 +85,7 @@ def test_score_with_a_transformers_folder_agrees_with_the_library(chain, tiny_mo
     assert r.exit_code == 0, r.output
     report = json.loads((chain / "tiny.json").read_text())
     assert all(c["rank_pool"] == 1000 for c in report["canaries"])
-    assert report["run"]["model"]["backend"] == "TransformersModel"
+    assert report["run"]["model"]["backend"] == "hf" and report["run"]["model"]["dtype"] == "float32"
 
 
 def test_reports_are_deterministic(chain):

@@ -16,3 +16,12 @@ def test_python_api_example_runs(capsys):
     exposure, p, passed = capsys.readouterr().out.split()
     assert 6 < float(exposure) <= 9.97 and float(p) < 0.01  # the raw prompt copies the canaries
     assert passed == "False"  # and the default chance rule catches it
+
+
+def test_step_by_step_api_example_runs(capsys):
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Python API") :]
+    code = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    exec(compile(code, "README.md", "exec"), {})
+    insertions, best_rank, passed = capsys.readouterr().out.split()
+    assert int(insertions) == 3 and int(best_rank) <= 3 and passed == "False"

@@ -12,7 +12,8 @@ from typing import Any
 from privacy_audit._registry import Component, component, create, names
 from privacy_audit.errors import InputError
 from privacy_audit.models import mock as _mock  # noqa: F401  (registers "mock")
-from privacy_audit.models.base import Completion, LanguageModel, ScoredContinuations
+from privacy_audit.models.base import Completion, LanguageModel, ModelInfo
+from privacy_audit.models.context import Context, ContextBackend, ScoredContinuations
 from privacy_audit.models.mock import MockModel
 
 
@@ -52,4 +53,7 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
     return create("backend", backend.name, **fixed, **options)
 
 
-__all__ = ["Completion", "LanguageModel", "MockModel", "ScoredContinuations", "backend_for", "check_model_options", "load_model"]
+__all__ = [
+    "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ScoredContinuations", "backend_for",
+    "check_model_options", "load_model",
+]

@@ -1,22 +1,63 @@
-"""The LanguageModel seam: batched log-probabilities of continuations, and generation.
-
-Backends implement `_open_context` (and optionally `_generate`); the public methods here check
-what comes back, so a broken backend fails loudly instead of producing wrong numbers.
+"""The LanguageModel seam, split by capability: a backend says what it can do (generate text, score a prompt's
+continuations, give next-token log-probabilities of chosen tokens, decode greedily) and implements the hooks of
+those; the public methods refuse what it cannot do with one line, and check what comes back, so a broken
+backend fails loudly instead of producing wrong numbers. Commands degrade by capability (see `scoring`).
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from privacy_audit.errors import ModelError
+from privacy_audit.models.context import Context, ContextBackend, ScoredContinuations
+
+Capability = Literal["generate", "score", "next_token", "greedy"]
+# What each capability is for, and what to do without it: the one line a refusal prints.
+CAPABILITIES: dict[str, tuple[str, str]] = {
+    "generate": ("generate text", "teach with another model"),
+    "score": ("give log-probabilities of a prompt's continuations",
+              "use it as a teacher and score with another model (score --model, or [scorer] in a config)"),
+    "next_token": ("give next-token log-probabilities of chosen tokens (best-first search)",
+                   "bounded intervals then come from the references"),
+    "greedy": ("decode greedily after a prompt", "greedy extraction is then not run"),
+}
+ALL_CAPABILITIES: frozenset[str] = frozenset(CAPABILITIES)
 
 Message = dict[str, str]
 Prompt = str | Sequence[Message]
+
+
+class ModelInfo(BaseModel):
+    """What a report records about a model: which backend computed the numbers, the model's name and revision
+    (or an API's served model id and endpoint, never its credentials), and the settings that change them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    backend: str
+    name: str
+    revision: str | None = None
+    dtype: str | None = None
+    device: str | None = None
+    endpoint: str | None = None
+    served_model: str | None = None
+    system_fingerprint: str | None = None
+    weights_sha256: str | None = None
+    options: dict[str, str | int | float | bool | None] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _untyped(cls, data: Any) -> Any:
+        """Files written before model info was typed hold a flat dict: its other keys are the backend's options."""
+        if not isinstance(data, dict) or "options" in data:
+            return data
+        known = set(cls.model_fields)
+        flat = {k: v for k, v in data.items() if k in known and v is not None or k in ("backend", "name")}
+        options = {k: v for k, v in data.items() if k not in known}
+        return {**flat, "backend": str(data.get("backend") or "unknown"), "name": str(data.get("name") or "unknown"), "options": options}
 
 
 @dataclass(frozen=True)
@@ -35,262 +76,33 @@ class Completion:
         return self.logprob / self.tokens if self.logprob is not None and self.tokens else None
 
 
-@dataclass(frozen=True)
-class ScoredContinuations:
-    """Per-token log2-probabilities of n continuations, flat (CSR) so 10^6 candidates stay compact.
+class LanguageModel:
+    """A model behind one seam: `capabilities` says which of generate, score, next_token and greedy it has.
 
-    Continuation i owns tokens `offsets[i]:offsets[i+1]`; `token_ends` is each token's end offset in
-    characters within its continuation, so callers can score only the tokens that reach past a prefix.
-    """
-
-    logprobs: np.ndarray
-    token_ends: np.ndarray
-    offsets: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.offsets.ndim != 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.logprobs):
-            raise ModelError("backend returned inconsistent token offsets")
-        if len(self.token_ends) != len(self.logprobs):
-            raise ModelError("backend returned token ends and log-probs of different lengths")
-        if not np.all(np.isfinite(self.logprobs)) or np.any(self.logprobs > 1e-6):
-            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def subset(self, rows: Sequence[int]) -> ScoredContinuations:
-        """The continuations `rows`, in that order."""
-        return ScoredContinuations.concat(
-            [
-                ScoredContinuations(
-                    self.logprobs[self.offsets[i] : self.offsets[i + 1]],
-                    self.token_ends[self.offsets[i] : self.offsets[i + 1]],
-                    np.array([0, self.offsets[i + 1] - self.offsets[i]], dtype=np.int64),
-                )
-                for i in rows
-            ]
-        )
-
-    @staticmethod
-    def concat(parts: Sequence[ScoredContinuations]) -> ScoredContinuations:
-        """The continuations of several results, one after another."""
-        sizes = np.concatenate([np.diff(p.offsets) for p in parts])
-        return ScoredContinuations(
-            np.concatenate([p.logprobs for p in parts]),
-            np.concatenate([p.token_ends for p in parts]),
-            np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        )
-
-    def token_logprobs(self, i: int) -> np.ndarray:
-        """Log2-probabilities of continuation i's tokens."""
-        return self.logprobs[self.offsets[i] : self.offsets[i + 1]]
-
-    def _masked(self, from_char: int | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.asarray(from_char, dtype=np.int64)
-        per_token = np.repeat(starts, np.diff(self.offsets)) if starts.ndim else starts
-        keep = self.token_ends > per_token
-        ids = np.repeat(np.arange(len(self)), np.diff(self.offsets))
-        sums = np.bincount(ids, weights=np.where(keep, self.logprobs, 0.0), minlength=len(self))
-        counts = np.bincount(ids, weights=keep.astype(np.float64), minlength=len(self))
-        return sums, counts
-
-    def totals(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Sum of log2-probs of the tokens that end after character `from_char` (bits, <= 0)."""
-        sums, counts = self._masked(from_char)
-        if np.any(counts == 0):
-            raise ModelError("a continuation has no token after the template prefix; check the template")
-        return sums
-
-    def token_counts(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Number of tokens per continuation that end after character `from_char` (those `totals` sums)."""
-        return self._masked(from_char)[1].astype(np.int64)
-
-    def means(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Length-normalised log2-likelihood (mean over the same tokens as `totals`)."""
-        sums, counts = self._masked(from_char)
-        if np.any(counts == 0):
-            raise ModelError("a continuation has no token after the template prefix; check the template")
-        return sums / counts
-
-
-# search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]
-Search = Callable[[Sequence[Sequence[int]], Sequence[int]], np.ndarray]
-Tokens = tuple[list[list[int]], list[list[int]]]
-
-# Candidates of each scored batch whose tokens are checked against the joint tokenization (always on).
-CHECKS_PER_BATCH = 8
-
-
-class ContextBackend(ABC):
-    """What a backend gives for one context: the tokens its cache holds (`head`) and scoring after them.
-
-    Token lists are the tokens after `head`; their ends are character offsets relative to the start of
-    the continuation, so tokens of the context's unstable tail (moved into every continuation) end at
-    or before 0.
-    """
-
-    head: list[int]
-    tail: str = ""  # the context's text after the head, tokenized with every continuation
-
-    @abstractmethod
-    def tokenize(self, continuations: Sequence[str]) -> Tokens:
-        """Tokens after the head for each continuation, by the backend's fast rule (checked by `Context`)."""
-
-    @abstractmethod
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
-        """The whole text (context + continuation) tokenized at once, start tokens included, with ends
-        relative to the continuation: the reference the fast rule must reproduce."""
-
-    @abstractmethod
-    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
-        """Log2-probs of token lists that follow the head (the cached context)."""
-
-    @abstractmethod
-    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
-        """Log2-probs of `ids[start:]` by one plain pass over the whole token list (no cache)."""
-
-    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-        """log2 p(allowed[j] | head + paths[i]); backends without it cannot run best-first search."""
-        raise ModelError("this model does not support best-first search")
-
-    @abstractmethod
-    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
-        """Greedy decoding after head + `path` (token ids); the decoded new text."""
-
-
-@dataclass
-class BoundaryCheck:
-    """How the context was cut and what proved the cut right: see `Context`."""
-
-    head_tokens: int
-    tail: str
-    checked: int = 0
-    mismatched: int = 0
-    joint_scored: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate",
-            "head_tokens": self.head_tokens,
-            "tail_chars": len(self.tail),
-            "checked": self.checked,
-            "mismatched": self.mismatched,
-            "fallback": self.mismatched > 0,
-            "joint_scored": self.joint_scored,
-        }
-
-
-class Context:
-    """A context the model has read once; scores continuations as the model reads context + continuation.
-
-    Canonical tokens (DESIGN.md §4): every score equals what a plain causal LM gives the whole text
-    tokenized at once. The backend caches the context up to a boundary the joint tokenization never
-    moves and tokenizes the rest (its unstable tail) with each candidate. Every scoring checks that
-    rule against the joint tokenization on a sample of each batch (and on whatever `check` is given);
-    after one mismatch, every candidate is tokenized jointly, one by one (slower, right).
-    """
-
-    def __init__(self, backend: ContextBackend, context: str) -> None:
-        self.backend = backend
-        self.context = context
-        self.boundary = BoundaryCheck(head_tokens=len(backend.head), tail=backend.tail)
-
-    @property
-    def joint_mode(self) -> bool:
-        return self.boundary.mismatched > 0
-
-    def check(self, continuations: Sequence[str]) -> None:
-        """Compare the fast rule with the joint tokenization for each continuation; switch to joint mode on a mismatch."""
-        continuations = list(continuations)
-        if not continuations or self.joint_mode:
-            return
-        ids, _ = self.backend.tokenize(continuations)
-        head = self.backend.head
-        for cont, own in zip(continuations, ids):
-            self.boundary.checked += 1
-            if self.backend.joint(cont)[0] != head + own:
-                self.boundary.mismatched += 1
-
-    def tokenize(self, continuations: Sequence[str]) -> Tokens:
-        """Canonical tokens after the head for each continuation (ModelError if the head itself moves)."""
-        continuations = list(continuations)
-        if not self.joint_mode:
-            return self.backend.tokenize(continuations)
-        ids, ends = [], []
-        n = len(self.backend.head)
-        for cont in continuations:
-            full, full_ends = self.backend.joint(cont)
-            if full[:n] != self.backend.head:
-                raise ModelError("the context's tokens change with the continuation; token paths after it are undefined")
-            ids.append(full[n:])
-            ends.append(full_ends[n:])
-        return ids, ends
-
-    def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
-        continuations = list(continuations)
-        if any(not c for c in continuations):
-            raise ModelError("cannot score an empty continuation")
-        if not continuations:
-            raise ModelError("nothing to score")
-        step = max(1, len(continuations) // CHECKS_PER_BATCH)
-        self.check(continuations[::step][:CHECKS_PER_BATCH])
-        result = self._score_joint(continuations) if self.joint_mode else self.backend.score_tokens(*self.backend.tokenize(continuations))
-        if len(result) != len(continuations):
-            raise ModelError(f"backend scored {len(result)} continuations, expected {len(continuations)}")
-        return result
-
-    def _score_joint(self, continuations: list[str]) -> ScoredContinuations:
-        """Each continuation tokenized with the whole context; after the cached head where it is kept,
-        else by a plain pass over the whole text."""
-        head, n = self.backend.head, len(self.backend.head)
-        parts: list[ScoredContinuations | None] = [None] * len(continuations)
-        cached: list[int] = []
-        cached_ids: list[list[int]] = []
-        cached_ends: list[list[int]] = []
-        for i, cont in enumerate(continuations):
-            full, ends = self.backend.joint(cont)
-            self.boundary.joint_scored += 1
-            if full[:n] == head:
-                cached.append(i)
-                cached_ids.append(full[n:])
-                cached_ends.append(ends[n:])
-            else:
-                start = next(j for j, (a, b) in enumerate(zip(full, head)) if a != b)
-                parts[i] = self.backend.score_full(full, ends, max(start, 1))
-        if len(cached) == len(continuations):
-            return self.backend.score_tokens(cached_ids, cached_ends)
-        if cached:
-            together = self.backend.score_tokens(cached_ids, cached_ends)
-            for k, i in enumerate(cached):
-                parts[i] = together.subset([k])
-        return ScoredContinuations.concat([p for p in parts if p is not None])
-
-    def search(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-        """Next-token log2-probs after token paths that follow the head (as from `tokenize`)."""
-        out = np.asarray(self.backend.next_logprobs(paths, allowed), dtype=np.float64)
-        if out.shape != (len(paths), len(allowed)):
-            raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
-        if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
-            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
-        return out
-
-    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
-        """Greedy decoding after the head and a token path; the decoded new text."""
-        return self.backend.greedy(list(path), max_new_tokens)
-
-
-class LanguageModel(ABC):
-    """A model that scores continuations of a context and generates text.
-
-    `name` and `revision` identify it in reports; `info()` says what to record to reproduce a run.
+    `name` and `revision` identify it in reports; `info()` says what to record to reproduce a run;
+    `exact_budget` is the most candidates exact scoring should send it (None: no limit), which `auto`
+    mode respects. A backend implements the hooks of its capabilities: `_generate` (generate),
+    `_open_context` and `tokenize` (score; the context's backend gives next_token and greedy).
     """
 
     name: str = "model"
     revision: str | None = None
+    backend: str = "model"
+    capabilities: frozenset[str] = ALL_CAPABILITIES
+    exact_budget: int | None = None
 
-    def info(self) -> dict[str, Any]:
+    def info(self) -> ModelInfo:
         """What a report records about this model."""
-        return {"name": self.name, "revision": self.revision, "backend": type(self).__name__}
+        return ModelInfo(backend=self.backend, name=self.name, revision=self.revision)
+
+    def can(self, capability: Capability) -> bool:
+        return capability in self.capabilities
+
+    def require(self, capability: Capability) -> None:
+        """A one-line ModelError when this model lacks `capability`, saying what to do instead."""
+        if capability not in self.capabilities:
+            what, instead = CAPABILITIES[capability]
+            raise ModelError(f"model {self.name} ({self.backend} backend) cannot {what}; {instead}")
 
     def open_context(self, context: str) -> Context:
         """Read `context` once; the returned `Context` scores batches of its continuations.
@@ -299,11 +111,8 @@ class LanguageModel(ABC):
         KV cache for every batch, which is what makes exact exposure over a whole space cheap.
         Scores are those of the whole text context + continuation tokenized at once (see `Context`).
         """
-        return Context(self._open_context(context), context)
-
-    def open_search(self, context: str) -> Search:
-        """Next-token log2-probs after token paths that follow `context`'s cached head (`Context.search`)."""
-        return self.open_context(context).search
+        self.require("score")
+        return Context(self._open_context(context), context, capabilities=self.capabilities, owner=f"{self.name} ({self.backend})")
 
     def logprobs(self, context: str, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation given `context` (one batch)."""
@@ -320,8 +129,9 @@ class LanguageModel(ABC):
         batch_size: int | None = None,
     ) -> list[str]:
         """One completion's text per prompt (see `complete`)."""
-        return [c.text for c in self.complete(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop,
-                                              batch_size=batch_size)]
+        done = self.complete(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop,
+                             batch_size=batch_size)
+        return [c.text for c in done]
 
     def complete(
         self,
@@ -341,6 +151,7 @@ class LanguageModel(ABC):
         on the other prompts or on `batch_size` (how many prompts a backend generates at once; None:
         the backend's default). Generation ends at the first `stop` string (cut off).
         """
+        self.require("generate")
         if temperature < 0:
             raise ModelError("temperature must be >= 0")
         if batch_size is not None and batch_size < 1:
@@ -348,29 +159,30 @@ class LanguageModel(ABC):
         seeds = [seed + i for i in range(len(prompts))] if isinstance(seed, int) else [int(s) for s in seed]
         if len(seeds) != len(prompts):
             raise ModelError(f"{len(seeds)} seeds for {len(prompts)} prompts")
-        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seeds=seeds, stop=tuple(stop),
-                             batch_size=batch_size)
+        out = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, seeds=seeds,
+                             stop=tuple(stop), batch_size=batch_size)
         if len(out) != len(prompts) or not all(isinstance(t, (str, Completion)) for t in out):
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
         done = [c if isinstance(c, Completion) else Completion(c) for c in out]
         return [replace(c, text=truncate_at(c.text, stop)) for c in done]
 
-    @abstractmethod
-    def _open_context(self, context: str) -> ContextBackend:
-        """Backend hook: `context` read once, as a `ContextBackend`."""
-
-    @abstractmethod
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """Token ids of each text (tokenized on its own, no special tokens) and each token's end offset in characters."""
+        self.require("score")
+        raise ModelError(f"{self.backend} backend declares scoring but has no tokenizer")
 
-    @abstractmethod
+    def _open_context(self, context: str) -> ContextBackend:
+        """Backend hook of `score`: `context` read once, as a `ContextBackend`."""
+        raise ModelError(f"{self.backend} backend declares scoring but cannot read a context")
+
     def _generate(
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
         batch_size: int | None,
     ) -> Sequence[str | Completion]:
-        """Backend hook: completions for `prompts` (texts, or `Completion`s with the sampled tokens'
+        """Backend hook of `generate`: completions for `prompts` (texts, or `Completion`s with the sampled tokens'
         log2-probability), prompt i sampled with its own generator seeded by `seeds[i]` (a backend may
         stop early at a `stop` string)."""
+        raise ModelError(f"{self.backend} backend declares generation but cannot generate")
 
 
 def truncate_at(text: str, stop: Sequence[str]) -> str:

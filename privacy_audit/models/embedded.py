@@ -92,6 +92,7 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
         shutil.rmtree(target, ignore_errors=True)
         raise ModelError(f"the cached model at {target} was corrupt and has been removed; run again to rebuild it") from None
     model.name = MODEL_ID
+    model.backend = "embedded"
     model.revision = f"{DIST}=={package_version()} ({GGUF_NAME}, de-quantised to fp32)"
     return model
 

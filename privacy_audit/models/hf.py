@@ -15,7 +15,8 @@ from pydantic import Field
 from privacy_audit._progress import tracker
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
-from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
+from privacy_audit.models.base import Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
@@ -69,7 +70,6 @@ class TransformersModel(LanguageModel):
         name: str,
         revision: str | None = None,
         chunk_tokens: int = 512,
-        extra_info: dict[str, Any] | None = None,
     ) -> None:
         if not 1 <= chunk_tokens <= 1_000_000:
             raise ModelError(f"chunk_tokens must be between 1 and 1,000,000, got {chunk_tokens}")
@@ -82,7 +82,6 @@ class TransformersModel(LanguageModel):
         self.chunk_tokens = chunk_tokens
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        self._extra_info = extra_info or {}
         self._last_session: _HFContext | None = None
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -125,13 +124,10 @@ class TransformersModel(LanguageModel):
             raise ModelError(f"cannot load model {source!r}: {first}") from None
         return cls(model.to(device), tokenizer, name=source, **kwargs)
 
-    def info(self) -> dict[str, Any]:
-        return {
-            **super().info(),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "device": str(self.device),
-            **self._extra_info,
-        }
+    backend = "hf"
+
+    def info(self) -> ModelInfo:
+        return super().info().model_copy(update={"dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device)})
 
     def encode_context(self, context: str) -> list[int]:
         """Context token ids (with the tokenizer's own special tokens; never empty)."""

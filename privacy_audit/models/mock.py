@@ -16,7 +16,8 @@ from pydantic import Field
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import Completion, ContextBackend, LanguageModel, Prompt, ScoredContinuations, Tokens
+from privacy_audit.models.base import Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
 
 VOCAB = 256
 
@@ -38,8 +39,10 @@ class MockModel(LanguageModel):
         self.history: list[tuple[str, object]] = []
         self.name = f"mock-ngram{order}"
 
-    def info(self) -> dict[str, object]:
-        return {**super().info(), "order": self.order, "alpha": self.alpha}
+    backend = "mock"
+
+    def info(self) -> ModelInfo:
+        return super().info().model_copy(update={"options": {"order": self.order, "alpha": self.alpha}})
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """One token per character; the token id is the code point."""

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from privacy_audit._registry import Component, component, names, register
 from privacy_audit.errors import InputError, PipelineError
-from privacy_audit.models.base import LanguageModel
+from privacy_audit.models.base import LanguageModel, ModelInfo
 from privacy_audit.pipelines.utility import Utility
 
 
@@ -71,7 +71,12 @@ Artifact = Annotated[
 
 
 class TeachingOutput(BaseModel):
-    """The teaching prompt plus what is needed to reproduce it and attribute leaks to teachers."""
+    """The teaching prompt plus what is needed to reproduce it and attribute leaks to teachers.
+
+    `labels` maps the data's label names to the ones the prompt shows (the student answers with those);
+    `used_records` are the records the teacher saw: () for none (zero-shot), None where the pipeline cannot
+    say (a prompt written elsewhere), when every record given with it counts as seen.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -80,10 +85,25 @@ class TeachingOutput(BaseModel):
     pipeline: str
     options: dict[str, Any]
     seed: int
-    model: dict[str, Any] | None
-    used_records: tuple[int, ...] = ()
+    model: ModelInfo | None
+    labels: dict[str, str] = {}
+    used_records: tuple[int, ...] | None = None
     artifacts: tuple[Artifact, ...] = ()
     utility: Utility | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _untyped(cls, data: Any) -> Any:
+        """Files written before labels were typed kept them among the options, and named no used record as []."""
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        options = out.get("options")
+        if "labels" not in out and isinstance(options, dict) and isinstance(options.get("labels"), dict):
+            out["labels"] = options["labels"]
+        if out.get("used_records") == [] and out.get("pipeline") != "zero-shot":
+            out["used_records"] = None
+        return out
 
 
 def teaching_path(prompt_path: str | os.PathLike[str]) -> Path:

@@ -42,14 +42,14 @@ def raw(
     prompt = "\n\n".join(format_example(records[i], labels) for i in used)
     return TeachingOutput(
         prompt=prompt, pipeline="raw", options={"examples": examples, "labels": dict(labels or {})},
-        seed=seed, model=None, used_records=tuple(used),
+        seed=seed, model=None, labels=dict(labels or {}), used_records=tuple(used),
     )
 
 
 @pipeline("zero-shot", needs=())
 def zero_shot(records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0) -> TeachingOutput:
     """No teaching at all: an empty prompt, the floor every other pipeline is compared with."""
-    return TeachingOutput(prompt="", pipeline="zero-shot", options={}, seed=seed, model=None)
+    return TeachingOutput(prompt="", pipeline="zero-shot", options={}, seed=seed, model=None, used_records=())
 
 
 @pipeline("prompt-file", needs=(), files=lambda options: [str(options.get("path", ""))])
@@ -96,6 +96,7 @@ def instructions(
         options={"examples": examples, "labels": dict(labels or {}), "temperature": temperature, "max_new_tokens": max_new_tokens},
         seed=seed,
         model=model.info(),
+        labels=dict(labels or {}),
         used_records=tuple(used),
         artifacts=(TeacherArtifact(teacher=0, records=tuple(used), private=request, generated=tuple(paragraphs(answer))),),
     )

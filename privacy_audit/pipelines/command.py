@@ -208,6 +208,5 @@ def command(
         raise PipelineError(f"teacher command {args[0]!r} wrote no teaching prompt on stdout")
     return TeachingOutput(
         prompt=prompt, pipeline="command", options={"argv": list(parse_command(argv)), "timeout": timeout, **({"labels": names} if names else {})},
-        seed=seed,
-        model=None, used_records=tuple(range(len(records))),
+        seed=seed, model=None, labels=names, used_records=tuple(range(len(records))),
     )

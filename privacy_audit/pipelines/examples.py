@@ -156,5 +156,5 @@ def examples(
     used = sorted({i for a in artifacts if isinstance(a, TeacherArtifact) for i in a.records})
     return TeachingOutput(
         prompt="\n\n".join(chosen), pipeline="examples", options=options, seed=seed, model=model.info(),
-        used_records=tuple(used), artifacts=tuple(artifacts),
+        labels=dict(labels or {}), used_records=tuple(used), artifacts=tuple(artifacts),
     )

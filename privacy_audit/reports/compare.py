@@ -69,8 +69,8 @@ def compare(old: AuditReport, new: AuditReport, *, tolerance: float = 0.5) -> Co
     warnings = []
     if (old.run.space, old.run.template) != (new.run.space, new.run.template):
         warnings.append(f"the runs use different canaries ({old.run.template!r} in {old.run.space} vs {new.run.template!r} in {new.run.space})")
-    if old.run.model.get("name") != new.run.model.get("name"):
-        warnings.append(f"the runs use different scoring models ({old.run.model.get('name')} vs {new.run.model.get('name')})")
+    if old.run.model.name != new.run.model.name:
+        warnings.append(f"the runs use different scoring models ({old.run.model.name} vs {new.run.model.name})")
     a, b = _measures(old), _measures(new)
     changes = []
     for name in a:

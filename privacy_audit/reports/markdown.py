@@ -42,7 +42,7 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
     s = report.summary
     rows = [
         ("pipeline", report.run.pipeline),
-        ("model", str(report.run.model.get("name"))),
+        ("model", report.run.model.name),
         ("mode", f"{report.run.mode} ({report.run.space}, |S| = {report.canaries[0].space_size:,})"),
         ("max exposure, planted (bits)", f"{_f(s.max_exposure_bits)} of {_f(s.max_possible_exposure_bits)}"),
         ("mean exposure, planted (bits)", _f(s.mean_exposure_planted)),

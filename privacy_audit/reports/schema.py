@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from privacy_audit._io import read_json, write_json
+from privacy_audit.models.base import ModelInfo
 from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.types import FROZEN, CanaryScore, Count, Probability, LeakReport, Reconstruction, RunMode, Statistics, Summary, TokenBoundary
@@ -28,7 +29,7 @@ class RunSpec(BaseModel):
 
     pipeline: str
     pipeline_options: dict[str, Any]
-    model: dict[str, Any]
+    model: ModelInfo
     seed: Count
     versions: dict[str, str]
     mode: RunMode

@@ -1,6 +1,7 @@
 """Secret Sharer trial and summary files: versioned, typed JSON like the report, and their Markdown.
 
-Version 1 files (untyped trial dicts, summaries with flat p-value keys) are read and upgraded.
+Version 1 trial files (untyped dicts of the same keys) are read and upgraded; summaries are written for
+people and other tools, never read back.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from privacy_audit.canaries import CanarySet
-from privacy_audit.models.base import Context
+from privacy_audit.models.context import Context
 from privacy_audit.scoring.bounds import certified_ranks, exposure_bounds, sampled_lower_table, sampled_rank_bounds
 from privacy_audit.scoring.search import SearchResult, align, best_first
 

@@ -1,7 +1,10 @@
-"""Score a teaching prompt against a canary set: log-probs of each candidate, ranks, exposure, p-values.
+"""Score a teaching prompt against a canary set: each canary's row of measurements, then statistics and a summary.
 
-The model sees `prompt + separator + candidate`; a candidate's score is the sum of log2-probs of its
-tokens that reach past the template prefix (the secret and any text after it), DESIGN.md §4.
+The model sees `prompt + separator + candidate`; a candidate's score is the sum of log2-probs of its tokens
+that reach past the template prefix (the secret and any text after it). A mode's ranker (`rank.RANKERS`)
+ranks the canaries; `canary_rows` builds one `CanaryScore` per canary from that; each entry of `MEASURES`
+adds one family of per-canary figures to the rows; statistics and the summary are computed from the rows.
+A new per-canary figure is a field of `CanaryScore` and one measure.
 """
 
 from __future__ import annotations
@@ -9,54 +12,41 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from privacy_audit.canaries import Canary, CanarySet
-from privacy_audit.errors import InputError
-from privacy_audit.models.base import Context, LanguageModel
+from privacy_audit.models.base import LanguageModel
+from privacy_audit.models.context import Context, ScoredContinuations
 from privacy_audit.scoring.epsilon import epsilon_lower_bound, epsilon_randomized_inclusion
-from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value, ranks_among
+from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value
 from privacy_audit.scoring.intervals import betting_mean_ci
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
-from privacy_audit.scoring.bounded import CONFIDENCE, Interval, default_budget, intervals, search_space
+from privacy_audit.scoring.rank import RANKERS, Progress, Ranking, check_mode, resolve_mode
 from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
-from privacy_audit.scoring.types import (
-    CanaryScore,
-    Mode,
-    PValueRecord,
-    ScoringResult,
-    SkewnormFit,
-    Statistics,
-    Summary,
-    TokenBoundary,
-)
+from privacy_audit.scoring.types import CanaryScore, PValueRecord, RunMode, ScoringResult, SkewnormFit, Statistics, Summary, TokenBoundary
 
 MIN_REFERENCES_FOR_FIT = 8
-# Candidates scored per call in exact mode: about 20 calls a space (so progress moves), 2,500 to 50,000 each.
-EXACT_CHUNKS = 20
 # Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
 BOUNDARY_SAMPLE = 256
 
 
-def resolve_mode(canary_set: CanarySet, options: ScoringOptions) -> Mode:
-    """`auto` is exact scoring up to the exact-mode limit and bounded mode beyond it."""
-    if options.mode != "auto":
-        return options.mode
-    return "exact" if canary_set.secret_space.size <= options.max_exact else "bounded"
+@dataclass(frozen=True)
+class ScoringRun:
+    """One scoring in progress: what every measure may read (the context the model read, the canary set,
+    the options, the mode's ranking, and a seeded generator)."""
+
+    context: Context
+    canary_set: CanarySet
+    options: ScoringOptions
+    ranking: Ranking
+    rng: np.random.Generator
 
 
-def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
-    """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references."""
-    space = canary_set.secret_space
-    if options.mode == "exact" and space.size > options.max_exact:
-        raise InputError(
-            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {options.max_exact:,}; "
-            "use bounded mode (--bounded, the default beyond the limit) or raise --max-exact"
-        )
-    if options.mode == "sampled" and not canary_set.references:
-        raise InputError("sampled mode needs references in the canary set; generate it with --references N")
+Rows = tuple[CanaryScore, ...]
+Measure = Callable[[Rows, ScoringRun], Rows]
 
 
 def score_prompt(
@@ -65,196 +55,140 @@ def score_prompt(
     canary_set: CanarySet,
     options: ScoringOptions = DEFAULT_SCORING,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> ScoringResult:
-    """Exact mode ranks each candidate against the whole space; bounded mode certifies rank intervals
-    over it by best-first search; sampled mode ranks against the references. Every canary gets an
-    interval of its rank over the whole space (`bounded.intervals`).
+    """Rank every canary with the mode's ranker, build its row, add every measure, then the statistics.
 
     With `options.extraction`, each planted canary also gets `greedy_extracted` (greedy decoding after the
-    template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses
-    an attacker needs: its rank once it is exact or certified exactly (None otherwise).
+    template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses an
+    attacker needs: its rank once it is exact or certified exactly (None otherwise).
     """
-    space, mode = canary_set.secret_space, resolve_mode(canary_set, options)
+    mode = resolve_mode(canary_set, options)
     check_mode(canary_set, options.model_copy(update={"mode": mode}))
     context = model.open_context(prompt + options.separator)
-    prefix_chars = len(canary_set.prefix)
+    space = canary_set.secret_space
     sample = space.sample(min(BOUNDARY_SAMPLE, space.size), np.random.default_rng(canary_set.seed))
     context.check([c.text for c in canary_set.canaries] + [canary_set.fill(s) for s in sample])
     own = context([c.text for c in canary_set.canaries])
-    logprobs, normalised = own.totals(prefix_chars), own.means(prefix_chars)
-    is_planted = np.array([c.planted for c in canary_set.canaries])
-    logprobs, ranks, pools, spans, table, search_note = _rank(context, canary_set, logprobs, is_planted, mode, options, progress)
-    tokens = own.token_counts(prefix_chars)
-    guesses: list[int | None] = [s.guesses for s in spans]
-    greedy: list[bool | None] = [None] * len(logprobs)
-    if options.extraction:
-        planted = [i for i, c in enumerate(canary_set.canaries) if c.planted]
-        for i, ok in zip(planted, greedy_extracted(context, canary_set, [canary_set.canaries[i] for i in planted])):
-            greedy[i] = ok
-    exposures = np.array([math.log2(p) - math.log2(r) for p, r in zip(pools, ranks)])
-    protocol = _protocol_ranks(normalised, is_planted)
-    rng = np.random.default_rng(canary_set.seed)
-    statistics, extrapolated = _statistics(
-        logprobs, exposures, is_planted, guesses, space.size, max(pools), randomized=canary_set.inclusion == "randomized",
-        extrapolation=options.extrapolation and mode != "bounded", rng=rng,
-    )
-    statistics = statistics.model_copy(update={
-        "sampled_rank_lower_by_references_above": table,
-        "rank_interval_note": _interval_note(mode, spans),
-    })
-    scores = _scores(
-        canary_set, prompt, options, logprobs=logprobs, normalised=normalised, tokens=tokens, ranks=ranks, pools=pools,
-        exposures=exposures, guesses=guesses, greedy=greedy, extrapolated=extrapolated, protocol=protocol, spans=spans,
-    )
-    summary = summarise(scores, mode=mode, space_size=space.size, rng=rng)
+    ranking = RANKERS[mode](context, canary_set, own.totals(len(canary_set.prefix)), options, progress)
+    run = ScoringRun(context, canary_set, options, ranking, np.random.default_rng(canary_set.seed))
+    rows = canary_rows(canary_set, prompt, own, ranking, options)
+    for measure in MEASURES:
+        rows = measure(rows, run)
+    intervals = exposure_intervals(rows, run.rng)  # the seeded generator's draws, in a fixed order: intervals, fit, summary
+    rows, fit, fit_note = with_extrapolation(rows, run)
+    summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng)
     return ScoringResult(
-        mode=mode, separator=options.separator, search=search_note, canaries=scores, summary=summary, statistics=statistics,
+        mode=mode, separator=options.separator, search=ranking.search, canaries=rows, summary=summary,
+        statistics=statistics(rows, run, intervals=intervals, fit=fit, fit_note=fit_note),
         boundary=TokenBoundary(**context.boundary.to_dict()),
     )
 
 
-def _scores(
-    canary_set: CanarySet, prompt: str, options: ScoringOptions, *, logprobs: np.ndarray, normalised: np.ndarray,
-    tokens: np.ndarray, ranks: list[int], pools: list[int], exposures: np.ndarray, guesses: list[int | None],
-    greedy: list[bool | None], extrapolated: list[tuple[float | None, bool | None]], protocol: list[int | None],
-    spans: list[Interval],
-) -> tuple[CanaryScore, ...]:
-    """One row per canary: every measurement, its rank interval, and the secret only when asked for."""
-    space = canary_set.secret_space
-    return tuple(
-        CanaryScore(
-            id=c.id, planted=c.planted, logprob_bits=float(logprobs[i]), tokens=int(tokens[i]),
-            rank=int(ranks[i]), rank_pool=int(pools[i]), space_size=space.size, exposure_bits=float(exposures[i]),
-            p_value=float(rank_p_value(rank=int(ranks[i]), pool_size=int(pools[i]))),
-            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=guesses[i], greedy_extracted=greedy[i],
-            extrapolated_exposure_bits=extrapolated[i][0], extrapolated_beyond_references=extrapolated[i][1],
-            normalised_logprob_bits=float(normalised[i]), protocol_rank=protocol[i], secret=c.secret if options.include_secrets else None,
-            rank_lower=spans[i].lower, rank_upper=spans[i].upper, exposure_bits_lower=spans[i].exposure_lower,
-            exposure_bits_upper=spans[i].exposure_upper, exposure_method=spans[i].method,
-        )
-        for i, c in enumerate(canary_set.canaries)
+def canary_rows(
+    canary_set: CanarySet, prompt: str, own: ScoredContinuations, ranking: Ranking, options: ScoringOptions
+) -> Rows:
+    """One row per canary: its scores, its rank, exposure and p-value among its pool, its rank interval over the
+    space, whether it is verbatim in the prompt, and the secret only when asked for."""
+    prefix = len(canary_set.prefix)
+    normalised, tokens = own.means(prefix), own.token_counts(prefix)
+    rows = []
+    for i, c in enumerate(canary_set.canaries):
+        rank, pool, span = ranking.ranks[i], ranking.pools[i], ranking.intervals[i]
+        rows.append(CanaryScore(
+            id=c.id, planted=c.planted, logprob_bits=float(ranking.logprobs[i]), tokens=int(tokens[i]),
+            normalised_logprob_bits=float(normalised[i]), rank=rank, rank_pool=pool, space_size=canary_set.secret_space.size,
+            exposure_bits=math.log2(pool) - math.log2(rank), p_value=float(rank_p_value(rank=rank, pool_size=pool)),
+            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=span.guesses,
+            secret=c.secret if options.include_secrets else None, rank_lower=span.lower, rank_upper=span.upper,
+            exposure_bits_lower=span.exposure_lower, exposure_bits_upper=span.exposure_upper, exposure_method=span.method,
+        ))
+    return tuple(rows)
+
+
+def with_greedy_extraction(rows: Rows, run: ScoringRun) -> Rows:
+    """Each planted canary: does greedy decoding after the prompt and the template prefix produce its secret?"""
+    if not run.options.extraction:
+        return rows
+    planted = [i for i, r in enumerate(rows) if r.planted]
+    found = greedy_extracted(run.context, run.canary_set, [run.canary_set.canaries[i] for i in planted])
+    out = list(rows)
+    for i, ok in zip(planted, found):
+        out[i] = rows[i].model_copy(update={"greedy_extracted": ok})
+    return tuple(out)
+
+
+def with_protocol_ranks(rows: Rows, run: ScoringRun) -> Rows:
+    """The paper's rank of each planted canary among the references (length-normalised scores; 0 = above all)."""
+    refs = np.array([r.normalised_logprob_bits for r in rows if not r.planted], dtype=np.float64)
+    if refs.size == 0:
+        return rows
+    planted = [i for i, r in enumerate(rows) if r.planted]
+    ranks = conservative_ranks(canary_scores=np.array([rows[i].normalised_logprob_bits for i in planted], dtype=np.float64),
+                               reference_scores=refs)
+    out = list(rows)
+    for i, rank in zip(planted, ranks):
+        out[i] = rows[i].model_copy(update={"protocol_rank": int(rank)})
+    return tuple(out)
+
+
+# The per-canary figures added after the rows are built, in order; a new figure is one more function here.
+MEASURES: list[Measure] = [with_greedy_extraction, with_protocol_ranks]
+
+
+def with_extrapolation(rows: Rows, run: ScoringRun) -> tuple[Rows, SkewnormFit | None, str]:
+    """A skew-normal fitted to the references' log-perplexities (with its calibrated test), and each canary's
+    exposure under it; never in bounded mode, whose intervals replace it."""
+    refs = np.array([-r.logprob_bits for r in rows if not r.planted])
+    if not run.options.extrapolation or run.ranking.mode == "bounded":
+        return rows, None, "not computed: turned off, or bounded mode, whose intervals replace it"
+    if refs.size < MIN_REFERENCES_FOR_FIT or np.ptp(refs) == 0:
+        return rows, None, f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
+    fit = fit_skewnorm(refs, rng=run.rng)
+    values = extrapolation_exposure(canary_log_perplexities=np.array([-r.logprob_bits for r in rows]), a=fit.a, loc=fit.loc,
+                                    scale=fit.scale, max_bits=math.log2(run.canary_set.secret_space.size))
+    out = tuple(r.model_copy(update={"extrapolated_exposure_bits": float(v),
+                                     "extrapolated_beyond_references": bool(-r.logprob_bits < refs.min())})
+                for r, v in zip(rows, values))
+    note = (
+        "poor fit (calibrated Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure" if fit.poor_fit else
+        "fit not rejected (calibrated Kolmogorov-Smirnov p >= 0.05); an estimate beside the rank-based exposure, "
+        "not a bound, and an extrapolation wherever a canary lies beyond every reference"
     )
+    if fit.references_fitted != refs.size:
+        note += f"; fitted to a random {fit.references_fitted:,} of the {refs.size:,} references"
+    return out, fit, note
 
 
-def _rank(
-    context: Context, canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, mode: Mode, options: ScoringOptions,
-    progress: Callable[[int, int], None] | None,
-) -> tuple[np.ndarray, list[int], list[int], list[Interval], tuple[int, ...] | None, str]:
-    """(log-probs, ranks, pools, rank intervals, sampled-bound table, search note) of the mode.
-
-    Ranks are among the whole space (exact; bounded: the certified upper end) or among the references
-    (sampled: a planted canary joins the pool; ties count against it).
-    """
-    space = canary_set.secret_space
-    exact: list[int] | None = None
-    if mode == "exact":
-        logprobs, exact = _exact_ranks(context, canary_set, progress)
-    search, note = None, "exact ranks over the whole space" if mode == "exact" and options.extraction else "not run"
-    if mode == "bounded" or (mode == "sampled" and options.extraction):
-        budget = options.search_budget if options.search_budget is not None else default_budget(canary_set)
-        search, note = search_space(context, canary_set, logprobs, is_planted, budget=budget, progress=progress)
-    spans, table = intervals(canary_set, logprobs, is_planted, exact_ranks=exact, search=search)
-    if mode == "sampled":
-        ref_lp = logprobs[~is_planted]
-        ranks = [int(r) for r in ranks_among(pool_logprobs=ref_lp, logprobs=logprobs, include_self=False) + is_planted]
-        return logprobs, ranks, [len(ref_lp) + 1 if p else len(ref_lp) for p in is_planted], spans, table, note
-    ranks = exact if exact is not None else [s.upper for s in spans]
-    return logprobs, ranks, [space.size] * len(ranks), spans, table, note
+Interval = tuple[float, float] | None
 
 
-def _exact_ranks(
-    context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None
-) -> tuple[np.ndarray, list[int]]:
-    """(log-probs, ranks) against the whole space; the space's own scores are used for the canaries, so each
-    is ranked on exactly the numbers it is ranked against."""
-    space = canary_set.secret_space
-    space_lp = _score_space(context, canary_set, progress)
-    logprobs = space_lp[[space.index(c.secret) for c in canary_set.canaries]]
-    return logprobs, [int(r) for r in ranks_among(pool_logprobs=space_lp, logprobs=logprobs, include_self=False)]
+def exposure_intervals(rows: Rows, rng: np.random.Generator) -> tuple[Interval, Interval]:
+    """Betting intervals of the planted canaries' and the references' mean exposure (bounded in [0, log2 pool])."""
+    top = math.log2(max(r.rank_pool for r in rows))
+    planted = np.array([r.exposure_bits for r in rows if r.planted])
+    refs = np.array([r.exposure_bits for r in rows if not r.planted])
+    planted_ci = betting_mean_ci(planted, low=0.0, high=top, rng=rng)
+    return planted_ci, betting_mean_ci(refs, low=0.0, high=top, rng=rng) if refs.size else None
 
 
-def _interval_note(mode: Mode, spans: list[Interval]) -> str:
-    """How the rank intervals were obtained, for the report."""
-    if mode == "exact":
-        return "exact: every secret of the space scored"
-    methods = sorted({s.method for s in spans})
-    return (f"{', '.join(methods)}: certified intervals follow from the model's own probabilities (best-first search); "
-            f"sampled ones are Clopper-Pearson intervals from the references at {CONFIDENCE:.0%} confidence")
-
-
-def _score_space(context: Context, canary_set: CanarySet, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """Log2-probability of every secret of the space in its template, in chunks."""
-    space = canary_set.secret_space
-    space_lp = np.empty(space.size, dtype=np.float64)
-    chunk = min(50_000, max(2_500, space.size // EXACT_CHUNKS))
-    for start in range(0, space.size, chunk):
-        stop = min(start + chunk, space.size)
-        space_lp[start:stop] = context([canary_set.fill(s) for s in space.enumerate(start, stop)]).totals(len(canary_set.prefix))
-        if progress is not None:
-            progress(stop, space.size)
-    return space_lp
-
-
-def _protocol_ranks(normalised: np.ndarray, is_planted: np.ndarray) -> list[int | None]:
-    """The paper's rank of each planted canary among the references (length-normalised scores)."""
-    out: list[int | None] = [None] * len(normalised)
-    if is_planted.all():
-        return out
-    ranks = conservative_ranks(canary_scores=normalised[is_planted], reference_scores=normalised[~is_planted])
-    for i, r in zip(np.flatnonzero(is_planted), ranks):
-        out[int(i)] = int(r)
-    return out
-
-
-def _statistics(
-    logprobs: np.ndarray,
-    exposures: np.ndarray,
-    is_planted: np.ndarray,
-    guesses: list[int | None],
-    space_size: int,
-    pool: int,
-    *,
-    randomized: bool,
-    extrapolation: bool,
-    rng: np.random.Generator,
-) -> tuple[Statistics, list[tuple[float | None, bool | None]]]:
-    """Betting intervals of the mean exposures, extrapolated exposure from a skew-normal fit of the
-    references (with its calibrated fit test), and the epsilon bound of the design: randomized
-    inclusion when each canary was planted by a coin, else the one-run bound."""
-    top = math.log2(pool)
-    planted_ci = betting_mean_ci(exposures[is_planted], low=0.0, high=top, rng=rng)
-    refs_ci = betting_mean_ci(exposures[~is_planted], low=0.0, high=top, rng=rng) if np.any(~is_planted) else None
-    extrapolated: list[tuple[float | None, bool | None]] = [(None, None)] * len(logprobs)
-    fit: SkewnormFit | None = None
-    refs = -logprobs[~is_planted]
-    if not extrapolation:
-        note = "not computed: turned off, or bounded mode, whose intervals replace it"
-    elif refs.size >= MIN_REFERENCES_FOR_FIT and np.ptp(refs) > 0:
-        fit = fit_skewnorm(refs, rng=rng)
-        values = extrapolation_exposure(
-            canary_log_perplexities=-logprobs, a=fit.a, loc=fit.loc, scale=fit.scale, max_bits=math.log2(space_size)
-        )
-        extrapolated = [(float(v), bool(-lp < refs.min())) for v, lp in zip(values, logprobs)]
-        note = (
-            "poor fit (calibrated Kolmogorov-Smirnov p < 0.05): do not rely on extrapolated exposure"
-            if fit.poor_fit else
-            "fit not rejected (calibrated Kolmogorov-Smirnov p >= 0.05); an estimate beside the rank-based exposure, "
-            "not a bound, and an extrapolation wherever a canary lies beyond every reference"
-        ) + (f"; fitted to a random {fit.references_fitted:,} of the {refs.size:,} references" if fit.references_fitted != refs.size else "")
+def statistics(rows: Rows, run: ScoringRun, *, intervals: tuple[Interval, Interval], fit: SkewnormFit | None,
+               fit_note: str) -> Statistics:
+    """The intervals, the extrapolation fit, and the epsilon bound of the design: randomized inclusion when
+    each canary was planted by a coin, else the one-run bound on the planted canaries' known ranks."""
+    size = run.canary_set.secret_space.size
+    if run.canary_set.inclusion == "randomized":
+        scores, planted = np.array([r.logprob_bits for r in rows]), np.array([r.planted for r in rows])
+        epsilon = epsilon_randomized_inclusion(scores=scores, planted=planted)
     else:
-        note = f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
-    if randomized:
-        epsilon = epsilon_randomized_inclusion(scores=logprobs, planted=is_planted)
-    else:
-        planted_ranks = np.array([space_size if g is None else g for g, p in zip(guesses, is_planted) if p])
-        epsilon = epsilon_lower_bound(ranks=planted_ranks, space_size=space_size, design="one_run")
-    statistics = Statistics(
-        mean_exposure_planted_ci=planted_ci, mean_exposure_references_ci=refs_ci, extrapolation=fit, extrapolation_note=note,
-        epsilon=epsilon,
+        ranks = np.array([size if r.guesses is None else r.guesses for r in rows if r.planted])
+        epsilon = epsilon_lower_bound(ranks=ranks, space_size=size, design="one_run")
+    return Statistics(
+        mean_exposure_planted_ci=intervals[0], mean_exposure_references_ci=intervals[1], extrapolation=fit,
+        extrapolation_note=fit_note, epsilon=epsilon,
         interval_method="betting confidence interval for a bounded mean (Waudby-Smith and Ramdas), valid at every n",
+        rank_interval_note=run.ranking.note, sampled_rank_lower_by_references_above=run.ranking.sampled_table,
     )
-    return statistics, extrapolated
 
 
 def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence[Canary]) -> list[bool]:
@@ -280,34 +214,15 @@ def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence
     return [decoded[path].startswith(expected) for path, expected in wanted]
 
 
-def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, rng: np.random.Generator) -> Summary:
+def summarise(scores: Rows, *, mode: RunMode, space_size: int, rng: np.random.Generator) -> Summary:
     """Summary figures, with exact p-values under the shared-reference (permutation) null."""
     planted_scores = [s for s in scores if s.planted]
     refs = [s for s in scores if not s.planted]
     planted = np.array([s.exposure_bits for s in planted_scores])
     pool = len(refs) + 1 if mode == "sampled" else space_size
-    p_values: dict[str, PValueRecord] = {}
-    protocol: dict[str, float | int | None] = {}
-    if refs and planted_scores:
-        lp_planted = np.array([s.logprob_bits for s in planted_scores])
-        lp_refs = np.array([s.logprob_bits for s in refs])
-        p_values["planted_vs_references"] = _record(rank_sum_p_value(planted_scores=lp_planted, reference_scores=lp_refs, rng=rng))
-        norm_planted = np.array([s.normalised_logprob_bits for s in planted_scores], dtype=np.float64)
-        norm_refs = np.array([s.normalised_logprob_bits for s in refs], dtype=np.float64)
-        mean_rank = rank_sum_p_value(planted_scores=norm_planted, reference_scores=norm_refs, rng=rng)
-        zero = rank_zero_p_value(planted_scores=norm_planted, reference_scores=norm_refs)
-        p_values["protocol_mean_rank"] = _record(mean_rank)
-        p_values["protocol_rank_zero"] = _record(zero)
-        pp = np.array([s.protocol_rank for s in planted_scores], dtype=np.int64)
-        protocol = {
-            "protocol_mean_rank": float(pp.mean()),
-            "protocol_null_mean_rank": len(refs) / 2,
-            "protocol_mean_rank_p_value": mean_rank.p,
-            "protocol_rank_zero_count": int(np.sum(pp == 0)),
-            "protocol_rank_zero_p_value": zero.p,
-        }
     greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
     known = [s.guesses for s in planted_scores if s.guesses is not None]
+    p_values, protocol = _shared_reference_tests(planted_scores, refs, rng) if refs else ({}, {})
     return Summary(
         **protocol,
         greedy_extracted=sum(greedy) if greedy else None,
@@ -321,9 +236,30 @@ def summarise(scores: tuple[CanaryScore, ...], *, mode: Mode, space_size: int, r
         planted_in_prompt=sum(1 for s in planted_scores if s.in_prompt),
         planted_count=len(planted_scores),
         reference_count=len(refs),
-        planted_vs_references_p_value=p_values["planted_vs_references"].p if "planted_vs_references" in p_values else None,
+        planted_vs_references_p_value=p_values["planted_vs_references"].p if p_values else None,
         p_values=p_values,
     )
+
+
+def _shared_reference_tests(
+    planted: Sequence[CanaryScore], refs: Sequence[CanaryScore], rng: np.random.Generator
+) -> tuple[dict[str, PValueRecord], dict[str, float | int]]:
+    """Planted against references by the exact permutation null of their shared design: log-probabilities,
+    and the paper's mean rank and rank-0 count on length-normalised scores."""
+    def scores(rows: Sequence[CanaryScore], normalised: bool) -> np.ndarray:
+        return np.array([r.normalised_logprob_bits if normalised else r.logprob_bits for r in rows], dtype=np.float64)
+
+    above = rank_sum_p_value(planted_scores=scores(planted, False), reference_scores=scores(refs, False), rng=rng)
+    mean_rank = rank_sum_p_value(planted_scores=scores(planted, True), reference_scores=scores(refs, True), rng=rng)
+    zero = rank_zero_p_value(planted_scores=scores(planted, True), reference_scores=scores(refs, True))
+    ranks = np.array([r.protocol_rank for r in planted], dtype=np.int64)
+    protocol: dict[str, float | int] = {
+        "protocol_mean_rank": float(ranks.mean()), "protocol_null_mean_rank": len(refs) / 2,
+        "protocol_mean_rank_p_value": mean_rank.p, "protocol_rank_zero_count": int(np.sum(ranks == 0)),
+        "protocol_rank_zero_p_value": zero.p,
+    }
+    records = {"planted_vs_references": _record(above), "protocol_mean_rank": _record(mean_rank), "protocol_rank_zero": _record(zero)}
+    return records, protocol
 
 
 def _record(p: PValue) -> PValueRecord:

@@ -21,7 +21,7 @@ import numpy as np
 from privacy_audit.canaries import CanarySet
 from privacy_audit.canaries.canary import PLACEHOLDER
 from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
-from privacy_audit.models.base import Context, Search
+from privacy_audit.models.context import Context, Search
 from privacy_audit.scoring.bounds import TIE_TOLERANCE_BITS, dropped_bound
 
 # Open nodes kept at most (about 100 bytes each); beyond, the least likely half is dropped into the bounds.
@@ -109,7 +109,7 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
     """The token layout of the template after `context`, or None when some token of it spans two secret
     characters (or the space is not fixed-length charset slots, each used once, with nothing derived).
 
-    Tokens are the canonical ones (the candidate read with the context, DESIGN.md §4). Every symbol
+    Tokens are the canonical ones (the candidate tokenized with the context). Every symbol
     is placed at every position once to learn its token there, and the layout is then checked on every
     canary and `sample` random secrets: token boundaries and the template's tokens must not move.
     """

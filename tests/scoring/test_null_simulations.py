@@ -114,8 +114,9 @@ def _report(space_lp: np.ndarray, planted: np.ndarray, refs: np.ndarray, rng: np
                             reference_scores=[s.normalised_logprob_bits for s in scores[len(planted):]])
     scores = [s.model_copy(update={"protocol_rank": int(pp[i])}) if s.planted else s for i, s in enumerate(scores)]
     summary = summarise(tuple(scores), mode="exact", space_size=len(space_lp), rng=rng)
-    run = RunSpec(pipeline="prompt-file", pipeline_options={}, model={}, seed=0, versions={}, mode="exact", separator="\n",
-                  template="code {secret}", space="digits:3", canary_seed=0, prompt_sha256="", prompt_chars=0)
+    space = "words:" + ",".join(f"w{i}" for i in range(len(space_lp)))  # a space of exactly this many secrets
+    run = RunSpec(pipeline="prompt-file", pipeline_options={}, model={"backend": "test", "name": "space_lp"}, seed=0, versions={},
+                  mode="exact", separator="\n", template="code {secret}", space=space, canary_seed=0, prompt_sha256="", prompt_chars=0)
     return AuditReport(run=run, canaries=tuple(scores), summary=summary)
 
 
