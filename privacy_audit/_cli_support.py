@@ -137,22 +137,26 @@ def say(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-model_option = click.option(
-    "--model", default="embedded", show_default=True,
-    help="'embedded' (SmolLM2-135M-Instruct), 'mock', a model folder, a .gguf file, or hf:<id>.",
-)
+def model_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--model SPEC and its backend options, -m KEY=VALUE (checked by the backend's own options schema)."""
+    fn = click.option("-m", "--model-option", "model_options", multiple=True, metavar="KEY=VALUE",
+                      help="A backend option, e.g. -m base_url=http://127.0.0.1:8000/v1 -m max_connections=8 "
+                           "(see 'privacy-audit models').")(fn)
+    return click.option("--model", default="embedded", show_default=True,
+                        help="'embedded' (SmolLM2-135M-Instruct), 'mock', a model folder, a .gguf file, hf:<id>, "
+                             "or openai:<model> (see 'privacy-audit models').")(fn)
 
 
-def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """-o KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
+def parse_options(pairs: tuple[str, ...], flag: str = "-o/--option") -> dict[str, Any]:
+    """KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="-o/--option")
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint=flag)
         try:
             out[key.strip().replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError, ValueError):
             out[key.strip().replace("-", "_")] = value
     return out
 

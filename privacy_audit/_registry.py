@@ -41,6 +41,7 @@ class Component:
     ignores: frozenset[str] = frozenset()
     fixed: frozenset[str] = frozenset()
     files: Callable[[Mapping[str, Any]], list[str]] | None = None
+    provides: tuple[str, ...] = ()
 
     @cached_property
     def schema(self) -> type[BaseModel]:
@@ -89,9 +90,10 @@ def register(
     ignores: Collection[str] = (),
     fixed: Collection[str] = (),
     files: Callable[[Mapping[str, Any]], list[str]] | None = None,
+    provides: Collection[str] = (),
 ) -> Callable[[F], F]:
     """Decorator: register a factory under (kind, name); `fixed` names the parameters the caller always
-    passes itself (not options). A duplicate name is an error."""
+    passes itself (not options); `provides` lists a backend's capabilities. A duplicate name is an error."""
     if kind not in _REGISTRY:
         raise ValueError(f"unknown registry kind {kind!r}; kinds are {', '.join(KINDS)}")
     if set(needs) - set(NEEDS):
@@ -101,7 +103,7 @@ def register(
         if name in _REGISTRY[kind]:
             raise ValueError(f"a {kind} named {name!r} is already registered")
         _REGISTRY[kind][name] = Component(
-            kind, name, obj, frozenset(needs), frozenset(ignores), frozenset(fixed), files
+            kind, name, obj, frozenset(needs), frozenset(ignores), frozenset(fixed), files, tuple(provides)
         )
         return obj
 

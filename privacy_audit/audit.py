@@ -102,6 +102,7 @@ def teach(
     label_field: str | None = None,
     out: str | os.PathLike[str],
     model: LanguageModel | str | None = "embedded",
+    model_options: Mapping[str, Any] | None = None,
     seed: int = 0,
     options: Mapping[str, Any] | None = None,
     eval_data: str | os.PathLike[str] | None = None,
@@ -123,7 +124,7 @@ def teach(
     evals = load_training_records(eval_data, field=field, label_field=label_field or "label") if eval_data is not None else None
     lm: LanguageModel | None = None
     if "model" in spec.needs or evals is not None:
-        lm = load_model(model) if isinstance(model, str) else model
+        lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
         if lm is None:
             raise InputError("--eval-data needs a model to play the student (--model)")
     output = teach_records(TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say)
@@ -260,10 +261,11 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
     evals = load_training_records(cfg.resolve(d.eval_path), field=d.field, label_field=d.label_field or "label") if d.eval_path else None
     out = make_folder(cfg.out, what="output folder")
     guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
-    model = load_model(cfg.model.spec, **cfg.model.options())
-    say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}', scoring with {model.name} ...")
+    teacher, scorer = cfg.load_models()
+    say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}' "
+        f"({teacher.name}), scoring with {scorer.name} ...")
     result = run_chain(
-        rows, canary_set, model,
+        rows, canary_set, teacher=teacher, scorer=scorer,
         plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=c.seed, shards=d.shards, fraction=d.fraction),
         teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, cache="use"),
         scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,

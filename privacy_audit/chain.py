@@ -99,8 +99,10 @@ def to_records(rows: Sequence[Mapping[str, Any]], *, field: str, label_field: st
 def run_chain(
     rows: Sequence[Mapping[str, Any]],
     canary_set: CanarySet,
-    model: LanguageModel,
+    model: LanguageModel | None = None,
     *,
+    teacher: LanguageModel | None = None,
+    scorer: LanguageModel | None = None,
     plant: PlantOptions,
     teach: TeachOptions,
     scoring: ScoringOptions = DEFAULT_SCORING,
@@ -110,27 +112,32 @@ def run_chain(
     progress: Progress | None = None,
     say: Say = _quiet,
 ) -> ChainResult:
-    """Plant the canaries into `rows`, teach, and score the prompt into a report.
+    """Plant the canaries into `rows`, teach with `teacher`, and score the prompt with `scorer` into a report
+    (`model` is both, where one is not given).
 
     `evals` (labelled records) add the student's accuracy; with `membership`, the report adds
     reconstruction likelihood of the records the teacher saw against `held_out` (default: the records
-    it did not use; skipped when it used them all).
+    it did not use; skipped when it used them all). Both are the scorer's measurements.
     """
+    teacher, scorer = teacher or model, scorer or model
+    if scorer is None:
+        raise InputError("run_chain needs a scorer: pass scorer= (or model= for both roles)")
     planted, _ = plant_records(
         [dict(r) for r in rows], canary_set, field=plant.field, position=plant.position, seed=plant.seed,
         shards=plant.shards, fraction=plant.fraction, shard_field=plant.shard_field,
     )
     records = to_records(planted, field=plant.field, label_field=plant.label_field, shard_field=plant.shard_field)
-    teaching = teach_records(teach, records, model, say=say)
+    teaching = teach_records(teach, records, teacher, say=say)
     if evals is not None:
-        teaching = teaching.model_copy(update={"utility": student_accuracy(model, teaching.prompt, evals, labels=teaching.labels)})
+        utility = student_accuracy(scorer, teaching.prompt, evals, labels=teaching.labels)
+        teaching = teaching.model_copy(update={"utility": utility})
     members = non_members = None
     if membership and plant.label_field is not None:
         try:
             members, non_members = membership_split(teaching, records, held_out)
         except InputError as exc:
             say(f"reconstruction likelihood skipped: {exc}")
-    report = build_report(teaching, canary_set, model, scoring, members=members, non_members=non_members, progress=progress)
+    report = build_report(teaching, canary_set, scorer, scoring, members=members, non_members=non_members, progress=progress)
     return ChainResult(planted=planted, records=records, teaching=teaching, report=report)
 
 
@@ -140,6 +147,8 @@ def teach_records(spec: TeachOptions, records: Sequence[Record], model: Language
     needs = describe(spec.pipeline).needs
     if "model" in needs and model is None:
         raise InputError(f"pipeline {spec.pipeline!r} needs a model (--model)")
+    if "model" in needs and model is not None:
+        model.require("generate")
     if spec.cache == "off":
         return run_pipeline(spec.pipeline, records, model=model, seed=spec.seed, options=spec.options)
     cached = teaching_cache_path(teaching_cache_key(spec, records, model=model if "model" in needs else None))
@@ -221,7 +230,7 @@ def make_report(
     """A report from a scoring already done: the run spec (what ran, on what, with which versions), the
     measurements, the leaks of the teaching output's generated text, and the prompt only when asked for."""
     run = RunSpec(
-        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, seed=teaching.seed,
+        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, teacher=teaching.model, seed=teaching.seed,
         versions=versions(), mode=result.mode, separator=result.separator, template=canary_set.template,
         space=canary_set.space, canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),

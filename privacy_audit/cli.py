@@ -16,6 +16,7 @@ from privacy_audit._cli_support import (
     EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options, thresholds,
 )
 from privacy_audit.config import load_config
+from privacy_audit.models import list_backends
 from privacy_audit.canaries import load_canary_set
 from privacy_audit.canaries.plant import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
@@ -41,11 +42,22 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--out", "out_dir", default="privacy-audit-demo", show_default=True, type=click.Path(file_okay=False))
 @model_option
 @click.option("--seed", default=0, show_default=True, type=SEED)
-def demo(out_dir: str, model: str, seed: int) -> None:
+def demo(out_dir: str, model: str, model_options: tuple[str, ...], seed: int) -> None:
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
-    result = demo_module.run_demo(out_dir, model=model, seed=seed, progress=progress("scoring"), say=say)
+    result = demo_module.run_demo(out_dir, model=model, model_options=parse_options(model_options, "-m/--model-option"), seed=seed,
+                                  progress=progress("scoring"), say=say)
     click.echo(result.markdown)
     click.echo(f"Reports, prompts and canaries are in {result.out_dir}/ (canary files are private, mode 0600).")
+
+
+@main.command("models")
+def models_command() -> None:
+    """The model backends: what each can do, and its options (set with -m KEY=VALUE or a config's options table)."""
+    for backend in list_backends():
+        click.echo(f"{backend.name}: {backend.summary}")
+        click.echo(f"  can: {', '.join(backend.provides) or 'nothing declared'}")
+        for option in backend.options:
+            click.echo(f"  -m {option}")
 
 
 @main.group()
@@ -140,11 +152,14 @@ def canaries_plant(
 @click.option("--field", default="text", show_default=True)
 @click.option("--label-field", default=None, help="Label field; examples are shown as 'Text: ...' / 'Class: ...'.")
 @click.option("--label-map", multiple=True, metavar="FROM=TO", help="Rename a label, e.g. ham='not spam'.")
-@click.option("--examples", type=click.IntRange(1, 100_000), default=None, help="Private examples the teacher sees (raw, instructions; default 8).")
+@click.option("--examples", type=click.IntRange(1, 100_000), default=None,
+              help="Private examples the teacher sees (raw, instructions; default 8).")
 @click.option("--temperature", type=click.FloatRange(0, 100), default=None, help="Sampling temperature (0 = greedy).")
 @click.option("--prompt-file", default=None, type=click.Path(dir_okay=False), help="For --pipeline prompt-file.")
-@click.option("--command", "argv", default=None, help="For --pipeline command: the program and its arguments ({input} = data file).")
-@click.option("--timeout", type=click.FloatRange(0, 10**7, min_open=True), default=None, help="For --pipeline command: seconds before the program is killed.")
+@click.option("--command", "argv", default=None,
+              help="For --pipeline command: the program and its arguments ({input} = data file).")
+@click.option("--timeout", type=click.FloatRange(0, 10**7, min_open=True), default=None,
+              help="For --pipeline command: seconds before the program is killed.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any pipeline option, e.g. -o teachers=8 -o n=4 -o aggregator=voting (examples pipeline).")
 @click.option("--eval-data", type=click.Path(dir_okay=False), help="Labelled held-out JSONL: adds the student's accuracy.")
@@ -155,9 +170,10 @@ def canaries_plant(
 def teach(
     pipeline: str, data: str | None, field: str, label_field: str | None, label_map: tuple[str, ...],
     examples: int | None, temperature: float | None, prompt_file: str | None, argv: str | None, timeout: float | None,
-    extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, seed: int,
+    extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, model_options: tuple[str, ...],
+    seed: int,
 ) -> None:
-    """Run a teaching pipeline; write the teaching prompt to OUT (and OUT.teaching.json)."""
+    """Run a teaching pipeline with a teacher model (--model); write the teaching prompt to OUT (and OUT.teaching.json)."""
     options = parse_options(extra)
     if label_map:
         pairs = [m.partition("=") for m in label_map]
@@ -169,8 +185,10 @@ def teach(
         if value is not None:
             options[key] = value
     output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
-                         options=options, eval_data=eval_data, use_cache=not no_cache, say=say)
-    utility = "" if output.utility is None else f"; student accuracy {output.utility.accuracy:.3f} on {output.utility.examples} examples"
+                         model_options=parse_options(model_options, "-m/--model-option"), options=options,
+                         eval_data=eval_data, use_cache=not no_cache, say=say)
+    u = output.utility
+    utility = "" if u is None else f"; student accuracy {u.accuracy:.3f} on {u.examples} examples"
     click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'{utility}")
 
 
@@ -179,17 +197,20 @@ def teach(
 @click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
 @click.option("--auto", "mode", flag_value="auto", default=SCORING.mode == "auto",
-              help="Exact up to --max-exact secrets, bounded beyond (the default).")
+              help="Exact up to --max-exact secrets (and the scorer's own budget), bounded beyond (the default).")
 @click.option("--exact", "mode", flag_value="exact", help="Score every secret of the space: exact ranks.")
 @click.option("--bounded", "mode", flag_value="bounded", help="Certified rank intervals by best-first search, any space size.")
-@click.option("--sampled", "mode", flag_value="sampled", help="Rank among the references (with a Clopper-Pearson interval over the space).")
-@click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000), help="Largest space scored in exact mode.")
+@click.option("--sampled", "mode", flag_value="sampled",
+              help="Rank among the references (with a Clopper-Pearson interval over the space).")
+@click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000),
+              help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
-@click.option("--extraction/--no-extraction", default=SCORING.extraction, show_default=True, help="Greedy decoding and best-first guesses.")
+@click.option("--extraction/--no-extraction", default=SCORING.extraction, show_default=True,
+              help="Greedy decoding and best-first guesses.")
 @click.option("--search-budget", default=SCORING.search_budget, type=click.IntRange(min=0),
               help="Token steps best-first search may spend (default: sized to the space and the planted canaries).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
-              help="Tree tokens per forward pass (default 512); bounds memory (about 0.4 MB a token for SmolLM2).")
+              help="Tree tokens per forward pass (default 512; the same as -m chunk_tokens=N); bounds memory.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood.")
 @click.option("--held-out", type=click.Path(dir_okay=False), help="Records no teacher saw (default: the unused records of --data).")
 @click.option("--field", default="text", show_default=True)
@@ -198,15 +219,14 @@ def teach(
 def score(
     prompt: str, canary_set: str, out: str, mode: str, max_exact: int, include_secrets: bool, extraction: bool,
     search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
-    label_field: str | None, model: str,
+    label_field: str | None, model: str, model_options: tuple[str, ...],
 ) -> None:
-    """Score canaries as continuations of a teaching prompt; write a report and print its summary."""
+    """Score canaries as continuations of a teaching prompt with a scorer model (--model); write a report, print its summary."""
     scoring = ScoringOptions(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
                              extraction=extraction, search_budget=search_budget)
-    report = audit.score(
-        prompt=prompt, canaries=canary_set, out=out, model=model, model_options={} if chunk_tokens is None else {"chunk_tokens": chunk_tokens},
-        scoring=scoring, data=data, held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"),
-    )
+    backend = parse_options(model_options, "-m/--model-option") | ({} if chunk_tokens is None else {"chunk_tokens": chunk_tokens})
+    report = audit.score(prompt=prompt, canaries=canary_set, out=out, model=model, model_options=backend, scoring=scoring,
+                         data=data, held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"))
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
     if not report.run.prompt_chars:

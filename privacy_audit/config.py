@@ -24,7 +24,7 @@ from privacy_audit.canaries.plant import detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds
-from privacy_audit.models import check_model_options
+from privacy_audit.models import LanguageModel, check_model_options, load_model
 from privacy_audit.pipelines import describe
 from privacy_audit.scoring.options import ScoringOptions
 
@@ -80,18 +80,24 @@ class PipelineConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """A model: its spec and its backend's options (`[model.options]`; `chunk_tokens` may also sit in the table)."""
+
     spec: str = "embedded"
+    options: dict[str, Any] = {}
     chunk_tokens: Annotated[int, Field(ge=1)] | None = None
 
-    def options(self) -> dict[str, Any]:
+    def backend_options(self) -> dict[str, Any]:
         """Backend options set in the config (the backend's own defaults for the rest)."""
-        return {} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens}
+        return {**self.options, **({} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens})}
 
     @model_validator(mode="after")
     def _backend(self) -> ModelConfig:
         """The spec names a backend that takes these options (checked when the config is read)."""
-        check_model_options(self.spec, self.options())
+        check_model_options(self.spec, self.backend_options())
         return self
+
+    def load(self) -> LanguageModel:
+        return load_model(self.spec, **self.backend_options())
 
 
 class ScoringConfig(ScoringOptions):
@@ -117,6 +123,8 @@ class AuditConfig(_Section):
     data: DataConfig = DataConfig()
     pipeline: PipelineConfig = PipelineConfig()
     model: ModelConfig = ModelConfig()
+    teacher: ModelConfig | None = None
+    scorer: ModelConfig | None = None
     scoring: ScoringConfig = ScoringConfig()
     gate: Thresholds | None = None
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
@@ -129,6 +137,22 @@ class AuditConfig(_Section):
         template, space, derived = self.template_and_space()
         check_template(template, parse_space(space).slots, derived)
         return self
+
+    @property
+    def teacher_model(self) -> ModelConfig:
+        """The model that teaches: `[teacher]`, else `[model]`."""
+        return self.teacher or self.model
+
+    @property
+    def scorer_model(self) -> ModelConfig:
+        """The model that scores (exposure, utility, reconstruction): `[scorer]`, else `[model]`."""
+        return self.scorer or self.model
+
+    def load_models(self) -> tuple[LanguageModel, LanguageModel]:
+        """(teacher, scorer), one instance when both are the same model."""
+        scorer = self.scorer_model.load()
+        same = self.teacher_model.model_dump() == self.scorer_model.model_dump()
+        return (scorer if same else self.teacher_model.load()), scorer
 
     def resolve(self, path: str) -> str:
         """A data path as given in the config: `@demo`, absolute, or relative to the config's folder."""
@@ -173,6 +197,13 @@ class AuditConfig(_Section):
     def digest(self, *sections: str) -> str:
         """A hash of the named sections (all when none): results made under another config never mix."""
         data = self.model_dump(mode="json", exclude={"base_dir", "out", "source"})
+        if not data["model"]["options"]:  # settings added later hash as before when unset, so earlier runs keep their folders
+            del data["model"]["options"]
+        if data["data"]["fraction"] is None:
+            data["data"]["fraction"] = 1.0
+        for name in ("teacher", "scorer"):
+            if data[name] is None:
+                del data[name]
         if sections:
             data = {k: data[k] for k in sections}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()

@@ -8,10 +8,11 @@ on 64 held-out messages.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,7 @@ def run_demo(
     out_dir: str | os.PathLike[str],
     *,
     model: LanguageModel | str = "embedded",
+    model_options: Mapping[str, Any] | None = None,
     pipelines: Sequence[str] = ("raw", "instructions"),
     seed: int = 0,
     count: int = 3,
@@ -53,12 +55,13 @@ def run_demo(
     """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`
     (all of them at the end, or none)."""
     out = make_folder(out_dir, what="demo output folder")
+    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
     with all_or_nothing():
-        return _demo(out, model, pipelines, seed, count, references, examples, held_out_count, space, progress, say)
+        return _demo(out, lm, pipelines, seed, count, references, examples, held_out_count, space, progress, say)
 
 
 def _demo(
-    out: Path, model: LanguageModel | str, pipelines: Sequence[str], seed: int, count: int, references: int, examples: int,
+    out: Path, lm: LanguageModel, pipelines: Sequence[str], seed: int, count: int, references: int, examples: int,
     held_out_count: int, space: str, progress: Callable[[int, int], None] | None, say: Callable[[str], None],
 ) -> DemoResult:
     rows = read_records(str(files("privacy_audit") / "data" / DEMO_DATA), "text")
@@ -69,7 +72,6 @@ def _demo(
     canary_set = canary_set.model_copy(update={"checks": design_checks(canary_set)})
     save_canary_set(canary_set, out / "canaries.json")
     atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)
-    lm = load_model(model) if isinstance(model, str) else model
     reports = []
     for name in pipelines:
         say(f"teaching with pipeline '{name}', then scoring {canary_set.secret_space.size:,} candidate codes against its prompt ...")

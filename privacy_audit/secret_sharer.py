@@ -24,7 +24,7 @@ from privacy_audit.canaries import generate_canary_set, parse_space
 from privacy_audit.chain import PlantOptions, TeachOptions, run_chain
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError, PipelineError
-from privacy_audit.models import LanguageModel, load_model
+from privacy_audit.models import LanguageModel
 from privacy_audit.reports.plots import png, rank_cdf_plot
 from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
 from privacy_audit.scoring.options import ScoringOptions
@@ -43,16 +43,19 @@ def trial_seed(seed: int, trial: int) -> int:
 Design = tuple[str, str, dict[str, tuple[str, ...]]]
 
 
-def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence[dict[str, Any]], design: Design) -> TrialResult:
-    """One trial through the audit chain; deterministic given the config, the trial number, the model, the
-    records and the canaries' (template, space, derived fields), all read once per run."""
+Models = tuple[LanguageModel, LanguageModel]
+
+
+def run_trial(cfg: AuditConfig, trial: int, models: Models, rows: Sequence[dict[str, Any]], design: Design) -> TrialResult:
+    """One trial through the audit chain; deterministic given the config, the trial number, the (teacher, scorer),
+    the records and the canaries' (template, space, derived fields), all read once per run."""
     template, space, derived = design
     seed = trial_seed(cfg.secret_sharer.seed, trial)
     n = cfg.secret_sharer.candidates
     canary_set = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived)
     d = cfg.data
     result = run_chain(
-        rows, canary_set, model,
+        rows, canary_set, teacher=models[0], scorer=models[1],
         plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=seed, shards=d.shards),
         teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=seed), scoring=TRIAL_SCORING, membership=False,
     )
@@ -71,15 +74,15 @@ def run_trial(cfg: AuditConfig, trial: int, model: LanguageModel, rows: Sequence
 
 
 @lru_cache(maxsize=2)
-def _worker_inputs(config_json: str) -> tuple[AuditConfig, LanguageModel, list[dict[str, Any]], Design]:
+def _worker_inputs(config_json: str) -> tuple[AuditConfig, Models, list[dict[str, Any]], Design]:
     cfg = AuditConfig.model_validate_json(config_json)
-    return cfg, load_model(cfg.model.spec, **cfg.model.options()), cfg.read_pool(), cfg.template_and_space()
+    return cfg, cfg.load_models(), cfg.read_pool(), cfg.template_and_space()
 
 
 def _ray_trial(config_json: str, trial: int) -> TrialResult:
     """A trial in a Ray worker: the model, the records and the canary design are loaded once per worker process."""
-    cfg, model, rows, design = _worker_inputs(config_json)
-    return run_trial(cfg, trial, model, rows, design)
+    cfg, models, rows, design = _worker_inputs(config_json)
+    return run_trial(cfg, trial, models, rows, design)
 
 
 def secret_sharer_dir(cfg: AuditConfig) -> Path:
@@ -87,7 +90,9 @@ def secret_sharer_dir(cfg: AuditConfig) -> Path:
     so asking for more trials later extends the same run."""
     same = cfg.model_copy(update={"secret_sharer": cfg.secret_sharer.model_copy(
         update={"trials": 0, "executor": "local", "ray_address": None})})
-    return Path(cfg.out) / f"secret-sharer-{same.digest('canaries', 'data', 'pipeline', 'model', 'secret_sharer')[:12]}"
+    sections = ("canaries", "data", "pipeline", "model", "secret_sharer") + tuple(
+        name for name in ("teacher", "scorer") if getattr(cfg, name) is not None)
+    return Path(cfg.out) / f"secret-sharer-{same.digest(*sections)[:12]}"
 
 
 def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialSummary:
@@ -114,15 +119,15 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
         say(f"trial {result.trial}: rank {result.rank} of {ss.candidates - 1} comparisons")
 
     if todo and ss.executor == "local":
-        model = load_model(cfg.model.spec, **cfg.model.options())
+        models = cfg.load_models()
         for t in todo:
-            save(run_trial(cfg, t, model, rows, design))
+            save(run_trial(cfg, t, models, rows, design))
     elif todo:
         _run_on_ray(cfg, todo, save)
     ranks = [results[t].rank for t in range(ss.trials)]
     protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=[results[t].canary_in_prompt for t in range(ss.trials)])
-    summary = TrialSummary(protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.model.spec, template=template, space=space,
-                           folder=str(folder))
+    summary = TrialSummary(protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template,
+                           space=space, folder=str(folder), teacher=cfg.teacher_model.spec)
     with all_or_nothing():
         write_json(folder / "summary.json", summary.model_dump(mode="json"))
         atomic_write(folder / "summary.md", render_trials_markdown(summary))

@@ -6,7 +6,10 @@ Importing this package imports no torch: the transformers backends import it whe
 from __future__ import annotations
 
 import os
+import types
+import typing
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from privacy_audit._registry import Component, component, create, names
@@ -21,6 +24,7 @@ def _register_lazy() -> None:
     """Import the torch backends' modules (they only import torch when a model is built)."""
     from privacy_audit.models import embedded as _embedded  # noqa: F401
     from privacy_audit.models import hf as _hf  # noqa: F401
+    from privacy_audit.models import openai as _openai  # noqa: F401
 
 
 def backend_for(spec: str) -> tuple[Component, dict[str, Any]]:
@@ -28,16 +32,18 @@ def backend_for(spec: str) -> tuple[Component, dict[str, Any]]:
     _register_lazy()
     spec = spec.strip()
     if not spec:
-        raise InputError("--model is empty; use 'embedded', 'mock', a folder, a .gguf file or hf:<id>")
+        raise InputError("--model is empty; use 'embedded', 'mock', a folder, a .gguf file, hf:<id> or openai:<model>")
     if spec in names("backend") and spec != "hf":
         return component("backend", spec), {}
     kind, sep, rest = spec.partition(":")
     if sep and kind == "hf":
         return component("backend", "hf"), {"source": rest}
+    if sep and kind == "openai":
+        return component("backend", "openai"), {"model": rest}
     if os.path.exists(spec):
         return component("backend", "hf"), {"source": spec}
     raise InputError(
-        f"model {spec!r} not found; use 'embedded', 'mock', a local folder, a .gguf file, or hf:<hub id>"
+        f"model {spec!r} not found; use 'embedded', 'mock', a local folder, a .gguf file, hf:<hub id> or openai:<model>"
     )
 
 
@@ -45,6 +51,42 @@ def check_model_options(spec: str, options: Mapping[str, Any]) -> None:
     """Refuse a model spec that names no backend, or options its backend does not take, before any work."""
     backend, _ = backend_for(spec)
     backend.validate(options)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A registered backend as `privacy-audit models` lists it."""
+
+    name: str
+    summary: str
+    provides: tuple[str, ...]
+    options: tuple[str, ...]
+
+
+def list_backends() -> list[Backend]:
+    """Every registered backend: what it can do, its options with their types and defaults, and its role line."""
+    _register_lazy()
+    out = []
+    for name in names("backend"):
+        c = component("backend", name)
+        doc = (c.factory.__doc__ or "").strip().splitlines()
+        options = tuple(f"{k}: {_type_name(f.annotation)} = {f.default!r}" for k, f in c.schema.model_fields.items())
+        out.append(Backend(name, doc[0] if doc else "", c.provides, options))
+    return out
+
+
+def _type_name(annotation: Any) -> str:
+    """A type as a user would write its values: int, str | None, 'chat' | 'completions', a list of str."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is not None:
+        return f"a list of {_type_name(args[0])}" if args else str(origin)
+    return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
 def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
@@ -55,5 +97,5 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
 
 __all__ = [
     "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ScoredContinuations", "backend_for",
-    "check_model_options", "load_model",
+    "check_model_options", "list_backends", "load_model",
 ]

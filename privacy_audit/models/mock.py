@@ -16,7 +16,7 @@ from pydantic import Field
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.base import ALL_CAPABILITIES, Completion, LanguageModel, ModelInfo, Prompt
 from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
 
 VOCAB = 256
@@ -142,7 +142,7 @@ class _MockContext(ContextBackend):
         return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=()).text
 
 
-@register("backend", "mock", ignores=("chunk_tokens", "device"))
+@register("backend", "mock", ignores=("chunk_tokens", "device"), provides=ALL_CAPABILITIES)
 def _mock_backend(
     *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05, outputs: Sequence[str] | None = None
 ) -> MockModel:

@@ -44,6 +44,7 @@ class TeacherArtifact(BaseModel):
     private: str
     generated: tuple[str, ...]
     kept: tuple[str, ...] = ()
+    kept_by: str = ""
 
 
 class RoundArtifact(BaseModel):
@@ -150,6 +151,8 @@ def run_pipeline(
     checked = spec.validate(options or {})
     if "model" in spec.needs and model is None:
         raise InputError(f"pipeline {name!r} needs a model (--model)")
+    if "model" in spec.needs and model is not None:
+        model.require("generate")
     if "data" in spec.needs and not records:
         raise InputError(f"pipeline {name!r} needs private data (--data)")
     out = spec.factory(list(records), model=model if "model" in spec.needs else None, seed=seed, **checked)

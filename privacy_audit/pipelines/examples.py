@@ -24,6 +24,9 @@ from privacy_audit.pipelines.base import (
 )
 
 AGGREGATORS = ("random", "voting")
+KEPT_BY_SAMPLING = "highest log-probability per token, as the teacher sampled them"
+KEPT_BY_SCORING = "highest log-probability per token, scored after the teacher's prompt"
+KEPT_FIRST = "the first samples: the teacher reported no log-probabilities and cannot score text"
 
 
 def _first_example(text: str) -> str:
@@ -72,20 +75,23 @@ def _turns(
     model: LanguageModel, round_: int, picks: list[list[int]], fewshots: list[str], completions: Sequence[Completion], keep: int,
 ) -> list[TeacherArtifact]:
     """Each teacher's turn of a round: its usable samples and the `keep` it finds most likely, by the
-    log2-probability per token it sampled them with (or, from a backend that does not report it, by
-    scoring them after its prompt)."""
+    log2-probability per token it sampled them with; from a backend that does not report it, by scoring them
+    after its prompt; from one that can do neither (an API without log-probabilities), the first `keep`
+    samples (they are exchangeable draws). Each artifact says which rule kept its samples."""
     samples = len(completions) // len(picks)
     turns = []
     for t, (pick, fewshot) in enumerate(zip(picks, fewshots)):
         pairs = [(text, c.mean_logprob) for c in completions[t * samples : (t + 1) * samples] if (text := _first_example(c.text))]
         cands = [text for text, _ in pairs]
-        kept: list[str] = []
-        if cands:
-            scores = np.array([s for _, s in pairs], dtype=np.float64) if all(s is not None for _, s in pairs) else (
-                model.open_context(fewshot)(cands).means(0))
-            kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
+        if all(s is not None for _, s in pairs):
+            scores, rule = np.array([s for _, s in pairs], dtype=np.float64), KEPT_BY_SAMPLING
+        elif model.can("score"):
+            scores, rule = model.open_context(fewshot)(cands).means(0), KEPT_BY_SCORING
+        else:
+            scores, rule = np.zeros(len(cands)), KEPT_FIRST
+        kept = [cands[i] for i in np.argsort(-scores, kind="stable")[:keep]]
         turns.append(TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=fewshot, generated=tuple(cands),
-                                     kept=tuple(kept)))
+                                     kept=tuple(kept), kept_by=rule if cands else ""))
     return turns
 
 
@@ -131,6 +137,9 @@ def examples(
         raise InputError(f"unknown aggregator {aggregator!r}; choose one of {', '.join(AGGREGATORS)}")
     if min(teachers, n, n_gen, samples, keep) < 1 or keep > samples:
         raise InputError("teachers, n, n_gen, samples and keep must be >= 1, and keep <= samples")
+    if aggregator == "voting" and not model.can("score"):
+        raise InputError(f"aggregator 'voting' has teachers vote by the likelihood of their held-out examples, which "
+                         f"{model.name} ({model.backend}) cannot give; use aggregator 'random' or a teacher that scores text")
     reserve = held_out if aggregator == "voting" else 0
     rng = np.random.default_rng(seed)
     shards = _shards(records, teachers, reserve, rng)

@@ -23,13 +23,15 @@ SCHEMA_VERSION = 4
 
 
 class RunSpec(BaseModel):
-    """Everything needed to repeat the run: pipeline and options, model, seeds, versions, inputs' hashes."""
+    """Everything needed to repeat the run: pipeline and options, the scorer (`model`) and the teacher (None for
+    pipelines that use none), seeds, versions, inputs' hashes."""
 
     model_config = FROZEN
 
     pipeline: str
     pipeline_options: dict[str, Any]
     model: ModelInfo
+    teacher: ModelInfo | None = None
     seed: Count
     versions: dict[str, str]
     mode: RunMode

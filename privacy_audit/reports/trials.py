@@ -48,6 +48,7 @@ class TrialSummary(BaseModel):
     protocol: ProtocolSummary
     pipeline: str
     model: str
+    teacher: str | None = None
     template: str
     space: str
     folder: str

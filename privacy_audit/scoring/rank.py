@@ -18,6 +18,7 @@ from privacy_audit.models.context import Context
 from privacy_audit.scoring.bounded import CONFIDENCE, Interval, default_budget, intervals, search_space
 from privacy_audit.scoring.exposure import ranks_among
 from privacy_audit.scoring.options import ScoringOptions
+from privacy_audit.scoring.search import SearchResult
 from privacy_audit.scoring.types import Mode, RunMode
 
 Progress = Callable[[int, int], None]
@@ -53,12 +54,14 @@ class Ranking:
 Ranker = Callable[[Context, CanarySet, np.ndarray, ScoringOptions, "Progress | None"], Ranking]
 
 
-def resolve_mode(canary_set: CanarySet, options: ScoringOptions) -> RunMode:
-    """`auto` is exact scoring up to the exact-mode limit and bounded mode beyond it."""
+def resolve_mode(canary_set: CanarySet, options: ScoringOptions, exact_budget: int | None = None) -> RunMode:
+    """`auto` is exact scoring up to the exact-mode limit (and the scorer's own budget: a served model states
+    how many candidates it should be sent) and bounded mode beyond it."""
     mode: Mode = options.mode
     if mode != "auto":
         return mode
-    return "exact" if canary_set.secret_space.size <= options.max_exact else "bounded"
+    limit = options.max_exact if exact_budget is None else min(options.max_exact, exact_budget)
+    return "exact" if canary_set.secret_space.size <= limit else "bounded"
 
 
 def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
@@ -93,7 +96,7 @@ def rank_bounded(
 ) -> Ranking:
     """Best-first search certifies each canary's rank interval; its rank is the interval's upper end (conservative)."""
     planted = _planted(canary_set)
-    search, note = search_space(context, canary_set, logprobs, planted, budget=_budget(canary_set, options), progress=progress)
+    search, note = _search(context, canary_set, logprobs, planted, options, progress)
     spans, table = intervals(canary_set, logprobs, planted, exact_ranks=None, search=search)
     size = canary_set.secret_space.size
     return Ranking("bounded", logprobs, tuple(s.upper for s in spans), (size,) * len(spans), tuple(spans), table, note)
@@ -107,7 +110,7 @@ def rank_sampled(
     planted = _planted(canary_set)
     search, note = None, "not run"
     if options.extraction:
-        search, note = search_space(context, canary_set, logprobs, planted, budget=_budget(canary_set, options), progress=progress)
+        search, note = _search(context, canary_set, logprobs, planted, options, progress)
     spans, table = intervals(canary_set, logprobs, planted, exact_ranks=None, search=search)
     refs = logprobs[~planted]
     ranks = ranks_among(pool_logprobs=refs, logprobs=logprobs, include_self=False) + planted
@@ -122,8 +125,15 @@ def _planted(canary_set: CanarySet) -> np.ndarray:
     return np.array([c.planted for c in canary_set.canaries])
 
 
-def _budget(canary_set: CanarySet, options: ScoringOptions) -> int:
-    return options.search_budget if options.search_budget is not None else default_budget(canary_set)
+def _search(
+    context: Context, canary_set: CanarySet, logprobs: np.ndarray, planted: np.ndarray, options: ScoringOptions,
+    progress: Progress | None,
+) -> tuple[SearchResult | None, str]:
+    """The best-first search, where the scorer gives next-token log-probabilities; else none, and why."""
+    if not context.can("next_token"):
+        return None, f"best-first search not run: {context.owner} gives no next-token log-probabilities (intervals from the references)"
+    budget = options.search_budget if options.search_budget is not None else default_budget(canary_set)
+    return search_space(context, canary_set, logprobs, planted, budget=budget, progress=progress)
 
 
 def score_space(context: Context, canary_set: CanarySet, progress: Progress | None) -> np.ndarray:

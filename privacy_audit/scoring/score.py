@@ -63,7 +63,7 @@ def score_prompt(
     template prefix starts with its secret) and `guesses`, the number of most-likely-first guesses an
     attacker needs: its rank once it is exact or certified exactly (None otherwise).
     """
-    mode = resolve_mode(canary_set, options)
+    mode = resolve_mode(canary_set, options, model.exact_budget)
     check_mode(canary_set, options.model_copy(update={"mode": mode}))
     context = model.open_context(prompt + options.separator)
     space = canary_set.secret_space
@@ -78,8 +78,11 @@ def score_prompt(
     intervals = exposure_intervals(rows, run.rng)  # the seeded generator's draws, in a fixed order: intervals, fit, summary
     rows, fit, fit_note = with_extrapolation(rows, run)
     summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng)
+    search = ranking.search
+    if options.extraction and not context.can("greedy"):
+        search += f"; greedy decoding not run: {context.owner} cannot decode greedily"
     return ScoringResult(
-        mode=mode, separator=options.separator, search=ranking.search, canaries=rows, summary=summary,
+        mode=mode, separator=options.separator, search=search, canaries=rows, summary=summary,
         statistics=statistics(rows, run, intervals=intervals, fit=fit, fit_note=fit_note),
         boundary=TokenBoundary(**context.boundary.to_dict()),
     )
@@ -108,7 +111,7 @@ def canary_rows(
 
 def with_greedy_extraction(rows: Rows, run: ScoringRun) -> Rows:
     """Each planted canary: does greedy decoding after the prompt and the template prefix produce its secret?"""
-    if not run.options.extraction:
+    if not run.options.extraction or not run.context.can("greedy"):
         return rows
     planted = [i for i, r in enumerate(rows) if r.planted]
     found = greedy_extracted(run.context, run.canary_set, [run.canary_set.canaries[i] for i in planted])

@@ -1,0 +1,110 @@
+"""`openai:<model>`: any OpenAI-compatible endpoint as a teacher (the OpenAI API, vLLM, SGLang, llama.cpp's or
+llama-cpp-python's server, LM Studio, a gateway). Chat completions for chat prompts; plain-text prompts go to
+chat as one user message, or to /completions (`prompt_api = "completions"`) where the server has it. Each
+sample sends its own seed (best effort: the report says so and records the server's system_fingerprint) and
+asks for the log-probabilities of what it sampled, which teachers that keep their likeliest samples use.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from privacy_audit._registry import register
+from privacy_audit.errors import ModelError
+from privacy_audit.models.base import Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.http import Endpoint, resolve
+
+SEEDING = "best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the teaching cache"
+
+
+class OpenAIModel(LanguageModel):
+    """A model behind an OpenAI-compatible API; it generates (a teacher). Scoring over HTTP is a capability
+    a server must prove first (`privacy_audit.models.served`)."""
+
+    backend = "openai"
+    capabilities = frozenset({"generate"})
+
+    def __init__(self, model: str, endpoint: Endpoint, *, prompt_api: Literal["chat", "completions"] = "chat",
+                 logprobs: bool = True) -> None:
+        if not model:
+            raise ModelError("openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
+        self.name = model
+        self.endpoint = endpoint
+        self.prompt_api = prompt_api
+        self.logprobs = logprobs
+        self.fingerprints: set[str] = set()
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            backend=self.backend, name=self.name, endpoint=self.endpoint.public, served_model=self.name,
+            system_fingerprint=", ".join(sorted(self.fingerprints)) or None, seeding=SEEDING,
+            options={"prompt_api": self.prompt_api},
+        )
+
+    def _generate(
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
+        batch_size: int | None,
+    ) -> list[Completion]:
+        jobs = list(zip(prompts, seeds))
+        return self.endpoint.map(lambda job: self._one(job[0], job[1], max_new_tokens, temperature, stop), jobs, "generating")
+
+    def _one(self, prompt: Prompt, seed: int, max_new_tokens: int, temperature: float, stop: tuple[str, ...]) -> Completion:
+        """One sample: its text, and the log2-probability of its tokens when the server reports them."""
+        common: dict[str, Any] = {"model": self.name, "max_tokens": max_new_tokens, "temperature": temperature,
+                                  "seed": int(seed) % 2**31}
+        if stop:
+            common["stop"] = list(stop)[:4]
+        if isinstance(prompt, str) and self.prompt_api == "completions":
+            data = self.endpoint.post("/completions", {**common, "prompt": prompt, **({"logprobs": 1} if self.logprobs else {})})
+            choice = _first_choice(data)
+            values = (choice.get("logprobs") or {}).get("token_logprobs") or []
+            text = choice.get("text")
+        else:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+            data = self.endpoint.post("/chat/completions", {**common, "messages": messages, **({"logprobs": True} if self.logprobs else {})})
+            choice = _first_choice(data)
+            values = [t.get("logprob") for t in ((choice.get("logprobs") or {}).get("content") or [])]
+            text = (choice.get("message") or {}).get("content")
+        if not isinstance(text, str):
+            raise ModelError(f"{self.endpoint.public} returned a completion without text")
+        if isinstance(data.get("system_fingerprint"), str):
+            self.fingerprints.add(data["system_fingerprint"])
+        known = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+        logprob = sum(known) / math.log(2) if values and len(known) == len(values) else None
+        return Completion(text, logprob, len(values) if logprob is not None else 0)
+
+
+def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise ModelError("the server's answer has no choices")
+    return choices[0]
+
+
+@register("backend", "openai", fixed=("model",), provides=("generate",))
+def _openai_backend(
+    model: str,
+    *,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    max_connections: Annotated[int, Field(ge=1, le=256)] = 4,
+    timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0,
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 5,
+    max_retry_wait: Annotated[float, Field(ge=0, le=600)] = 60.0,
+    prompt_api: Literal["chat", "completions"] = "chat",
+    logprobs: bool = True,
+) -> OpenAIModel:
+    """An OpenAI-compatible endpoint (openai:<model>), as a teacher.
+
+    base_url (else $OPENAI_BASE_URL, else the OpenAI API); the key from the variable api_key_env names
+    ($OPENAI_API_KEY only for the OpenAI API or $OPENAI_BASE_URL's URL); requests in flight, timeout and
+    retries; chat or /completions for plain-text prompts; sampled tokens' log-probabilities.
+    """
+    url, key = resolve(base_url, api_key_env)
+    endpoint = Endpoint(url, key, timeout=timeout, max_connections=max_connections, max_retries=max_retries,
+                        max_retry_wait=max_retry_wait)
+    return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs)
+
