@@ -18,8 +18,15 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e .
 	touch $@
 
+# The real OpenAI-compatible server of the tests: llama-cpp-python compiles llama.cpp (about 5 minutes of 2 cores).
+# It is built for any x86-64 with AVX2 (a -march=native build crashed on a host with AMX), into a pip cache of its
+# own, so a machine builds it once and never reuses a wheel built with other flags.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[test,ray]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --cache-dir "$${XDG_CACHE_HOME:-$$HOME/.cache}/privacy-audit/pip-llama-avx2" \
+		'llama-cpp-python[server]==0.3.36'
 	touch $@
 
 install: $(VENV)/.installed

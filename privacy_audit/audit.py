@@ -23,7 +23,7 @@ from privacy_audit.chain import PlantOptions, TeachOptions, build_report, member
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate
-from privacy_audit.models import LanguageModel, load_model
+from privacy_audit.models import LanguageModel, check_model_options, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, describe, student_accuracy, teaching_path
 from privacy_audit.reports import AuditReport, GateOutcome, holds_secrets, load_report, render_comparison, render_markdown, save_report
 from privacy_audit.reports.compare import Comparison, compare
@@ -116,6 +116,8 @@ def teach(
     (labelled held-out records) the output also carries the student's accuracy, on the prompt's labels.
     """
     spec = describe(pipeline)
+    if isinstance(model, str) and ("model" in spec.needs or eval_data is not None):
+        check_model_options(model, model_options or {})
     if data is None and "data" in spec.needs:
         raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
     options = dict(options or {})
@@ -166,6 +168,8 @@ def score(
     With `data` (the planted data the pipeline ran on) the report adds reconstruction likelihood: the
     records the teacher saw against the records it did not (or those of `held_out`).
     """
+    if isinstance(model, str):
+        check_model_options(model, model_options or {})
     guard_outputs([prompt, canaries, data, held_out, teaching_path(prompt)], [out])
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)

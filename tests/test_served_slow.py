@@ -1,0 +1,50 @@
+"""End to end with a real OpenAI-compatible server (llama-cpp-python serving the embedded GGUF): a served teacher,
+the embedded scorer, through the CLI and a config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from privacy_audit.cli import main
+from tests.served import ALIAS, llama_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server():
+    with llama_server() as url:
+        yield url
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_a_served_teacher_writes_a_prompt_that_the_embedded_model_scores(server, tmp_path, sms_jsonl):
+    taught = run("teach", "--pipeline", "instructions", "--data", sms_jsonl, "--label-field", "label", "--model", f"openai:{ALIAS}",
+                 "-m", f"base_url={server}", "-m", "max_connections=2", "-o", "max_new_tokens=48", "--out", tmp_path / "p.txt")
+    assert taught.exit_code == 0, taught.output
+    assert (tmp_path / "p.txt").read_text().strip()
+    run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:2", "--count", "1",
+        "--references", "5", "--seed", "0", "--out", tmp_path / "set.json")
+    scored = run("score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json", "--model", "embedded",
+                 "--out", tmp_path / "r.json")
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["run"]["teacher"]["backend"] == "openai" and report["run"]["teacher"]["endpoint"] == server
+    assert report["run"]["model"]["backend"] == "embedded"
+
+
+def test_a_config_with_a_served_teacher_and_the_embedded_scorer_names_both(server, tmp_path):
+    (tmp_path / "c.toml").write_text(
+        "[canaries]\ntemplate = 'The secret code is {secret}'\nspace = 'digits:2'\ncount = 2\nreferences = 10\n"
+        "[data]\nlimit = 40\n[pipeline]\nname = 'instructions'\n[pipeline.options]\nmax_new_tokens = 48\n"
+        f"[teacher]\nspec = 'openai:{ALIAS}'\n[teacher.options]\nbase_url = '{server}'\n[scorer]\nspec = 'embedded'\n")
+    result = run("run", tmp_path / "c.toml", "--out", tmp_path / "out")
+    assert result.exit_code in (0, 1), result.output
+    run_spec = json.loads((tmp_path / "out" / "report.json").read_text())["run"]
+    assert run_spec["teacher"]["served_model"] == ALIAS and run_spec["model"]["name"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
