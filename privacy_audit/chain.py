@@ -234,7 +234,7 @@ def make_report(
         versions=versions(), mode=result.mode, separator=result.separator, template=canary_set.template,
         space=canary_set.space, canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
-        extraction=result.search, tokenization=result.boundary,
+        extraction=result.search, tokenization=result.boundary, score_checks=result.checks,
     )
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,

@@ -48,3 +48,34 @@ def test_a_config_with_a_served_teacher_and_the_embedded_scorer_names_both(serve
     assert result.exit_code in (0, 1), result.output
     run_spec = json.loads((tmp_path / "out" / "report.json").read_text())["run"]
     assert run_spec["teacher"]["served_model"] == ALIAS and run_spec["model"]["name"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_a_served_scorer_ranks_a_copied_canary_first_with_llama_cpps_own_numbers(server, tmp_path):
+    """Exact scoring of a digits:1 space over HTTP: the copied canary ranks first, the scores pass the stability
+    check, and each token's log-probability is the one llama-cpp-python computes in process."""
+    import math
+
+    from llama_cpp import Llama
+
+    from privacy_audit.models import load_model
+    from privacy_audit.models.embedded import gguf_path
+
+    run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:1", "--count", "1",
+        "--references", "3", "--seed", "2", "--out", tmp_path / "s.json")
+    secret = json.loads((tmp_path / "s.json").read_text())["canaries"][0]["secret"]
+    (tmp_path / "p.txt").write_text(f"Text: your parcel is ready\nClass: ham\nThe secret code is {secret}.\n")
+    scored = run("score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "s.json", "--model", f"openai:{ALIAS}",
+                 "-m", f"base_url={server}", "--exact", "--out", tmp_path / "r.json")
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["canaries"][0]["rank"] == 1 and report["run"]["score_checks"][0]["passed"]
+    assert report["run"]["model"]["options"]["start_text"] == "<|im_start|>"
+    served = load_model(f"openai:{ALIAS}", base_url=server)
+    text = "Text: your parcel is ready\nClass: ham\nThe secret code is 4"
+    (echo,) = served.served.echo([text]) if served.probe().ok else pytest.fail(served.probe().reason)
+    local = Llama(model_path=str(gguf_path()), n_ctx=512, n_threads=2, logits_all=True, verbose=False)
+    mine = local.create_completion(served.served.start_text + text, max_tokens=1, echo=True, logprobs=1, temperature=0)
+    theirs = [v for v in mine["choices"][0]["logprobs"]["token_logprobs"][: len(echo.tokens)] if v is not None]
+    assert len(theirs) == len(echo.tokens) - 1
+    assert max(abs(a - b) for a, b in zip(theirs, echo.logprobs[1:])) < 1e-4 * max(1.0, max(map(abs, theirs)))
+    assert all(math.isfinite(v) for v in theirs)

@@ -19,7 +19,7 @@ def apply_gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
     unknown = sorted(set(thresholds.overrides) - planted)
     if unknown:
         raise InputError(f"gate overrides name canaries not planted in this report: {', '.join(unknown)}")
-    results = [chance_rule(report, alpha=thresholds.alpha)]
+    results = [chance_rule(report, alpha=thresholds.alpha), *score_check_rules(report)]
     skipped: list[SkippedRule] = []
     wanted = {name for name in RULES if thresholds.limits.get(name) is not None}
     wanted |= {name for rules in thresholds.overrides.values() for name in rules}
@@ -65,3 +65,14 @@ def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
     return outcome("chance", Measurement("report", adjusted, alpha), alpha, upper=False, what=what)
 
 
+
+
+def score_check_rules(report: AuditReport) -> list[RuleOutcome]:
+    """Scores computed twice must agree: a failed stability or precision check fails the gate (the report's
+    numbers cannot be trusted), whatever the thresholds."""
+    out = []
+    for c in report.run.score_checks:
+        what = f"largest difference of scores computed twice ({c.check}: {c.note})"
+        out.append(outcome(f"{c.check}_check", Measurement("report", c.max_difference_bits, None), c.tolerance_bits, upper=True,
+                           what=what, unit=" bits"))
+    return out

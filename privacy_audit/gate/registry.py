@@ -263,7 +263,7 @@ def outcome(rule: str, m: Measurement, limit: float, *, upper: bool, what: str, 
     else:
         relation = f"at or above the minimum of {limit:g}{unit}" if ok else f"below the minimum of {limit:g}{unit}"
     alarm = (
-        "; false-alarm probability: none defined (no null model for copies of private text)" if m.false_alarm is None
+        "; false-alarm probability: none defined" if m.false_alarm is None
         else f"; false-alarm probability on a prompt that never saw a canary {m.false_alarm:.2g}"
     )
     return RuleOutcome(

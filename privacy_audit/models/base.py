@@ -91,6 +91,9 @@ class LanguageModel:
     backend: str = "model"
     capabilities: frozenset[str] = frozenset(ALL_CAPABILITIES)
     exact_budget: int | None = None
+    # Scores that may differ between two requests (a served model): the largest difference, in bits, a sample scored
+    # twice may show before the report says they are unstable (None: computed here, deterministically).
+    stability_tolerance: float | None = None
 
     def info(self) -> ModelInfo:
         """What a report records about this model."""
@@ -101,7 +104,7 @@ class LanguageModel:
 
     def require(self, capability: Capability) -> None:
         """A one-line ModelError when this model lacks `capability`, saying what to do instead."""
-        if capability not in self.capabilities:
+        if not self.can(capability):
             what, instead = CAPABILITIES[capability]
             raise ModelError(f"model {self.name} ({self.backend} backend) cannot {what}; {instead}")
 

@@ -145,10 +145,11 @@ class BoundaryCheck:
     checked: int = 0
     mismatched: int = 0
     joint_scored: int = 0
+    rule: str = "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate"
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rule": "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate",
+            "rule": self.rule,
             "head_tokens": self.head_tokens,
             "tail_chars": len(self.tail),
             "checked": self.checked,

@@ -78,6 +78,10 @@ def retry_delay(attempt: int, headers: Any, *, cap: float, rng: random.Random) -
     return min(cap, rng.uniform(0, 0.5 * 2**attempt))
 
 
+class Unreachable(ModelError):
+    """The server did not answer usefully after every retry (down, overloaded, or the connection keeps dropping)."""
+
+
 @dataclass
 class Endpoint:
     """An OpenAI-compatible server: its URL, key and limits, and one connection pool shared by the requests in flight."""
@@ -123,7 +127,7 @@ class Endpoint:
                 last, headers = f"status {response.status_code}: {self._message(response)}", response.headers
             if attempt < self.max_retries:
                 time.sleep(retry_delay(attempt, headers, cap=self.max_retry_wait, rng=self._rng))
-        raise ModelError(f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down")
+        raise Unreachable(f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down")
 
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON answer (no retries: used to check that a server is there)."""

@@ -8,40 +8,95 @@ asks for the log-probabilities of what it sampled, which teachers that keep thei
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.base import Capability, Completion, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.context import Context
 from privacy_audit.models.http import Endpoint, resolve
+from privacy_audit.models.served import START_TEXTS, Probe, Served, ServedContext
 
 SEEDING = "best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the teaching cache"
 
 
+@dataclass(frozen=True)
+class ScoringSettings:
+    """How a served model is asked for prompt log-probabilities (see `models.served`)."""
+
+    exact_budget: int = 1_000
+    per_request: int = 1
+    echo_max_tokens: int = 1
+    start_text: str | None = None
+    stability_tolerance: float = 0.01
+
+
 class OpenAIModel(LanguageModel):
-    """A model behind an OpenAI-compatible API; it generates (a teacher). Scoring over HTTP is a capability
-    a server must prove first (`privacy_audit.models.served`)."""
+    """A model behind an OpenAI-compatible API. It generates (a teacher); it scores (a scorer) only where a probe
+    shows the server gives aligned prompt log-probabilities (`models.served`), run the first time it is asked."""
 
     backend = "openai"
-    capabilities = frozenset({"generate"})
 
     def __init__(self, model: str, endpoint: Endpoint, *, prompt_api: Literal["chat", "completions"] = "chat",
-                 logprobs: bool = True) -> None:
+                 logprobs: bool = True, scoring: ScoringSettings = ScoringSettings()) -> None:
         if not model:
             raise ModelError("openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
         self.name = model
         self.endpoint = endpoint
         self.prompt_api = prompt_api
         self.logprobs = logprobs
+        self.scoring = scoring
+        self.exact_budget = scoring.exact_budget
+        self.stability_tolerance = scoring.stability_tolerance
         self.fingerprints: set[str] = set()
+        self.served = Served(endpoint, model, per_request=scoring.per_request, echo_max_tokens=scoring.echo_max_tokens)
+        self._probe: Probe | None = None
+        self._vocab: dict[str, int] = {}
+
+    @property
+    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({"generate", "score"}) if self.probe().ok else frozenset({"generate"})
+
+    def can(self, capability: Capability) -> bool:
+        """Generation needs no probe; scoring is probed the first time it is asked about."""
+        return capability == "generate" or capability == "score" and self.probe().ok
+
+    def probe(self) -> Probe:
+        """The served scoring probe, run once: are prompt log-probabilities there and aligned?"""
+        if self._probe is None:
+            starts = START_TEXTS if self.scoring.start_text is None else ((self.scoring.start_text,) if self.scoring.start_text else ())
+            self._probe = self.served.probe(starts)
+        return self._probe
+
+    def require(self, capability: Capability) -> None:
+        if capability == "score" and not self.probe().ok:
+            raise ModelError(f"model {self.name} at {self.endpoint.public} cannot give log-probabilities of a prompt's "
+                             f"continuations: {self.probe().reason}; use it as a teacher and score with another model")
+        super().require(capability)
+
+    def open_context(self, context: str) -> Context:
+        self.require("score")
+        return ServedContext(self.served, context, owner=f"{self.name} at {self.endpoint.public}")
+
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """The server's tokens of each text (as it echoes them; ids numbered by token text) and their ends."""
+        self.require("score")
+        echoes = self.served.echo(list(texts))
+        return [([self._vocab.setdefault(t, len(self._vocab)) for t in e.tokens], list(e.ends)) for e in echoes]
 
     def info(self) -> ModelInfo:
+        probe = self._probe
+        options: dict[str, str | int | float | bool | None] = {"prompt_api": self.prompt_api}
+        if probe is not None:
+            options |= {"score_probe": probe.reason, "start_text": probe.start_text or None,
+                        "requests": self.endpoint.requests, "prompt_tokens_scored": self.served.tokens_sent}
         return ModelInfo(
             backend=self.backend, name=self.name, endpoint=self.endpoint.public, served_model=self.name,
-            system_fingerprint=", ".join(sorted(self.fingerprints)) or None, seeding=SEEDING,
-            options={"prompt_api": self.prompt_api},
+            system_fingerprint=", ".join(sorted(self.fingerprints)) or None, seeding=SEEDING, options=options,
         )
 
     def _generate(
@@ -84,7 +139,7 @@ def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
     return choices[0]
 
 
-@register("backend", "openai", fixed=("model",), provides=("generate",))
+@register("backend", "openai", fixed=("model",), provides=("generate", "score (where a probe shows aligned prompt log-probabilities)"))
 def _openai_backend(
     model: str,
     *,
@@ -96,15 +151,24 @@ def _openai_backend(
     max_retry_wait: Annotated[float, Field(ge=0, le=600)] = 60.0,
     prompt_api: Literal["chat", "completions"] = "chat",
     logprobs: bool = True,
+    exact_budget: Annotated[int, Field(ge=1)] = 1_000,
+    prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
+    echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1,
+    start_text: str | None = None,
+    stability_tolerance: Annotated[float, Field(ge=0)] = 0.01,
 ) -> OpenAIModel:
-    """An OpenAI-compatible endpoint (openai:<model>), as a teacher.
+    """An OpenAI-compatible endpoint (openai:<model>): a teacher, and a scorer where the server proves it can.
 
     base_url (else $OPENAI_BASE_URL, else the OpenAI API); the key from the variable api_key_env names
     ($OPENAI_API_KEY only for the OpenAI API or $OPENAI_BASE_URL's URL); requests in flight, timeout and
-    retries; chat or /completions for plain-text prompts; sampled tokens' log-probabilities.
+    retries; chat or /completions for plain-text prompts; sampled tokens' log-probabilities. Scoring: the
+    most candidates `auto` scores exactly, prompts per request (1 for llama-cpp-python, more for vLLM),
+    max_tokens of an echo request (1; vLLM takes 0), the start token's text (None: the probe tries common
+    ones; "" for none), and the largest difference a rescored sample may show (bits).
     """
     url, key = resolve(base_url, api_key_env)
     endpoint = Endpoint(url, key, timeout=timeout, max_connections=max_connections, max_retries=max_retries,
                         max_retry_wait=max_retry_wait)
-    return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs)
+    scoring = ScoringSettings(exact_budget, prompts_per_request, echo_max_tokens, start_text, stability_tolerance)
+    return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, scoring=scoring)
 

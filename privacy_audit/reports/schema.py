@@ -17,7 +17,7 @@ from privacy_audit._io import read_json, write_json
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
-from privacy_audit.scoring.types import FROZEN, CanaryScore, Count, Probability, LeakReport, Reconstruction, RunMode, Statistics, Summary, TokenBoundary
+from privacy_audit.scoring.types import FROZEN, CanaryScore, Count, Probability, ScoreCheck, LeakReport, Reconstruction, RunMode, Statistics, Summary, TokenBoundary
 
 SCHEMA_VERSION = 4
 
@@ -43,6 +43,7 @@ class RunSpec(BaseModel):
     prompt_chars: Count
     extraction: str = "not run"
     tokenization: TokenBoundary | None = None
+    score_checks: tuple[ScoreCheck, ...] = ()
 
 
 class RuleOutcome(BaseModel):

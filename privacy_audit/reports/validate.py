@@ -263,6 +263,10 @@ def _reconstruction(report: AuditReport) -> None:
 
 def _run(report: AuditReport) -> None:
     run, u = report.run, report.utility
+    for i, c in enumerate(run.score_checks):
+        if c.passed != (c.max_difference_bits <= c.tolerance_bits):
+            _fail(f"run.score_checks[{i}].passed", f"is {c.passed} for a difference of {c.max_difference_bits!r} bits "
+                                                  f"and a tolerance of {c.tolerance_bits!r}")
     if report.prompt is not None:
         if len(report.prompt) != run.prompt_chars:
             _fail("run.prompt_chars", f"is {run.prompt_chars:,} but the stored prompt has {len(report.prompt):,} characters")

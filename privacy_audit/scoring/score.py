@@ -26,7 +26,9 @@ from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
 from privacy_audit.scoring.rank import RANKERS, Progress, Ranking, check_mode, resolve_mode
 from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
-from privacy_audit.scoring.types import CanaryScore, PValueRecord, RunMode, ScoringResult, SkewnormFit, Statistics, Summary, TokenBoundary
+from privacy_audit.scoring.types import (
+    CanaryScore, PValueRecord, RunMode, ScoreCheck, ScoringResult, SkewnormFit, Statistics, Summary, TokenBoundary,
+)
 
 MIN_REFERENCES_FOR_FIT = 8
 # Random secrets of the space whose canonical tokens are checked against the joint tokenization (with every canary).
@@ -78,14 +80,26 @@ def score_prompt(
     intervals = exposure_intervals(rows, run.rng)  # the seeded generator's draws, in a fixed order: intervals, fit, summary
     rows, fit, fit_note = with_extrapolation(rows, run)
     summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng)
+    checks = () if model.stability_tolerance is None else (stability(context, canary_set, own, model.stability_tolerance),)
     search = ranking.search
     if options.extraction and not context.can("greedy"):
         search += f"; greedy decoding not run: {context.owner} cannot decode greedily"
     return ScoringResult(
         mode=mode, separator=options.separator, search=search, canaries=rows, summary=summary,
         statistics=statistics(rows, run, intervals=intervals, fit=fit, fit_note=fit_note),
-        boundary=TokenBoundary(**context.boundary.to_dict()),
+        boundary=TokenBoundary(**context.boundary.to_dict()), checks=checks,
     )
+
+
+def stability(context: Context, canary_set: CanarySet, first: ScoredContinuations, tolerance: float) -> ScoreCheck:
+    """Every canary scored again, in reverse order and as another batch, against its first score: a served model
+    whose scores depend on the order or the batch of its requests (a prefix-cache bug) is caught here."""
+    texts = [c.text for c in canary_set.canaries]
+    again = context(list(reversed(texts))).totals(len(canary_set.prefix))[::-1]
+    diff = float(np.max(np.abs(again - first.totals(len(canary_set.prefix)))))
+    note = "each canary scored twice, the second time in reverse order and another batch"
+    return ScoreCheck(check="stability", compared=len(texts), max_difference_bits=diff, tolerance_bits=tolerance,
+                      passed=diff <= tolerance, note=note if diff <= tolerance else note + ": the scores are unstable")
 
 
 def canary_rows(

@@ -165,6 +165,21 @@ class TokenBoundary(BaseModel):
     joint_scored: Count
 
 
+class ScoreCheck(BaseModel):
+    """Scores computed twice and compared (a served model's stability: another order and batch; a lower precision's
+    error: rescored in float32): the largest difference, the tolerance, and whether it held. A report whose check
+    failed fails the gate."""
+
+    model_config = FROZEN
+
+    check: Literal["stability", "precision"]
+    compared: Rank
+    max_difference_bits: Bits
+    tolerance_bits: Bits
+    passed: bool
+    note: str = ""
+
+
 class ScoringResult(BaseModel):
     """Everything `score_prompt` measured."""
 
@@ -177,6 +192,7 @@ class ScoringResult(BaseModel):
     summary: Summary
     statistics: Statistics
     boundary: TokenBoundary
+    checks: tuple[ScoreCheck, ...] = ()
 
 
 class LeakRow(BaseModel):

@@ -85,7 +85,7 @@ def test_a_config_pairs_a_teacher_with_another_scorer_and_the_report_names_both(
 
 def test_models_lists_every_backend_with_what_it_can_do_and_its_options():
     out = CliRunner().invoke(main, ["models"]).output
-    assert "openai: " in out and "  can: generate\n" in out and "-m base_url: str | None = None" in out
+    assert "openai: " in out and "  can: generate, score (where a probe shows" in out and "-m base_url: str | None = None" in out
     assert "mock: " in out and "can: generate, score, next_token, greedy" in out
 
 

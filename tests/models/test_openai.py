@@ -121,15 +121,22 @@ def test_teach_through_the_cli_with_a_served_teacher_and_a_key_nowhere(tmp_path,
 
 
 def test_a_served_teacher_cannot_score_and_says_what_to_do(tmp_path):
-    model = load_model("openai:m", base_url="http://127.0.0.1:9/v1")
-    with pytest.raises(ModelError, match="cannot give log-probabilities .* score with another model"):
-        model.open_context("a prompt")
-    (tmp_path / "p.txt").write_text("a prompt\n")
+    def refuse(n, body):
+        return 400, {}, {"error": {"message": "echo is not supported with logprobs"}}
+
     CliRunner().invoke(main, ["canaries", "generate", "--template", "code {secret}", "--space", "digits:2", "--count", "1",
                               "--seed", "0", "--out", str(tmp_path / "s.json")])
-    result = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"),
-                                       "--model", "openai:m", "-m", "base_url=http://127.0.0.1:9/v1", "--out", str(tmp_path / "r.json")])
-    assert result.exit_code == 2 and result.output.startswith("error: model m (openai backend) cannot give log-probabilities")
+    (tmp_path / "p.txt").write_text("a prompt\n")
+    with serve(refuse) as (url, _):
+        model = load_model("openai:m", base_url=url)
+        with pytest.raises(ModelError, match="cannot give log-probabilities .* score with another model"):
+            model.open_context("a prompt")
+        result = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"),
+                                           "--model", "openai:m", "-m", f"base_url={url}", "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2 and result.output.startswith(f"error: model m at {url} cannot give log-probabilities")
+    down = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model",
+                                     "openai:m", "-m", "base_url=http://127.0.0.1:9/v1", "-m", "max_retries=0", "--out", str(tmp_path / "r.json")])
+    assert down.exit_code == 2 and "failed 1 times (ConnectError)" in down.output
 
 
 def test_backend_options_are_checked_by_the_backend(tmp_path):

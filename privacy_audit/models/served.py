@@ -1,0 +1,223 @@
+"""Scoring with a served model: prompt log-probabilities over HTTP (`/v1/completions` with `echo` and `logprobs`),
+trusted only after a probe shows they are there and aligned with the prompt's tokens.
+
+The server tokenizes each whole text (teaching prompt + separator + candidate) itself, so its tokens are the
+canonical ones; on a sample of every batch their count is checked against the server's own tokenize endpoint.
+The probe scores a known text: one log-probability per prompt token, the first empty, the rest finite and <= 0,
+the tokens spelling the text, and aligned: in the third copy of a repeated random text an aligned scorer gives
+every token a high probability (it copies), while one shifted by a token does not. llama-cpp-python's server
+is shifted for a model whose GGUF adds no start token; prefixing the text with the start token's text aligns it
+(and conditions on it), which the probe tries and the report records. Servers that give log-probabilities of
+generated tokens only (llama.cpp's llama-server, Ollama) or refuse `echo` (the OpenAI API) are refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from privacy_audit.errors import ModelError
+from privacy_audit.models.context import BoundaryCheck, Context, ContextBackend, ScoredContinuations, Tokens
+from privacy_audit.models.http import Endpoint, Unreachable
+
+PROBE_TEXT = " ".join(["violet 3971 quarry mellow 5824 tundra ribbon 0617 cobalt"] * 3) + "."
+# An aligned scorer copies the third copy: its mean log-probability per token is far above this (SmolLM2-135M:
+# about -0.3 nats); a scorer shifted by one token gives about -5.
+ALIGNED_NATS = -1.5
+# Start-token texts the probe tries, in order, when the plain text is not aligned.
+START_TEXTS = ("<|im_start|>", "<|begin_of_text|>", "<s>", "<|endoftext|>", "<bos>")
+CHECKS_PER_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Echo:
+    """A prompt's tokens as the server read it: their text, log-probability in nats (None where it gives none)
+    and each token's end offset in characters within the prompt; `first_empty`: the server gave the very first
+    token it read (the start token where it showed one) no log-probability, as an aligned echo does."""
+
+    tokens: tuple[str, ...]
+    logprobs: tuple[float | None, ...]
+    ends: tuple[int, ...]
+    first_empty: bool
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the probe found: whether scores can be trusted, why not, and the start text that aligned them."""
+
+    ok: bool
+    reason: str
+    start_text: str = ""
+    aligned_nats: float | None = None
+
+
+def parse_echo(choice: Any, text: str, start_text: str) -> Echo:
+    """The prompt tokens of one echoed choice (tokens generated after them dropped), checked: they spell `text`."""
+    lp = choice.get("logprobs") if isinstance(choice, dict) else None
+    if not isinstance(lp, dict) or not isinstance(lp.get("tokens"), list) or not isinstance(lp.get("token_logprobs"), list):
+        raise ModelError("the answer has no log-probabilities (choices[i].logprobs.tokens and token_logprobs)")
+    tokens, values = [str(t) for t in lp["tokens"]], list(lp["token_logprobs"])
+    if len(values) != len(tokens):
+        raise ModelError(f"the answer has {len(tokens)} tokens but {len(values)} log-probabilities")
+    first_empty = bool(values) and values[0] is None
+    if start_text and tokens and tokens[0] == start_text:  # the start token shown as text (vLLM): not part of `text`
+        tokens, values = tokens[1:], values[1:]
+    out_tokens: list[str] = []
+    out_values: list[float | None] = []
+    ends: list[int] = []
+    at = 0
+    for token, value in zip(tokens, values):
+        if at >= len(text):
+            break  # a generated token
+        at += len(token)
+        out_tokens.append(token)
+        out_values.append(None if value is None else float(value))
+        ends.append(at)
+    if "".join(out_tokens) != text:
+        raise ModelError("the tokens the server reports do not spell the prompt it was sent (log-probabilities of "
+                         "generated tokens only, or the prompt was changed)")
+    return Echo(tuple(out_tokens), tuple(out_values), tuple(ends), first_empty)
+
+
+class Served:
+    """Prompt log-probabilities from one endpoint: one echo request per text, or `per_request` texts in one."""
+
+    def __init__(self, endpoint: Endpoint, model: str, *, per_request: int = 1, echo_max_tokens: int = 1) -> None:
+        self.endpoint = endpoint
+        self.model = model
+        self.per_request = per_request
+        self.echo_max_tokens = echo_max_tokens
+        self.start_text = ""
+        self.tokens_sent = 0
+        self._tokenize: str | None = None
+
+    def echo(self, texts: Sequence[str]) -> list[Echo]:
+        batches = [list(texts[i : i + self.per_request]) for i in range(0, len(texts), self.per_request)]
+        return [e for batch in self.endpoint.map(self._batch, batches, "scoring") for e in batch]
+
+    def _batch(self, texts: list[str]) -> list[Echo]:
+        prompts = [self.start_text + t for t in texts]
+        payload = {"model": self.model, "prompt": prompts[0] if len(prompts) == 1 else prompts, "echo": True, "logprobs": 1,
+                   "max_tokens": self.echo_max_tokens, "temperature": 0}
+        data = self.endpoint.post("/completions", payload)
+        choices = data.get("choices") if isinstance(data.get("choices"), list) else []
+        if len(choices) != len(texts) or not all(isinstance(c, dict) for c in choices):
+            raise ModelError(f"{self.endpoint.public} answered {len(choices)} choices for {len(texts)} prompts")
+        ordered = sorted(choices, key=lambda c: c.get("index", 0))
+        out = [parse_echo(c, t, self.start_text) for c, t in zip(ordered, texts)]
+        self.tokens_sent += sum(len(e.tokens) for e in out)
+        return out
+
+    def count_tokens(self, text: str) -> int | None:
+        """How many tokens the server's own tokenize endpoint makes of `text` (vLLM and SGLang `/tokenize`,
+        llama-cpp-python `/extras/tokenize`); None where it has neither."""
+        root = self.endpoint.url.removesuffix("/v1")
+        bodies = {"/tokenize": {"model": self.model, "prompt": text, "add_special_tokens": False}, "/extras/tokenize": {"input": text}}
+        for path in [self._tokenize] if self._tokenize else list(bodies):
+            try:
+                data = self.endpoint.post(f"{root}{path}", bodies[path])
+            except ModelError:
+                continue
+            if isinstance(data.get("tokens"), list):
+                self._tokenize = path
+                return len(data["tokens"])
+        return None
+
+    def probe(self, start_texts: Sequence[str]) -> Probe:
+        """Score PROBE_TEXT plainly, then after each start text, until its log-probabilities are there and aligned."""
+        reasons = []
+        for start in ("", *start_texts):
+            self.start_text = start
+            try:
+                (echo,) = self._batch([PROBE_TEXT])
+            except Unreachable:
+                self.start_text = ""
+                raise  # a server that does not answer says nothing about what it can do
+            except ModelError as exc:
+                self.start_text = ""
+                return Probe(False, f"its answer to an echo request with logprobs is unusable: {exc}")
+            rest = echo.logprobs if not echo.logprobs or echo.logprobs[0] is not None else echo.logprobs[1:]
+            if not echo.first_empty or any(v is None or not math.isfinite(v) or v > 1e-4 for v in rest):
+                reasons.append(f"{'after ' + repr(start) + ', ' if start else ''}the first token has a log-probability or a later one has none")
+                continue
+            third = [v for v, end in zip(echo.logprobs, echo.ends) if end > 2 * len(PROBE_TEXT) // 3 and v is not None]
+            aligned = float(np.mean(third))
+            if aligned > ALIGNED_NATS:
+                return Probe(True, "aligned" + (f" after the start text {start!r}" if start else ""), start, aligned)
+            reasons.append(f"not aligned{' after ' + repr(start) if start else ''} (a repeated text's third copy gets "
+                           f"{aligned:.2f} nats a token)")
+        self.start_text = ""
+        return Probe(False, "its prompt log-probabilities are not aligned with the prompt's tokens: " + "; ".join(reasons))
+
+
+class ServedContext(Context):
+    """A teaching prompt scored over HTTP: every continuation sent with the whole prompt, the server's tokens
+    canonical by construction, their count checked against its tokenize endpoint on a sample of every batch."""
+
+    remote = True
+
+    def __init__(self, served: Served, context: str, *, owner: str) -> None:
+        super().__init__(_NoCache(context), context, capabilities=frozenset(), owner=owner)
+        self.served = served
+        self.boundary = BoundaryCheck(head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once")
+
+    def check(self, continuations: Sequence[str]) -> None:
+        """The server's echoed tokens against its tokenize endpoint, for a few of these continuations."""
+        sample = list(continuations)[:: max(1, len(continuations) // CHECKS_PER_BATCH)][:CHECKS_PER_BATCH]
+        self._check(sample, self.served.echo([self.context + c for c in sample]))
+
+    def _check(self, continuations: Sequence[str], echoes: Sequence[Echo]) -> None:
+        for cont, echo in zip(continuations, echoes):
+            expected = self.served.count_tokens(self.served.start_text + self.context + cont)
+            if expected is None:
+                return
+            self.boundary.checked += 1
+            if expected - len(echo.tokens) not in (0, 1):  # 1: a start token the echo does not show
+                self.boundary.mismatched += 1
+                raise ModelError(f"{self.owner} echoed {len(echo.tokens)} tokens of a text its tokenize endpoint makes "
+                                 f"{expected} of; its scores cannot be trusted")
+
+    def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
+        continuations = list(continuations)
+        if not continuations or any(not c for c in continuations):
+            raise ModelError("cannot score an empty continuation" if continuations else "nothing to score")
+        echoes = self.served.echo([self.context + c for c in continuations])
+        step = max(1, len(continuations) // CHECKS_PER_BATCH)
+        self._check(continuations[::step][:CHECKS_PER_BATCH], echoes[::step][:CHECKS_PER_BATCH])
+        n = len(self.context)
+        logprobs: list[float] = []
+        ends: list[int] = []
+        sizes = []
+        for echo in echoes:
+            own = [(v, end - n) for v, end in zip(echo.logprobs, echo.ends) if end > n]
+            if any(v is None for v, _ in own):
+                raise ModelError(f"{self.owner} gives the first token of a text no log-probability; score after a prompt")
+            logprobs += [float(v) / math.log(2) for v, _ in own if v is not None]  # natural logs to bits
+            ends += [e for _, e in own]
+            sizes.append(len(own))
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        return ScoredContinuations(np.array(logprobs, dtype=np.float64), np.array(ends, dtype=np.int64), offsets)
+
+
+class _NoCache(ContextBackend):
+    """Nothing is cached on our side of an HTTP scorer: the whole prompt is sent with every continuation."""
+
+    def __init__(self, context: str) -> None:
+        self.head: list[int] = []
+        self.tail = context
+
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        raise ModelError("a served context tokenizes through the server")
+
+    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+        raise ModelError("a served context tokenizes through the server")
+
+    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
+        raise ModelError("a served context scores through the server")
+
+    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
+        raise ModelError("a served context scores through the server")
