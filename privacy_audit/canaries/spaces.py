@@ -72,6 +72,15 @@ class SecretSpace(ABC):
         file its space was read from has changed."""
         return hashlib.sha256(self.spec.encode("utf-8")).hexdigest()
 
+    @abstractmethod
+    def members_in(self, text: str) -> int:
+        """How many secrets of the space appear in `text` (every slot's value as a substring), so that a secret drawn
+        uniformly, after the text was fixed, appears in it with probability exactly members_in / size."""
+
+    def chance_in(self, text: str) -> float:
+        """P(a secret drawn uniformly from the space appears in `text`)."""
+        return self.members_in(text) / self.size
+
     def enumerate(self, start: int = 0, stop: int | None = None) -> Iterator[str]:
         """Secrets in index order from `start` to `stop` (lazily)."""
         stop = self.size if stop is None else min(stop, self.size)
@@ -125,6 +134,15 @@ class CharsetSpace(SecretSpace):
             idx = idx // base
         return codes.view(f"S{self.length}").ravel().astype(str).tolist()
 
+    def members_in(self, text: str) -> int:
+        allowed = set(self.alphabet)
+        windows, run = set(), 0
+        for i, ch in enumerate(text):
+            run = run + 1 if ch in allowed else 0
+            if run >= self.length:
+                windows.add(text[i + 1 - self.length : i + 1])
+        return len(windows)
+
     def index(self, secret: str) -> int:
         if len(secret) != self.length or any(c not in self.alphabet for c in secret):
             raise InputError(f"{secret!r} is not in space {self.spec}")
@@ -172,6 +190,14 @@ class WordSpace(SecretSpace):
     def secret(self, index: int) -> str:
         self._check_index(index)
         return self.words[index]
+
+    def members_in(self, text: str) -> int:
+        """Each length's substrings of the text once, then a set lookup per word (no scan of the text per word)."""
+        present = 0
+        for length in {len(w) for w in self.words}:
+            seen = {text[i : i + length] for i in range(len(text) - length + 1)}
+            present += sum(1 for w in self.words if len(w) == length and w in seen)
+        return present
 
     def index(self, secret: str) -> int:
         try:
@@ -239,6 +265,13 @@ class ProductSpace(SecretSpace):
     def values(self, secret: str) -> dict[str, str]:
         self.index(secret)
         return dict(zip(self.slots, secret.split(JOIN)))
+
+    def members_in(self, text: str) -> int:
+        """A secret appears when every slot's value does: the product of each slot's members found."""
+        out = 1
+        for _, sub in self.parts:
+            out *= sub.members_in(text)
+        return out
 
 
 def sample_indices_array(size: int, n: int, rng: np.random.Generator) -> np.ndarray:

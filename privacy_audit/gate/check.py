@@ -51,15 +51,17 @@ def _checked(r: Rule, report: AuditReport, thresholds: Thresholds) -> list[RuleO
 def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
     """Fail when the planted canaries are more exposed than chance, at family-wise level `alpha`.
 
-    The family is each planted canary's exact rank test (p = rank / pool) and, with references, the exact
-    permutation test of planted against references; Bonferroni over the family needs no independence,
-    so a prompt that never saw a canary fails with probability at most `alpha`.
+    The family is each planted canary's exact rank test (p = rank / pool), the exact verbatim test of the planted
+    canaries found in the prompt (hypergeometric against the space's members it holds), and, with references, the
+    exact permutation test of planted against references; Bonferroni over the family needs no independence, so a
+    prompt that never saw a canary fails with probability at most `alpha`, and one that copies a canary fails
+    under every tokenizer and scoring mode.
     """
     planted = [c for c in report.canaries if c.planted]
     family = [c.p_value for c in planted]
-    shared = report.summary.p_values.get("planted_vs_references")
-    if shared is not None:
-        family.append(shared.p)
+    for name in ("planted_in_prompt", "planted_vs_references"):
+        if name in report.summary.p_values:
+            family.append(report.summary.p_values[name].p)
     adjusted = min(1.0, len(family) * min(family))
     what = f"Bonferroni-adjusted p-value that the planted canaries are exposed by chance ({len(family)} exact tests)"
     return outcome("chance", Measurement("report", adjusted, alpha), alpha, upper=False, what=what)

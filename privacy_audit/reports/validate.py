@@ -20,7 +20,9 @@ from privacy_audit.canaries.spaces import known_size
 from privacy_audit.errors import ReportError
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.scoring.exposure import null_mean_exposure
-from privacy_audit.scoring.permutation import conservative_ranks, rank_sum_cells, rank_sum_p_value, rank_zero_p_value
+from privacy_audit.scoring.permutation import (
+    conservative_ranks, rank_sum_cells, rank_sum_p_value, rank_zero_p_value, verbatim_count_p_value,
+)
 from privacy_audit.scoring.roc import auc, tpr_at_fpr
 from privacy_audit.scoring.types import CanaryScore, PValueRecord
 
@@ -95,7 +97,9 @@ def _canary(report: AuditReport, where: str, c: CanaryScore, references: int) ->
         _fail(f"{where}.guesses", f"{c.guesses:,} lies outside its rank interval {c.rank_lower:,}..{c.rank_upper:,}")
     if c.extrapolated_exposure_bits is not None and c.extrapolated_exposure_bits > bits * (1 + TOLERANCE):
         _fail(f"{where}.extrapolated_exposure_bits", f"exceeds log2|S| = {bits:.6g}")
-    if not c.planted and (c.greedy_extracted is not None or c.protocol_rank is not None):
+    if c.verbatim_p_value is not None and not c.in_prompt and c.verbatim_p_value != 1.0:
+        _fail(f"{where}.verbatim_p_value", f"is {c.verbatim_p_value!r} for a canary that does not appear in the prompt")
+    if not c.planted and (c.greedy_extracted is not None or c.protocol_rank is not None or c.verbatim_p_value is not None):
         _fail(where, "is a reference but carries a planted canary's greedy extraction or protocol rank")
 
 
@@ -173,12 +177,13 @@ def _same(field: str, got: float | int | None, want: float | int | None, source:
 def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequence[CanaryScore]) -> None:
     """Each p-value in [0, 1] with its log10; exact ones recomputed (up to RECOMPUTE_CELLS), and the summary's copies equal."""
     s = report.summary
-    names = {"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"}
-    if set(s.p_values) != (names if refs else set()):
-        _fail("summary.p_values", f"hold {sorted(s.p_values) or 'none'}; a report {'with' if refs else 'without'} references has "
-                                  f"{sorted(names) if refs else 'none'}")
+    names = ({"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"} if refs else set()) | (
+        {"planted_in_prompt"} if s.secrets_in_prompt is not None else set())
+    if set(s.p_values) != names:
+        _fail("summary.p_values", f"hold {sorted(s.p_values) or 'none'}; this report's design has {sorted(names) or 'none'}")
     for name, record in s.p_values.items():
         _log10_agrees(f"summary.p_values.{name}", record)
+    _verbatim(report, planted)
     if not refs:
         for name in ("planted_vs_references_p_value", "protocol_mean_rank_p_value", "protocol_rank_zero_p_value"):
             _same(f"summary.{name}", getattr(s, name), None)
@@ -196,6 +201,21 @@ def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequenc
     for name, key in (("planted_vs_references_p_value", "planted_vs_references"), ("protocol_mean_rank_p_value", "protocol_mean_rank"),
                       ("protocol_rank_zero_p_value", "protocol_rank_zero")):
         _same(f"summary.{name}", getattr(s, name), s.p_values[key].p, f"summary.p_values.{key}.p")
+
+
+def _verbatim(report: AuditReport, planted: Sequence[CanaryScore]) -> None:
+    """The verbatim tests follow from how many of the space's secrets the prompt holds."""
+    found = report.summary.secrets_in_prompt
+    if found is None:
+        return
+    size = planted[0].space_size
+    if found > size:
+        _fail("summary.secrets_in_prompt", f"is {found:,}, more than the {size:,} secrets of the space")
+    again = verbatim_count_p_value(report.summary.planted_in_prompt, planted=len(planted), in_prompt=found, space_size=size)
+    _same("summary.p_values.planted_in_prompt.p", report.summary.p_values["planted_in_prompt"].p, again.p, "the counts")
+    for c in planted:
+        if c.in_prompt and c.verbatim_p_value is not None and not _close(c.verbatim_p_value, found / size):
+            _fail(f"canary {c.id}.verbatim_p_value", f"is {c.verbatim_p_value!r} but {found:,} of {size:,} secrets appear in the prompt")
 
 
 def _log10_agrees(field: str, record: PValueRecord) -> None:

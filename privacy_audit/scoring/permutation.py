@@ -186,3 +186,12 @@ def hypergeometric_tail(*, population: int, marked: int, drawn: int, more_than: 
         raise InputError("need 0 <= marked, drawn <= population")
     ways = sum(math.comb(marked, x) * math.comb(population - marked, drawn - x) for x in range(more_than + 1, min(drawn, marked) + 1))
     return from_fraction(ways, math.comb(population, drawn), "exact").p if ways else 0.0
+
+
+def verbatim_count_p_value(planted_in_prompt: int, *, planted: int, in_prompt: int, space_size: int) -> PValue:
+    """P(at least `planted_in_prompt` of `planted` canaries, drawn without replacement from the space, are among the
+    `in_prompt` secrets a prompt fixed before the draw holds): the exact hypergeometric tail."""
+    ways = sum(math.comb(in_prompt, x) * math.comb(space_size - in_prompt, planted - x)
+               for x in range(planted_in_prompt, min(planted, in_prompt) + 1))
+    method = "exact (hypergeometric: the planted canaries among the space's members found in the prompt)"
+    return from_fraction(ways, math.comb(space_size, planted), method) if ways else PValue(0.0, float("-inf"), method)

@@ -23,7 +23,9 @@ from privacy_audit.scoring.epsilon import epsilon_lower_bound, epsilon_randomize
 from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value
 from privacy_audit.scoring.intervals import betting_mean_ci
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
-from privacy_audit.scoring.permutation import PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value
+from privacy_audit.scoring.permutation import (
+    PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value, verbatim_count_p_value,
+)
 from privacy_audit.scoring.rank import RANKERS, Progress, Ranking, check_mode, resolve_mode
 from privacy_audit.scoring.stats import extrapolation_exposure, fit_skewnorm
 from privacy_audit.scoring.types import (
@@ -45,6 +47,7 @@ class ScoringRun:
     options: ScoringOptions
     ranking: Ranking
     rng: np.random.Generator
+    prompt: str
 
 
 Rows = tuple[CanaryScore, ...]
@@ -73,13 +76,13 @@ def score_prompt(
     context.check([c.text for c in canary_set.canaries] + [canary_set.fill(s) for s in sample])
     own = context([c.text for c in canary_set.canaries])
     ranking = RANKERS[mode](context, canary_set, own.totals(len(canary_set.prefix)), options, progress)
-    run = ScoringRun(context, canary_set, options, ranking, np.random.default_rng(canary_set.seed))
+    run = ScoringRun(context, canary_set, options, ranking, np.random.default_rng(canary_set.seed), prompt)
     rows = canary_rows(canary_set, prompt, own, ranking, options)
     for measure in MEASURES:
         rows = measure(rows, run)
     intervals = exposure_intervals(rows, run.rng)  # the seeded generator's draws, in a fixed order: intervals, fit, summary
     rows, fit, fit_note = with_extrapolation(rows, run)
-    summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng)
+    summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng, secrets_in_prompt=space.members_in(prompt))
     checks = () if model.stability_tolerance is None else (stability(context, canary_set, own, model.stability_tolerance),)
     search = ranking.search
     if options.extraction and not context.can("greedy"):
@@ -149,8 +152,15 @@ def with_protocol_ranks(rows: Rows, run: ScoringRun) -> Rows:
     return tuple(out)
 
 
+def with_verbatim_test(rows: Rows, run: ScoringRun) -> Rows:
+    """Each planted canary's exact test of "it appears in the prompt": a never-planted secret does with probability
+    (the space's members that occur in the prompt) / |S|, whatever the tokenizer or the scoring mode."""
+    chance = run.canary_set.secret_space.chance_in(run.prompt)
+    return tuple(r.model_copy(update={"verbatim_p_value": chance if r.in_prompt else 1.0}) if r.planted else r for r in rows)
+
+
 # The per-canary figures added after the rows are built, in order; a new figure is one more function here.
-MEASURES: list[Measure] = [with_greedy_extraction, with_protocol_ranks]
+MEASURES: list[Measure] = [with_greedy_extraction, with_protocol_ranks, with_verbatim_test]
 
 
 def with_extrapolation(rows: Rows, run: ScoringRun) -> tuple[Rows, SkewnormFit | None, str]:
@@ -231,8 +241,11 @@ def greedy_extracted(context: Context, canary_set: CanarySet, canaries: Sequence
     return [decoded[path].startswith(expected) for path, expected in wanted]
 
 
-def summarise(scores: Rows, *, mode: RunMode, space_size: int, rng: np.random.Generator) -> Summary:
-    """Summary figures, with exact p-values under the shared-reference (permutation) null."""
+def summarise(
+    scores: Rows, *, mode: RunMode, space_size: int, rng: np.random.Generator, secrets_in_prompt: int | None = None
+) -> Summary:
+    """Summary figures, with exact p-values under the shared-reference (permutation) null and, given how many
+    secrets of the space the prompt holds, the exact verbatim count test."""
     planted_scores = [s for s in scores if s.planted]
     refs = [s for s in scores if not s.planted]
     planted = np.array([s.exposure_bits for s in planted_scores])
@@ -240,6 +253,10 @@ def summarise(scores: Rows, *, mode: RunMode, space_size: int, rng: np.random.Ge
     greedy = [s.greedy_extracted for s in planted_scores if s.greedy_extracted is not None]
     known = [s.guesses for s in planted_scores if s.guesses is not None]
     p_values, protocol = _shared_reference_tests(planted_scores, refs, rng) if refs else ({}, {})
+    in_prompt = sum(1 for s in planted_scores if s.in_prompt)
+    if secrets_in_prompt is not None:
+        p_values["planted_in_prompt"] = _record(verbatim_count_p_value(in_prompt, planted=len(planted_scores),
+                                                                    in_prompt=secrets_in_prompt, space_size=space_size))
     return Summary(
         **protocol,
         greedy_extracted=sum(greedy) if greedy else None,
@@ -250,10 +267,11 @@ def summarise(scores: Rows, *, mode: RunMode, space_size: int, rng: np.random.Ge
         null_mean_exposure_bits=null_mean_exposure(pool),
         max_possible_exposure_bits=math.log2(pool),
         min_rank_planted=min(s.rank for s in planted_scores),
-        planted_in_prompt=sum(1 for s in planted_scores if s.in_prompt),
+        planted_in_prompt=in_prompt,
+        secrets_in_prompt=secrets_in_prompt,
         planted_count=len(planted_scores),
         reference_count=len(refs),
-        planted_vs_references_p_value=p_values["planted_vs_references"].p if p_values else None,
+        planted_vs_references_p_value=p_values["planted_vs_references"].p if refs else None,
         p_values=p_values,
     )
 

@@ -28,6 +28,8 @@ class CanaryScore(BaseModel):
     upper end, so `exposure_bits` and `p_value` are the conservative ones) or the references (sampled).
     `rank_lower`..`rank_upper` is the rank over the whole space, by `exposure_method`: exact, certified
     (from the model's probabilities alone) or sampled (Clopper-Pearson from the references).
+    `verbatim_p_value` (planted canaries): the chance that a never-planted secret appears in the prompt as this
+    one does (the space's members found in the prompt, over |S|), or 1 when it does not appear.
     """
 
     model_config = FROZEN
@@ -54,6 +56,7 @@ class CanaryScore(BaseModel):
     exposure_bits_lower: Bits
     exposure_bits_upper: Bits
     exposure_method: Method
+    verbatim_p_value: Probability | None = None
 
 
 class PValueRecord(BaseModel):
@@ -71,7 +74,9 @@ class Summary(BaseModel):
     """Planted canaries against references scored the same way, with the null baseline.
 
     The p-values are exact under the null of the design: canaries ranked against one shared set of
-    references are exchangeable with them (permutation null, ties against the canaries).
+    references are exchangeable with them (permutation null, ties against the canaries); the planted
+    canaries found verbatim in the prompt against the `secrets_in_prompt` members of the space it holds
+    (hypergeometric: k canaries drawn from |S|).
     """
 
     model_config = FROZEN
@@ -86,6 +91,7 @@ class Summary(BaseModel):
     planted_count: Rank
     reference_count: Count
     planted_vs_references_p_value: Probability | None
+    secrets_in_prompt: Count | None = None
     greedy_extracted: Count | None = None
     min_guesses_planted: Rank | None = None
     protocol_mean_rank: Bits | None = None
