@@ -34,7 +34,10 @@ def main() -> None:
     from privacy_audit import ScoringOptions, generate_canary_set, load_model, load_preset, score_prompt
 
     lm, load_s = timed(lambda: load_model("embedded"))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; model load {load_s:.1f} s\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; model load "
+        f"{load_s:.1f} s\n"
+    )
     print("| preset | space | extraction | time after load (s) | search | copied canary: rank interval | method |")
     print("|---|---|---|---|---|---|---|")
     for name in ("phone", "card"):
@@ -68,8 +71,11 @@ def main() -> None:
             exact = {c.id: c.rank_lower for c in results["exact"].canaries}
             c = results[mode].canaries[0]
             holds = all(x.rank_lower <= exact[x.id] <= x.rank_upper for x in results[mode].canaries)
-            print(f"| {space} | {mode} | {s:.1f} | {results[mode].search} | {c.rank_lower:,} to {c.rank_upper:,} ({c.exposure_method}) "
-                  f"| {'yes' if holds else 'NO'} |")
+            print(
+                f"| {space} | {mode} | {s:.1f} | {results[mode].search} | {c.rank_lower:,} to {c.rank_upper:,} "
+                f"({c.exposure_method}) "
+                f"| {'yes' if holds else 'NO'} |"
+            )
     print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

@@ -77,10 +77,20 @@ def cli_split(model, canary_set, context: str, load_s: float) -> list[tuple[str,
     with tempfile.TemporaryDirectory() as tmp:
         save_canary_set(canary_set, Path(tmp) / "c.json")
         (Path(tmp) / "p.txt").write_text(context, encoding="utf-8")
-        total = wall([cli, "score", "--exact", "--prompt", f"{tmp}/p.txt", "--canaries", f"{tmp}/c.json", "--out", f"{tmp}/r.json"])
+        total = wall(
+            [
+                cli, "score", "--exact", "--prompt", f"{tmp}/p.txt", "--canaries", f"{tmp}/c.json", "--out",
+                f"{tmp}/r.json",
+            ]
+        )
     python = wall([sys.executable, "-c", "pass"])
     imports_cli = wall([sys.executable, "-c", "import privacy_audit.cli"])
-    imports_torch = wall([sys.executable, "-c", "import torch, transformers; from transformers import AutoModelForCausalLM, AutoTokenizer"])
+    imports_torch = wall(
+        [
+            sys.executable, "-c",
+            "import torch, transformers; from transformers import AutoModelForCausalLM, AutoTokenizer",
+        ]
+    )
     t = time.perf_counter()
     score_prompt(model, context, canary_set, ScoringOptions(mode="exact"))
     scoring = time.perf_counter() - t
@@ -117,12 +127,16 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     gflops, floor = matmul_floor(model.model)
     rows = read_records(str(files("privacy_audit") / "data" / "sms_spam_demo.jsonl"), "text")[:8]
-    out: list[tuple[str, str]] = [("model load from converted cache", f"{load_s:.2f} s"),
-                                  ("fp32 GEMM rate of the model's own weight shapes, 512 rows", f"{gflops:.0f} GFLOP/s"),
-                                  ("token-step floor at that rate", f"{floor:.0f} steps/s")]
+    out: list[tuple[str, str]] = [
+        ("model load from converted cache", f"{load_s:.2f} s"),
+        ("fp32 GEMM rate of the model's own weight shapes, 512 rows", f"{gflops:.0f} GFLOP/s"),
+        ("token-step floor at that rate", f"{floor:.0f} steps/s"),
+    ]
 
     def prompt_for(digits: int):
-        cs = generate_canary_set(template="The secret code is {secret}", space=f"digits:{digits}", count=3, references=0, seed=0)
+        cs = generate_canary_set(
+            template="The secret code is {secret}", space=f"digits:{digits}", count=3, references=0, seed=0
+        )
         planted, _ = plant_records(rows, cs, field="text", seed=0)
         records = [Record(text=r["text"], label=r["label"]) for r in planted]
         return cs, run_pipeline("raw", records, options={"labels": {"ham": "not spam"}}).prompt + "\n"
@@ -136,13 +150,18 @@ def main() -> None:
     naive = []
     naive_tokens = 0
     for i in sample:  # the whole text tokenized at once, as the model reads it (canonical tokens)
-        enc = model.tokenizer(context + cs4.fill(space4.secret(i)), add_special_tokens=True, return_offsets_mapping=True)
+        enc = model.tokenizer(
+            context + cs4.fill(space4.secret(i)), add_special_tokens=True, return_offsets_mapping=True
+        )
         ids = enc["input_ids"]
         naive_tokens += len(ids)
         with torch.inference_mode():
             logp = torch.log_softmax(model.model(torch.tensor([ids])).logits[0].float(), dim=-1)
         past = len(context) + len(cs4.prefix)
-        naive.append(sum(logp[j - 1, ids[j]].item() for j in range(1, len(ids)) if enc["offset_mapping"][j][1] > past) / np.log(2))
+        naive.append(
+            sum(logp[j - 1, ids[j]].item() for j in range(1, len(ids)) if enc["offset_mapping"][j][1] > past)
+            / np.log(2)
+        )
     naive_rate = args.sample / (time.perf_counter() - t0)
     out.append((f"naive: one forward pass per candidate ({args.sample} sampled, prompt {len(ctx_ids)} tokens)",
                 f"{naive_rate:.2f} candidates/s"))
@@ -163,9 +182,14 @@ def main() -> None:
     out += [
         ("engine, exact 4-digit (10^4 candidates, incl. prompt pass)", f"{t4:.2f} s = {1e4 / t4:,.0f} candidates/s"),
         ("  speed-up over naive", f"{1e4 / t4 / naive_rate:,.0f}x"),
-        ("  speed-up at equal speed per token (naive tokens / engine tokens)",
-         f"{naive_tokens / args.sample * 1e4 / engine_tokens:,.0f}x"),
-        ("  token steps/s (1,111 trie steps + prompt)", f"{engine_tokens / t4:,.0f} ({engine_tokens / t4 / floor:.0%} of floor)"),
+        (
+            "  speed-up at equal speed per token (naive tokens / engine tokens)",
+            f"{naive_tokens / args.sample * 1e4 / engine_tokens:,.0f}x",
+        ),
+        (
+            "  token steps/s (1,111 trie steps + prompt)",
+            f"{engine_tokens / t4:,.0f} ({engine_tokens / t4 / floor:.0%} of floor)",
+        ),
         ("  max |engine - naive| on the sample", f"{np.max(np.abs(totals4[sample] - np.array(naive))):.1e} bits"),
     ]
     cs6, context6 = prompt_for(6)
@@ -174,9 +198,15 @@ def main() -> None:
         totals6, t6 = exact(cs6, context6)
         steps6 = sum(10**d for d in range(6))
         out += [
-            ("engine, exact 6-digit (10^6 candidates, incl. prompt pass)", f"{t6:.1f} s = {1e6 / t6:,.0f} candidates/s"),
+            (
+                "engine, exact 6-digit (10^6 candidates, incl. prompt pass)",
+                f"{t6:.1f} s = {1e6 / t6:,.0f} candidates/s",
+            ),
             ("  speed-up over naive", f"{1e6 / t6 / naive_rate:,.0f}x"),
-            ("  floor for 111,111 steps + prompt at the measured matmul rate", f"{(steps6 + ctx6) / floor:.0f} s ({t6 / ((steps6 + ctx6) / floor):.2f}x the floor)"),
+            (
+                "  floor for 111,111 steps + prompt at the measured matmul rate",
+                f"{(steps6 + ctx6) / floor:.0f} s ({t6 / ((steps6 + ctx6) / floor):.2f}x the floor)",
+            ),
         ]
         ranks6 = [int(np.sum(totals6 >= totals6[int(c.secret)])) for c in cs6.planted]
     best = cs6.planted[0]

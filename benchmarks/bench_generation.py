@@ -35,7 +35,10 @@ def main() -> None:
     records = to_records(rows, field="text", label_field="label")
     options = {"teachers": 8, "n": args.rounds, "n_gen": 4, "samples": 4, "temperature": 0.7, "max_new_tokens": 96,
                "labels": {"ham": "not spam"}}
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} "
+        "threads)\n"
+    )
     print("| generation | time (s) | samples | s per sample | teaching prompt |")
     print("|---|---|---|---|---|")
     prompts, times = {}, {}

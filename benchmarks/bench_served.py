@@ -49,8 +49,12 @@ def main() -> None:
         for text in TEXTS:
             (echo,) = served.served.echo([text])
             server = np.array(echo.logprobs[1:], dtype=float)
-            mine = local.create_completion(served.served.start_text + text, max_tokens=1, echo=True, logprobs=1, temperature=0)
-            in_process = np.array([v for v in mine["choices"][0]["logprobs"]["token_logprobs"][: len(echo.tokens)] if v is not None])
+            mine = local.create_completion(
+                served.served.start_text + text, max_tokens=1, echo=True, logprobs=1, temperature=0
+            )
+            in_process = np.array(
+                [v for v in mine["choices"][0]["logprobs"]["token_logprobs"][: len(echo.tokens)] if v is not None]
+            )
             ids = [1] + embedded.tokenizer(text, add_special_tokens=False)["input_ids"]  # <|im_start|> is id 1
             hf = embedded.plain_logprobs(ids, 2) * math.log(2)  # from the second text token, in nats
             gaps_local.append(np.abs(server - in_process))
@@ -58,10 +62,18 @@ def main() -> None:
         local_gap, hf_gap = np.concatenate(gaps_local), np.concatenate(gaps_hf)
         print("| comparison | tokens | mean abs gap | max abs gap |")
         print("|---|---|---|---|")
-        print(f"| server vs llama-cpp-python in process | {local_gap.size} | {local_gap.mean():.2e} nats | {local_gap.max():.2e} nats |")
-        print(f"| server (Q4_1) vs transformers (fp32) | {hf_gap.size} | {hf_gap.mean():.3f} nats ({hf_gap.mean() / math.log(2):.3f} bits) "
-              f"| {hf_gap.max():.3f} nats |\n")
-        cs = generate_canary_set(template="The secret code is {secret}", space="digits:2", count=1, references=5, seed=4)
+        print(
+            f"| server vs llama-cpp-python in process | {local_gap.size} | {local_gap.mean():.2e} nats | "
+            f"{local_gap.max():.2e} nats |"
+        )
+        print(
+            f"| server (Q4_1) vs transformers (fp32) | {hf_gap.size} | {hf_gap.mean():.3f} nats "
+            f"({hf_gap.mean() / math.log(2):.3f} bits) "
+            f"| {hf_gap.max():.3f} nats |\n"
+        )
+        cs = generate_canary_set(
+            template="The secret code is {secret}", space="digits:2", count=1, references=5, seed=4
+        )
         prompt = f"Text: your parcel is ready\nClass: not spam\nThe secret code is {cs.planted[0].secret}.\n"
         options = ScoringOptions(mode="exact", extraction=False, extrapolation=False)
         before_requests, before_tokens = served.endpoint.requests, served.served.tokens_sent
@@ -72,11 +84,17 @@ def main() -> None:
         t0 = time.perf_counter()
         here = score_prompt(embedded, prompt, cs, options)
         took_here = time.perf_counter() - t0
-    print("| scorer | rank of the copied canary (of 100) | stability check | requests | prompt tokens | time | per candidate |")
+    print(
+        "| scorer | rank of the copied canary (of 100) | stability check | requests | prompt tokens | time | per "
+        "candidate |"
+    )
     print("|---|---|---|---|---|---|---|")
     check = remote.checks[0]
-    print(f"| llama-cpp-python server, exact | {remote.canaries[0].rank} | {check.max_difference_bits:.2g} bits over {check.compared} "
-          f"| {requests} | {tokens:,} | {took:.1f} s | {took / 100:.2f} s |")
+    print(
+        f"| llama-cpp-python server, exact | {remote.canaries[0].rank} | {check.max_difference_bits:.2g} bits over "
+        f"{check.compared} "
+        f"| {requests} | {tokens:,} | {took:.1f} s | {took / 100:.2f} s |"
+    )
     print(f"| embedded transformers, exact (trie) | {here.canaries[0].rank} | n/a | 0 | n/a | {took_here:.1f} s | "
           f"{took_here / 100 * 1000:.1f} ms |")
 

@@ -47,13 +47,18 @@ def main() -> None:
                 t0 = time.perf_counter()
                 run_pipeline(name, records, model=served, seed=3, options=options)
                 took = time.perf_counter() - t0
-                print(f"| llama-cpp-python server, max_connections {connections} | {name} | {count} | {took:.1f} | {took / count:.2f} |")
+                print(
+                    f"| llama-cpp-python server, max_connections {connections} | {name} | {count} | {took:.1f} | "
+                    f"{took / count:.2f} |"
+                )
     local = load_model("embedded")
     for name, options, count in (("instructions", instructions, 1), ("examples", examples, requests)):
         t0 = time.perf_counter()
         run_pipeline(name, records, model=local, seed=3, options=options)
         took = time.perf_counter() - t0
-        print(f"| transformers (embedded, fp32, batched) | {name} | {count} samples | {took:.1f} | {took / count:.2f} |")
+        print(
+            f"| transformers (embedded, fp32, batched) | {name} | {count} samples | {took:.1f} | {took / count:.2f} |"
+        )
 
 
 if __name__ == "__main__":

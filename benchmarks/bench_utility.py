@@ -53,7 +53,10 @@ def main() -> None:
     }
     print(f"{time.strftime('%Y-%m-%d')}: SMS spam, {len(pool)} private messages, {len(evals)} evaluation messages "
           f"(balanced), seed {args.seed}, model {model.name}")
-    print("| pipeline | settings | accuracy (ours, SmolLM2-135M) | per-token accuracy (ours) | paper (PaLM 2-S) | teaching time | prompt chars |")
+    print(
+        "| pipeline | settings | accuracy (ours, SmolLM2-135M) | per-token accuracy (ours) | paper (PaLM 2-S) | "
+        "teaching time | prompt chars |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, opts in settings.items():
         t0 = time.perf_counter()
@@ -61,8 +64,11 @@ def main() -> None:
         teach_s = time.perf_counter() - t0
         u = student_accuracy(model, out.prompt, evals, labels=LABELS)
         shown = ", ".join(f"{k}={v}" for k, v in opts.items() if k != "labels") or "-"
-        print(f"| {name} | {shown} | {100 * u.accuracy:.1f} ({u.correct}/{u.examples}; predicted {u.predicted_counts}) "
-              f"| {100 * (u.accuracy_per_token or 0):.1f} | {PAPER[name]} | {teach_s:.0f} s | {len(out.prompt):,} |", flush=True)
+        print(
+            f"| {name} | {shown} | {100 * u.accuracy:.1f} ({u.correct}/{u.examples}; predicted {u.predicted_counts}) "
+            f"| {100 * (u.accuracy_per_token or 0):.1f} | {PAPER[name]} | {teach_s:.0f} s | {len(out.prompt):,} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -41,7 +41,9 @@ class AuditGroup(click.Group):
         kwargs["standalone_mode"] = False
         debug = "--debug" in sys.argv[1:2]
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGHUP):  # end like Ctrl-C: every `finally` runs (staged outputs removed)
+            for sig in (
+                signal.SIGTERM, signal.SIGHUP,
+            ):  # end like Ctrl-C: every `finally` runs (staged outputs removed)
                 signal.signal(sig, _terminate)
         try:
             code = super().main(*args, **kwargs)
@@ -61,12 +63,17 @@ class AuditGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            with watching(progress), tracking_reads():  # bars for model load and generation; no output replaces a file read
+            with (
+                watching(progress), tracking_reads(),
+            ):  # bars for model load and generation; no output replaces a file read
                 return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except KeyboardInterrupt:
-            _fail("interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED, prefix="")
+            _fail(
+                "interrupted: outputs already written are complete; nothing partial was left", EXIT_INTERRUPTED,
+                prefix="",
+            )
         except Exception as exc:
             _fail_on(exc, debug=bool(ctx.meta.get("privacy_audit.debug")))
 
@@ -96,22 +103,31 @@ def _fail_on(exc: BaseException, *, debug: bool) -> None:
     if isinstance(exc, KeyboardInterrupt):
         _fail("interrupted", EXIT_INTERRUPTED, prefix="")
     if isinstance(exc, Terminated):
-        _fail(f"terminated by {signal.Signals(exc.signum).name}; outputs already written are complete, nothing partial was left",
-              128 + exc.signum, prefix="")
+        _fail(
+            f"terminated by {signal.Signals(exc.signum).name}; outputs already written are complete, nothing partial "
+            "was left",
+            128 + exc.signum, prefix="",
+        )
     if isinstance(exc, PrivacyAuditError):
         _fail(str(exc), EXIT_BAD_INPUT)
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
         _fail(f"cannot use{where}: {exc.strerror or exc}", EXIT_BAD_INPUT)
     if isinstance(exc, UnicodeError):
-        _fail(f"text that is not valid UTF-8 (or not encodable): {exc.reason if hasattr(exc, 'reason') else exc}", EXIT_BAD_INPUT)
+        _fail(
+            f"text that is not valid UTF-8 (or not encodable): {exc.reason if hasattr(exc, 'reason') else exc}",
+            EXIT_BAD_INPUT,
+        )
     if isinstance(exc, RecursionError):
         _fail("input nested too deeply to process", EXIT_BAD_INPUT)
     if isinstance(exc, MemoryError):
         _fail("not enough memory for this input; use smaller counts or a smaller space", EXIT_BAD_INPUT)
     if isinstance(exc, (ValueError, OverflowError)):
         _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, EXIT_BAD_INPUT)
-    _fail(f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)", EXIT_INTERNAL)
+    _fail(
+        f"internal error, please report: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+        EXIT_INTERNAL,
+    )
 
 
 def progress(label: str, unit: str = "cand") -> Callable[[int, int], None] | None:
@@ -180,8 +196,10 @@ class RuleCommand(click.Command):
 
 def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The --config option of a `RuleCommand` (its rule flags come from the registry)."""
-    return click.option("--config", "gate_config", type=click.Path(dir_okay=False), default=None,
-                        help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).")(fn)
+    return click.option(
+        "--config", "gate_config", type=click.Path(dir_okay=False), default=None,
+        help="TOML file with a [gate] table (default: [tool.privacy-audit.gate] in ./pyproject.toml).",
+    )(fn)
 
 
 def thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:

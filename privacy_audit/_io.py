@@ -97,7 +97,9 @@ def make_folder(path: str | os.PathLike[str], *, what: str = "output folder") ->
     return p
 
 
-def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None]) -> None:
+def guard_outputs(
+    inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None]
+) -> None:
     """Before any work: refuse a command whose output would replace one of its inputs (the same file by any
     path or link), lies in a folder that does not exist, or is an existing special file (a device, a pipe)
     or folder."""
@@ -105,7 +107,9 @@ def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iter
     for out in (Path(o) for o in outputs if o is not None):
         folder = out.parent if str(out.parent) else Path(".")
         if not folder.is_dir():
-            raise InputError(f"cannot write {out}: {folder} {'is not a folder' if folder.exists() else 'does not exist'}")
+            raise InputError(
+                f"cannot write {out}: {folder} {'is not a folder' if folder.exists() else 'does not exist'}"
+            )
         try:
             info = out.stat()
         except FileNotFoundError:
@@ -124,7 +128,9 @@ def guard_outputs(inputs: Iterable[str | os.PathLike[str] | None], outputs: Iter
             except OSError:
                 same = False
             if same:
-                raise InputError(f"output {out} is the input {src}; write the output somewhere else (inputs are never modified)")
+                raise InputError(
+                    f"output {out} is the input {src}; write the output somewhere else (inputs are never modified)"
+                )
 
 
 @contextmanager
@@ -176,11 +182,14 @@ def _check_target(target: Path, *, replaces_input: bool = False) -> None:
     if not target.is_symlink() and target.exists() and not target.is_file():
         raise InputError(f"cannot write {target}: it exists and is not a regular file; refusing to replace it")
     if not replaces_input and _was_read(target):
-        raise InputError(f"output {target} is a file this command read; write the output somewhere else (inputs are never modified)")
+        raise InputError(
+            f"output {target} is a file this command read; write the output somewhere else (inputs are never modified)"
+        )
 
 
 def atomic_write(
-    path: str | os.PathLike[str], data: str | bytes, *, private: bool = False, replaces_input: bool = False, staged: bool = True
+    path: str | os.PathLike[str], data: str | bytes, *, private: bool = False, replaces_input: bool = False,
+    staged: bool = True,
 ) -> Path:
     """Write `data` to `path` via a temp file in the same folder and a rename.
 
@@ -194,7 +203,9 @@ def atomic_write(
     _check_target(target, replaces_input=replaces_input)
     payload = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        fd, name = tempfile.mkstemp(dir=target.parent if str(target.parent) else Path("."), prefix=f".{target.name}.", suffix=".tmp")
+        fd, name = tempfile.mkstemp(
+            dir=target.parent if str(target.parent) else Path("."), prefix=f".{target.name}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise InputError(f"cannot write {target}: {exc.strerror} (choose another output folder)") from None
     tmp = Path(name)

@@ -53,7 +53,9 @@ class Component:
                 continue
             default = ... if p.default is p.empty else p.default
             fields[p.name] = (hints.get(p.name, Any), default)
-        config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, strict=True)  # `true` is not a count, "5" not a number
+        config = ConfigDict(
+            extra="forbid", arbitrary_types_allowed=True, strict=True
+        )  # `true` is not a count, "5" not a number
         return create_model(f"{self.name}-options", __config__=config, **fields)
 
     def options(self) -> list[str]:
@@ -65,7 +67,8 @@ class Component:
         unknown = sorted(set(given) - set(self.schema.model_fields))
         if unknown:
             raise InputError(
-                f"{self.kind} {self.name!r} has no option {', '.join(unknown)}; its options: {', '.join(self.options()) or 'none'}"
+                f"{self.kind} {self.name!r} has no option {', '.join(unknown)}; its options: "
+                f"{', '.join(self.options()) or 'none'}"
             )
         try:
             checked = self.schema.model_validate(given)
@@ -79,18 +82,14 @@ class Component:
         """sha256 of each file the options name that determines the output (so editing it invalidates a cache)."""
         if self.files is None:
             return {}
-        return {f: hashlib.sha256(read_bytes(f, what="file")).hexdigest() for f in self.files(options) if Path(f).is_file()}
+        return {
+            f: hashlib.sha256(read_bytes(f, what="file")).hexdigest() for f in self.files(options) if Path(f).is_file()
+        }
 
 
 def register(
-    kind: str,
-    name: str,
-    *,
-    needs: Collection[str] = (),
-    ignores: Collection[str] = (),
-    fixed: Collection[str] = (),
-    files: Callable[[Mapping[str, Any]], list[str]] | None = None,
-    provides: Collection[str] = (),
+    kind: str, name: str, *, needs: Collection[str] = (), ignores: Collection[str] = (), fixed: Collection[str] = (),
+    files: Callable[[Mapping[str, Any]], list[str]] | None = None, provides: Collection[str] = (),
 ) -> Callable[[F], F]:
     """Decorator: register a factory under (kind, name); `fixed` names the parameters the caller always
     passes itself (not options); `provides` lists a backend's capabilities. A duplicate name is an error."""

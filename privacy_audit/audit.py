@@ -1,4 +1,4 @@
-"""The CLI's file-in/file-out wrappers: each command reads its files, calls the library on objects, and writes its outputs.
+"""The CLI's file-in/file-out wrappers: each reads its files, calls the library on objects, and writes its outputs.
 
 The chain itself (plant -> teach -> score -> report) is `chain.run_chain`; nothing here computes a number.
 """
@@ -12,20 +12,27 @@ from pathlib import Path
 from typing import Any
 
 from privacy_audit._io import (
-    all_or_nothing, atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text, write_json,
+    all_or_nothing, atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text,
+    write_json,
 )
-from privacy_audit.canaries import CanarySet, Planting, generate_canary_set, load_canary_set, parse_space, plant_file, save_canary_set
+from privacy_audit.canaries import (
+    CanarySet, Planting, generate_canary_set, load_canary_set, parse_space, plant_file, save_canary_set,
+)
 from privacy_audit.canaries.plant import planting_path
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.plant import Position
 from privacy_audit.canaries.presets import load_preset
-from privacy_audit.chain import PlantOptions, TeachOptions, build_report, membership_split, run_chain, teach_records, to_records
+from privacy_audit.chain import (
+    PlantOptions, TeachOptions, build_report, membership_split, run_chain, teach_records, to_records,
+)
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import LanguageModel, check_model_options, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, describe, student_accuracy, teaching_path
-from privacy_audit.reports import AuditReport, GateOutcome, holds_secrets, load_report, render_comparison, render_markdown, save_report
+from privacy_audit.reports import (
+    AuditReport, GateOutcome, holds_secrets, load_report, render_comparison, render_markdown, save_report,
+)
 from privacy_audit.reports.compare import Comparison, compare
 from privacy_audit.reports.html import render_comparison_html, render_html
 from privacy_audit.reports.junit import render_junit
@@ -36,16 +43,8 @@ Progress = Callable[[int, int], None]
 
 
 def make_canaries(
-    *,
-    template: str | None = None,
-    space: str | None = None,
-    preset: str | None = None,
-    count: int,
-    references: int,
-    seed: int,
-    repetitions: int = 1,
-    out: str | os.PathLike[str],
-    check_model: LanguageModel | str | None = None,
+    *, template: str | None = None, space: str | None = None, preset: str | None = None, count: int, references: int,
+    seed: int, repetitions: int = 1, out: str | os.PathLike[str], check_model: LanguageModel | str | None = None,
     randomized: bool = False,
 ) -> CanarySet:
     """Generate a canary set from a template and space or a preset, run the design checks, write it (mode 0600)."""
@@ -95,18 +94,10 @@ def load_training_records(
 
 
 def teach(
-    pipeline: str,
-    *,
-    data: str | os.PathLike[str] | None,
-    field: str = "text",
-    label_field: str | None = None,
-    out: str | os.PathLike[str],
-    model: LanguageModel | str | None = "embedded",
-    model_options: Mapping[str, Any] | None = None,
-    seed: int = 0,
-    options: Mapping[str, Any] | None = None,
-    eval_data: str | os.PathLike[str] | None = None,
-    use_cache: bool = True,
+    pipeline: str, *, data: str | os.PathLike[str] | None, field: str = "text", label_field: str | None = None,
+    out: str | os.PathLike[str], model: LanguageModel | str | None = "embedded",
+    model_options: Mapping[str, Any] | None = None, seed: int = 0, options: Mapping[str, Any] | None = None,
+    eval_data: str | os.PathLike[str] | None = None, use_cache: bool = True,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> TeachingOutput:
     """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
@@ -123,13 +114,19 @@ def teach(
     options = dict(options or {})
     guard_outputs([data, eval_data, *spec.cache_files(options)], [out, teaching_path(out)])
     records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
-    evals = load_training_records(eval_data, field=field, label_field=label_field or "label") if eval_data is not None else None
+    evals = (
+        load_training_records(eval_data, field=field, label_field=label_field or "label")
+        if eval_data is not None
+        else None
+    )
     lm: LanguageModel | None = None
     if "model" in spec.needs or evals is not None:
         lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
         if lm is None:
             raise InputError("--eval-data needs a model to play the student (--model)")
-    output = teach_records(TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say)
+    output = teach_records(
+        TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say
+    )
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=output.labels)})
     with all_or_nothing():
@@ -150,17 +147,10 @@ def read_teaching(prompt_path: str | os.PathLike[str]) -> TeachingOutput:
 
 
 def score(
-    *,
-    prompt: str | os.PathLike[str],
-    canaries: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    model: LanguageModel | str = "embedded",
-    model_options: Mapping[str, Any] | None = None,
-    scoring: ScoringOptions = DEFAULT_SCORING,
-    data: str | os.PathLike[str] | None = None,
-    held_out: str | os.PathLike[str] | None = None,
-    field: str = "text",
-    label_field: str | None = None,
+    *, prompt: str | os.PathLike[str], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
+    model: LanguageModel | str = "embedded", model_options: Mapping[str, Any] | None = None,
+    scoring: ScoringOptions = DEFAULT_SCORING, data: str | os.PathLike[str] | None = None,
+    held_out: str | os.PathLike[str] | None = None, field: str = "text", label_field: str | None = None,
     progress: Progress | None = None,
 ) -> AuditReport:
     """Score a prompt file against a canary-set file; write the report JSON to `out`.
@@ -183,7 +173,9 @@ def score(
     elif held_out is not None:
         raise InputError("--held-out needs --data (the planted data the pipeline ran on)")
     lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
-    report = build_report(teaching, canary_set, lm, scoring, members=members, non_members=non_members, progress=progress)
+    report = build_report(
+        teaching, canary_set, lm, scoring, members=members, non_members=non_members, progress=progress
+    )
     save_report(report, out)
     return report
 
@@ -200,12 +192,9 @@ def check_gate(
 
 
 def render_report(
-    report_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    *,
-    html: str | os.PathLike[str] | None = None,
-    markdown: str | os.PathLike[str] | None = None,
-    junit: str | os.PathLike[str] | None = None,
-    thresholds: Thresholds | None = None,
+    report_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], *,
+    html: str | os.PathLike[str] | None = None, markdown: str | os.PathLike[str] | None = None,
+    junit: str | os.PathLike[str] | None = None, thresholds: Thresholds | None = None,
 ) -> list[AuditReport]:
     """Write HTML / Markdown / JUnit renderings of saved reports; thresholds add the gate's verdict.
 
@@ -215,7 +204,9 @@ def render_report(
         raise InputError("say what to write: --html FILE, --md FILE and/or --junit FILE")
     paths = [report_path] if isinstance(report_path, (str, os.PathLike)) else list(report_path)
     guard_outputs(paths, [html, markdown, junit])
-    if len({os.path.abspath(o) for o in (html, markdown, junit) if o is not None}) < sum(o is not None for o in (html, markdown, junit)):
+    if len({os.path.abspath(o) for o in (html, markdown, junit) if o is not None}) < sum(
+        o is not None for o in (html, markdown, junit)
+    ):
         raise InputError("--html, --md and --junit must name different files")
     if not paths:
         raise InputError("give at least one report")
@@ -230,7 +221,9 @@ def render_report(
         if html is not None:
             atomic_write(html, render_comparison_html(reports) if several else render_html(reports[0]), private=private)
         if markdown is not None:
-            atomic_write(markdown, render_comparison(reports) if several else render_markdown(reports[0]), private=private)
+            atomic_write(
+                markdown, render_comparison(reports) if several else render_markdown(reports[0]), private=private
+            )
         if junit is not None:
             atomic_write(junit, render_junit(reports[0]), private=private)
     return reports
@@ -250,7 +243,10 @@ class RunResult:
     out_dir: Path
 
 
-RUN_OUTPUTS = ("canaries.json", "planted.jsonl", "prompt.txt", "prompt.txt.teaching.json", "report.json", "report.md", "report.html")
+RUN_OUTPUTS = (
+    "canaries.json", "planted.jsonl", "prompt.txt", "prompt.txt.teaching.json", "report.json", "report.md",
+    "report.html",
+)
 
 
 def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResult:
@@ -259,20 +255,35 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
     template, space, derived = cfg.template_and_space()
     c, d = cfg.canaries, cfg.data
     rows = cfg.read_pool()
-    canary_set = generate_canary_set(template=template, space=space, count=c.count, references=c.references, seed=c.seed,
-                                     repetitions=c.repetitions, derived=derived, preset=c.preset)
+    canary_set = generate_canary_set(
+        template=template, space=space, count=c.count, references=c.references, seed=c.seed, repetitions=c.repetitions,
+        derived=derived, preset=c.preset,
+    )
     check_mode(canary_set, cfg.scoring.options())
-    evals = load_training_records(cfg.resolve(d.eval_path), field=d.field, label_field=d.label_field or "label") if d.eval_path else None
+    evals = (
+        load_training_records(cfg.resolve(d.eval_path), field=d.field, label_field=d.label_field or "label")
+        if d.eval_path
+        else None
+    )
     out = make_folder(cfg.out, what="output folder")
     guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
     teacher, scorer = cfg.load_models()
     say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}' "
         f"({teacher.name}), scoring with {scorer.name} ...")
     result = run_chain(
-        rows, canary_set, teacher=teacher, scorer=scorer,
-        plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=c.seed, shards=d.shards, fraction=d.fraction),
+        rows,
+        canary_set,
+        teacher=teacher,
+        scorer=scorer,
+        plant=PlantOptions(
+            field=d.field, label_field=d.label_field, position=d.position, seed=c.seed, shards=d.shards,
+            fraction=d.fraction,
+        ),
         teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, cache="use"),
-        scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,
+        scoring=cfg.scoring.options(),
+        evals=evals,
+        membership=cfg.scoring.membership,
+        say=say,
     )
     report = result.report
     outcome = apply_gate(report, cfg.gate) if cfg.gate is not None else None

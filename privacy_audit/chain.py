@@ -1,4 +1,4 @@
-"""The one audit chain, on objects: plant -> teach -> score -> report. `run`, `demo` and every Secret Sharer trial call `run_chain`.
+"""The one audit chain, on objects: plant -> teach -> score -> report; `run`, `demo` and every trial call `run_chain`.
 
 Nothing here reads or writes the user's files: the CLI's file-in/file-out wrappers live in `audit.py`.
 The only thing kept on disk is the teaching cache (under the cache folder, mode 0600).
@@ -81,7 +81,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def to_records(rows: Sequence[Mapping[str, Any]], *, field: str, label_field: str | None, shard_field: str = "teacher") -> list[Record]:
+def to_records(
+    rows: Sequence[Mapping[str, Any]], *, field: str, label_field: str | None, shard_field: str = "teacher"
+) -> list[Record]:
     """Rows of a data file as pipeline input: text, label, the teacher planting assigned, and every column."""
     if label_field is not None:
         missing = [i for i, r in enumerate(rows, 1) if label_field not in r]
@@ -97,19 +99,10 @@ def to_records(rows: Sequence[Mapping[str, Any]], *, field: str, label_field: st
 
 
 def run_chain(
-    rows: Sequence[Mapping[str, Any]],
-    canary_set: CanarySet,
-    model: LanguageModel | None = None,
-    *,
-    teacher: LanguageModel | None = None,
-    scorer: LanguageModel | None = None,
-    plant: PlantOptions,
-    teach: TeachOptions,
-    scoring: ScoringOptions = DEFAULT_SCORING,
-    evals: Sequence[Record] | None = None,
-    held_out: Sequence[Record] | None = None,
-    membership: bool = True,
-    progress: Progress | None = None,
+    rows: Sequence[Mapping[str, Any]], canary_set: CanarySet, model: LanguageModel | None = None, *,
+    teacher: LanguageModel | None = None, scorer: LanguageModel | None = None, plant: PlantOptions, teach: TeachOptions,
+    scoring: ScoringOptions = DEFAULT_SCORING, evals: Sequence[Record] | None = None,
+    held_out: Sequence[Record] | None = None, membership: bool = True, progress: Progress | None = None,
     say: Say = _quiet,
 ) -> ChainResult:
     """Plant the canaries into `rows`, teach with `teacher`, and score the prompt with `scorer` into a report
@@ -137,11 +130,15 @@ def run_chain(
             members, non_members = membership_split(teaching, records, held_out)
         except InputError as exc:
             say(f"reconstruction likelihood skipped: {exc}")
-    report = build_report(teaching, canary_set, scorer, scoring, members=members, non_members=non_members, progress=progress)
+    report = build_report(
+        teaching, canary_set, scorer, scoring, members=members, non_members=non_members, progress=progress
+    )
     return ChainResult(planted=planted, records=records, teaching=teaching, report=report)
 
 
-def teach_records(spec: TeachOptions, records: Sequence[Record], model: LanguageModel | None, *, say: Say = _quiet) -> TeachingOutput:
+def teach_records(
+    spec: TeachOptions, records: Sequence[Record], model: LanguageModel | None, *, say: Say = _quiet
+) -> TeachingOutput:
     """Run a pipeline on records, through the teaching cache as `spec.cache` says (keyed on pipeline,
     options, the files they name, model, records, seed and version)."""
     needs = describe(spec.pipeline).needs
@@ -190,24 +187,25 @@ def membership_split(
     """Private examples the teacher saw, and held-out ones, formatted as the pipeline showed them."""
     used = set(range(len(records))) if teaching.used_records is None else set(teaching.used_records)
     if not used:
-        raise InputError(f"pipeline {teaching.pipeline!r} wrote its prompt from no private record, so there is no member to test")
+        raise InputError(
+            f"pipeline {teaching.pipeline!r} wrote its prompt from no private record, so there is no member to test"
+        )
     if not records or max(used) >= len(records):
-        raise InputError(f"the data has {len(records)} records but the teaching output used record {max(used)}; pass the data it ran on")
+        raise InputError(
+            f"the data has {len(records)} records but the teaching output used record {max(used)}; pass the data it "
+            "ran on"
+        )
     others = list(held_out) if held_out is not None else [r for i, r in enumerate(records) if i not in used]
     if not others:
         raise InputError("the teacher saw every record: pass held-out records with --held-out")
-    return [format_example(records[i], teaching.labels) for i in sorted(used)], [format_example(r, teaching.labels) for r in others]
+    return [format_example(records[i], teaching.labels) for i in sorted(used)], [
+        format_example(r, teaching.labels) for r in others
+    ]
 
 
 def build_report(
-    teaching: TeachingOutput,
-    canary_set: CanarySet,
-    model: LanguageModel,
-    scoring: ScoringOptions = DEFAULT_SCORING,
-    *,
-    members: Sequence[str] | None = None,
-    non_members: Sequence[str] | None = None,
-    progress: Progress | None = None,
+    teaching: TeachingOutput, canary_set: CanarySet, model: LanguageModel, scoring: ScoringOptions = DEFAULT_SCORING, *,
+    members: Sequence[str] | None = None, non_members: Sequence[str] | None = None, progress: Progress | None = None,
 ) -> AuditReport:
     """Score a teaching output against a canary set and wrap it in a report (with the reconstruction ROC
     when `members` and `non_members` are given): `score_prompt`, then `make_report`."""
@@ -215,24 +213,21 @@ def build_report(
     recon = None
     if members is not None and non_members is not None:
         recon = reconstruction(model, teaching.prompt + scoring.separator, members=members, non_members=non_members)
-    return make_report(teaching, canary_set, result, model=model.info(), reconstruction=recon, include_prompt=scoring.include_secrets)
+    return make_report(
+        teaching, canary_set, result, model=model.info(), reconstruction=recon, include_prompt=scoring.include_secrets
+    )
 
 
 def make_report(
-    teaching: TeachingOutput,
-    canary_set: CanarySet,
-    result: ScoringResult,
-    *,
-    model: ModelInfo,
-    reconstruction: Reconstruction | None = None,
-    include_prompt: bool = False,
+    teaching: TeachingOutput, canary_set: CanarySet, result: ScoringResult, *, model: ModelInfo,
+    reconstruction: Reconstruction | None = None, include_prompt: bool = False,
 ) -> AuditReport:
     """A report from a scoring already done: the run spec (what ran, on what, with which versions), the
     measurements, the leaks of the teaching output's generated text, and the prompt only when asked for."""
     run = RunSpec(
-        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, teacher=teaching.model, seed=teaching.seed,
-        versions=versions(), mode=result.mode, separator=result.separator, template=canary_set.template,
-        space=canary_set.space, canary_seed=canary_set.seed,
+        pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, teacher=teaching.model,
+        seed=teaching.seed, versions=versions(), mode=result.mode, separator=result.separator,
+        template=canary_set.template, space=canary_set.space, canary_seed=canary_set.seed,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
         extraction=result.search, tokenization=result.boundary, score_checks=result.checks,
     )

@@ -13,7 +13,8 @@ import click
 
 from privacy_audit import audit, demo as demo_module, secret_sharer
 from privacy_audit._cli_support import (
-    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options, thresholds,
+    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options,
+    thresholds,
 )
 from privacy_audit.config import load_config
 from privacy_audit.models import list_backends
@@ -44,8 +45,10 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def demo(out_dir: str, model: str, model_options: tuple[str, ...], seed: int) -> None:
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
-    result = demo_module.run_demo(out_dir, model=model, model_options=parse_options(model_options, "-m/--model-option"), seed=seed,
-                                  progress=progress("scoring"), say=say)
+    result = demo_module.run_demo(
+        out_dir, model=model, model_options=parse_options(model_options, "-m/--model-option"), seed=seed,
+        progress=progress("scoring"), say=say,
+    )
     click.echo(result.markdown)
     click.echo(f"Reports, prompts and canaries are in {result.out_dir}/ (canary files are private, mode 0600).")
 
@@ -66,14 +69,26 @@ def canaries() -> None:
 
 
 @canaries.command("generate")
-@click.option("--template", default=None,
-              help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}" (at most 1,000 characters).')
-@click.option("--space", default=None,
-              help="Secret space of at least 2 secrets: digits:4, hex:8, alnum:6, names, words:a,b,c, words:@FILE, slot=SPEC;slot=SPEC.")
-@click.option("--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file.")
+@click.option(
+    "--template", default=None,
+    help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}" (at most 1,000 characters).',
+)
+@click.option(
+    "--space", default=None,
+    help="Secret space of at least 2 secrets: digits:4, hex:8, alnum:6, names, words:a,b,c, words:@FILE, "
+         "slot=SPEC;slot=SPEC.",
+)
+@click.option(
+    "--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file."
+)
 @click.option("--count", default=5, show_default=True, type=click.IntRange(1, 10_000_000), help="Canaries to plant.")
-@click.option("--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000), help="Never-planted references.")
-@click.option("--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000), help="Copies of each canary to plant.")
+@click.option(
+    "--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000), help="Never-planted references."
+)
+@click.option(
+    "--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000),
+    help="Copies of each canary to plant.",
+)
 @click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
 @click.option("--seed", required=True, type=SEED)
 @click.option("--randomized-inclusion", "randomized", is_flag=True,
@@ -94,7 +109,10 @@ def canaries_generate(
     )
     c = made.checks
     if c is not None and c.boundary_note is not None:
-        click.echo(f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per canary; {c.boundary_note}")
+        click.echo(
+            f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per canary; "
+            f"{c.boundary_note}"
+        )
 
 
 @canaries.command("show")
@@ -120,9 +138,14 @@ def canaries_list_presets() -> None:
 
 @canaries.command("plant")
 @click.argument("canary_set", type=click.Path(dir_okay=False))
-@click.option("--data", required=True, type=click.Path(dir_okay=False), help="JSONL, CSV or text file of private records.")
+@click.option(
+    "--data", required=True, type=click.Path(dir_okay=False), help="JSONL, CSV or text file of private records."
+)
 @click.option("--field", default="text", show_default=True, help="Text field (JSONL) or column (CSV) to plant into.")
-@click.option("--format", "data_format", type=click.Choice(FORMATS), default=None, help="Data format (default: from the extension).")
+@click.option(
+    "--format", "data_format", type=click.Choice(FORMATS), default=None,
+    help="Data format (default: from the extension).",
+)
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--position", type=click.Choice(POSITIONS), default="append", show_default=True)
 @click.option("--shards", type=click.IntRange(min=1), default=None, help="Split the records among this many teachers.")
@@ -135,15 +158,27 @@ def canaries_plant(
     fraction: float | None, shard_field: str, seed: int,
 ) -> None:
     """Plant a canary set into a copy of DATA (the input is never modified)."""
-    planting = audit.plant(canary_set, data=data, field=field, out=out, position=position, seed=seed,  # type: ignore[arg-type]
-                           data_format=data_format, shards=shards, fraction=fraction, shard_field=shard_field)
+    planting = audit.plant(
+        canary_set,
+        data=data,
+        field=field,
+        out=out,
+        position=position,
+        seed=seed,  # type: ignore[arg-type]
+        data_format=data_format,
+        shards=shards,
+        fraction=fraction,
+        shard_field=shard_field,
+    )
     click.echo(
         f"wrote {out}: {len(planting.insertions)} insertions into {planting.records_out} records; "
         f"planting record in {out}.planting.json"
     )
     if planting.template_already_in_data:
-        click.echo(f"warning: the template's text already occurs in {planting.template_already_in_data} records of {data}",
-                   err=True)
+        click.echo(
+            f"warning: the template's text already occurs in {planting.template_already_in_data} records of {data}",
+            err=True,
+        )
 
 
 @main.command()
@@ -162,7 +197,9 @@ def canaries_plant(
               help="For --pipeline command: seconds before the program is killed.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any pipeline option, e.g. -o teachers=8 -o n=4 -o aggregator=voting (examples pipeline).")
-@click.option("--eval-data", type=click.Path(dir_okay=False), help="Labelled held-out JSONL: adds the student's accuracy.")
+@click.option(
+    "--eval-data", type=click.Path(dir_okay=False), help="Labelled held-out JSONL: adds the student's accuracy."
+)
 @click.option("--no-cache", is_flag=True, help="Run the pipeline even if a cached teaching output exists.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @model_option
@@ -173,7 +210,7 @@ def teach(
     extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, model_options: tuple[str, ...],
     seed: int,
 ) -> None:
-    """Run a teaching pipeline with a teacher model (--model); write the teaching prompt to OUT (and OUT.teaching.json)."""
+    """Run a teaching pipeline with a teacher model (--model); write the prompt to OUT (and OUT.teaching.json)."""
     options = parse_options(extra)
     if label_map:
         pairs = [m.partition("=") for m in label_map]
@@ -199,7 +236,9 @@ def teach(
 @click.option("--auto", "mode", flag_value="auto", default=SCORING.mode == "auto",
               help="Exact up to --max-exact secrets (and the scorer's own budget), bounded beyond (the default).")
 @click.option("--exact", "mode", flag_value="exact", help="Score every secret of the space: exact ranks.")
-@click.option("--bounded", "mode", flag_value="bounded", help="Certified rank intervals by best-first search, any space size.")
+@click.option(
+    "--bounded", "mode", flag_value="bounded", help="Certified rank intervals by best-first search, any space size."
+)
 @click.option("--sampled", "mode", flag_value="sampled",
               help="Rank among the references (with a Clopper-Pearson interval over the space).")
 @click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000),
@@ -211,8 +250,13 @@ def teach(
               help="Token steps best-first search may spend (default: sized to the space and the planted canaries).")
 @click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
               help="Tree tokens per forward pass (default 512; the same as -m chunk_tokens=N); bounds memory.")
-@click.option("--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood.")
-@click.option("--held-out", type=click.Path(dir_okay=False), help="Records no teacher saw (default: the unused records of --data).")
+@click.option(
+    "--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood."
+)
+@click.option(
+    "--held-out", type=click.Path(dir_okay=False),
+    help="Records no teacher saw (default: the unused records of --data).",
+)
 @click.option("--field", default="text", show_default=True)
 @click.option("--label-field", default=None)
 @model_option
@@ -221,16 +265,23 @@ def score(
     search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
     label_field: str | None, model: str, model_options: tuple[str, ...],
 ) -> None:
-    """Score canaries as continuations of a teaching prompt with a scorer model (--model); write a report, print its summary."""
+    """Score canaries as continuations of a prompt with a scorer (--model); write a report, show its summary."""
     scoring = ScoringOptions(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
                              extraction=extraction, search_budget=search_budget)
-    backend = parse_options(model_options, "-m/--model-option") | ({} if chunk_tokens is None else {"chunk_tokens": chunk_tokens})
-    report = audit.score(prompt=prompt, canaries=canary_set, out=out, model=model, model_options=backend, scoring=scoring,
-                         data=data, held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"))
+    backend = parse_options(model_options, "-m/--model-option") | (
+        {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}
+    )
+    report = audit.score(
+        prompt=prompt, canaries=canary_set, out=out, model=model, model_options=backend, scoring=scoring, data=data,
+        held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"),
+    )
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
     if not report.run.prompt_chars:
-        click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)", err=True)
+        click.echo(
+            "note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)",
+            err=True,
+        )
 
 
 @main.command("gate", cls=RuleCommand)
@@ -258,7 +309,8 @@ def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any
 @click.option("--junit", "junit_out", type=click.Path(dir_okay=False), help="JUnit XML file to write.")
 @threshold_options
 def report_command(
-    reports: tuple[str, ...], html_out: str | None, md_out: str | None, junit_out: str | None, gate_config: str | None, **flags: Any
+    reports: tuple[str, ...], html_out: str | None, md_out: str | None, junit_out: str | None, gate_config: str | None,
+    **flags: Any,
 ) -> None:
     """Render REPORTS as HTML, Markdown and/or JUnit XML; several reports are shown side by side."""
     rendered = audit.render_report(reports, html=html_out, markdown=md_out, junit=junit_out,
@@ -297,7 +349,9 @@ set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KE
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
     """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
-    result = audit.run_audit(load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say)
+    result = audit.run_audit(
+        load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say
+    )
     click.echo(render_markdown(result.report))
     click.echo(f"wrote {result.out_dir}/report.json, report.md, report.html")
     if result.gate is not None and not result.gate.passed:
@@ -310,9 +364,12 @@ def run_command(config: str | None, overrides: tuple[str, ...], out: str | None,
 @click.option("--out", default=None, help="Output folder (overrides the config's out).")
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 @click.option("--trials", type=click.IntRange(min=1), default=None, help="Trials T (overrides secret_sharer.trials).")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Where trials run (Ray is optional).")
+@click.option(
+    "--executor", type=click.Choice(["local", "ray"]), default=None, help="Where trials run (Ray is optional)."
+)
 def secret_sharer_command(
-    config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None, trials: int | None, executor: str | None
+    config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None, trials: int | None,
+    executor: str | None,
 ) -> None:
     """The paper's Secret Sharer protocol: T trials of one canary among N candidates; resumable."""
     values = {"out": out, "model.spec": model, "secret_sharer.trials": trials, "secret_sharer.executor": executor}

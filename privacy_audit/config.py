@@ -186,10 +186,15 @@ class AuditConfig(_Section):
     def input_files(self) -> list[str]:
         """Every file the config names or makes the run read: inputs no output may replace."""
         c = self.canaries
-        paths = [self.source, self.resolve(self.data.path), self.resolve(self.data.eval_path) if self.data.eval_path else None]
+        paths = [
+            self.source, self.resolve(self.data.path),
+            self.resolve(self.data.eval_path) if self.data.eval_path else None,
+        ]
         if c.preset is not None and c.preset.endswith(".toml") and os.path.isfile(c.preset):
             paths.append(c.preset)
-        template_space = [c.space] if c.space is not None else [load_preset(c.preset).space] if c.preset is not None else []
+        template_space = (
+            [c.space] if c.space is not None else [load_preset(c.preset).space] if c.preset is not None else []
+        )
         paths += [f for spec in template_space for f in parse_space(spec).files]
         paths += list(describe(self.pipeline.name).cache_files(self.pipeline.options))
         return [p for p in paths if p is not None]
@@ -197,7 +202,9 @@ class AuditConfig(_Section):
     def digest(self, *sections: str) -> str:
         """A hash of the named sections (all when none): results made under another config never mix."""
         data = self.model_dump(mode="json", exclude={"base_dir", "out", "source"})
-        if not data["model"]["options"]:  # settings added later hash as before when unset, so earlier runs keep their folders
+        if not data["model"][
+            "options"
+        ]:  # settings added later hash as before when unset, so earlier runs keep their folders
             del data["model"]["options"]
         if data["data"]["fraction"] is None:
             data["data"]["fraction"] = 1.0
@@ -230,7 +237,10 @@ def load_config(
     """
     p = Path(path) if path is not None else Path("pyproject.toml")
     if not p.exists():
-        raise InputError(f"config {p} does not exist" + ("" if path else "; pass CONFIG.toml or add [tool.privacy-audit] to pyproject.toml"))
+        raise InputError(
+            f"config {p} does not exist"
+            + ("" if path else "; pass CONFIG.toml or add [tool.privacy-audit] to pyproject.toml")
+        )
     try:
         data = tomllib.loads(read_text(p, what="config"))
     except tomllib.TOMLDecodeError as exc:

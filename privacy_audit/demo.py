@@ -1,4 +1,4 @@
-"""`privacy-audit demo`: the audit chain on bundled SMS-spam messages, one report per pipeline and a side-by-side summary.
+"""`privacy-audit demo`: the chain on bundled SMS-spam messages, a report per pipeline and a side-by-side summary.
 
 A teacher's 8 private examples get 3 canaries (4-digit codes); each pipeline teaches from them; each
 prompt is scored exactly over all 10^4 codes, with the student's accuracy and reconstruction likelihood
@@ -38,19 +38,10 @@ class DemoResult:
 
 
 def run_demo(
-    out_dir: str | os.PathLike[str],
-    *,
-    model: LanguageModel | str = "embedded",
-    model_options: Mapping[str, Any] | None = None,
-    pipelines: Sequence[str] = ("raw", "instructions"),
-    seed: int = 0,
-    count: int = 3,
-    references: int = 20,
-    examples: int = 8,
-    held_out_count: int = 64,
-    space: str = "digits:4",
-    progress: Callable[[int, int], None] | None = None,
-    say: Callable[[str], None] = lambda _msg: None,
+    out_dir: str | os.PathLike[str], *, model: LanguageModel | str = "embedded",
+    model_options: Mapping[str, Any] | None = None, pipelines: Sequence[str] = ("raw", "instructions"), seed: int = 0,
+    count: int = 3, references: int = 20, examples: int = 8, held_out_count: int = 64, space: str = "digits:4",
+    progress: Callable[[int, int], None] | None = None, say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
     """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`
     (all of them at the end, or none)."""
@@ -67,18 +58,23 @@ def _demo(
     rows = read_records(str(files("privacy_audit") / "data" / DEMO_DATA), "text")
     order = np.random.default_rng(seed).permutation(len(rows))
     teacher = [rows[int(i)] for i in sorted(order[:examples])]
-    held_out = to_records([rows[int(i)] for i in sorted(order[examples : examples + held_out_count])], field="text", label_field="label")
+    held_out = to_records(
+        [rows[int(i)] for i in sorted(order[examples : examples + held_out_count])], field="text", label_field="label"
+    )
     canary_set = generate_canary_set(template=DEMO_TEMPLATE, space=space, count=count, references=references, seed=seed)
     canary_set = canary_set.model_copy(update={"checks": design_checks(canary_set)})
     save_canary_set(canary_set, out / "canaries.json")
     atomic_write(out / "teacher.jsonl", dump_jsonl(teacher), private=True)
     reports = []
     for name in pipelines:
-        say(f"teaching with pipeline '{name}', then scoring {canary_set.secret_space.size:,} candidate codes against its prompt ...")
+        say(
+            f"teaching with pipeline '{name}', then scoring {canary_set.secret_space.size:,} candidate codes against "
+            "its prompt ..."
+        )
         result = run_chain(
             teacher, canary_set, lm, plant=PlantOptions(field="text", label_field="label", seed=seed),
-            teach=TeachOptions(name, {"examples": examples, "labels": SMS_LABELS}, seed=seed), evals=held_out, held_out=held_out,
-            progress=progress,
+            teach=TeachOptions(name, {"examples": examples, "labels": SMS_LABELS}, seed=seed), evals=held_out,
+            held_out=held_out, progress=progress,
         )
         if not reports:
             atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)

@@ -46,13 +46,17 @@ Design = tuple[str, str, dict[str, tuple[str, ...]]]
 Models = tuple[LanguageModel, LanguageModel]
 
 
-def run_trial(cfg: AuditConfig, trial: int, models: Models, rows: Sequence[dict[str, Any]], design: Design) -> TrialResult:
+def run_trial(
+    cfg: AuditConfig, trial: int, models: Models, rows: Sequence[dict[str, Any]], design: Design
+) -> TrialResult:
     """One trial through the audit chain; deterministic given the config, the trial number, the (teacher, scorer),
     the records and the canaries' (template, space, derived fields), all read once per run."""
     template, space, derived = design
     seed = trial_seed(cfg.secret_sharer.seed, trial)
     n = cfg.secret_sharer.candidates
-    canary_set = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived)
+    canary_set = generate_canary_set(
+        template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived
+    )
     d = cfg.data
     result = run_chain(
         rows, canary_set, teacher=models[0], scorer=models[1],
@@ -61,15 +65,20 @@ def run_trial(cfg: AuditConfig, trial: int, models: Models, rows: Sequence[dict[
     )
     canary, *comparisons = result.report.canaries
     scores = [c.normalised_logprob_bits for c in comparisons]
-    if not canary.planted or canary.protocol_rank is None or canary.secret is None or canary.normalised_logprob_bits is None \
-            or any(x is None for x in scores):
+    if (
+        not canary.planted
+        or canary.protocol_rank is None
+        or canary.secret is None
+        or canary.normalised_logprob_bits is None
+        or any(x is None for x in scores)
+    ):
         raise PipelineError("a trial's report lacks the planted canary's protocol rank or a length-normalised score")
     prompt = result.teaching.prompt
     return TrialResult(
         trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
-        canary_score=canary.normalised_logprob_bits,
-        comparison_scores=tuple(float(x) for x in scores if x is not None),
-        prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt), canary_in_prompt=canary.in_prompt,
+        canary_score=canary.normalised_logprob_bits, comparison_scores=tuple(float(x) for x in scores if x is not None),
+        prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt),
+        canary_in_prompt=canary.in_prompt,
     )
 
 
@@ -107,7 +116,9 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     rows = cfg.read_pool()
     folder = secret_sharer_dir(cfg)
     make_folder(folder / "trials")
-    guard_outputs(cfg.input_files(), [folder / name for name in ("config.json", "summary.json", "summary.md", "rank-cdf.png")])
+    guard_outputs(
+        cfg.input_files(), [folder / name for name in ("config.json", "summary.json", "summary.md", "rank-cdf.png")]
+    )
     write_json(folder / "config.json", cfg.model_dump(mode="json"))
     results = finished_trials(cfg, folder, design, say)
     todo = [t for t in range(ss.trials) if t not in results]
@@ -125,13 +136,19 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     elif todo:
         _run_on_ray(cfg, todo, save)
     ranks = [results[t].rank for t in range(ss.trials)]
-    protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=[results[t].canary_in_prompt for t in range(ss.trials)])
-    summary = TrialSummary(protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template,
-                           space=space, folder=str(folder), teacher=cfg.teacher_model.spec)
+    protocol = summarise_trials(
+        ranks, candidates=ss.candidates, in_prompt=[results[t].canary_in_prompt for t in range(ss.trials)]
+    )
+    summary = TrialSummary(
+        protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
+        folder=str(folder), teacher=cfg.teacher_model.spec,
+    )
     with all_or_nothing():
         write_json(folder / "summary.json", summary.model_dump(mode="json"))
         atomic_write(folder / "summary.md", render_trials_markdown(summary))
-        atomic_write(folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates)))
+        atomic_write(
+            folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates))
+        )
     return summary
 
 
@@ -184,7 +201,9 @@ def _trial_problem(cfg: AuditConfig, path: Path, trial: int, design: Design) -> 
     if result.candidates != n or len(result.comparison_scores) != n - 1:
         return f"it ranks among {result.candidates} candidates, not {n}"
     template, space, derived = design
-    canary = generate_canary_set(template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived).canaries[0]
+    canary = generate_canary_set(
+        template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived
+    ).canaries[0]
     if result.canary_secret != canary.secret:
         return "its canary is not the one this run draws for that trial"
     if result.rank != sum(score >= result.canary_score for score in result.comparison_scores):
@@ -199,8 +218,18 @@ def _run_on_ray(cfg: AuditConfig, todo: Sequence[int], save: Callable[[TrialResu
         raise InputError("executor 'ray' needs Ray: pip install 'ray>=2.9' (or use executor = \"local\")") from None
     started = not ray.is_initialized()
     if started:
-        env = {"HF_HUB_OFFLINE": "1", **({"PRIVACY_AUDIT_CACHE": os.environ["PRIVACY_AUDIT_CACHE"]} if "PRIVACY_AUDIT_CACHE" in os.environ else {})}
-        ray.init(address=cfg.secret_sharer.ray_address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        env = {
+            "HF_HUB_OFFLINE": "1",
+            **(
+                {"PRIVACY_AUDIT_CACHE": os.environ["PRIVACY_AUDIT_CACHE"]}
+                if "PRIVACY_AUDIT_CACHE" in os.environ
+                else {}
+            ),
+        }
+        ray.init(
+            address=cfg.secret_sharer.ray_address, include_dashboard=False, log_to_driver=False,
+            runtime_env={"env_vars": env},
+        )
     try:
         remote = ray.remote(_ray_trial)
         config_json = cfg.model_dump_json()

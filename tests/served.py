@@ -32,8 +32,10 @@ def llama_server(*, startup_seconds: float = 120.0) -> Iterator[str]:
     from privacy_audit.models.embedded import gguf_path
 
     port = free_port()
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--host", "127.0.0.1", "--port", str(port),
-            "--n_ctx", "2048", "--n_threads", "2", "--model_alias", ALIAS]
+    args = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--host", "127.0.0.1", "--port",
+        str(port), "--n_ctx", "2048", "--n_threads", "2", "--model_alias", ALIAS,
+    ]
     log = tempfile.TemporaryFile()  # not a pipe: a server that logs every request must never block on a full one
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -42,13 +44,17 @@ def llama_server(*, startup_seconds: float = 120.0) -> Iterator[str]:
         while True:
             if proc.poll() is not None:
                 log.seek(0)
-                raise RuntimeError(f"llama-cpp-python's server exited with {proc.returncode}: {log.read().decode()[-500:]}")
+                raise RuntimeError(
+                    f"llama-cpp-python's server exited with {proc.returncode}: {log.read().decode()[-500:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{url}/models", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"llama-cpp-python's server did not answer within {startup_seconds:g} s") from None
+                    raise RuntimeError(
+                        f"llama-cpp-python's server did not answer within {startup_seconds:g} s"
+                    ) from None
                 time.sleep(0.3)
         yield url
     finally:

@@ -11,7 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import privacy_audit.chain as chain
-from privacy_audit import MockModel, ScoringOptions, build_report, generate_canary_set, load_config, load_model, run_pipeline, save_report
+from privacy_audit import (
+    MockModel, ScoringOptions, build_report, generate_canary_set, load_config, load_model, run_pipeline, save_report,
+)
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, ReportError
 from privacy_audit.pipelines import Record, TeachingOutput, describe
@@ -38,16 +40,26 @@ def test_run_demo_and_every_trial_take_the_same_chain(chain_calls, tmp_path, tin
     assert chain_calls == ["teach", "report"]
     run_demo(tmp_path / "demo", model=tiny_model, references=10, held_out_count=8, space="digits:2")
     assert chain_calls[2:] == ["teach", "report"] * 2
-    cfg = load_config(CONFIGS / "sms-raw.toml", values={"out": str(tmp_path / "ss"), "model.spec": "mock", "secret_sharer.trials": 3,
-                                                        "secret_sharer.candidates": 20})
+    cfg = load_config(
+        CONFIGS / "sms-raw.toml",
+        values={
+            "out": str(tmp_path / "ss"), "model.spec": "mock", "secret_sharer.trials": 3,
+            "secret_sharer.candidates": 20,
+        },
+    )
     run_secret_sharer(cfg)
     assert chain_calls[6:] == ["teach", "report"] * 3
 
 
 def test_run_out_takes_the_folder_name_as_given(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(main, ["run", str(CONFIGS / "audit.toml"), "--model", "mock", "--out", "2024", "-s", "pipeline.name=raw",
-                                  "-s", "pipeline.options={}"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run", str(CONFIGS / "audit.toml"), "--model", "mock", "--out", "2024", "-s", "pipeline.name=raw", "-s",
+            "pipeline.options={}",
+        ],
+    )
     assert r.exit_code in (0, 1), r.output
     assert (tmp_path / "2024" / "report.json").is_file()
 
@@ -98,11 +110,14 @@ def test_cache_key_follows_the_files_a_component_names(tmp_path):
 
 def test_reading_and_gating_a_report_imports_no_scipy(tmp_path):
     cs = generate_canary_set(template="code {secret}", space="digits:2", count=2, references=8, seed=1)
-    save_report(build_report(TeachingOutput(prompt="hi", pipeline="raw", options={}, seed=0, model=None), cs, MockModel()),
-                tmp_path / "r.json")
+    save_report(
+        build_report(TeachingOutput(prompt="hi", pipeline="raw", options={}, seed=0, model=None), cs, MockModel()),
+        tmp_path / "r.json",
+    )
     code = (
         "import sys\nfrom privacy_audit import Thresholds, apply_gate, load_report, render_markdown\n"
-        f"r = load_report({str(tmp_path / 'r.json')!r})\napply_gate(r, Thresholds(max_exposure_bits=3))\nrender_markdown(r)\n"
+        f"r = load_report({str(tmp_path / 'r.json')!r})\napply_gate(r, "
+        "Thresholds(max_exposure_bits=3))\nrender_markdown(r)\n"
         "print(','.join(m for m in ('scipy', 'sklearn', 'torch') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

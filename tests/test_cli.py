@@ -90,7 +90,10 @@ def test_score_with_a_transformers_folder_agrees_with_the_library(chain, tiny_mo
 
 def test_reports_are_deterministic(chain):
     for name in ("a.json", "b.json"):
-        run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / name)
+        run(
+            "score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out",
+            chain / name,
+        )
     assert (chain / "a.json").read_bytes() == (chain / "b.json").read_bytes()
 
 
@@ -100,15 +103,25 @@ def test_outputs_with_secrets_are_private(chain):
 
 
 def test_gate_without_threshold_runs_the_chance_rule(chain):
-    run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out", chain / "r.json")
+    run(
+        "score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock", "--out",
+        chain / "r.json",
+    )
     result = run("gate", chain / "r.json")
-    assert result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output  # the raw prompt copies them
+    assert (
+        result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output
+    )  # the raw prompt copies them
     assert "false-alarm probability on a prompt that never saw a canary 0.01" in result.output
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = CliRunner().invoke(main, ["--debug", "score", "--prompt", str(tmp_path / "x"), "--canaries", str(tmp_path / "y"),
-                                       "--model", "mock", "--out", str(tmp_path / "r.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--debug", "score", "--prompt", str(tmp_path / "x"), "--canaries", str(tmp_path / "y"), "--model", "mock",
+            "--out", str(tmp_path / "r.json"),
+        ],
+    )
     assert result.exit_code == 2
 
 
@@ -180,14 +193,17 @@ def test_report_holds_statistics(chain):
     assert st["extrapolation"]["scale"] > 0 and "extrapolated_exposure_bits" in report["canaries"][0]
     assert st["epsilon"]["epsilon"] >= 0 and st["epsilon"]["design"] == "one_run"
     assert "no independence" in st["epsilon"]["assumptions"] and "betting" in st["interval_method"]
-    assert set(report["summary"]["p_values"]) == {"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"}
+    assert set(report["summary"]["p_values"]) == {
+        "planted_vs_references", "protocol_mean_rank", "protocol_rank_zero", "planted_in_prompt"}
     assert report["reconstruction"] is None and report["leaks"] is None
     assert "empirical epsilon lower bound" in r.output
 
 
 def test_reconstruction_separates_seen_from_unseen(tmp_path, sms_jsonl):
     prompt = tmp_path / "p.txt"
-    r = run("teach", "--pipeline", "raw", "--data", sms_jsonl, "--label-field", "label", "--examples", "5", "--out", prompt)
+    r = run(
+        "teach", "--pipeline", "raw", "--data", sms_jsonl, "--label-field", "label", "--examples", "5", "--out", prompt
+    )
     assert r.exit_code == 0
     run("canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "1",
         "--references", "10", "--seed", "0", "--out", tmp_path / "s.json")
@@ -197,7 +213,9 @@ def test_reconstruction_separates_seen_from_unseen(tmp_path, sms_jsonl):
     rc = json.loads((tmp_path / "r.json").read_text())["reconstruction"]
     assert len(rc["member_scores"]) == 5 and len(rc["non_member_scores"]) == 15
     assert rc["auc"] == 1.0  # the raw prompt holds the members verbatim
-    everything = run("teach", "--pipeline", "raw", "--data", sms_jsonl, "--examples", "50", "--out", tmp_path / "all.txt")
+    everything = run(
+        "teach", "--pipeline", "raw", "--data", sms_jsonl, "--examples", "50", "--out", tmp_path / "all.txt"
+    )
     assert everything.exit_code == 0
     r = run("score", "--prompt", tmp_path / "all.txt", "--canaries", tmp_path / "s.json", "--model", "mock",
             "--data", sms_jsonl, "--out", tmp_path / "r2.json")

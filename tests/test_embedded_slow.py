@@ -44,7 +44,9 @@ def joint_space_scores(lm, context: str, texts: list[str], from_char: int) -> np
             ids = torch.tensor([enc["input_ids"][i] for i in batch])
             with torch.no_grad():
                 logits = lm.model(ids).logits.float()
-            token_lp = (logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], dim=-1)).double()
+            token_lp = (
+                logits[:, :-1].gather(-1, ids[:, 1:, None])[..., 0] - torch.logsumexp(logits[:, :-1], dim=-1)
+            ).double()
             for b, i in enumerate(batch):
                 ends = np.array([end for _, end in enc["offset_mapping"][i][1:]])
                 out[i] = token_lp[b].numpy()[ends > len(context) + from_char].sum()
@@ -106,8 +108,7 @@ def test_every_pipeline_teaches_and_has_a_utility_figure(smol, tmp_path):
     evals = [Record(text=r["text"], label=r["label"]) for r in rows[100:106]]
     labels = {"ham": "not spam"}
     settings = {
-        "zero-shot": {},
-        "raw": {"examples": 4, "labels": labels},
+        "zero-shot": {}, "raw": {"examples": 4, "labels": labels},
         "instructions": {"examples": 4, "labels": labels, "max_new_tokens": 48},
         "examples": {"teachers": 2, "n": 1, "n_gen": 2, "samples": 1, "labels": labels, "max_new_tokens": 40},
     }

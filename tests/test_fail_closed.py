@@ -50,7 +50,9 @@ def built(tmp_path_factory):
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
     save_canary_set(cs, folder / "set.json")
     prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
-    art = TeacherArtifact(private="Text: private words here\nClass: ham", generated=("private words here", "other text"))
+    art = TeacherArtifact(
+        private="Text: private words here\nClass: ham", generated=("private words here", "other text")
+    )
     teaching = TeachingOutput(prompt=prompt, pipeline="instructions", options={}, seed=0, model=None, artifacts=(art,))
     save_report(build_report(teaching, cs, MockModel()), folder / "report.json")
     return folder
@@ -90,8 +92,12 @@ TAMPERS = {
     "rank-as-float": (lambda d: first_planted(d).update(rank=1.5), "rank"),
     "rank-against-its-score": (lambda d: first_planted(d).update(logprob_bits=-500.0), "rank"),
     "planted-flag-as-string": (lambda d: first_planted(d).update(planted="yes"), "planted"),
-    "shared-p-value-raised": (lambda d: d["summary"]["p_values"]["planted_vs_references"].update(p=1.0, log10_p=0.0), "p_values"),
-    "summary-p-disagrees": (lambda d: d["summary"].update(planted_vs_references_p_value=1.0), "planted_vs_references_p_value"),
+    "shared-p-value-raised": (
+        lambda d: d["summary"]["p_values"]["planted_vs_references"].update(p=1.0, log10_p=0.0), "p_values",
+    ),
+    "summary-p-disagrees": (
+        lambda d: d["summary"].update(planted_vs_references_p_value=1.0), "planted_vs_references_p_value",
+    ),
     "max-exposure-nan": (lambda d: d["summary"].update(max_exposure_bits=float("nan")), "max_exposure_bits"),
     "max-exposure-lowered": (lambda d: d["summary"].update(max_exposure_bits=0.0), "max_exposure_bits"),
     "planted-count-raised": (lambda d: d["summary"].update(planted_count=7), "planted_count"),
@@ -102,13 +108,15 @@ TAMPERS = {
     "mode-exact-to-sampled": (lambda d: d["run"].update(mode="sampled"), "rank_pool"),
     "epsilon-infinite": (lambda d: d["statistics"]["epsilon"].update(epsilon=float("inf")), "epsilon"),
     "space-sizes-differ": (lambda d: first_planted(d).update(space_size=999), "space"),
-    "space-shrunk-everywhere": (lambda d: [c.update(space_size=200, rank_pool=200) for c in d["canaries"]], "space_size"),
+    "space-shrunk-everywhere": (
+        lambda d: [c.update(space_size=200, rank_pool=200) for c in d["canaries"]], "space_size",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(TAMPERS))
 def test_a_tampered_report_is_refused_by_every_command_never_passed(r, case):
-    """Class A: each number is checked when a report is loaded, against its range and against the fields it follows from."""
+    """Class A: each number is checked when a report is loaded, against its range and the fields it follows from."""
     change, field = TAMPERS[case]
     path = r["tampered"](case, change)
     before = digest(r["t"])
@@ -136,11 +144,17 @@ def test_rule_lines_read_true_and_missing_data_is_always_skipped(r, tmp_path):
     assert sum("guesses to extract the secret" in line for line in lines) == 2
 
 
-@pytest.mark.parametrize("text, both", [
-    ("max_exposure_bits = 1\n[gate]\nmax_auc = 0.9\n", "[gate] and top-level keys (max_exposure_bits)"),
-    ("[gate]\nmax_exposure_bits = 1\n[tool.privacy-audit.gate]\nmax_auc = 0.9\n", "[tool.privacy-audit.gate] and [gate]"),
-    ("[tool.privacy-audit]\nmax_exposure_bits = 1\n", "[tool.privacy-audit.gate]"),
-])
+@pytest.mark.parametrize(
+    "text, both",
+    [
+        ("max_exposure_bits = 1\n[gate]\nmax_auc = 0.9\n", "[gate] and top-level keys (max_exposure_bits)"),
+        (
+            "[gate]\nmax_exposure_bits = 1\n[tool.privacy-audit.gate]\nmax_auc = 0.9\n",
+            "[tool.privacy-audit.gate] and [gate]",
+        ),
+        ("[tool.privacy-audit]\nmax_exposure_bits = 1\n", "[tool.privacy-audit.gate]"),
+    ],
+)
 def test_rules_in_two_places_are_an_error_naming_both(r, text, both):
     """Class B: a config never silently drops one of two sets of rules."""
     (r["t"] / "g.toml").write_text(text)
@@ -151,9 +165,11 @@ def test_a_new_rule_is_one_registration(r):
     """A rule registered once gets its CLI flag, config key, gate line, JUnit case and "skipped" line."""
     from privacy_audit.gate import RULES, Measurement, load_thresholds, rule
 
-    @rule("max_tokens_planted", flag="--max-tokens-planted", kind=int, low=1, high=10_000, what="scored tokens of a canary",
-          help="Fail when a planted canary has more scored tokens.",
-          missing=lambda report: None if report.run.pipeline != "skip-me" else "no tokens here")
+    @rule(
+        "max_tokens_planted", flag="--max-tokens-planted", kind=int, low=1, high=10_000,
+        what="scored tokens of a canary", help="Fail when a planted canary has more scored tokens.",
+        missing=lambda report: None if report.run.pipeline != "skip-me" else "no tokens here",
+    )
     def _tokens(report, limit, thresholds):
         return [Measurement(c.id, float(c.tokens), None) for c in report.canaries if c.planted]
 
@@ -175,19 +191,31 @@ def test_outputs_never_replace_a_file_the_command_read(tmp_path, sms_jsonl):
     """Class C: word lists, planting records and data named in a config are inputs like the ones on the command line."""
     (tmp_path / "w.txt").write_text("alpha\nbeta\ngamma\ndelta\n")
     before = digest(tmp_path)
-    one_error(run("canaries", "generate", "--template", "w {secret}", "--space", f"words:@{tmp_path / 'w.txt'}", "--count", "1",
-                  "--references", "1", "--seed", "0", "--out", tmp_path / "w.txt"), "is the input")
+    one_error(
+        run(
+            "canaries", "generate", "--template", "w {secret}", "--space", f"words:@{tmp_path / 'w.txt'}", "--count",
+            "1", "--references", "1", "--seed", "0", "--out", tmp_path / "w.txt",
+        ),
+        "is the input",
+    )
     assert digest(tmp_path) == before
     run("canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "1", "--seed", "0",
         "--out", tmp_path / "set.json")
-    assert run("canaries", "plant", tmp_path / "set.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl").exit_code == 0
+    assert (
+        run("canaries", "plant", tmp_path / "set.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl").exit_code
+        == 0
+    )
     before = digest(tmp_path)
-    one_error(run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl"))
+    one_error(
+        run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl")
+    )
     assert digest(tmp_path) == before
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "planted.jsonl").write_bytes(sms_jsonl.read_bytes())
-    (tmp_path / "c.toml").write_text("[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
-                                     "[data]\npath = 'out/planted.jsonl'\n[model]\nspec = 'mock'\n")
+    (tmp_path / "c.toml").write_text(
+        "[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
+        "[data]\npath = 'out/planted.jsonl'\n[model]\nspec = 'mock'\n"
+    )
     before = digest(tmp_path)
     one_error(run("run", tmp_path / "c.toml", "--out", tmp_path / "out"), "is the input")
     assert digest(tmp_path) == before
@@ -241,8 +269,13 @@ def test_a_teacher_is_bounded_by_the_timeout_and_keeps_a_bounded_stderr(tmp_path
     assert code == 3 and len(err) <= STDERR_TAIL and err.endswith(b"the last line\n")
     slow = teacher(tmp_path, "s.py", "import time\ntime.sleep(30)\n")
     started = time.monotonic()
-    line = one_error(run("teach", "--pipeline", "command", "--data", sms_jsonl, "--command", f"{PY} {slow}", "--timeout", "1",
-                         "--out", tmp_path / "s.txt"), "timed out")
+    line = one_error(
+        run(
+            "teach", "--pipeline", "command", "--data", sms_jsonl, "--command", f"{PY} {slow}", "--timeout", "1",
+            "--out", tmp_path / "s.txt",
+        ),
+        "timed out",
+    )
     assert time.monotonic() - started < 10 and "raise --timeout" in line
 
 
@@ -250,10 +283,20 @@ def test_a_teacher_is_bounded_by_the_timeout_and_keeps_a_bounded_stderr(tmp_path
 def test_a_signal_to_teach_ends_the_teacher(tmp_path, sms_jsonl, sig):
     """Class D: SIGTERM and SIGHUP end the teacher's process group with `teach` (exit 128 + the signal)."""
     pid_file = tmp_path / "pid"
-    slow = teacher(tmp_path, "h.py", f"import os, sys, time\nsys.stdin.read()\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-                                     "time.sleep(60)\n")
-    proc = subprocess.Popen([PY, "-m", "privacy_audit", "teach", "--pipeline", "command", "--data", str(sms_jsonl), "--command",
-                             f"{PY} {slow}", "--no-cache", "--out", str(tmp_path / "h.txt")], stderr=subprocess.PIPE, text=True)
+    slow = teacher(
+        tmp_path,
+        "h.py",
+        f"import os, sys, time\nsys.stdin.read()\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "time.sleep(60)\n",
+    )
+    proc = subprocess.Popen(
+        [
+            PY, "-m", "privacy_audit", "teach", "--pipeline", "command", "--data", str(sms_jsonl), "--command",
+            f"{PY} {slow}", "--no-cache", "--out", str(tmp_path / "h.txt"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for _ in range(200):
         if pid_file.exists() and pid_file.read_text():
             break
@@ -273,32 +316,45 @@ def test_renderings_of_reports_that_hold_secrets_are_private(tmp_path, sms_jsonl
     run("canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "1", "--seed", "0",
         "--out", tmp_path / "set.json")
     (tmp_path / "p.txt").write_text("a prompt\n")
-    assert run("score", "--model", "mock", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json", "--include-secrets",
-               "--out", tmp_path / "r.json").exit_code == 0
+    assert (
+        run(
+            "score", "--model", "mock", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json",
+            "--include-secrets", "--out", tmp_path / "r.json",
+        ).exit_code
+        == 0
+    )
     assert run("report", tmp_path / "r.json", "--html", tmp_path / "r.html", "--md", tmp_path / "r.md", "--junit",
                tmp_path / "r.xml").exit_code == 0
     for name in ("r.json", "r.html", "r.md", "r.xml"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600, name
-    (tmp_path / "c.toml").write_text("[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
-                                     "[model]\nspec = 'mock'\n[scoring]\ninclude_secrets = true\n")
+    (tmp_path / "c.toml").write_text(
+        "[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
+        "[model]\nspec = 'mock'\n[scoring]\ninclude_secrets = true\n"
+    )
     assert run("run", tmp_path / "c.toml", "--out", tmp_path / "run").exit_code == 0
     for name in ("report.json", "report.md", "report.html", "prompt.txt", "canaries.json", "planted.jsonl"):
         assert stat.S_IMODE((tmp_path / "run" / name).stat().st_mode) == 0o600, name
 
 
-@pytest.mark.parametrize("setting, key", [
-    ("model.chunk_tokens=-1", "model.chunk_tokens"), ("model.chunk_tokens=0", "model.chunk_tokens"),
-    ("canaries.count=true", "canaries.count"), ("canaries.count=\"5\"", "canaries.count"), ("pipeline.seed=-1", "pipeline.seed"),
-    ("pipeline.options.examples=0", "examples"), ("pipeline.options.bogus=1", "bogus"), ("data.fraction=0.5", "shards"),
-    ("secret_sharer.candidates=1", "secret_sharer.candidates"), ("scoring.max_exact=0", "scoring.max_exact"),
-    ("model.spec=\"nowhere/at/all\"", "not found"), ("canaries.template=\"no slot here\"", "slot"),
-    ("canaries.space=\"digits:0\"", "KIND:LENGTH"),
-])
+@pytest.mark.parametrize(
+    "setting, key",
+    [
+        ("model.chunk_tokens=-1", "model.chunk_tokens"), ("model.chunk_tokens=0", "model.chunk_tokens"),
+        ("canaries.count=true", "canaries.count"), ('canaries.count="5"', "canaries.count"),
+        ("pipeline.seed=-1", "pipeline.seed"), ("pipeline.options.examples=0", "examples"),
+        ("pipeline.options.bogus=1", "bogus"), ("data.fraction=0.5", "shards"),
+        ("secret_sharer.candidates=1", "secret_sharer.candidates"), ("scoring.max_exact=0", "scoring.max_exact"),
+        ('model.spec="nowhere/at/all"', "not found"), ('canaries.template="no slot here"', "slot"),
+        ('canaries.space="digits:0"', "KIND:LENGTH"),
+    ],
+)
 @pytest.mark.parametrize("command", ["run", "secret-sharer"])
 def test_config_values_are_checked_like_flags_before_any_work(tmp_path, setting, key, command):
     """Class F: one typed, range-checked schema; the error names the key and nothing is created."""
-    (tmp_path / "c.toml").write_text("[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
-                                     "[model]\nspec = 'mock'\n[secret_sharer]\ntrials = 1\ncandidates = 5\n")
+    (tmp_path / "c.toml").write_text(
+        "[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:3'\ncount = 1\nreferences = 3\n"
+        "[model]\nspec = 'mock'\n[secret_sharer]\ntrials = 1\ncandidates = 5\n"
+    )
     one_error(run(command, tmp_path / "c.toml", "-s", setting, "--out", tmp_path / "out"), key)
     assert not (tmp_path / "out").exists()
 
@@ -335,14 +391,24 @@ def test_a_canary_set_carries_its_word_list(tmp_path):
 
     words = tmp_path / "w.txt"
     words.write_text("".join(f"word{i}\n" for i in range(20)))
-    assert run("canaries", "generate", "--template", "w {secret}", "--space", f"words:@{words}", "--count", "1", "--references", "3",
-               "--seed", "0", "--out", tmp_path / "set.json").exit_code == 0
+    assert (
+        run(
+            "canaries", "generate", "--template", "w {secret}", "--space", f"words:@{words}", "--count", "1",
+            "--references", "3", "--seed", "0", "--out", tmp_path / "set.json",
+        ).exit_code
+        == 0
+    )
     with words.open("a") as handle:
         handle.write("extra\n")
     parse_space.cache_clear()
     (tmp_path / "p.txt").write_text("a prompt\n")
-    one_error(run("score", "--model", "mock", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json", "--out",
-                  tmp_path / "r.json"), "has changed since it was generated")
+    one_error(
+        run(
+            "score", "--model", "mock", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json", "--out",
+            tmp_path / "r.json",
+        ),
+        "has changed since it was generated",
+    )
 
 
 def test_planting_refuses_to_overwrite_a_teacher_column_or_ignore_a_fraction(tmp_path, sms_jsonl):

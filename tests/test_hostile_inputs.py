@@ -49,8 +49,10 @@ def f(tmp_path, sms_jsonl):
     """Inputs of every kind, good and hostile."""
     t = tmp_path
     d = {"t": t, "sms": sms_jsonl}
-    run("canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "2", "--references", "4",
-        "--seed", "0", "--out", t / "set.json")
+    run(
+        "canaries", "generate", "--template", "code {secret}", "--space", "digits:3", "--count", "2", "--references",
+        "4", "--seed", "0", "--out", t / "set.json",
+    )
     d["set"] = t / "set.json"
     (t / "prompt.txt").write_text("Text: hello\nClass: ham\n", encoding="utf-8")
     d["prompt"] = t / "prompt.txt"
@@ -68,7 +70,9 @@ def f(tmp_path, sms_jsonl):
         "no_planted.json": json.dumps(no_planted),
         "no_canaries.json": json.dumps({**report, "canaries": []}),
         "empty_set.json": json.dumps({**set_data, "canaries": []}),
-        "refs_only_set.json": json.dumps({**set_data, "canaries": [c for c in set_data["canaries"] if not c["planted"]]}),
+        "refs_only_set.json": json.dumps(
+            {**set_data, "canaries": [c for c in set_data["canaries"] if not c["planted"]]}
+        ),
         "preset_types.toml": 'template = 5\nspace = "digits:4"\n',
         "gate_types.toml": '[gate]\nmax_exposure_bits = "high"\n',
         "gate_not_table.toml": "gate = 3\n",
@@ -78,8 +82,9 @@ def f(tmp_path, sms_jsonl):
         "config_types.toml": "[scoring]\nmode = 5\n",
         "dup.csv": "text,label,text\nhello,ham,again\n",
         "unterminated.csv": 'text,label\n"hello,ham\nworld,spam\n',
-        "deep_config.toml": "[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:2'\n[data]\npath = '@demo'\n[model]\nspec = 'mock'\n"
-                            "[pipeline]\nname = 'raw'\n[secret_sharer]\ntrials = 1\ncandidates = 5\n",
+        "deep_config.toml": "[canaries]\ntemplate = 'code {secret}'\nspace = 'digits:2'\n[data]\npath = "
+                            "'@demo'\n[model]\nspec = 'mock'\n"
+        "[pipeline]\nname = 'raw'\n[secret_sharer]\ntrials = 1\ncandidates = 5\n",
     }
     for name, text in texts.items():
         (t / name).write_text(text, encoding="utf-8")
@@ -120,25 +125,44 @@ def cases(d):
         "report-5000-digit-integer": (["gate", d["bigint_report.json"]], "digits"),
         "jsonl-lone-surrogate": ([*plant, d["surrogate.jsonl"]], "UTF-8"),
         "template-lone-surrogate": ([*gen, "--template", "a \ud800 {secret}", "--space", "digits:2"], "UTF-8"),
-        "words-file-not-utf8": ([*gen, "--template", "n {secret}", "--space", f"words:@{d['latin1_words']}"], "not UTF-8"),
+        "words-file-not-utf8": (
+            [*gen, "--template", "n {secret}", "--space", f"words:@{d['latin1_words']}"], "not UTF-8",
+        ),
         "preset-file-not-utf8": ([*gen, "--preset", d["latin1_preset"]], "not UTF-8"),
         "preset-wrong-types": ([*gen, "--preset", d["preset_types.toml"]], "preset"),
-        "negative-seed": (["canaries", "generate", "--template", "c {secret}", "--space", "digits:2", "--seed", "-1",
-                           "--out", t / "x.json"], "--seed"),
-        "seed-not-a-number": (["canaries", "generate", "--template", "c {secret}", "--space", "digits:2", "--seed", "x1",
-                               "--out", t / "x.json"], "--seed"),
-        "count-a-billion": ([*gen, "--template", "c {secret}", "--space", "digits:12", "--count", "1000000000"], "--count"),
-        "references-a-billion": ([*gen, "--template", "c {secret}", "--space", "digits:12", "--references", "1000000000"],
-                                 "--references"),
+        "negative-seed": (
+            [
+                "canaries", "generate", "--template", "c {secret}", "--space", "digits:2", "--seed", "-1", "--out",
+                t / "x.json",
+            ],
+            "--seed",
+        ),
+        "seed-not-a-number": (
+            [
+                "canaries", "generate", "--template", "c {secret}", "--space", "digits:2", "--seed", "x1", "--out",
+                t / "x.json",
+            ],
+            "--seed",
+        ),
+        "count-a-billion": (
+            [*gen, "--template", "c {secret}", "--space", "digits:12", "--count", "1000000000"], "--count",
+        ),
+        "references-a-billion": (
+            [*gen, "--template", "c {secret}", "--space", "digits:12", "--references", "1000000000"], "--references",
+        ),
         "count-zero": ([*gen, "--template", "c {secret}", "--space", "digits:2", "--count", "0"], "--count"),
-        "repetitions-huge": ([*gen, "--template", "c {secret}", "--space", "digits:2", "--repetitions", "10000000"],
-                             "--repetitions"),
+        "repetitions-huge": (
+            [*gen, "--template", "c {secret}", "--space", "digits:2", "--repetitions", "10000000"], "--repetitions",
+        ),
         "absurd-space": ([*gen, "--template", "c {secret}", "--space", "digits:999999999"], "KIND:LENGTH"),
         "long-space": ([*gen, "--template", "c {secret}", "--space", "hex:5000"], "longer than"),
         "space-length-unicode-digits": ([*gen, "--template", "c {secret}", "--space", "digits:٣"], "KIND:LENGTH"),
-        "empty-canary-set": ([*score[:-3], "--canaries", d["empty_set.json"], "--out", t / "r2.json"], "no planted canaries"),
-        "canary-set-only-references": ([*score[:-3], "--canaries", d["refs_only_set.json"], "--out", t / "r2.json"],
-                                       "no planted canaries"),
+        "empty-canary-set": (
+            [*score[:-3], "--canaries", d["empty_set.json"], "--out", t / "r2.json"], "no planted canaries",
+        ),
+        "canary-set-only-references": (
+            [*score[:-3], "--canaries", d["refs_only_set.json"], "--out", t / "r2.json"], "no planted canaries",
+        ),
         "command-unterminated-quote": ([*cmd, "python 'teacher.py"], "quotes"),
         "command-not-executable": ([*cmd, str(d["not_exec"])], "not executable"),
         "command-empty": ([*cmd, " "], "needs a program"),
@@ -150,8 +174,10 @@ def cases(d):
         "demo-out-is-a-file": (["demo", "--model", "mock", "--out", d["afile"]], "is a file"),
         "cache-folder-is-a-file": ([*teach, t / "p.txt", "--no-cache", "--model", "mock"], None),
         "fraction-out-of-range": ([*plant, d["sms"], "--fraction", "7"], "--fraction"),
-        "temperature-negative": (["teach", "--pipeline", "examples", "--data", d["sms"], "--out", t / "p.txt", "--temperature",
-                                  "-1"], "--temperature"),
+        "temperature-negative": (
+            ["teach", "--pipeline", "examples", "--data", d["sms"], "--out", t / "p.txt", "--temperature", "-1"],
+            "--temperature",
+        ),
         "timeout-zero": ([*cmd, "true", "--timeout", "0"], "--timeout"),
         "max-exact-zero": ([*score, t / "r2.json", "--max-exact", "0"], "--max-exact"),
         "search-budget-negative": ([*score, t / "r2.json", "--sampled", "--search-budget", "-1"], "--search-budget"),
@@ -168,34 +194,54 @@ def cases(d):
         "score-out-is-data": ([*score, t / "r2.json", "--data", d["sms"], "--out", d["sms"]], "is the input"),
         "teach-out-is-data": ([*teach, d["sms"]], "is the input"),
         "teach-out-is-eval-data": ([*teach, t / "e.jsonl", "--eval-data", t / "e.jsonl"], None),
-        "teach-out-is-prompt-file": (["teach", "--pipeline", "prompt-file", "--prompt-file", d["prompt"], "--out", d["prompt"]],
-                                     "is the input"),
+        "teach-out-is-prompt-file": (
+            ["teach", "--pipeline", "prompt-file", "--prompt-file", d["prompt"], "--out", d["prompt"]], "is the input",
+        ),
         "report-md-is-report": ([*rep, "--md", d["report"]], "is the input"),
         "report-html-is-report": ([*rep, "--html", d["report"]], "is the input"),
         "report-junit-is-report": ([*rep, "--junit", d["report"]], "is the input"),
         "report-two-outputs-one-file": ([*rep, "--md", t / "same", "--html", t / "same"], "different files"),
-        "plant-onto-symlink-of-data": (["canaries", "plant", d["set"], "--data", d["sms"], "--out", d["link"]], "is the input"),
-        "plant-out-is-canary-set": (["canaries", "plant", d["set"], "--data", d["sms"], "--out", d["set"]], "is the input"),
-        "plant-out-is-data-by-other-path": (["canaries", "plant", d["set"], "--data", d["sms"], "--out",
-                                             d["sms"].parent / "." / d["sms"].name], "is the input"),
-        "generate-out-is-preset": (["canaries", "generate", "--preset", d["preset_types.toml"], "--seed", "0", "--out",
-                                    d["preset_types.toml"]], "is the input"),
+        "plant-onto-symlink-of-data": (
+            ["canaries", "plant", d["set"], "--data", d["sms"], "--out", d["link"]], "is the input",
+        ),
+        "plant-out-is-canary-set": (
+            ["canaries", "plant", d["set"], "--data", d["sms"], "--out", d["set"]], "is the input",
+        ),
+        "plant-out-is-data-by-other-path": (
+            ["canaries", "plant", d["set"], "--data", d["sms"], "--out", d["sms"].parent / "." / d["sms"].name],
+            "is the input",
+        ),
+        "generate-out-is-preset": (
+            [
+                "canaries", "generate", "--preset", d["preset_types.toml"], "--seed", "0", "--out",
+                d["preset_types.toml"],
+            ],
+            "is the input",
+        ),
         # C. special files
         "fifo-as-data": ([*plant, d["fifo"]], "not a regular file"),
-        "fifo-as-prompt": (["score", "--model", "mock", "--prompt", d["fifo"], "--canaries", d["set"], "--out", t / "r2.json"],
-                           "not a regular file"),
-        "fifo-as-canary-set": (["score", "--model", "mock", "--prompt", d["prompt"], "--canaries", d["fifo"], "--out",
-                                t / "r2.json"], "not a regular file"),
+        "fifo-as-prompt": (
+            ["score", "--model", "mock", "--prompt", d["fifo"], "--canaries", d["set"], "--out", t / "r2.json"],
+            "not a regular file",
+        ),
+        "fifo-as-canary-set": (
+            ["score", "--model", "mock", "--prompt", d["prompt"], "--canaries", d["fifo"], "--out", t / "r2.json"],
+            "not a regular file",
+        ),
         "fifo-as-report": (["gate", d["fifo"]], "not a regular file"),
         "fifo-as-gate-config": ([*gate, "--config", d["fifo"]], "not a regular file"),
         "fifo-as-words": ([*gen, "--template", "n {secret}", "--space", f"words:@{d['fifo']}"], "not a regular file"),
         "fifo-as-config": (["run", d["fifo"]], "not a regular file"),
         "dev-zero-as-data": ([*plant, "/dev/zero"], "not a regular file"),
-        "dev-zero-as-prompt": (["score", "--model", "mock", "--prompt", "/dev/zero", "--canaries", d["set"], "--out",
-                                t / "r2.json"], "not a regular file"),
+        "dev-zero-as-prompt": (
+            ["score", "--model", "mock", "--prompt", "/dev/zero", "--canaries", d["set"], "--out", t / "r2.json"],
+            "not a regular file",
+        ),
         "dev-zero-as-report": (["gate", "/dev/zero"], "not a regular file"),
         "dev-null-as-out": ([*score, "/dev/null"], "not a regular file"),
-        "dev-null-as-plant-out": (["canaries", "plant", d["set"], "--data", d["sms"], "--out", "/dev/null"], "not a regular file"),
+        "dev-null-as-plant-out": (
+            ["canaries", "plant", d["set"], "--data", d["sms"], "--out", "/dev/null"], "not a regular file",
+        ),
         "dev-null-as-md": ([*rep, "--md", "/dev/null"], "not a regular file"),
         "folder-as-data": ([*plant, d["folder"]], "is a directory"),
         "folder-as-out": ([*score, d["folder"]], "is a directory"),
@@ -215,11 +261,15 @@ def cases(d):
         "compare-tolerance-negative": (["compare", d["report"], d["report"], "--tolerance", "-1"], "--tolerance"),
         "report-gate-alpha-bad": ([*rep, "--md", t / "r.md", "--alpha", "2"], "out of range"),
         # H. no silent corruption
-        "shard-field-is-text-field": ([*plant, d["sms"], "--shards", "2", "--shard-field", "text"], "text field itself"),
+        "shard-field-is-text-field": (
+            [*plant, d["sms"], "--shards", "2", "--shard-field", "text"], "text field itself",
+        ),
         "csv-duplicate-columns": ([*plant, d["dup.csv"], "--format", "csv"], "more than once"),
         "csv-unterminated-quote": ([*plant, d["unterminated.csv"], "--format", "csv"], "not valid CSV"),
-        "multi-line-canary-into-text": (["canaries", "plant", t / "ml.json", "--data", d["prompt"], "--format", "text",
-                                         "--out", t / "o.txt"], "several lines"),
+        "multi-line-canary-into-text": (
+            ["canaries", "plant", t / "ml.json", "--data", d["prompt"], "--format", "text", "--out", t / "o.txt"],
+            "several lines",
+        ),
     }
     return c
 
@@ -228,15 +278,27 @@ def cases(d):
 def multi_line_set(f):
     from privacy_audit import generate_canary_set, save_canary_set
 
-    save_canary_set(generate_canary_set(template="code\n{secret}", space="digits:2", count=1, references=0, seed=0), f["t"] / "ml.json")
+    save_canary_set(
+        generate_canary_set(template="code\n{secret}", space="digits:2", count=1, references=0, seed=0),
+        f["t"] / "ml.json",
+    )
 
 
-CASE_NAMES = list(cases({k: Path("/x") for k in (
-    "t", "sms", "set", "prompt", "report", "deep.jsonl", "deep_report.json", "bigint.jsonl", "bigint_report.json",
-    "surrogate.jsonl", "no_planted.json", "no_canaries.json", "empty_set.json", "refs_only_set.json", "preset_types.toml",
-    "gate_types.toml", "gate_not_table.toml", "gate_tool_not_table.toml", "gate_fraction.toml", "gate_negative_override.toml",
-    "config_types.toml", "dup.csv", "unterminated.csv", "deep_config.toml", "latin1_words", "latin1_preset", "not_exec",
-    "fifo", "folder", "link", "afile")}))
+CASE_NAMES = list(
+    cases(
+        {
+            k: Path("/x")
+            for k in (
+                "t", "sms", "set", "prompt", "report", "deep.jsonl", "deep_report.json", "bigint.jsonl",
+                "bigint_report.json", "surrogate.jsonl", "no_planted.json", "no_canaries.json", "empty_set.json",
+                "refs_only_set.json", "preset_types.toml", "gate_types.toml", "gate_not_table.toml",
+                "gate_tool_not_table.toml", "gate_fraction.toml", "gate_negative_override.toml", "config_types.toml",
+                "dup.csv", "unterminated.csv", "deep_config.toml", "latin1_words", "latin1_preset", "not_exec", "fifo",
+                "folder", "link", "afile",
+            )
+        }
+    )
+)
 
 
 def test_the_corpus_holds_over_80_cases():
@@ -271,10 +333,14 @@ SUBPROCESS_CASES = ["non-utf8-argv", "stdout-on-a-full-disk", "fifo-does-not-han
 
 
 def test_non_utf8_argv_is_one_line(tmp_path):
-    result = _cli(b"canaries", b"generate", b"--template", b"caf\xe9 {secret}", b"--space", b"digits:2", b"--seed", b"0",
-                  b"--out", str(tmp_path / "x.json").encode())
+    result = _cli(
+        b"canaries", b"generate", b"--template", b"caf\xe9 {secret}", b"--space", b"digits:2", b"--seed", b"0",
+        b"--out", str(tmp_path / "x.json").encode(),
+    )
     err = result.stderr.decode("utf-8", "replace").strip().splitlines()
-    assert result.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and b"Traceback" not in result.stderr
+    assert (
+        result.returncode == 2 and len(err) == 1 and err[0].startswith("error: ") and b"Traceback" not in result.stderr
+    )
     assert not (tmp_path / "x.json").exists()
 
 
@@ -289,7 +355,9 @@ def test_stdout_on_a_full_disk_is_one_line():
 def test_a_fifo_input_does_not_hang(tmp_path):
     os.mkfifo(tmp_path / "fifo")
     started = time.monotonic()
-    result = _cli("canaries", "plant", str(tmp_path / "fifo"), "--data", str(tmp_path / "fifo"), "--out", str(tmp_path / "o"))
+    result = _cli(
+        "canaries", "plant", str(tmp_path / "fifo"), "--data", str(tmp_path / "fifo"), "--out", str(tmp_path / "o")
+    )
     assert result.returncode == 2 and b"not a regular file" in result.stderr and time.monotonic() - started < 60
 
 
@@ -314,7 +382,9 @@ def test_error_boundary_maps_unexpected_exceptions_to_exit_3(monkeypatch):
 
     monkeypatch.setattr(privacy_audit.audit, "compare_reports", boom)
     result = run("compare", "a", "b")
-    assert result.exit_code == 3 and "internal error, please report" in result.output and "Traceback" not in result.output
+    assert (
+        result.exit_code == 3 and "internal error, please report" in result.output and "Traceback" not in result.output
+    )
 
 
 def test_path_guard_follows_links_and_other_spellings(tmp_path):
@@ -376,7 +446,10 @@ def test_failing_teacher_message_is_sanitised_and_redacted(f):
         "hit = next(r['text'] for r in rows if 'code' in r['text'])\n"
         "sys.stderr.write('\\x1b]0;pwned\\x07\\x1b[31mfailed on: ' + hit + '\\n')\nsys.exit(4)\n"
     )
-    result = run("teach", "--pipeline", "command", "--data", planted, "--out", f["t"] / "p.txt", "--command", f"{PY} {script} {{input}}")
+    result = run(
+        "teach", "--pipeline", "command", "--data", planted, "--out", f["t"] / "p.txt", "--command",
+        f"{PY} {script} {{input}}",
+    )
     assert result.exit_code == 2 and "exit code 4" in result.output
     assert secret not in result.output and "\x1b" not in result.output and "\x07" not in result.output
     assert "[redacted]" in result.output
@@ -414,8 +487,13 @@ def test_no_silent_corruption_of_data(f):
     (t / "bom.csv").write_bytes("\ufefftext,label\nhello there,ham\nbuy now,spam\n".encode())
     assert run("canaries", "plant", f["set"], "--data", t / "bom.csv", "--out", t / "bom_out.csv").exit_code == 0
     assert (t / "bom_out.csv").read_text().splitlines()[0] == "text,label"
-    (t / "u2028.jsonl").write_text(json.dumps({"text": "line\u2028separator", "label": "ham"}, ensure_ascii=False) + "\n"
-                                   + json.dumps({"text": "second", "label": "spam"}) + "\n", encoding="utf-8")
+    (t / "u2028.jsonl").write_text(
+        json.dumps({"text": "line\u2028separator", "label": "ham"}, ensure_ascii=False)
+        + "\n"
+        + json.dumps({"text": "second", "label": "spam"})
+        + "\n",
+        encoding="utf-8",
+    )
     assert run("canaries", "plant", f["set"], "--data", t / "u2028.jsonl", "--out", t / "u_out.jsonl").exit_code == 0
     rows = [json.loads(line) for line in (t / "u_out.jsonl").read_text(encoding="utf-8").split("\n") if line]
     assert "line\u2028separator" in rows[0]["text"]
@@ -428,10 +506,13 @@ def test_a_teachers_background_child_ends_with_teach(f):
     script = f["t"] / "forker.py"
     script.write_text(
         "import subprocess, sys\n"
-        f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'], stdout=subprocess.DEVNULL, "
+        "stderr=subprocess.DEVNULL)\n"
         f"open({str(pidfile)!r}, 'w').write(str(p.pid))\nprint('a teaching prompt')\n"
     )
-    result = run("teach", "--pipeline", "command", "--data", f["sms"], "--out", f["t"] / "p.txt", "--command", f"{PY} {script}")
+    result = run(
+        "teach", "--pipeline", "command", "--data", f["sms"], "--out", f["t"] / "p.txt", "--command", f"{PY} {script}"
+    )
     assert result.exit_code == 0, result.output
     pid = int(pidfile.read_text())
     for _ in range(50):
@@ -447,7 +528,9 @@ def test_a_teachers_background_child_ends_with_teach(f):
 
 def test_an_empty_prompt_is_scored_as_the_zero_shot_case_and_said_so(f):
     (f["t"] / "empty.txt").write_text("")
-    result = run("score", "--model", "mock", "--prompt", f["t"] / "empty.txt", "--canaries", f["set"], "--out", f["t"] / "z.json")
+    result = run(
+        "score", "--model", "mock", "--prompt", f["t"] / "empty.txt", "--canaries", f["set"], "--out", f["t"] / "z.json"
+    )
     assert result.exit_code == 0 and "zero-shot case" in result.output
 
 
@@ -458,12 +541,17 @@ def test_a_version_1_report_is_upgraded(f):
     data["schema_version"] = 1
     data["run"].pop("tokenization")
     data["summary"].pop("p_values")
+    data["summary"].pop("secrets_in_prompt")  # fields of later versions
+    for c in data["canaries"]:
+        c.pop("verbatim_p_value", None)
     for key in ("interval_method", "confidence"):
         data["statistics"].pop(key)
     eps = data["statistics"]["epsilon"]
     for key in ("hits", "design"):
         eps.pop(key)
-    data["statistics"]["extrapolation"] = {"a": 0.0, "loc": 1.0, "scale": 1.0, "ks_statistic": 0.1, "ks_p_value": 0.5, "poor_fit": False}
+    data["statistics"]["extrapolation"] = {
+        "a": 0.0, "loc": 1.0, "scale": 1.0, "ks_statistic": 0.1, "ks_p_value": 0.5, "poor_fit": False,
+    }
     (f["t"] / "v1.json").write_text(json.dumps(data))
     report = load_report(f["t"] / "v1.json")
     assert report.schema_version == 4 and report.statistics.epsilon.design == "independent"

@@ -10,19 +10,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "privacy_audit"
 # Lower floors never import higher ones: canaries -> pipelines -> scoring -> reports -> gate, then the top floor.
 FLOORS = [
-    ("errors", "_io", "_text", "_paths", "_registry", "_progress"),
-    ("models",),
-    ("canaries",),
-    ("pipelines",),
-    ("scoring",),
-    ("reports",),
-    ("gate",),
-    ("config",),
-    ("chain",),
-    ("audit", "demo", "secret_sharer"),
-    ("_cli_support",),
-    ("cli",),
-    ("_entry", "__main__"),
+    ("errors", "_io", "_text", "_paths", "_registry", "_progress"), ("models",), ("canaries",), ("pipelines",),
+    ("scoring",), ("reports",), ("gate",), ("config",), ("chain",), ("audit", "demo", "secret_sharer"),
+    ("_cli_support",), ("cli",), ("_entry", "__main__"),
 ]
 FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}
 
@@ -40,7 +30,13 @@ def imported(tree: ast.AST) -> set[str]:
     """First components under privacy_audit of every import in a module."""
     out = set()
     for node in ast.walk(tree):
-        names = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        names = (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
         for name in names:
             parts = name.split(".")
             if parts[0] == "privacy_audit" and len(parts) > 1:
@@ -64,5 +60,9 @@ def test_modules_and_functions_stay_small_and_say_their_role(path):
     assert len(text.splitlines()) <= 400
     doc = ast.get_docstring(tree)
     assert doc and len(doc.splitlines()[0]) <= 160, "a one-line role at the top of the module"
-    long = [n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno >= 60]
+    long = [
+        n.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno >= 60
+    ]
     assert not long, f"functions over 60 lines: {long}"

@@ -40,18 +40,27 @@ def test_killing_a_writer_never_leaves_a_torn_file(tmp_path):
 
 
 def default_sigint() -> None:
-    """In the child: Ctrl-C acts as usual even when the tests run in the background (where it is inherited as ignored)."""
+    """In the child: Ctrl-C acts as usual even when the tests run in the background (where it is inherited ignored)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_ctrl_c_exits_130_and_keeps_no_partial_output(tmp_path):
     cs = tmp_path / "set.json"
-    subprocess.run([sys.executable, "-m", "privacy_audit", "canaries", "generate", "--template", "code {secret}", "--space",
-                    "digits:6", "--count", "1", "--references", "3", "--seed", "0", "--out", str(cs)], check=True)
+    subprocess.run(
+        [
+            sys.executable, "-m", "privacy_audit", "canaries", "generate", "--template", "code {secret}", "--space",
+            "digits:6", "--count", "1", "--references", "3", "--seed", "0", "--out", str(cs),
+        ],
+        check=True,
+    )
     (tmp_path / "p.txt").write_text("some prompt " * 20)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "privacy_audit", "score", "--model", "mock", "--prompt", str(tmp_path / "p.txt"), "--canaries",
-         str(cs), "--out", str(tmp_path / "r.json")], stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable, "-m", "privacy_audit", "score", "--model", "mock", "--prompt", str(tmp_path / "p.txt"),
+            "--canaries", str(cs), "--out", str(tmp_path / "r.json"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
         preexec_fn=default_sigint,
     )
     time.sleep(3)

@@ -1,4 +1,4 @@
-"""Config-driven runs (`run`) and the Secret Sharer protocol: overrides, resumability, typed trial files, identical results on Ray."""
+"""Config-driven runs (`run`) and the Secret Sharer protocol: overrides, resumability, typed trial files, Ray."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def test_run_writes_the_reports_and_applies_the_gate(tmp_path):
 
 def test_run_reads_pyproject(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text(
-        '[tool.privacy-audit]\nout = "o"\n[tool.privacy-audit.canaries]\ntemplate = "code {secret}"\nspace = "digits:2"\n'
+        '[tool.privacy-audit]\nout = "o"\n[tool.privacy-audit.canaries]\ntemplate = "code {secret}"\nspace = '
+        '"digits:2"\n'
         'references = 10\n[tool.privacy-audit.data]\nlimit = 10\n[tool.privacy-audit.model]\nspec = "mock"\n'
     )
     monkeypatch.chdir(tmp_path)
@@ -61,7 +62,9 @@ def test_every_paper_config_runs_a_trial(config, tmp_path):
 
 
 def quick(tmp_path, **extra):
-    sets = {"model.spec": "mock", "secret_sharer.trials": 6, "secret_sharer.candidates": 50, "out": str(tmp_path), **extra}
+    sets = {
+        "model.spec": "mock", "secret_sharer.trials": 6, "secret_sharer.candidates": 50, "out": str(tmp_path), **extra,
+    }
     return load_config(CONFIGS / "quick.toml", overrides=tuple(f"{k}={v}" for k, v in sets.items()))
 
 
@@ -69,7 +72,9 @@ def test_secret_sharer_is_repeatable_and_resumes(tmp_path):
     first = run_secret_sharer(quick(tmp_path / "a"))
     second = run_secret_sharer(quick(tmp_path / "b"))
     assert list(first.protocol.ranks) == list(second.protocol.ranks) and first.protocol.trials == 6
-    assert first.protocol.null_mean_rank == 24.5 and first.protocol.rank_zero_count == sum(r == 0 for r in list(first.protocol.ranks))
+    assert first.protocol.null_mean_rank == 24.5 and first.protocol.rank_zero_count == sum(
+        r == 0 for r in list(first.protocol.ranks)
+    )
     folder = secret_sharer_dir(quick(tmp_path / "a"))
     stamps = {p.name: p.stat().st_mtime_ns for p in (folder / "trials").iterdir()}
     messages: list[str] = []

@@ -25,8 +25,11 @@ def run(*args):
 
 
 def test_a_served_teacher_writes_a_prompt_that_the_embedded_model_scores(server, tmp_path, sms_jsonl):
-    taught = run("teach", "--pipeline", "instructions", "--data", sms_jsonl, "--label-field", "label", "--model", f"openai:{ALIAS}",
-                 "-m", f"base_url={server}", "-m", "max_connections=2", "-o", "max_new_tokens=48", "--out", tmp_path / "p.txt")
+    taught = run(
+        "teach", "--pipeline", "instructions", "--data", sms_jsonl, "--label-field", "label", "--model",
+        f"openai:{ALIAS}", "-m", f"base_url={server}", "-m", "max_connections=2", "-o", "max_new_tokens=48", "--out",
+        tmp_path / "p.txt",
+    )
     assert taught.exit_code == 0, taught.output
     assert (tmp_path / "p.txt").read_text().strip()
     run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:2", "--count", "1",
@@ -47,7 +50,10 @@ def test_a_config_with_a_served_teacher_and_the_embedded_scorer_names_both(serve
     result = run("run", tmp_path / "c.toml", "--out", tmp_path / "out")
     assert result.exit_code in (0, 1), result.output
     run_spec = json.loads((tmp_path / "out" / "report.json").read_text())["run"]
-    assert run_spec["teacher"]["served_model"] == ALIAS and run_spec["model"]["name"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert (
+        run_spec["teacher"]["served_model"] == ALIAS
+        and run_spec["model"]["name"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    )
 
 
 def test_a_served_scorer_ranks_a_copied_canary_first_with_llama_cpps_own_numbers(server, tmp_path):
@@ -64,8 +70,10 @@ def test_a_served_scorer_ranks_a_copied_canary_first_with_llama_cpps_own_numbers
         "--references", "3", "--seed", "2", "--out", tmp_path / "s.json")
     secret = json.loads((tmp_path / "s.json").read_text())["canaries"][0]["secret"]
     (tmp_path / "p.txt").write_text(f"Text: your parcel is ready\nClass: ham\nThe secret code is {secret}.\n")
-    scored = run("score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "s.json", "--model", f"openai:{ALIAS}",
-                 "-m", f"base_url={server}", "--exact", "--out", tmp_path / "r.json")
+    scored = run(
+        "score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "s.json", "--model", f"openai:{ALIAS}", "-m",
+        f"base_url={server}", "--exact", "--out", tmp_path / "r.json",
+    )
     assert scored.exit_code == 0, scored.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["canaries"][0]["rank"] == 1 and report["run"]["score_checks"][0]["passed"]

@@ -127,7 +127,9 @@ def derive(values: Mapping[str, str], derived: Mapping[str, Sequence[str]]) -> d
         try:
             numbers = [int(values[a]) for a in args]
         except ValueError:
-            raise InputError(f"derived field {name!r} needs numeric slots ({', '.join(args)}); a value there is not a whole number") from None
+            raise InputError(
+                f"derived field {name!r} needs numeric slots ({', '.join(args)}); a value there is not a whole number"
+            ) from None
         out[name] = str(DERIVED_OPS[op](numbers))
     return out
 
@@ -138,18 +140,24 @@ def fill_template(template: str, values: Mapping[str, str], derived: Mapping[str
     return PLACEHOLDER.sub(lambda m: table[m.group(1)], template)
 
 
-def check_template(template: str, slots: Sequence[str] = ("secret",), derived: Mapping[str, Sequence[str]] = {}) -> None:
+def check_template(
+    template: str, slots: Sequence[str] = ("secret",), derived: Mapping[str, Sequence[str]] = {}
+) -> None:
     """Every slot of the space must appear; `{secret}` (the slot of a one-slot space) exactly once.
 
     Named slots (`{name}`, `{code1}`) may repeat, as in the paper's name pattern; other `{word}`
     placeholders must be derived fields; the template needs text besides its slots.
     """
     if len(template) > MAX_TEMPLATE_CHARS:
-        raise InputError(f"the template has {len(template):,} characters, more than the {MAX_TEMPLATE_CHARS:,} a canary may have")
+        raise InputError(
+            f"the template has {len(template):,} characters, more than the {MAX_TEMPLATE_CHARS:,} a canary may have"
+        )
     found = PLACEHOLDER.findall(template)
     for name, (op, *args) in derived.items():
         if op not in DERIVED_OPS or not args or any(a not in slots for a in args):
-            raise InputError(f"derived field {name!r} must be [{'|'.join(DERIVED_OPS)}, slot, ...] over the slots {', '.join(slots)}")
+            raise InputError(
+                f"derived field {name!r} must be [{'|'.join(DERIVED_OPS)}, slot, ...] over the slots {', '.join(slots)}"
+            )
     unknown = sorted(set(found) - set(slots) - set(derived))
     if unknown:
         raise InputError(f"template {template!r} has {{{unknown[0]}}} but the space's slots are {', '.join(slots)}")
@@ -162,12 +170,16 @@ def check_template(template: str, slots: Sequence[str] = ("secret",), derived: M
     if missing:
         raise InputError(f"template {template!r} lacks the slot {{{missing[0]}}} of its space")
     if not PLACEHOLDER.sub("", template).strip():
-        raise InputError(f"template {template!r} has no text around {SLOT}; give it a context such as 'The secret code is'")
+        raise InputError(
+            f"template {template!r} has no text around {SLOT}; give it a context such as 'The secret code is'"
+        )
 
 
 def _check_counts(space: SecretSpace, count: int, references: int, repetitions: int) -> None:
     if space.size < 2:
-        raise InputError(f"space {space.spec} holds a single secret, so nothing about it can be measured; use a larger space")
+        raise InputError(
+            f"space {space.spec} holds a single secret, so nothing about it can be measured; use a larger space"
+        )
     if count < 1:
         raise InputError("--count must be at least 1")
     if references < 0:
@@ -176,7 +188,9 @@ def _check_counts(space: SecretSpace, count: int, references: int, repetitions: 
         raise InputError("--repetitions must be at least 1")
     total = count + references
     if total > MAX_DRAW:
-        raise InputError(f"{count:,} canaries + {references:,} references is more than the {MAX_DRAW:,} secrets one set may draw")
+        raise InputError(
+            f"{count:,} canaries + {references:,} references is more than the {MAX_DRAW:,} secrets one set may draw"
+        )
     if total > space.size:
         raise InputError(
             f"{count} canaries + {references} references need {total} distinct secrets but space "
@@ -185,16 +199,8 @@ def _check_counts(space: SecretSpace, count: int, references: int, repetitions: 
 
 
 def generate_canary_set(
-    *,
-    template: str,
-    space: str | SecretSpace,
-    count: int,
-    references: int,
-    seed: int,
-    repetitions: int = 1,
-    derived: Mapping[str, Sequence[str]] | None = None,
-    preset: str | None = None,
-    randomized: bool = False,
+    *, template: str, space: str | SecretSpace, count: int, references: int, seed: int, repetitions: int = 1,
+    derived: Mapping[str, Sequence[str]] | None = None, preset: str | None = None, randomized: bool = False,
 ) -> CanarySet:
     """Draw `count` canaries and `references` never-planted references, all distinct, uniformly.
 
@@ -217,10 +223,14 @@ def generate_canary_set(
     if randomized:
         coins = rng.random(total) < 0.5
         if not coins.any():
-            raise InputError(f"no coin planted any of the {total} canaries (chance 2^-{total}); use more canaries or another seed")
+            raise InputError(
+                f"no coin planted any of the {total} canaries (chance 2^-{total}); use more canaries or another seed"
+            )
         width = len(str(total - 1))
         items = [
-            Canary(id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=bool(c), repetitions=repetitions if c else 0)
+            Canary(
+                id=f"canary-{i:0{width}d}", secret=s, text=text(s), planted=bool(c), repetitions=repetitions if c else 0
+            )
             for i, (s, c) in enumerate(zip(secrets, coins))
         ]
     else:
@@ -248,7 +258,10 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
     if not isinstance(data, dict) or data.get("format") != CANARY_SET_FORMAT:
         raise InputError(f"{path} is not a privacy-audit canary set (make one with 'privacy-audit canaries generate')")
     if data.get("version") != CANARY_SET_VERSION:
-        raise InputError(f"canary set {path} has version {data.get('version')}; this privacy-audit reads version {CANARY_SET_VERSION}")
+        raise InputError(
+            f"canary set {path} has version {data.get('version')}; this privacy-audit reads version "
+            f"{CANARY_SET_VERSION}"
+        )
     try:
         canary_set = CanarySet.model_validate(data)
     except ValidationError as exc:
@@ -256,14 +269,20 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
         where = ".".join(str(p) for p in first["loc"])
         raise InputError(f"canary set {path} is malformed at {where}: {first['msg']}") from None
     if not canary_set.planted:
-        raise InputError(f"canary set {path} holds no planted canaries; make one with 'privacy-audit canaries generate'")
+        raise InputError(
+            f"canary set {path} holds no planted canaries; make one with 'privacy-audit canaries generate'"
+        )
     space = canary_set.secret_space
     if canary_set.space_sha256 is not None and canary_set.space_sha256 != space.digest:
         changed = ", ".join(space.files) or space.spec
-        raise InputError(f"canary set {path} was drawn from another {space.spec}: {changed} has changed since it was generated; "
-                         "restore it or generate the set again")
+        raise InputError(
+            f"canary set {path} was drawn from another {space.spec}: {changed} has changed since it was generated; "
+            "restore it or generate the set again"
+        )
     if space.size < 2:
-        raise InputError(f"canary set {path}: space {space.spec} holds a single secret, so nothing about it can be measured")
+        raise InputError(
+            f"canary set {path}: space {space.spec} holds a single secret, so nothing about it can be measured"
+        )
     check_template(canary_set.template, space.slots, canary_set.derived)
     for canary in canary_set.canaries:
         if canary.secret not in space or canary.text != canary_set.fill(canary.secret):

@@ -17,7 +17,10 @@ def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> 
     """
     space = canary_set.secret_space
     drawn = len(canary_set.canaries)
-    basics = {"space_size": space.size, "drawn": drawn, "space_ok": drawn <= space.size, "fraction_of_space_drawn": drawn / space.size}
+    basics = {
+        "space_size": space.size, "drawn": drawn, "space_ok": drawn <= space.size,
+        "fraction_of_space_drawn": drawn / space.size,
+    }
     if model is None:
         return DesignChecks(**basics, tokenizer="not checked (pass --check-model to check tokenization)")
     prefix = len(canary_set.prefix)
@@ -32,10 +35,16 @@ def design_checks(canary_set: CanarySet, model: LanguageModel | None = None) -> 
         if covering != list(own_ids):
             merges.append(canary.id)
     return DesignChecks(
-        **basics, tokenizer=model.name, scored_tokens_min=int(np.min(counts)), scored_tokens_max=int(np.max(counts)),
-        boundary_merges=len(merges), boundary_merge_examples=tuple(merges[:5]),
+        **basics,
+        tokenizer=model.name,
+        scored_tokens_min=int(np.min(counts)),
+        scored_tokens_max=int(np.max(counts)),
+        boundary_merges=len(merges),
+        boundary_merge_examples=tuple(merges[:5]),
         boundary_note=(
-            "every secret tokenizes the same alone and in the template" if not merges else
-            "some secrets merge with the template text next to them; scores stay exact (canonical tokens of the whole text)"
+            "every secret tokenizes the same alone and in the template"
+            if not merges
+            else "some secrets merge with the template text next to them; scores stay exact (canonical tokens of the "
+                 "whole text)"
         ),
     )

@@ -19,7 +19,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from privacy_audit._io import all_or_nothing, atomic_write, dump_jsonl, guard_outputs, read_bytes, read_records, read_text, write_json
+from privacy_audit._io import (
+    all_or_nothing, atomic_write, dump_jsonl, guard_outputs, read_bytes, read_records, read_text, write_json,
+)
 from privacy_audit.canaries.canary import CanarySet
 from privacy_audit.errors import InputError
 
@@ -59,15 +61,8 @@ class Planting(BaseModel):
 
 
 def plant_records(
-    records: list[dict[str, Any]],
-    canary_set: CanarySet,
-    *,
-    field: str,
-    position: Position = "append",
-    seed: int = 0,
-    shards: int | None = None,
-    fraction: float | None = None,
-    shard_field: str = "teacher",
+    records: list[dict[str, Any]], canary_set: CanarySet, *, field: str, position: Position = "append", seed: int = 0,
+    shards: int | None = None, fraction: float | None = None, shard_field: str = "teacher",
 ) -> tuple[list[dict[str, Any]], list[Insertion]]:
     """Copies of `records` with each planted canary inserted `repetitions` times into distinct records
     (per chosen shard when `shards` is set: a `fraction` of the shards, default all). Pure: the inputs are
@@ -89,7 +84,11 @@ def plant_records(
     )
     plan: list[tuple[Any, int | None, int]] = []  # (canary, shard, record index or -1 for a new record)
     for canary in canary_set.planted:
-        chosen = groups if shards is None else [groups[int(g)] for g in sorted(rng.choice(shards, math.ceil(fraction * shards), replace=False))]
+        chosen = (
+            groups
+            if shards is None
+            else [groups[int(g)] for g in sorted(rng.choice(shards, math.ceil(fraction * shards), replace=False))]
+        )
         for shard, members in chosen:
             if position == "new":
                 plan += [(canary, shard, -1)] * canary.repetitions
@@ -100,7 +99,9 @@ def plant_records(
                     f"{canary.id} wants {canary.repetitions} repetitions but {where} has {len(members)} records; "
                     "use fewer repetitions or --position new"
                 )
-            plan += [(canary, shard, members[int(i)]) for i in rng.choice(len(members), canary.repetitions, replace=False)]
+            plan += [
+                (canary, shard, members[int(i)]) for i in rng.choice(len(members), canary.repetitions, replace=False)
+            ]
     insertions: list[Insertion] = []
     for canary, shard, idx in plan:
         if idx >= 0:
@@ -169,7 +170,9 @@ def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list
         raise InputError(f"{path}: not valid CSV ({exc})") from None
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
-        raise InputError(f"{path}: the header names column {repeated[0]!r} more than once; rename one (a record cannot hold both)")
+        raise InputError(
+            f"{path}: the header names column {repeated[0]!r} more than once; rename one (a record cannot hold both)"
+        )
     if field not in header:
         raise InputError(f"{path}: no column {field!r} (columns: {', '.join(header)}); choose one with --field")
     rows = []
@@ -179,7 +182,8 @@ def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list
                 continue
             if len(row) != len(header):
                 raise InputError(
-                    f"{path} line {reader.line_num}: {len(row)} fields where the header has {len(header)}; fix the ragged row"
+                    f"{path} line {reader.line_num}: {len(row)} fields where the header has {len(header)}; fix the "
+                    "ragged row"
                 )
             rows.append(dict(zip(header, row)))
     except csv.Error as exc:
@@ -203,38 +207,35 @@ def write_table(records: list[dict[str, Any]], fmt: str, header: list[str] | Non
 
 
 def plant_file(
-    canary_set: CanarySet,
-    *,
-    data: str | os.PathLike[str],
-    field: str,
-    out: str | os.PathLike[str],
-    position: Position = "append",
-    seed: int = 0,
-    data_format: str | None = None,
-    shards: int | None = None,
-    fraction: float | None = None,
-    shard_field: str = "teacher",
+    canary_set: CanarySet, *, data: str | os.PathLike[str], field: str, out: str | os.PathLike[str],
+    position: Position = "append", seed: int = 0, data_format: str | None = None, shards: int | None = None,
+    fraction: float | None = None, shard_field: str = "teacher",
 ) -> Planting:
     """Plant into a JSONL, CSV or text file; writes `out` and `out`.planting.json atomically, both mode 0600."""
     guard_outputs([data], [out, planting_path(out)])
     if shards is not None and shard_field == field:
-        raise InputError(f"--shard-field {shard_field!r} is the text field itself; choose another column for the teacher")
+        raise InputError(
+            f"--shard-field {shard_field!r} is the text field itself; choose another column for the teacher"
+        )
     fmt = detect_format(data, data_format)
     if fmt == "text" and any("\n" in c.text or "\r" in c.text for c in canary_set.planted):
-        raise InputError("a canary spans several lines, which a text file (one record a line) cannot hold; use JSONL or CSV")
+        raise InputError(
+            "a canary spans several lines, which a text file (one record a line) cannot hold; use JSONL or CSV"
+        )
     if shards is not None and fmt == "text":
         raise InputError("--shards needs a JSONL or CSV file (the teacher of each record is written to a column)")
     records, header = read_table(data, field, fmt)
     planted, insertions = plant_records(
-        records, canary_set, field=field, position=position, seed=seed, shards=shards, fraction=fraction, shard_field=shard_field
+        records, canary_set, field=field, position=position, seed=seed, shards=shards, fraction=fraction,
+        shard_field=shard_field,
     )
     marker = canary_set.prefix.strip()
     already = sum(marker in str(r[field]) for r in records) if marker else 0
     digest = hashlib.sha256(read_bytes(data, what="data file")).hexdigest()
     planting = Planting(
         source=str(data), source_sha256=digest, data_format=fmt, field=field, seed=seed, records_in=len(records),
-        records_out=len(planted), insertions=tuple(insertions), shards=shards, fraction=1.0 if fraction is None else fraction,
-        template_already_in_data=already,
+        records_out=len(planted), insertions=tuple(insertions), shards=shards,
+        fraction=1.0 if fraction is None else fraction, template_already_in_data=already,
     )
     with all_or_nothing():
         atomic_write(out, write_table(planted, fmt, header, field), private=True)

@@ -28,7 +28,9 @@ def _parse(name: str, text: str, origin: str) -> Preset:
         raise InputError(f"preset {origin} is not valid TOML ({exc})") from None
     unknown = sorted(set(data) - {"template", "space", "slots", "derived", "description", "source"})
     if unknown or "template" not in data or ("space" in data) == ("slots" in data):
-        raise InputError(f"preset {origin} needs a template and either space or [slots] (unknown keys: {unknown or 'none'})")
+        raise InputError(
+            f"preset {origin} needs a template and either space or [slots] (unknown keys: {unknown or 'none'})"
+        )
     texts = {k: data[k] for k in ("template", "space", "description", "source") if k in data}
     slots, derived = data.get("slots", {}), data.get("derived", {})
     if (
@@ -43,7 +45,8 @@ def _parse(name: str, text: str, origin: str) -> Preset:
         )
     space = texts["space"] if "space" in texts else ";".join(f"{k}={v}" for k, v in slots.items())
     return Preset(
-        name, texts["template"], space, texts.get("description", ""), texts.get("source", ""), {k: tuple(v) for k, v in derived.items()}
+        name, texts["template"], space, texts.get("description", ""), texts.get("source", ""),
+        {k: tuple(v) for k, v in derived.items()},
     )
 
 
@@ -51,7 +54,11 @@ def list_presets() -> list[Preset]:
     """The presets that ship with privacy-audit, by name."""
     folder = files("privacy_audit") / "presets"
     return sorted(
-        (_parse(p.name.removesuffix(".toml"), p.read_text(encoding="utf-8"), p.name) for p in folder.iterdir() if p.name.endswith(".toml")),
+        (
+            _parse(p.name.removesuffix(".toml"), p.read_text(encoding="utf-8"), p.name)
+            for p in folder.iterdir()
+            if p.name.endswith(".toml")
+        ),
         key=lambda p: p.name,
     )
 

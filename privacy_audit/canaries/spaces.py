@@ -19,6 +19,7 @@ import numpy as np
 
 from privacy_audit._registry import lookup, names, register
 from privacy_audit._io import read_text
+from privacy_audit.canaries.sampling import sample_indices, sample_indices_array
 from privacy_audit.errors import InputError
 
 DEFAULT_SLOT = "secret"
@@ -274,55 +275,11 @@ class ProductSpace(SecretSpace):
         return out
 
 
-def sample_indices_array(size: int, n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` distinct uniform indices in [0, size) as a uint64 array, for size <= 2^64 (draw order kept).
-
-    numpy's bounded integers are unbiased (rejection, no modulo bias); repeats are dropped and redrawn.
-    """
-    if n < 0 or n > size:
-        raise InputError(f"cannot draw {n} distinct secrets from a space of {size}; use a larger space")
-    if size <= 2**62:
-        return rng.choice(size, size=n, replace=False).astype(np.uint64)
-    out = np.empty(0, dtype=np.uint64)
-    while len(out) < n:
-        draws = np.concatenate([out, rng.integers(0, size, size=n - len(out), dtype=np.uint64, endpoint=False)])
-        _, first = np.unique(draws, return_index=True)
-        out = draws[np.sort(first)]
-    return out[:n]
-
-
-def sample_indices(size: int, n: int, rng: np.random.Generator) -> list[int]:
-    """`n` distinct integers uniform in [0, size), for any size (Python int), in draw order.
-
-    Up to 2^64: `sample_indices_array`. Beyond: rejection sampling on ceil(log2 size) random bits
-    (no modulo bias), duplicates redrawn.
-    """
-    if n < 0:
-        raise InputError(f"cannot draw {n} secrets")
-    if n > size:
-        raise InputError(f"cannot draw {n} distinct secrets from a space of {size}; use a larger space")
-    if size <= 2**64:
-        return [int(i) for i in sample_indices_array(size, n, rng)]
-    bits = (size - 1).bit_length()
-    nbytes = (bits + 7) // 8
-    mask = (1 << bits) - 1
-    seen: set[int] = set()
-    out: list[int] = []
-    while len(out) < n:
-        value = int.from_bytes(rng.bytes(nbytes), "big") & mask
-        if value < size and value not in seen:
-            seen.add(value)
-            out.append(value)
-    return out
-
-
 # The longest fixed-length secret (256 hex digits = 1,024 bits): longer specs are refused before any work.
 MAX_SECRET_LENGTH = 256
 
 _ALPHABETS = {
-    "digits": string.digits,
-    "hex": "0123456789abcdef",
-    "alnum": string.digits + string.ascii_lowercase,
+    "digits": string.digits, "hex": "0123456789abcdef", "alnum": string.digits + string.ascii_lowercase,
 }
 
 
@@ -331,9 +288,13 @@ def _charset_factory(kind: str) -> Callable[[str], SecretSpace]:
 
     def make(arg: str) -> SecretSpace:
         if not arg.strip().isascii() or not arg.strip().isdigit() or len(arg.strip()) > 6 or int(arg) < 1:
-            raise InputError(f"space {kind}:{arg[:20]} is not KIND:LENGTH with a whole-number length >= 1, e.g. {kind}:4")
+            raise InputError(
+                f"space {kind}:{arg[:20]} is not KIND:LENGTH with a whole-number length >= 1, e.g. {kind}:4"
+            )
         if int(arg) > MAX_SECRET_LENGTH:
-            raise InputError(f"space {kind}:{int(arg)} is longer than the {MAX_SECRET_LENGTH} symbols a secret may have")
+            raise InputError(
+                f"space {kind}:{int(arg)} is longer than the {MAX_SECRET_LENGTH} symbols a secret may have"
+            )
         return CharsetSpace(kind=kind, length=int(arg), alphabet=_ALPHABETS[kind])
 
     make.__doc__ = f"Fixed-length strings of {kind} ({len(_ALPHABETS[kind])} symbols): {kind}:LENGTH."

@@ -16,6 +16,6 @@ from privacy_audit.gate.registry import (
 )
 
 __all__ = [
-    "RULES", "SETTINGS", "Measurement", "Rule", "Setting", "Thresholds", "apply_gate", "chance_rule", "load_thresholds", "rule",
-    "thresholds_from_mapping",
+    "RULES", "SETTINGS", "Measurement", "Rule", "Setting", "Thresholds", "apply_gate", "chance_rule", "load_thresholds",
+    "rule", "thresholds_from_mapping",
 ]

@@ -75,6 +75,10 @@ def score_check_rules(report: AuditReport) -> list[RuleOutcome]:
     out = []
     for c in report.run.score_checks:
         what = f"largest difference of scores computed twice ({c.check}: {c.note})"
-        out.append(outcome(f"{c.check}_check", Measurement("report", c.max_difference_bits, None), c.tolerance_bits, upper=True,
-                           what=what, unit=" bits"))
+        out.append(
+            outcome(
+                f"{c.check}_check", Measurement("report", c.max_difference_bits, None), c.tolerance_bits, upper=True,
+                what=what, unit=" bits",
+            )
+        )
     return out

@@ -72,21 +72,28 @@ class Rule(Setting):
     missing: Callable[[AuditReport], str | None] | None = None
 
     def outcomes(self, report: AuditReport, limit: float, thresholds: Thresholds) -> list[RuleOutcome]:
-        return [outcome(self.name, m, limit, upper=self.upper, what=self.what, unit=self.unit) for m in self.measure(report, limit, thresholds)]
+        return [
+            outcome(self.name, m, limit, upper=self.upper, what=self.what, unit=self.unit)
+            for m in self.measure(report, limit, thresholds)
+        ]
 
 
 RULES: dict[str, Rule] = {}
 SETTINGS: dict[str, Setting] = {
-    "alpha": Setting("alpha", "--alpha", float, 0, 1, "Family-wise level of the chance rule, which always runs (default 0.01).",
-                     default=0.01, open_range=True),
-    "fuzzy_distance": Setting("fuzzy_distance", "--fuzzy-distance", float, 0, math.inf,
-                              "Distance under which a generated unit counts as a fuzzy copy (default 0.1).", default=0.1),
+    "alpha": Setting(
+        "alpha", "--alpha", float, 0, 1, "Family-wise level of the chance rule, which always runs (default 0.01).",
+        default=0.01, open_range=True,
+    ),
+    "fuzzy_distance": Setting(
+        "fuzzy_distance", "--fuzzy-distance", float, 0, math.inf,
+        "Distance under which a generated unit counts as a fuzzy copy (default 0.1).", default=0.1,
+    ),
 }
 
 
 def rule(
-    name: str, *, flag: str, kind: type, low: float, high: float, help: str, what: str, upper: bool = True, unit: str = "",
-    per_canary: bool = False, missing: Callable[[AuditReport], str | None] | None = None,
+    name: str, *, flag: str, kind: type, low: float, high: float, help: str, what: str, upper: bool = True,
+    unit: str = "", per_canary: bool = False, missing: Callable[[AuditReport], str | None] | None = None,
 ) -> Callable[[Measure], Measure]:
     """Register a threshold rule: its config key `name`, CLI `flag`, threshold type and range, and the
     function that measures it on a report. A duplicate name is an error."""
@@ -118,14 +125,20 @@ class Thresholds:
             elif name in SETTINGS:
                 settings[name] = SETTINGS[name].check(value)
             else:
-                raise InputError(f"unknown gate setting {name}; known: {', '.join(sorted([*RULES, *SETTINGS, 'overrides']))}")
+                raise InputError(
+                    f"unknown gate setting {name}; known: {', '.join(sorted([*RULES, *SETTINGS, 'overrides']))}"
+                )
         checked: dict[str, dict[str, float]] = {}
         for cid, rules in (overrides or {}).items():
             if not isinstance(rules, Mapping):
-                raise InputError(f"override for {cid} must be a table, e.g. [gate.overrides.{cid}] max_exposure_bits = 6")
+                raise InputError(
+                    f"override for {cid} must be a table, e.g. [gate.overrides.{cid}] max_exposure_bits = 6"
+                )
             bad = sorted(r for r in rules if r not in RULES or not RULES[r].per_canary)
             if bad:
-                raise InputError(f"override for {cid} sets {', '.join(bad)}; per-canary rules: {', '.join(per_canary_rules())}")
+                raise InputError(
+                    f"override for {cid} sets {', '.join(bad)}; per-canary rules: {', '.join(per_canary_rules())}"
+                )
             checked[str(cid)] = {r: RULES[r].check(v, f"overrides.{cid}.{r}") for r, v in rules.items()}
         object.__setattr__(self, "limits", limits)
         object.__setattr__(self, "settings", settings)
@@ -201,7 +214,9 @@ def _gate_keys(table: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in table if k in RULES or k in SETTINGS or k == "overrides")
 
 
-def load_thresholds(config: str | os.PathLike[str] | None = None, *, search_from: str | os.PathLike[str] = ".") -> Thresholds:
+def load_thresholds(
+    config: str | os.PathLike[str] | None = None, *, search_from: str | os.PathLike[str] = "."
+) -> Thresholds:
     """Thresholds from `config` (TOML), else from [tool.privacy-audit.gate] of pyproject.toml in `search_from`.
 
     A file holds its rules in one place: `[tool.privacy-audit.gate]`, a `[gate]` table, or top-level keys;
@@ -221,13 +236,23 @@ def _thresholds_in(data: dict[str, Any], path: Path, *, explicit: bool) -> Thres
     tool = _table(_table(data, "tool", path), "privacy-audit", path)
     stray = _gate_keys(tool)
     if stray:
-        raise InputError(f"{path}: gate setting {', '.join(stray)} under [tool.privacy-audit]; put it in [tool.privacy-audit.gate]")
-    sources: list[tuple[str, Any]] = [(f"[{key}]", table) for key, table in (("tool.privacy-audit.gate", tool.get("gate")),
-                                                                             ("gate", data.get("gate"))) if table is not None]
+        raise InputError(
+            f"{path}: gate setting {', '.join(stray)} under [tool.privacy-audit]; put it in [tool.privacy-audit.gate]"
+        )
+    sources: list[tuple[str, Any]] = [
+        (f"[{key}]", table)
+        for key, table in (("tool.privacy-audit.gate", tool.get("gate")), ("gate", data.get("gate")))
+        if table is not None
+    ]
     top = _gate_keys(data)
-    others = sorted(k for k, v in data.items() if k not in top and k not in ("gate", "tool") and not isinstance(v, dict))
+    others = sorted(
+        k for k, v in data.items() if k not in top and k not in ("gate", "tool") and not isinstance(v, dict)
+    )
     if others and (top or explicit and not sources):
-        raise InputError(f"{path}: unknown gate setting {', '.join(others)}; known: {', '.join(sorted([*RULES, *SETTINGS, 'overrides']))}")
+        raise InputError(
+            f"{path}: unknown gate setting {', '.join(others)}; known: "
+            f"{', '.join(sorted([*RULES, *SETTINGS, 'overrides']))}"
+        )
     if top:
         sources.append((f"top-level keys ({', '.join(top)})", {k: data[k] for k in top}))
     if len(sources) > 1:
@@ -267,8 +292,8 @@ def outcome(rule: str, m: Measurement, limit: float, *, upper: bool, what: str, 
         else f"; false-alarm probability on a prompt that never saw a canary {m.false_alarm:.2g}"
     )
     return RuleOutcome(
-        rule=rule, subject=m.subject, value=float(m.value), threshold=float(limit), passed=ok, false_alarm=m.false_alarm,
-        message=f"{m.subject}: {what} {m.value:.4g}{unit}, {relation}{m.detail}{alarm}",
+        rule=rule, subject=m.subject, value=float(m.value), threshold=float(limit), passed=ok,
+        false_alarm=m.false_alarm, message=f"{m.subject}: {what} {m.value:.4g}{unit}, {relation}{m.detail}{alarm}",
     )
 
 

@@ -20,7 +20,8 @@ def _planted(report: AuditReport) -> list[Any]:
 def _interval(c: Any) -> str:
     if c.exposure_method == "exact":
         return f" (rank {c.rank_lower:,} of {c.space_size:,}, exact)"
-    return f" (upper end of the {c.exposure_method} interval: rank {c.rank_lower:,} to {c.rank_upper:,} of {c.space_size:,})"
+    span = f"rank {c.rank_lower:,} to {c.rank_upper:,} of {c.space_size:,}"
+    return f" (upper end of the {c.exposure_method} interval: {span})"
 
 
 def _exposure_false_alarm(report: AuditReport, limit_bits: float) -> float:
@@ -66,9 +67,20 @@ def _max_exposure_fraction(report: AuditReport, limit: float, thresholds: Thresh
     return out
 
 
-@rule("max_greedy_extracted", flag="--max-greedy-extracted", kind=int, low=0, high=math.inf,
-      what="planted secrets recovered by greedy decoding", help="Fail when more planted secrets are recovered by greedy decoding.",
-      missing=lambda r: None if r.summary.greedy_extracted is not None else "the report has no extraction (score without --no-extraction)")
+@rule(
+    "max_greedy_extracted",
+    flag="--max-greedy-extracted",
+    kind=int,
+    low=0,
+    high=math.inf,
+    what="planted secrets recovered by greedy decoding",
+    help="Fail when more planted secrets are recovered by greedy decoding.",
+    missing=lambda r: (
+        None
+        if r.summary.greedy_extracted is not None
+        else "the report has no extraction (score without --no-extraction)"
+    ),
+)
 def _max_greedy(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     """A prompt that never saw the canaries decodes one text whatever they are, so at most one distinct
     secret can match it, each of the k with probability 1/|S|."""
@@ -77,8 +89,12 @@ def _max_greedy(report: AuditReport, limit: float, thresholds: Thresholds) -> li
     return [Measurement("report", float(report.summary.greedy_extracted or 0), alarm)]
 
 
-@rule("min_guesses", flag="--min-guesses", kind=int, low=1, high=math.inf, upper=False, what="guesses to extract the secret",
-      help="Fail when a planted secret may be found in fewer most-likely-first guesses (unknown counts: the rank's lower end).")
+@rule(
+    "min_guesses", flag="--min-guesses", kind=int, low=1, high=math.inf, upper=False,
+    what="guesses to extract the secret",
+    help="Fail when a planted secret may be found in fewer most-likely-first guesses (unknown counts: the rank's lower "
+         "end).",
+)
 def _min_guesses(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     """Guesses are the canary's rank once known; otherwise the lower end of its rank interval, so a canary
     the search did not reach fails closed."""
@@ -88,13 +104,21 @@ def _min_guesses(report: AuditReport, limit: float, thresholds: Thresholds) -> l
         alarm = 1.0 - none_in_top(population=planted[0].space_size, drawn=len(planted), top=int(limit) - 1)
     out = []
     for c in planted:
-        value, detail = (c.guesses, "") if c.guesses is not None else (c.rank_lower, " (at least: the lower end of its rank interval)")
+        value, detail = (
+            (c.guesses, "")
+            if c.guesses is not None
+            else (c.rank_lower, " (at least: the lower end of its rank interval)")
+        )
         out.append(Measurement(c.id, float(value), alarm, detail))
     return out
 
 
 def _no_references(report: AuditReport) -> str | None:
-    return None if report.summary.protocol_rank_zero_count is not None else "the report has no references for the paper protocol"
+    return (
+        None
+        if report.summary.protocol_rank_zero_count is not None
+        else "the report has no references for the paper protocol"
+    )
 
 
 @rule("max_rank_zero", flag="--max-rank-zero", kind=int, low=0, high=math.inf, what="paper-protocol rank-0 count",
@@ -114,8 +138,11 @@ def _min_mean_rank_p(report: AuditReport, limit: float, thresholds: Thresholds) 
     return [Measurement("report", float(report.summary.protocol_mean_rank_p_value or 0.0), limit)]
 
 
-@rule("max_verbatim", flag="--max-verbatim", kind=int, low=0, high=math.inf, what="planted secrets verbatim in the teaching prompt",
-      help="Fail when more planted secrets appear verbatim in the prompt.")
+@rule(
+    "max_verbatim", flag="--max-verbatim", kind=int, low=0, high=math.inf,
+    what="planted secrets verbatim in the teaching prompt",
+    help="Fail when more planted secrets appear verbatim in the prompt.",
+)
 def _max_verbatim(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     """For fixed-length secrets a prompt that never saw them holds at most one secret per character position,
     a set fixed before the canaries were drawn, so the count is at most hypergeometric."""
@@ -123,7 +150,9 @@ def _max_verbatim(report: AuditReport, limit: float, thresholds: Thresholds) -> 
     if is_charset_spec(report.run.space):
         planted = _planted(report)
         size = planted[0].space_size
-        alarm = hypergeometric_tail(population=size, marked=min(report.run.prompt_chars, size), drawn=len(planted), more_than=int(limit))
+        alarm = hypergeometric_tail(
+            population=size, marked=min(report.run.prompt_chars, size), drawn=len(planted), more_than=int(limit)
+        )
     return [Measurement("report", float(report.summary.planted_in_prompt), alarm)]
 
 
@@ -131,15 +160,20 @@ def _no_leaks(report: AuditReport) -> str | None:
     return None if report.leaks is not None else "the pipeline generated no text to compare with private text"
 
 
-@rule("max_verbatim_rate", flag="--max-verbatim-rate", kind=float, low=0, high=1, what="generated units copied verbatim (rate)",
-      help="Fail when more generated units copy private text verbatim (rate).", missing=_no_leaks)
+@rule(
+    "max_verbatim_rate", flag="--max-verbatim-rate", kind=float, low=0, high=1,
+    what="generated units copied verbatim (rate)",
+    help="Fail when more generated units copy private text verbatim (rate).", missing=_no_leaks,
+)
 def _max_verbatim_rate(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     return [Measurement("report", report.leaks.verbatim_rate, None)] if report.leaks is not None else []
 
 
-@rule("max_fuzzy_fraction", flag="--max-fuzzy-fraction", kind=float, low=0, high=1,
-      what="fraction of generated units near private text", help="Fail when more generated units lie within --fuzzy-distance.",
-      missing=_no_leaks)
+@rule(
+    "max_fuzzy_fraction", flag="--max-fuzzy-fraction", kind=float, low=0, high=1,
+    what="fraction of generated units near private text",
+    help="Fail when more generated units lie within --fuzzy-distance.", missing=_no_leaks,
+)
 def _max_fuzzy_fraction(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     if report.leaks is None:
         return []
@@ -147,9 +181,11 @@ def _max_fuzzy_fraction(report: AuditReport, limit: float, thresholds: Threshold
     return [Measurement("report", near, None, f" (distance under {thresholds.fuzzy_distance:g})")]
 
 
-@rule("max_auc", flag="--max-auc", kind=float, low=0, high=1, what="reconstruction AUC",
-      help="Fail when the reconstruction AUC exceeds this.",
-      missing=lambda r: None if r.reconstruction is not None else "the report has no reconstruction (score with --data)")
+@rule(
+    "max_auc", flag="--max-auc", kind=float, low=0, high=1, what="reconstruction AUC",
+    help="Fail when the reconstruction AUC exceeds this.",
+    missing=lambda r: None if r.reconstruction is not None else "the report has no reconstruction (score with --data)",
+)
 def _max_auc(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     recon = report.reconstruction
     if recon is None:

@@ -96,6 +96,6 @@ def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
 
 
 __all__ = [
-    "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ScoredContinuations", "backend_for",
-    "check_model_options", "list_backends", "load_model",
+    "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ScoredContinuations",
+    "backend_for", "check_model_options", "list_backends", "load_model",
 ]

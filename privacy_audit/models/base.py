@@ -58,7 +58,10 @@ class ModelInfo(BaseModel):
         known = set(cls.model_fields)
         flat = {k: v for k, v in data.items() if k in known and v is not None or k in ("backend", "name")}
         options = {k: v for k, v in data.items() if k not in known}
-        return {**flat, "backend": str(data.get("backend") or "unknown"), "name": str(data.get("name") or "unknown"), "options": options}
+        return {
+            **flat, "backend": str(data.get("backend") or "unknown"), "name": str(data.get("name") or "unknown"),
+            "options": options,
+        }
 
 
 @dataclass(frozen=True)
@@ -116,21 +119,17 @@ class LanguageModel:
         Scores are those of the whole text context + continuation tokenized at once (see `Context`).
         """
         self.require("score")
-        return Context(self._open_context(context), context, capabilities=self.capabilities, owner=f"{self.name} ({self.backend})")
+        return Context(
+            self._open_context(context), context, capabilities=self.capabilities, owner=f"{self.name} ({self.backend})"
+        )
 
     def logprobs(self, context: str, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation given `context` (one batch)."""
         return self.open_context(context)(continuations)
 
     def generate(
-        self,
-        prompts: Sequence[Prompt],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | Sequence[int] = 0,
-        stop: Sequence[str] = (),
-        batch_size: int | None = None,
+        self, prompts: Sequence[Prompt], *, max_new_tokens: int = 256, temperature: float = 0.0,
+        seed: int | Sequence[int] = 0, stop: Sequence[str] = (), batch_size: int | None = None,
     ) -> list[str]:
         """One completion's text per prompt (see `complete`)."""
         done = self.complete(prompts, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, stop=stop,
@@ -138,14 +137,8 @@ class LanguageModel:
         return [c.text for c in done]
 
     def complete(
-        self,
-        prompts: Sequence[Prompt],
-        *,
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        seed: int | Sequence[int] = 0,
-        stop: Sequence[str] = (),
-        batch_size: int | None = None,
+        self, prompts: Sequence[Prompt], *, max_new_tokens: int = 256, temperature: float = 0.0,
+        seed: int | Sequence[int] = 0, stop: Sequence[str] = (), batch_size: int | None = None,
     ) -> list[Completion]:
         """One completion per prompt, with the model's log2-probability of what it sampled when the
         backend reports it. A prompt is plain text or chat messages (chat template applied).
@@ -171,7 +164,7 @@ class LanguageModel:
         return [replace(c, text=truncate_at(c.text, stop)) for c in done]
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        """Token ids of each text (tokenized on its own, no special tokens) and each token's end offset in characters."""
+        """Token ids of each text (tokenized alone, no special tokens) and each token's end offset in characters."""
         self.require("score")
         raise ModelError(f"{self.backend} backend declares scoring but has no tokenizer")
 
@@ -180,8 +173,8 @@ class LanguageModel:
         raise ModelError(f"{self.backend} backend declares scoring but cannot read a context")
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
-        batch_size: int | None,
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
+        stop: tuple[str, ...], batch_size: int | None,
     ) -> Sequence[str | Completion]:
         """Backend hook of `generate`: completions for `prompts` (texts, or `Completion`s with the sampled tokens'
         log2-probability), prompt i sampled with its own generator seeded by `seeds[i]` (a backend may

@@ -54,8 +54,7 @@ class ScoredContinuations:
         """The continuations of several results, one after another."""
         sizes = np.concatenate([np.diff(p.offsets) for p in parts])
         return ScoredContinuations(
-            np.concatenate([p.logprobs for p in parts]),
-            np.concatenate([p.token_ends for p in parts]),
+            np.concatenate([p.logprobs for p in parts]), np.concatenate([p.token_ends for p in parts]),
             np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
         )
 
@@ -145,17 +144,14 @@ class BoundaryCheck:
     checked: int = 0
     mismatched: int = 0
     joint_scored: int = 0
-    rule: str = "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate"
+    rule: str = (
+        "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rule": self.rule,
-            "head_tokens": self.head_tokens,
-            "tail_chars": len(self.tail),
-            "checked": self.checked,
-            "mismatched": self.mismatched,
-            "fallback": self.mismatched > 0,
-            "joint_scored": self.joint_scored,
+            "rule": self.rule, "head_tokens": self.head_tokens, "tail_chars": len(self.tail), "checked": self.checked,
+            "mismatched": self.mismatched, "fallback": self.mismatched > 0, "joint_scored": self.joint_scored,
         }
 
 
@@ -169,8 +165,10 @@ class Context:
     after one mismatch, every candidate is tokenized jointly, one by one (slower, right).
     """
 
-    def __init__(self, backend: ContextBackend, context: str, *, capabilities: frozenset[str] = frozenset({"next_token", "greedy"}),
-                 owner: str = "the model") -> None:
+    def __init__(
+        self, backend: ContextBackend, context: str, *,
+        capabilities: frozenset[str] = frozenset({"next_token", "greedy"}), owner: str = "the model",
+    ) -> None:
         self.backend = backend
         self.context = context
         self.capabilities = capabilities
@@ -186,7 +184,7 @@ class Context:
         return self.boundary.mismatched > 0
 
     def check(self, continuations: Sequence[str]) -> None:
-        """Compare the fast rule with the joint tokenization for each continuation; switch to joint mode on a mismatch."""
+        """Compare the fast rule with the joint tokenization of each continuation; on a mismatch, use joint mode."""
         continuations = list(continuations)
         if not continuations or self.joint_mode:
             return
@@ -207,7 +205,9 @@ class Context:
         for cont in continuations:
             full, full_ends = self.backend.joint(cont)
             if full[:n] != self.backend.head:
-                raise ModelError("the context's tokens change with the continuation; token paths after it are undefined")
+                raise ModelError(
+                    "the context's tokens change with the continuation; token paths after it are undefined"
+                )
             ids.append(full[n:])
             ends.append(full_ends[n:])
         return ids, ends
@@ -220,7 +220,11 @@ class Context:
             raise ModelError("nothing to score")
         step = max(1, len(continuations) // CHECKS_PER_BATCH)
         self.check(continuations[::step][:CHECKS_PER_BATCH])
-        result = self._score_joint(continuations) if self.joint_mode else self.backend.score_tokens(*self.backend.tokenize(continuations))
+        result = (
+            self._score_joint(continuations)
+            if self.joint_mode
+            else self.backend.score_tokens(*self.backend.tokenize(continuations))
+        )
         if len(result) != len(continuations):
             raise ModelError(f"backend scored {len(result)} continuations, expected {len(continuations)}")
         return result

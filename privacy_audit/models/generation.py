@@ -74,11 +74,7 @@ def generate_batch(
             for k, (r, tok, lp) in enumerate(zip(active, step, step_logprobs)):
                 new[r].append(tok)
                 logprob[r] += lp
-                ended = tok == eos or (
-                    any(c in lm.tokenizer.decode([tok]) for c in enders)
-                    and any(s in lm.tokenizer.decode(new[r][-32:]) for s in stop)
-                )
-                if not ended:
+                if not _ended(lm.tokenizer, new[r], eos, enders, stop):
                     keep.append(k)
             if finished is not None and len(keep) < len(active):
                 finished(len(active) - len(keep))
@@ -95,7 +91,17 @@ def generate_batch(
             logits = forward(lm, torch.tensor(step).unsqueeze(1), mask, positions, cache)
     if finished is not None and active:
         finished(len(active))
-    return [Completion(lm.tokenizer.decode(row, skip_special_tokens=True).lstrip(), lp, len(row)) for row, lp in zip(new, logprob)]
+    return [
+        Completion(lm.tokenizer.decode(row, skip_special_tokens=True).lstrip(), lp, len(row))
+        for row, lp in zip(new, logprob)
+    ]
+
+
+def _ended(tokenizer: Any, row: list[int], eos: int, enders: set[str], stop: tuple[str, ...]) -> bool:
+    """A row ends at EOS or once its text holds a stop string (decoded only when the last token could end one)."""
+    tok = row[-1]
+    return tok == eos or (any(c in tokenizer.decode([tok]) for c in enders)
+                          and any(s in tokenizer.decode(row[-32:]) for s in stop))
 
 
 def forward(lm: Generating, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:

@@ -29,7 +29,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
 
 def weights_sha256(path: Path) -> str:
     """sha256 over a model's weight files (a .gguf file, or every weight file of a folder, by name and content)."""
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    files = (
+        [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    )
     digest = hashlib.sha256()
     for f in files:
         digest.update(str(f.relative_to(path) if f != path else f.name).encode("utf-8") + b"\0")
@@ -78,13 +80,7 @@ class TransformersModel(LanguageModel):
     """
 
     def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        *,
-        name: str,
-        revision: str | None = None,
-        chunk_tokens: int = 512,
+        self, model: Any, tokenizer: Any, *, name: str, revision: str | None = None, chunk_tokens: int = 512,
     ) -> None:
         if not 1 <= chunk_tokens <= 1_000_000:
             raise ModelError(f"chunk_tokens must be between 1 and 1,000,000, got {chunk_tokens}")
@@ -108,7 +104,8 @@ class TransformersModel(LanguageModel):
 
     @classmethod
     def load(
-        cls, source: str, *, device: str | None = None, gguf_file: str | None = None, local_files_only: bool = False, **kwargs: Any
+        cls, source: str, *, device: str | None = None, gguf_file: str | None = None, local_files_only: bool = False,
+        **kwargs: Any,
     ) -> TransformersModel:
         """Load from a folder, a .gguf file or a hub id (offline unless the hub is reachable and allowed;
         `local_files_only` forbids the hub whatever the environment says)."""
@@ -131,7 +128,9 @@ class TransformersModel(LanguageModel):
             tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file, local_files_only=local_files_only)
             if tick is not None:
                 tick(1, 2)
-            model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file, dtype=torch.float32, local_files_only=local_files_only)
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, gguf_file=gguf_file, dtype=torch.float32, local_files_only=local_files_only
+            )
             if tick is not None:
                 tick(2, 2)
         except (OSError, ValueError) as exc:
@@ -220,8 +219,8 @@ class TransformersModel(LanguageModel):
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
-        batch_size: int | None,
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
+        stop: tuple[str, ...], batch_size: int | None,
     ) -> list[Completion]:
         """Prompts batched shortest first (a batch of like lengths pads little); outputs in the callers' order."""
         from privacy_audit.models.generation import default_batch, generate_batch
@@ -241,8 +240,10 @@ class TransformersModel(LanguageModel):
 
         for start in range(0, len(order), size):
             rows = order[start : start + size]
-            done = generate_batch(self, [encoded[i] for i in rows], [seeds[i] for i in rows], max_new_tokens=max_new_tokens,
-                                  temperature=temperature, stop=stop, finished=finished if tick is not None else None)
+            done = generate_batch(
+                self, [encoded[i] for i in rows], [seeds[i] for i in rows], max_new_tokens=max_new_tokens,
+                temperature=temperature, stop=stop, finished=finished if tick is not None else None,
+            )
             outputs.update(zip(rows, done))
         return [outputs[i] for i in range(len(encoded))]
 

@@ -85,7 +85,8 @@ class HFContext(ContextBackend):
         self.cache = DynamicCache(config=lm.model.config)
         with torch.inference_mode():
             out = lm.model(
-                input_ids=torch.tensor([self.head], device=lm.device), use_cache=True, logits_to_keep=1, **{lm.cache_kwarg: self.cache}
+                input_ids=torch.tensor([self.head], device=lm.device), use_cache=True, logits_to_keep=1,
+                **{lm.cache_kwarg: self.cache},
             )
         self.root_logits = out.logits[0, -1].cpu()
 
@@ -109,14 +110,15 @@ class HFContext(ContextBackend):
         trie = Trie(ids)
         node_lp = score_trie(self.forward, self.root_logits, self.ctx_len, trie, chunk_tokens=self.lm.chunk_tokens)
         return ScoredContinuations(
-            node_lp[trie.paths],
-            np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
+            node_lp[trie.paths], np.fromiter((e for row in ends for e in row), dtype=np.int64, count=len(trie.paths)),
             trie.offsets,
         )
 
     def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
         lps = self.lm.plain_logprobs(ids, start)
-        return ScoredContinuations(lps, np.asarray(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64))
+        return ScoredContinuations(
+            lps, np.asarray(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64)
+        )
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         trie = Trie()
@@ -148,8 +150,7 @@ class HFContext(ContextBackend):
             out = lm.model.generate(
                 input_ids=torch.tensor([ids], device=lm.device),
                 attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=lm.device),
-                max_new_tokens=max_new_tokens,
-                pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
+                max_new_tokens=max_new_tokens, pad_token_id=lm.tokenizer.pad_token_id or lm.tokenizer.eos_token_id,
                 do_sample=False, temperature=None, top_k=None, top_p=None,
             )
         return lm.tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True)
@@ -161,8 +162,10 @@ class HFContext(ContextBackend):
         if lm._tree_attention and lm.model.config._attn_implementation == NAME:
             idx, bias = ancestors(tree)
             try:
-                return self._logits(input_ids, position_ids, keep, attention_mask=bias[None, None].to(lm.device, lm.dtype),
-                                    use_cache=False, tree_context=self.cache, tree_ancestors=idx.to(lm.device))
+                return self._logits(
+                    input_ids, position_ids, keep, attention_mask=bias[None, None].to(lm.device, lm.dtype),
+                    use_cache=False, tree_context=self.cache, tree_ancestors=idx.to(lm.device),
+                )
             except Unsupported:
                 lm._tree_attention = False  # this model needs the dense mask from now on
         n = input_ids.shape[1]
@@ -180,5 +183,8 @@ class HFContext(ContextBackend):
         """The model's logits of the last `keep` tokens of one tree chunk, on the CPU."""
         lm = self.lm
         with lm.torch.inference_mode():
-            result = lm.model(input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device), logits_to_keep=keep, **kwargs)
+            result = lm.model(
+                input_ids=input_ids.to(lm.device), position_ids=position_ids.to(lm.device), logits_to_keep=keep,
+                **kwargs,
+            )
         return result.logits[0].cpu()

@@ -84,7 +84,7 @@ class Unreachable(ModelError):
 
 @dataclass
 class Endpoint:
-    """An OpenAI-compatible server: its URL, key and limits, and one connection pool shared by the requests in flight."""
+    """An OpenAI-compatible server: its URL, key and limits, and one connection pool for the requests in flight."""
 
     url: str
     key: str | None
@@ -127,7 +127,9 @@ class Endpoint:
                 last, headers = f"status {response.status_code}: {self._message(response)}", response.headers
             if attempt < self.max_retries:
                 time.sleep(retry_delay(attempt, headers, cap=self.max_retry_wait, rng=self._rng))
-        raise Unreachable(f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down")
+        raise Unreachable(
+            f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down"
+        )
 
     def get(self, path: str) -> dict[str, Any]:
         """GET a JSON answer (no retries: used to check that a server is there)."""

@@ -69,8 +69,8 @@ class MockModel(LanguageModel):
         return _MockContext(self, context)
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
-        batch_size: int | None,
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
+        stop: tuple[str, ...], batch_size: int | None,
     ) -> list[str | Completion]:
         out: list[str | Completion] = []
         for prompt, seed in zip(prompts, seeds):
@@ -88,7 +88,7 @@ class MockModel(LanguageModel):
     def _decode(
         self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]
     ) -> Completion:
-        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0), with their log2-probability."""
+        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0), and their log2-probability."""
         logp = self._fit(text)
         generated, total = "", 0.0
         for _ in range(max_new_tokens):
@@ -125,12 +125,16 @@ class _MockContext(ContextBackend):
         tail = self.context[-self.model.order :]
         lps = [self.logp(tail + "".join(map(chr, row[:j])), chr(t)) for row in ids for j, t in enumerate(row)]
         offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])]).astype(np.int64)
-        return ScoredContinuations(np.array(lps, dtype=np.float64), np.array([e for row in ends for e in row], dtype=np.int64), offsets)
+        return ScoredContinuations(
+            np.array(lps, dtype=np.float64), np.array([e for row in ends for e in row], dtype=np.int64), offsets
+        )
 
     def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
         text = "".join(map(chr, ids))
         lps = [self.logp(text[:j], text[j]) for j in range(start, len(text))]
-        return ScoredContinuations(np.array(lps), np.array(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64))
+        return ScoredContinuations(
+            np.array(lps), np.array(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64)
+        )
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         tail = self.context[-self.model.order :]
@@ -139,12 +143,15 @@ class _MockContext(ContextBackend):
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
         prompt = self.context + "".join(map(chr, path))
-        return self.model._decode(prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=()).text
+        return self.model._decode(
+            prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=()
+        ).text
 
 
 @register("backend", "mock", ignores=("chunk_tokens", "device"), provides=ALL_CAPABILITIES)
 def _mock_backend(
-    *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05, outputs: Sequence[str] | None = None
+    *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05,
+    outputs: Sequence[str] | None = None,
 ) -> MockModel:
-    """The mock n-gram model (no torch needed); the transformers backends' performance knobs change none of its numbers."""
+    """The mock n-gram model (no torch needed); the transformers backends' speed knobs change none of its numbers."""
     return MockModel(order=order, alpha=alpha, outputs=outputs)

@@ -21,7 +21,8 @@ from privacy_audit.models.context import Context
 from privacy_audit.models.http import Endpoint, resolve
 from privacy_audit.models.served import START_TEXTS, Probe, Served, ServedContext
 
-SEEDING = "best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the teaching cache"
+SEEDING = ("best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the "
+           "teaching cache")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,11 @@ class OpenAIModel(LanguageModel):
     def probe(self) -> Probe:
         """The served scoring probe, run once: are prompt log-probabilities there and aligned?"""
         if self._probe is None:
-            starts = START_TEXTS if self.scoring.start_text is None else ((self.scoring.start_text,) if self.scoring.start_text else ())
+            starts = (
+                START_TEXTS
+                if self.scoring.start_text is None
+                else ((self.scoring.start_text,) if self.scoring.start_text else ())
+            )
             self._probe = self.served.probe(starts)
         return self._probe
 
@@ -100,26 +105,34 @@ class OpenAIModel(LanguageModel):
         )
 
     def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int], stop: tuple[str, ...],
-        batch_size: int | None,
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
+        stop: tuple[str, ...], batch_size: int | None,
     ) -> list[Completion]:
         jobs = list(zip(prompts, seeds))
-        return self.endpoint.map(lambda job: self._one(job[0], job[1], max_new_tokens, temperature, stop), jobs, "generating")
+        return self.endpoint.map(
+            lambda job: self._one(job[0], job[1], max_new_tokens, temperature, stop), jobs, "generating"
+        )
 
-    def _one(self, prompt: Prompt, seed: int, max_new_tokens: int, temperature: float, stop: tuple[str, ...]) -> Completion:
+    def _one(
+        self, prompt: Prompt, seed: int, max_new_tokens: int, temperature: float, stop: tuple[str, ...]
+    ) -> Completion:
         """One sample: its text, and the log2-probability of its tokens when the server reports them."""
         common: dict[str, Any] = {"model": self.name, "max_tokens": max_new_tokens, "temperature": temperature,
                                   "seed": int(seed) % 2**31}
         if stop:
             common["stop"] = list(stop)[:4]
         if isinstance(prompt, str) and self.prompt_api == "completions":
-            data = self.endpoint.post("/completions", {**common, "prompt": prompt, **({"logprobs": 1} if self.logprobs else {})})
+            data = self.endpoint.post(
+                "/completions", {**common, "prompt": prompt, **({"logprobs": 1} if self.logprobs else {})}
+            )
             choice = _first_choice(data)
             values = (choice.get("logprobs") or {}).get("token_logprobs") or []
             text = choice.get("text")
         else:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-            data = self.endpoint.post("/chat/completions", {**common, "messages": messages, **({"logprobs": True} if self.logprobs else {})})
+            data = self.endpoint.post(
+                "/chat/completions", {**common, "messages": messages, **({"logprobs": True} if self.logprobs else {})}
+            )
             choice = _first_choice(data)
             values = [t.get("logprob") for t in ((choice.get("logprobs") or {}).get("content") or [])]
             text = (choice.get("message") or {}).get("content")
@@ -139,22 +152,17 @@ def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
     return choices[0]
 
 
-@register("backend", "openai", fixed=("model",), provides=("generate", "score (where a probe shows aligned prompt log-probabilities)"))
+@register(
+    "backend", "openai", fixed=("model",),
+    provides=("generate", "score (where a probe shows aligned prompt log-probabilities)"),
+)
 def _openai_backend(
-    model: str,
-    *,
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    max_connections: Annotated[int, Field(ge=1, le=256)] = 4,
-    timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0,
-    max_retries: Annotated[int, Field(ge=0, le=20)] = 5,
-    max_retry_wait: Annotated[float, Field(ge=0, le=600)] = 60.0,
-    prompt_api: Literal["chat", "completions"] = "chat",
-    logprobs: bool = True,
-    exact_budget: Annotated[int, Field(ge=1)] = 1_000,
-    prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
-    echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1,
-    start_text: str | None = None,
+    model: str, *, base_url: str | None = None, api_key_env: str | None = None,
+    max_connections: Annotated[int, Field(ge=1, le=256)] = 4, timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0,
+    max_retries: Annotated[int, Field(ge=0, le=20)] = 5, max_retry_wait: Annotated[float, Field(ge=0, le=600)] = 60.0,
+    prompt_api: Literal["chat", "completions"] = "chat", logprobs: bool = True,
+    exact_budget: Annotated[int, Field(ge=1)] = 1_000, prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
+    echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1, start_text: str | None = None,
     stability_tolerance: Annotated[float, Field(ge=0)] = 0.01,
 ) -> OpenAIModel:
     """An OpenAI-compatible endpoint (openai:<model>): a teacher, and a scorer where the server proves it can.

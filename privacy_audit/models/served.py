@@ -58,7 +58,11 @@ class Probe:
 def parse_echo(choice: Any, text: str, start_text: str) -> Echo:
     """The prompt tokens of one echoed choice (tokens generated after them dropped), checked: they spell `text`."""
     lp = choice.get("logprobs") if isinstance(choice, dict) else None
-    if not isinstance(lp, dict) or not isinstance(lp.get("tokens"), list) or not isinstance(lp.get("token_logprobs"), list):
+    if (
+        not isinstance(lp, dict)
+        or not isinstance(lp.get("tokens"), list)
+        or not isinstance(lp.get("token_logprobs"), list)
+    ):
         raise ModelError("the answer has no log-probabilities (choices[i].logprobs.tokens and token_logprobs)")
     tokens, values = [str(t) for t in lp["tokens"]], list(lp["token_logprobs"])
     if len(values) != len(tokens):
@@ -101,8 +105,10 @@ class Served:
 
     def _batch(self, texts: list[str]) -> list[Echo]:
         prompts = [self.start_text + t for t in texts]
-        payload = {"model": self.model, "prompt": prompts[0] if len(prompts) == 1 else prompts, "echo": True, "logprobs": 1,
-                   "max_tokens": self.echo_max_tokens, "temperature": 0}
+        payload = {
+            "model": self.model, "prompt": prompts[0] if len(prompts) == 1 else prompts, "echo": True, "logprobs": 1,
+            "max_tokens": self.echo_max_tokens, "temperature": 0,
+        }
         data = self.endpoint.post("/completions", payload)
         choices = data.get("choices") if isinstance(data.get("choices"), list) else []
         if len(choices) != len(texts) or not all(isinstance(c, dict) for c in choices):
@@ -116,7 +122,10 @@ class Served:
         """How many tokens the server's own tokenize endpoint makes of `text` (vLLM and SGLang `/tokenize`,
         llama-cpp-python `/extras/tokenize`); None where it has neither."""
         root = self.endpoint.url.removesuffix("/v1")
-        bodies = {"/tokenize": {"model": self.model, "prompt": text, "add_special_tokens": False}, "/extras/tokenize": {"input": text}}
+        bodies = {
+            "/tokenize": {"model": self.model, "prompt": text, "add_special_tokens": False},
+            "/extras/tokenize": {"input": text},
+        }
         for path in [self._tokenize] if self._tokenize else list(bodies):
             try:
                 data = self.endpoint.post(f"{root}{path}", bodies[path])
@@ -142,7 +151,10 @@ class Served:
                 return Probe(False, f"its answer to an echo request with logprobs is unusable: {exc}")
             rest = echo.logprobs if not echo.logprobs or echo.logprobs[0] is not None else echo.logprobs[1:]
             if not echo.first_empty or any(v is None or not math.isfinite(v) or v > 1e-4 for v in rest):
-                reasons.append(f"{'after ' + repr(start) + ', ' if start else ''}the first token has a log-probability or a later one has none")
+                reasons.append(
+                    f"{'after ' + repr(start) + ', ' if start else ''}the first token has a log-probability or a later "
+                    "one has none"
+                )
                 continue
             third = [v for v, end in zip(echo.logprobs, echo.ends) if end > 2 * len(PROBE_TEXT) // 3 and v is not None]
             aligned = float(np.mean(third))
@@ -151,7 +163,9 @@ class Served:
             reasons.append(f"not aligned{' after ' + repr(start) if start else ''} (a repeated text's third copy gets "
                            f"{aligned:.2f} nats a token)")
         self.start_text = ""
-        return Probe(False, "its prompt log-probabilities are not aligned with the prompt's tokens: " + "; ".join(reasons))
+        return Probe(
+            False, "its prompt log-probabilities are not aligned with the prompt's tokens: " + "; ".join(reasons)
+        )
 
 
 class ServedContext(Context):
@@ -163,7 +177,9 @@ class ServedContext(Context):
     def __init__(self, served: Served, context: str, *, owner: str) -> None:
         super().__init__(_NoCache(context), context, capabilities=frozenset(), owner=owner)
         self.served = served
-        self.boundary = BoundaryCheck(head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once")
+        self.boundary = BoundaryCheck(
+            head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once"
+        )
 
     def check(self, continuations: Sequence[str]) -> None:
         """The server's echoed tokens against its tokenize endpoint, for a few of these continuations."""
@@ -195,7 +211,9 @@ class ServedContext(Context):
         for echo in echoes:
             own = [(v, end - n) for v, end in zip(echo.logprobs, echo.ends) if end > n]
             if any(v is None for v, _ in own):
-                raise ModelError(f"{self.owner} gives the first token of a text no log-probability; score after a prompt")
+                raise ModelError(
+                    f"{self.owner} gives the first token of a text no log-probability; score after a prompt"
+                )
             logprobs += [float(v) / math.log(2) for v, _ in own if v is not None]  # natural logs to bits
             ends += [e for _, e in own]
             sizes.append(len(own))

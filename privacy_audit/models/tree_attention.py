@@ -57,16 +57,9 @@ def ancestors(tree: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def attention(
-    module: Any,
-    query: torch.Tensor,
-    key: torch.Tensor,
-    value: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    dropout: float = 0.0,
-    scaling: float | None = None,
-    tree_context: Any = None,
-    tree_ancestors: torch.Tensor | None = None,
-    **kwargs: Any,
+    module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
+    dropout: float = 0.0, scaling: float | None = None, tree_context: Any = None,
+    tree_ancestors: torch.Tensor | None = None, **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """Attention of a tree chunk (query, key, value: [1, heads, n, d], the chunk's own keys) against the
     context's cache (`tree_context`, a transformers cache of the context alone) and each token's
@@ -75,7 +68,9 @@ def attention(
     if tree_context is None:
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
         raise Unsupported("soft-capping or a sliding window")
     if hasattr(tree_context, "layers"):
@@ -87,7 +82,9 @@ def attention(
     b, heads, n, d = query.shape
     kv_heads = key.shape[1]
     groups = heads // kv_heads
-    q = query.reshape(b, kv_heads, groups * n, d)  # query head h reads kv head h // groups; no mask, so groups fold into rows
+    q = query.reshape(
+        b, kv_heads, groups * n, d
+    )  # query head h reads kv head h // groups; no mask, so groups fold into rows
     scale = scaling if scaling is not None else d**-0.5
     k_anc, v_anc = key[:, :, idx], value[:, :, idx]  # [1, kv_heads, n, A, d]
     s_anc = torch.einsum("bkgnd,bknad->bkgna", q.view(b, kv_heads, groups, n, d), k_anc).mul_(scale).add_(bias)
@@ -101,5 +98,8 @@ def attention(
     lse_anc = torch.logsumexp(s_anc, dim=-1)
     lse = torch.logaddexp(lse_ctx, lse_anc)
     o_anc = torch.einsum("bkgna,bknad->bkgnd", torch.softmax(s_anc, dim=-1), v_anc)
-    out = o_ctx.view(b, kv_heads, groups, n, d) * torch.exp(lse_ctx - lse)[..., None] + o_anc * torch.exp(lse_anc - lse)[..., None]
+    out = (
+        o_ctx.view(b, kv_heads, groups, n, d) * torch.exp(lse_ctx - lse)[..., None]
+        + o_anc * torch.exp(lse_anc - lse)[..., None]
+    )
     return out.reshape(b, heads, n, d).transpose(1, 2).contiguous(), None

@@ -130,12 +130,7 @@ def log2_probs(logits: Any, rows: Sequence[int], tokens: Sequence[int]) -> np.nd
 
 
 def score_trie(
-    forward: Forward,
-    root_logits: Any,
-    context_len: int,
-    trie: Trie,
-    *,
-    chunk_tokens: int = 512,
+    forward: Forward, root_logits: Any, context_len: int, trie: Trie, *, chunk_tokens: int = 512,
 ) -> np.ndarray:
     """Log2-probability of each trie node's token given the context and the node's ancestors.
 

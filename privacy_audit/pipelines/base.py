@@ -60,7 +60,7 @@ class RoundArtifact(BaseModel):
 
 
 def _artifact_kind(value: Any) -> str:
-    """An artifact's kind; files written before artifacts were typed name none, and a round is the one with a chosen teacher."""
+    """An artifact's kind; files written before artifacts were typed name none: a round is one with a chosen teacher."""
     if isinstance(value, BaseModel):
         return str(value.kind)
     return str(value.get("kind") or ("round" if "chosen_teacher" in value else "teacher"))
@@ -139,11 +139,7 @@ def describe(name: str) -> Component:
 
 
 def run_pipeline(
-    name: str,
-    records: Sequence[Record],
-    *,
-    model: LanguageModel | None = None,
-    seed: int = 0,
+    name: str, records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0,
     options: Mapping[str, Any] | None = None,
 ) -> TeachingOutput:
     """Build and run a registered pipeline; its needs and options are checked before it runs."""

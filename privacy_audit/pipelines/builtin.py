@@ -30,11 +30,7 @@ def paragraphs(text: str) -> list[str]:
 
 @pipeline("raw", needs=("data",))
 def raw(
-    records: Sequence[Record],
-    *,
-    model: LanguageModel | None = None,
-    seed: int = 0,
-    examples: Positive = 8,
+    records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0, examples: Positive = 8,
     labels: Mapping[str, str] | None = None,
 ) -> TeachingOutput:
     """The private examples themselves as the prompt: the paper's high bar and the privacy worst case."""
@@ -65,14 +61,8 @@ def prompt_file(
 
 @pipeline("instructions", needs=("model", "data"))
 def instructions(
-    records: Sequence[Record],
-    *,
-    model: LanguageModel | None = None,
-    seed: int = 0,
-    examples: Positive = 8,
-    labels: Mapping[str, str] | None = None,
-    temperature: Temperature = 0.0,
-    max_new_tokens: Positive = 256,
+    records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0, examples: Positive = 8,
+    labels: Mapping[str, str] | None = None, temperature: Temperature = 0.0, max_new_tokens: Positive = 256,
     batch_size: Positive | None = None,
 ) -> TeachingOutput:
     """One teacher writes instructions from `examples` private examples with the paper's Figure 2 prompt.
@@ -89,14 +79,21 @@ def instructions(
         batch_size=batch_size,
     )
     if not answer.strip():
-        raise PipelineError("the teacher wrote no instructions (empty generation); try temperature > 0 or another model")
+        raise PipelineError(
+            "the teacher wrote no instructions (empty generation); try temperature > 0 or another model"
+        )
     return TeachingOutput(
         prompt=answer,
         pipeline="instructions",
-        options={"examples": examples, "labels": dict(labels or {}), "temperature": temperature, "max_new_tokens": max_new_tokens},
+        options={
+            "examples": examples, "labels": dict(labels or {}), "temperature": temperature,
+            "max_new_tokens": max_new_tokens,
+        },
         seed=seed,
         model=model.info(),
         labels=dict(labels or {}),
         used_records=tuple(used),
-        artifacts=(TeacherArtifact(teacher=0, records=tuple(used), private=request, generated=tuple(paragraphs(answer))),),
+        artifacts=(
+            TeacherArtifact(teacher=0, records=tuple(used), private=request, generated=tuple(paragraphs(answer))),
+        ),
     )

@@ -46,7 +46,9 @@ def parse_command(command: str | Sequence[str]) -> list[str]:
     if found is None:
         if not Path(argv[0]).is_file():
             raise InputError(f"program {argv[0]!r} of --command was not found")
-        raise InputError(f"program {argv[0]!r} of --command is not executable (chmod +x it, or run it with an interpreter)")
+        raise InputError(
+            f"program {argv[0]!r} of --command is not executable (chmod +x it, or run it with an interpreter)"
+        )
     return argv
 
 
@@ -66,7 +68,9 @@ def redact(line: str, records: Sequence[Record]) -> str:
     """A teacher's message made safe to show: control sequences removed, and every word that occurs in the
     private records (where the planted secrets are) replaced, so no private text reaches the terminal."""
     private = {w for r in records for w in re.findall(r"\w+", r.text)}
-    words = re.sub(r"\w+", lambda m: "[redacted]" if m.group(0) in private and len(m.group(0)) > 1 else m.group(0), clean(line))
+    words = re.sub(
+        r"\w+", lambda m: "[redacted]" if m.group(0) in private and len(m.group(0)) > 1 else m.group(0), clean(line)
+    )
     return re.sub(r"(\[redacted\]\W{0,3})+\[redacted\]", "[redacted]", words)
 
 
@@ -129,7 +133,8 @@ def _collect(proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytes, byt
                 if buffer is err and len(err) > STDERR_TAIL:
                     del err[: len(err) - STDERR_TAIL]
                 if len(out) > MAX_PROMPT_BYTES:
-                    raise PipelineError(f"teacher command {proc.args[0]!r} wrote more than {MAX_PROMPT_BYTES:,} bytes")  # type: ignore[index]
+                    program = proc.args[0]  # type: ignore[index]
+                    raise PipelineError(f"teacher command {program!r} wrote more than {MAX_PROMPT_BYTES:,} bytes")
             if proc.poll() is not None and stop == deadline:
                 _end_group(proc.pid)
                 stop = min(deadline, time.monotonic() + GRACE)
@@ -150,10 +155,14 @@ def _run(args: list[str], payload: bytes | None, timeout: float, seed: int) -> t
                 threading.Thread(target=_feed, args=(proc, payload), daemon=True).start()
             out, err = _collect(proc, deadline)
             if proc.poll() is None and time.monotonic() >= deadline:
-                raise PipelineError(f"teacher command {args[0]!r} timed out after {timeout:g} s and was killed; raise --timeout")
+                raise PipelineError(
+                    f"teacher command {args[0]!r} timed out after {timeout:g} s and was killed; raise --timeout"
+                )
             code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        raise PipelineError(f"teacher command {args[0]!r} timed out after {timeout:g} s and was killed; raise --timeout") from None
+        raise PipelineError(
+            f"teacher command {args[0]!r} timed out after {timeout:g} s and was killed; raise --timeout"
+        ) from None
     finally:
         _end_group(proc.pid)
         for stream in (proc.stdout, proc.stderr):
@@ -167,13 +176,8 @@ def _run(args: list[str], payload: bytes | None, timeout: float, seed: int) -> t
 
 @pipeline("command", needs=("data",), files=lambda options: program_files(options.get("argv", ())))
 def command(
-    records: Sequence[Record],
-    *,
-    model: LanguageModel | None = None,
-    seed: int = 0,
-    argv: str | Sequence[str] = (),
-    timeout: Annotated[float, Field(gt=0, le=10**7)] = DEFAULT_TIMEOUT,
-    labels: Mapping[str, str] | None = None,
+    records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0, argv: str | Sequence[str] = (),
+    timeout: Annotated[float, Field(gt=0, le=10**7)] = DEFAULT_TIMEOUT, labels: Mapping[str, str] | None = None,
 ) -> TeachingOutput:
     """Run `argv` without a shell, bounded by `timeout` (its whole process group is killed); its stdout is the prompt.
 
@@ -185,8 +189,11 @@ def command(
         raise InputError("--timeout must be positive")
     names = dict(labels or {})
     payload = "".join(
-        json.dumps({**r.fields, "text": r.text, **({"label": names.get(r.label, r.label)} if r.label is not None else {})},
-                   ensure_ascii=False) + "\n"
+        json.dumps(
+            {**r.fields, "text": r.text, **({"label": names.get(r.label, r.label)} if r.label is not None else {})},
+            ensure_ascii=False,
+        )
+        + "\n"
         for r in records
     ).encode("utf-8")
     with tempfile.TemporaryDirectory(prefix="privacy-audit-") as tmp:
@@ -207,6 +214,7 @@ def command(
     if not prompt.strip():
         raise PipelineError(f"teacher command {args[0]!r} wrote no teaching prompt on stdout")
     return TeachingOutput(
-        prompt=prompt, pipeline="command", options={"argv": list(parse_command(argv)), "timeout": timeout, **({"labels": names} if names else {})},
+        prompt=prompt, pipeline="command",
+        options={"argv": list(parse_command(argv)), "timeout": timeout, **({"labels": names} if names else {})},
         seed=seed, model=None, labels=names, used_records=tuple(range(len(records))),
     )

@@ -28,7 +28,9 @@ class Utility(BaseModel):
     labels: tuple[str, ...]
     predicted_counts: dict[str, Annotated[int, Field(ge=0)]]
     accuracy_per_token: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
-    method: str = "label with the highest total log-probability after 'Class:' (accuracy_per_token: highest mean per token)"
+    method: str = (
+        "label with the highest total log-probability after 'Class:' (accuracy_per_token: highest mean per token)"
+    )
 
 
 class LabelledText(Protocol):

@@ -27,7 +27,11 @@ class Change:
 
     def line(self) -> str:
         word = "worse" if self.worse else "better" if self.better else "same"
-        noise = "" if self.beyond_noise is None else (" (beyond noise: CIs do not overlap)" if self.beyond_noise else " (within noise: CIs overlap)")
+        noise = (
+            ""
+            if self.beyond_noise is None
+            else (" (beyond noise: CIs do not overlap)" if self.beyond_noise else " (within noise: CIs overlap)")
+        )
         flag = "REGRESSION " if self.regression else ""
         return f"{flag}{word}: {self.measure} {_fmt(self.old)} -> {_fmt(self.new)}{noise}"
 
@@ -49,8 +53,12 @@ def _measures(r: AuditReport) -> dict[str, tuple[float | None, tuple[float, floa
         "max exposure, planted (bits)": (s.max_exposure_bits, None, True),
         "mean exposure, planted (bits)": (s.mean_exposure_planted, st.mean_exposure_planted_ci if st else None, True),
         "planted secrets verbatim in prompt": (float(s.planted_in_prompt), None, True),
-        "planted secrets recovered by greedy decoding": (None if s.greedy_extracted is None else float(s.greedy_extracted), None, True),
-        "fewest guesses to a planted secret": (None if s.min_guesses_planted is None else float(s.min_guesses_planted), None, False),
+        "planted secrets recovered by greedy decoding": (
+            None if s.greedy_extracted is None else float(s.greedy_extracted), None, True,
+        ),
+        "fewest guesses to a planted secret": (
+            None if s.min_guesses_planted is None else float(s.min_guesses_planted), None, False,
+        ),
         "empirical epsilon lower bound": (st.epsilon.epsilon if st and st.epsilon else None, None, True),
     }
     if r.leaks is not None:
@@ -68,7 +76,10 @@ def compare(old: AuditReport, new: AuditReport, *, tolerance: float = 0.5) -> Co
         raise InputError(f"--tolerance must be a finite number >= 0, got {tolerance!r}")
     warnings = []
     if (old.run.space, old.run.template) != (new.run.space, new.run.template):
-        warnings.append(f"the runs use different canaries ({old.run.template!r} in {old.run.space} vs {new.run.template!r} in {new.run.space})")
+        warnings.append(
+            f"the runs use different canaries ({old.run.template!r} in {old.run.space} vs {new.run.template!r} in "
+            f"{new.run.space})"
+        )
     if old.run.model.name != new.run.model.name:
         warnings.append(f"the runs use different scoring models ({old.run.model.name} vs {new.run.model.name})")
     a, b = _measures(old), _measures(new)

@@ -14,13 +14,15 @@ from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
 
 CSS = """
-body{font:14px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#222;padding:0 1rem}
+body{font:14px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#222;
+padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .verdict{padding:.8rem 1rem;border-radius:6px;font-weight:600;margin:1rem 0}
 .pass{background:#e6f4ea;color:#1e6b34}.fail{background:#fde8e6;color:#a52714}.none{background:#eef1f4;color:#333}
 table{border-collapse:collapse;margin:.5rem 0}td,th{border:1px solid #ddd;padding:.25rem .6rem;text-align:left}
 th{background:#f6f8fa}pre{background:#f6f8fa;padding:.8rem;white-space:pre-wrap;word-break:break-word}
-img{max-width:100%}.keys{display:flex;gap:1rem;flex-wrap:wrap}.key{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem}
+img{max-width:100%}.keys{display:flex;gap:1rem;flex-wrap:wrap}
+.key{border:1px solid #ddd;border-radius:6px;padding:.6rem 1rem}
 .key b{display:block;font-size:1.3rem}
 """
 
@@ -36,7 +38,8 @@ def _img(data: bytes, alt: str) -> str:
 
 def _verdict(report: AuditReport) -> str:
     if report.gate is None:
-        return '<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to <code>report</code>).</div>'
+        return ('<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to '
+                '<code>report</code>).</div>')
     cls, word = ("pass", "PASS") if report.gate.passed else ("fail", "FAIL")
     items = "".join(f"<li>{e(f)}</li>" for f in report.gate.failures)
     return f'<div class="verdict {cls}">Gate: {word}{f"<ul>{items}</ul>" if items else ""}</div>'
@@ -46,10 +49,15 @@ def _keys(report: AuditReport) -> str:
     s = report.summary
     worst = max((c for c in report.canaries if c.planted), key=lambda c: c.exposure_bits)
     keys = [
-        ("worst canary", f"{worst.exposure_bits:.2f} bits", f"{e(worst.id)}: rank {worst.rank:,} of {worst.rank_pool:,}, p = {worst.p_value:.2g}"),
+        (
+            "worst canary", f"{worst.exposure_bits:.2f} bits",
+            f"{e(worst.id)}: rank {worst.rank:,} of {worst.rank_pool:,}, p = {worst.p_value:.2g}",
+        ),
         ("null baseline", f"{s.null_mean_exposure_bits:.2f} bits", "mean exposure of a never-planted secret"),
-        ("references", "n/a" if s.mean_exposure_references is None else f"{s.mean_exposure_references:.2f} bits",
-         f"mean over {s.reference_count} never-planted secrets"),
+        (
+            "references", "n/a" if s.mean_exposure_references is None else f"{s.mean_exposure_references:.2f} bits",
+            f"mean over {s.reference_count} never-planted secrets",
+        ),
     ]
     return "".join(f'<div class="key">{e(k)}<b>{v}</b><small>{d}</small></div>' for k, v, d in keys)
 
@@ -66,7 +74,9 @@ def _plots(report: AuditReport) -> str:
     ]
     protocol = [c.protocol_rank for c in planted if c.protocol_rank is not None]
     if protocol:
-        plots.append(_img(png(rank_cdf_plot(ranks=protocol, n_candidates=s.reference_count + 1)), "paper-protocol rank CDF"))
+        plots.append(
+            _img(png(rank_cdf_plot(ranks=protocol, n_candidates=s.reference_count + 1)), "paper-protocol rank CDF")
+        )
     if report.reconstruction is not None:
         rc = report.reconstruction
         plots.append(_img(png(roc_plot(fpr=rc.fpr, tpr=rc.tpr, auc=rc.auc)), "reconstruction ROC"))
@@ -74,19 +84,22 @@ def _plots(report: AuditReport) -> str:
         teachers = sorted({r.teacher for r in report.leaks.rows})
         rows_by = {t: [r for r in report.leaks.rows if r.teacher == t] for t in teachers}
         plots.append(_img(png(teacher_plot(
-            teachers=teachers,
-            mean_distance=[sum(r.distance for r in rows_by[t]) / len(rows_by[t]) for t in teachers],
+            teachers=teachers, mean_distance=[sum(r.distance for r in rows_by[t]) / len(rows_by[t]) for t in teachers],
             verbatim=[sum(r.verbatim for r in rows_by[t]) for t in teachers],
         )), "per-teacher attribution"))
     return "".join(plots)
 
 
 def _canaries(report: AuditReport) -> str:
-    head = "<tr><th>canary</th><th>planted</th><th>log2 p (bits)</th><th>rank</th><th>exposure (bits)</th><th>over the whole space</th><th>p-value</th><th>in prompt</th><th>guesses</th><th>greedy</th></tr>"
+    columns = ("canary", "planted", "log2 p (bits)", "rank", "exposure (bits)", "over the whole space", "p-value",
+               "in prompt", "guesses", "greedy")
+    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
     rows = "".join(
-        f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of {c.rank_pool:,}</td>"
-        f"<td>{c.exposure_bits:.2f}</td><td>{e(interval(c))}</td><td>{c.p_value:.2g}</td><td>{'yes' if c.in_prompt else 'no'}</td>"
-        f"<td>{'' if c.guesses is None else c.guesses}</td><td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
+        f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of "
+        f"{c.rank_pool:,}</td>"
+        f"<td>{c.exposure_bits:.2f}</td><td>{e(interval(c))}</td><td>{c.p_value:.2g}</td>"
+        f"<td>{'yes' if c.in_prompt else 'no'}</td><td>{'' if c.guesses is None else c.guesses}</td>"
+        f"<td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
         for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id))
     )
     return f"<h2>Canaries</h2><table>{head}{rows}</table>"
@@ -97,17 +110,25 @@ def _details(report: AuditReport) -> str:
     out = ""
     if report.leaks is not None:
         leak_rows = "".join(
-            f"<tr><td>{r.teacher}</td><td>{r.unit}</td><td>{r.chars}</td><td>{r.distance:.3f}</td><td>{'yes' if r.verbatim else 'no'}</td></tr>"
+            f"<tr><td>{r.teacher}</td><td>{r.unit}</td><td>{r.chars}</td><td>{r.distance:.3f}</td>"
+            f"<td>{'yes' if r.verbatim else 'no'}</td></tr>"
             for r in report.leaks.rows
         )
-        out += (f"<h2>Generated text vs private text</h2><p>The paper's distance: insert/delete edits to the closest substring of "
-                f"the private prompt, over the unit's length (0 = verbatim copy).</p><table><tr><th>teacher</th><th>unit</th>"
-                f"<th>chars</th><th>distance</th><th>verbatim</th></tr>{leak_rows}</table>")
+        out += (
+            "<h2>Generated text vs private text</h2><p>The paper's distance: insert/delete edits to the closest "
+            "substring of "
+            "the private prompt, over the unit's length (0 = verbatim "
+            "copy).</p><table><tr><th>teacher</th><th>unit</th>"
+            f"<th>chars</th><th>distance</th><th>verbatim</th></tr>{leak_rows}</table>"
+        )
     if report.statistics is not None and report.statistics.epsilon is not None:
         eps = report.statistics.epsilon
-        out += (f"<h2>Empirical epsilon lower bound ({e(eps.design)} bound)</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta = {eps.delta:g}, "
-                f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
-                f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>")
+        out += (
+            f"<h2>Empirical epsilon lower bound ({e(eps.design)} bound)</h2><p>epsilon &ge; {eps.epsilon:.2f} at delta "
+            f"= {eps.delta:g}, "
+            f"{eps.confidence:.0%} confidence, from {eps.canaries} canaries. {e(eps.assumptions)}.</p>"
+            f"<p>Extrapolated exposure: {e(report.statistics.extrapolation_note)}.</p>"
+        )
     if report.prompt is not None:
         out += f"<h2>Teaching prompt (untrusted model output, shown as text)</h2><pre>{e(report.prompt)}</pre>"
     return out
@@ -118,10 +139,13 @@ def render_html(report: AuditReport) -> str:
     summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(report))
     run = json.dumps(report.run.model_dump(mode="json"), indent=2, sort_keys=True)
     return (
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        'content="width=device-width">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src "
+        "'unsafe-inline'\">"
         f"<title>privacy-audit: {e(report.run.pipeline)}</title><style>{CSS}</style></head><body>"
-        f"<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{_verdict(report)}<div class=\"keys\">{_keys(report)}</div>"
+        f'<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{_verdict(report)}<div '
+        f'class="keys">{_keys(report)}</div>'
         f"<h2>Summary</h2><table>{summary}</table><h2>Plots</h2>{_plots(report)}"
         f"{_canaries(report)}{_details(report)}"
         f"<h2>Run</h2><pre>{e(run)}</pre><p><small>schema version {report.schema_version}</small></p></body></html>\n"
@@ -135,18 +159,21 @@ def render_comparison_html(reports: Sequence[AuditReport]) -> str:
     tables = [dict(summary_rows(r)) for r in reports]
     keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
     head = "<tr><th>measure</th>" + "".join(f"<th>{e(r.run.pipeline)}</th>" for r in reports) + "</tr>"
-    body = "".join(f"<tr><th>{e(k)}</th>" + "".join(f"<td>{e(t.get(k, 'n/a'))}</td>" for t in tables) + "</tr>" for k in keys)
+    body = "".join(
+        f"<tr><th>{e(k)}</th>" + "".join(f"<td>{e(t.get(k, 'n/a'))}</td>" for t in tables) + "</tr>" for k in keys
+    )
     plot = ""
     if all(r.utility is not None for r in reports):
         plot = _img(png(privacy_utility_plot(
-            labels=[r.run.pipeline for r in reports],
-            exposure=[r.summary.max_exposure_bits for r in reports],
+            labels=[r.run.pipeline for r in reports], exposure=[r.summary.max_exposure_bits for r in reports],
             accuracy=[r.utility.accuracy for r in reports if r.utility is not None],
             max_bits=max(r.summary.max_possible_exposure_bits for r in reports),
         )), "privacy against utility")
     return (
-        f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">"
-        f"<title>privacy-audit: comparison</title><style>{CSS}</style></head><body><h1>privacy-audit: pipelines compared</h1>"
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src "
+        "'unsafe-inline'\">"
+        f"<title>privacy-audit: comparison</title><style>{CSS}</style></head><body><h1>privacy-audit: pipelines "
+        "compared</h1>"
         f"<table>{head}{body}</table>{plot}</body></html>\n"
     )

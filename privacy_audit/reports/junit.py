@@ -17,7 +17,7 @@ def _x(text: object) -> str:
 
 
 def render_junit(report: AuditReport) -> str:
-    """A <testsuites> document; without a gate outcome in the report every canary case passes and carries its numbers."""
+    """A <testsuites> document; without a gate outcome in the report every canary case passes with its numbers."""
     result = report.gate
     suites = ET.Element("testsuites", name="privacy-audit")
     failing: dict[str, list[str]] = {}
@@ -44,11 +44,16 @@ def render_junit(report: AuditReport) -> str:
     if result is not None:
         rules = ET.SubElement(suites, "testsuite", name="gate rules")
         for rule in result.rules:
-            case = ET.SubElement(rules, "testcase", classname=f"privacy_audit.gate.{_x(rule.rule)}", name=_x(f"{rule.rule}[{rule.subject}]"), time="0")
+            case = ET.SubElement(
+                rules, "testcase", classname=f"privacy_audit.gate.{_x(rule.rule)}",
+                name=_x(f"{rule.rule}[{rule.subject}]"), time="0",
+            )
             if not rule.passed:
                 ET.SubElement(case, "failure", message=_x(rule.message), type="GateFailure").text = _x(rule.message)
         for skip in result.skipped:
-            case = ET.SubElement(rules, "testcase", classname=f"privacy_audit.gate.{_x(skip.rule)}", name=_x(skip.rule), time="0")
+            case = ET.SubElement(
+                rules, "testcase", classname=f"privacy_audit.gate.{_x(skip.rule)}", name=_x(skip.rule), time="0"
+            )
             ET.SubElement(case, "skipped", message=_x(f"{skip.rule}: {skip.reason}"))
         rules.set("tests", str(len(result.rules) + len(result.skipped)))
         rules.set("failures", str(sum(not r.passed for r in result.rules)))

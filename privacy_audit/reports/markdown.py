@@ -49,9 +49,16 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("mean exposure, references (bits)", _f(s.mean_exposure_references)),
         ("null mean exposure (bits)", _f(s.null_mean_exposure_bits)),
         ("best rank of a planted canary", f"{s.min_rank_planted:,}"),
-        ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}"),
-        ("planted secrets recovered by greedy decoding", "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}"),
-        ("fewest guesses to a planted secret", "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}"),
+        ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}" + (
+            f", p = {_pv(report, 'planted_in_prompt')}" if "planted_in_prompt" in s.p_values else "")),
+        (
+            "planted secrets recovered by greedy decoding",
+            "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}",
+        ),
+        (
+            "fewest guesses to a planted secret",
+            "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}",
+        ),
         ("p-value, planted above references", _pv(report, "planted_vs_references")),
     ]
     if s.protocol_mean_rank is not None:
@@ -61,36 +68,52 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ))
         rows.append(("paper protocol: rank-0 count",
                      f"{s.protocol_rank_zero_count} of {s.planted_count}, p = {_pv(report, 'protocol_rank_zero')}"))
+    return rows + _statistics_rows(report, rows) + _other_rows(report)
+
+
+def _statistics_rows(report: AuditReport, rows: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The intervals (placed beside the means they are of), the epsilon bound and the extrapolation fit."""
     st = report.statistics
-    if st is not None:
-        level = f"{st.confidence:.0%}"
-        rows.insert(5, (f"{level} CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
-        rows.insert(7, (f"{level} CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
-        rows.append(("confidence intervals", st.interval_method))
-        if st.rank_interval_note:
-            rows.append(("rank intervals over the whole space", st.rank_interval_note))
-        if st.epsilon is not None:
-            eps = st.epsilon
-            rows.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)", _f(eps.epsilon)))
-        fit = st.extrapolation
-        rows.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
-                     f"KS p = {_p(fit.ks_p_value)} ({fit.calibration}){' (poor fit)' if fit.poor_fit else ''}"))
+    out: list[tuple[str, str]] = []
+    if st is None:
+        return out
+    level = f"{st.confidence:.0%}"
+    rows.insert(5, (f"{level} CI of mean exposure, planted", _ci(st.mean_exposure_planted_ci)))
+    rows.insert(7, (f"{level} CI of mean exposure, references", _ci(st.mean_exposure_references_ci)))
+    out.append(("confidence intervals", st.interval_method))
+    if st.rank_interval_note:
+        out.append(("rank intervals over the whole space", st.rank_interval_note))
+    if st.epsilon is not None:
+        eps = st.epsilon
+        out.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)",
+                    _f(eps.epsilon)))
+    fit = st.extrapolation
+    out.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
+                f"KS p = {_p(fit.ks_p_value)} ({fit.calibration}){' (poor fit)' if fit.poor_fit else ''}"))
+    return out
+
+
+def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """Leaks of generated text, utility, reconstruction, and the gate's verdict."""
+    out: list[tuple[str, str]] = []
     if report.leaks is not None:
         lk = report.leaks
-        rows.append(("generated units copied verbatim", f"{lk.verbatim_copies} of {lk.units}"))
-        rows.append(("mean distance of generated text to private prompt", _f(lk.mean_distance)))
+        out.append(("generated units copied verbatim", f"{lk.verbatim_copies} of {lk.units}"))
+        out.append(("mean distance of generated text to private prompt", _f(lk.mean_distance)))
     if report.utility is not None:
         u = report.utility
         per_token = "" if u.accuracy_per_token is None else f", {u.accuracy_per_token:.3f} per token"
-        rows.append(("student accuracy with this prompt (utility)", f"{u.accuracy:.3f}{per_token} on {u.examples} examples"))
+        accuracy = f"{u.accuracy:.3f}{per_token} on {u.examples} examples"
+        out.append(("student accuracy with this prompt (utility)", accuracy))
     if report.reconstruction is not None:
         rc = report.reconstruction
-        rows.append(("reconstruction AUC, private vs held-out examples", f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, Clopper-Pearson on min(m, n))"))
-        rows.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
+        out.append(("reconstruction AUC, private vs held-out examples",
+                    f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, Clopper-Pearson on min(m, n))"))
+        out.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
     if report.gate is not None:
         g = report.gate
-        rows.append(("gate", "PASS" if g.passed else f"FAIL ({len(g.failures)} of {len(g.rules)} checks)"))
-    return rows
+        out.append(("gate", "PASS" if g.passed else f"FAIL ({len(g.failures)} of {len(g.rules)} checks)"))
+    return out
 
 
 def render_markdown(report: AuditReport) -> str:
@@ -102,13 +125,16 @@ def render_markdown(report: AuditReport) -> str:
         lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
     lines += [
         "",
-        "| canary | planted | log2 p (bits) | rank | exposure (bits) | over the whole space | extrapolated (bits) | p-value | in prompt | guesses | greedy |",
+        "| canary | planted | log2 p (bits) | rank | exposure (bits) | over the whole space | extrapolated (bits) | "
+        "p-value | in prompt | guesses | greedy |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
         lines.append(
             f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {interval(c)} | {_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | {_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
+            f"| {c.exposure_bits:.2f} | {interval(c)} | "
+            f"{_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | "
+            f"{_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
             f"| {_yes(c.greedy_extracted)} |"
         )
     if any(c.extrapolated_beyond_references for c in report.canaries):
@@ -120,14 +146,18 @@ def interval(c: CanaryScore) -> str:
     """A canary's rank and exposure over the whole space, with how they were obtained."""
     if c.rank_lower == c.rank_upper:
         return f"rank {c.rank_lower:,}, {c.exposure_bits_upper:.2f} bits ({c.exposure_method})"
-    return (f"rank {c.rank_lower:,} to {c.rank_upper:,}, {c.exposure_bits_lower:.2f} to {c.exposure_bits_upper:.2f} bits "
-            f"({c.exposure_method})")
+    return (
+        f"rank {c.rank_lower:,} to {c.rank_upper:,}, {c.exposure_bits_lower:.2f} to {c.exposure_bits_upper:.2f} bits "
+        f"({c.exposure_method})"
+    )
 
 
 def render_comparison(reports: Sequence[AuditReport]) -> str:
     """Reports side by side (e.g. the demo's raw and instructions pipelines on the same canaries)."""
     tables = [dict(summary_rows(r)) for r in reports]
     keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
-    lines = ["| measure | " + " | ".join(_cell(r.run.pipeline) for r in reports) + " |", "|---|" + "---|" * len(reports)]
+    lines = [
+        "| measure | " + " | ".join(_cell(r.run.pipeline) for r in reports) + " |", "|---|" + "---|" * len(reports),
+    ]
     lines += [f"| {_cell(k)} | " + " | ".join(_cell(t.get(k, "n/a")) for t in tables) + " |" for k in keys]
     return "\n".join(lines) + "\n"

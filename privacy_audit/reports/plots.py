@@ -51,7 +51,10 @@ def rank_cdf_plot(*, ranks: Sequence[int], n_candidates: int) -> Any:
     """Empirical CDF of paper-protocol ranks (0..N-1) against the uniform null."""
     fig, ax = _figure()
     r = np.sort(np.asarray(ranks))
-    ax.step(np.concatenate([[0], r]), np.arange(len(r) + 1) / max(len(r), 1), where="post", color="#c0392b", label="planted canaries")
+    ax.step(
+        np.concatenate([[0], r]), np.arange(len(r) + 1) / max(len(r), 1), where="post", color="#c0392b",
+        label="planted canaries",
+    )
     ax.plot([0, n_candidates - 1], [0, 1], "k--", lw=1, label="null (uniform rank)")
     ax.set_xlabel(f"rank among {n_candidates - 1} comparisons (0 = most likely)")
     ax.set_ylabel("fraction of canaries")
@@ -72,7 +75,9 @@ def roc_plot(*, fpr: Sequence[float], tpr: Sequence[float], auc: float) -> Any:
     return fig
 
 
-def privacy_utility_plot(*, labels: Sequence[str], exposure: Sequence[float], accuracy: Sequence[float], max_bits: float) -> Any:
+def privacy_utility_plot(
+    *, labels: Sequence[str], exposure: Sequence[float], accuracy: Sequence[float], max_bits: float
+) -> Any:
     """Each pipeline as a point: worst planted exposure (privacy cost) against student accuracy (utility)."""
     fig, ax = _figure(5.0, 3.8)
     ax.scatter(exposure, accuracy, color="#c0392b", zorder=3)
@@ -94,7 +99,10 @@ def teacher_plot(*, teachers: Sequence[int], mean_distance: Sequence[float], ver
     ax.bar(x, mean_distance, color="#9db4c0", label="mean distance to private prompt")
     for xi, d, v in zip(x, mean_distance, verbatim):
         if v:
-            ax.annotate(f"{v} verbatim", (xi, d), ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8, color="#c0392b")
+            ax.annotate(
+                f"{v} verbatim", (xi, d), ha="center", xytext=(0, 3), textcoords="offset points", fontsize=8,
+                color="#c0392b",
+            )
     ax.set_xticks(x, [str(t) for t in teachers])
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("teacher")

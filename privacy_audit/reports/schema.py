@@ -17,7 +17,10 @@ from privacy_audit._io import read_json, write_json
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
-from privacy_audit.scoring.types import FROZEN, CanaryScore, Count, Probability, ScoreCheck, LeakReport, Reconstruction, RunMode, Statistics, Summary, TokenBoundary
+from privacy_audit.scoring.types import (
+    FROZEN, CanaryScore, Count, Probability, ScoreCheck, LeakReport, Reconstruction, RunMode, Statistics, Summary,
+    TokenBoundary,
+)
 
 SCHEMA_VERSION = 4
 
@@ -112,7 +115,8 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
     3 -> 4: a stored gate's skipped rules are typed (rule, reason); reports that did not name their
     interval method were made with the percentile bootstrap.
     2 -> 3: each canary's rank interval over the whole space (`_intervals_of_v2`).
-    1 -> 2: the summary's p-values are recomputed from the canaries' scores (`_p_values_of_v1`); the epsilon bound names its design (version 1's was the independent-trials bound); the
+    1 -> 2: the summary's p-values are recomputed from the canaries' scores (`_p_values_of_v1`); the epsilon
+    bound names its design (version 1's was the independent-trials bound); the
     skew-normal fit test says it was not calibrated; scores were computed on split tokenization
     (no `run.tokenization` record), which the upgraded report keeps saying by leaving it empty.
     """
@@ -162,8 +166,10 @@ def _p_values_of_v1(data: dict[str, Any]) -> dict[str, Any]:
                  "protocol_rank_zero": rank_zero_p_value(planted_scores=norm[0], reference_scores=norm[1])}
     except (KeyError, TypeError, ValueError):
         return data
-    summary["p_values"] = {k: {"p": v.p, "log10_p": v.log10_p, "method": v.method, "monte_carlo_error": v.monte_carlo_error}
-                           for k, v in found.items()}
+    summary["p_values"] = {
+        k: {"p": v.p, "log10_p": v.log10_p, "method": v.method, "monte_carlo_error": v.monte_carlo_error}
+        for k, v in found.items()
+    }
     summary |= {f"{k}_p_value": v.p for k, v in found.items()}
     return {**data, "summary": summary}
 
@@ -188,8 +194,7 @@ def _intervals_of_v2(canary: Any, mode: Any) -> Any:
     return {
         "rank_lower": lower, "rank_upper": upper, "exposure_method": "exact" if exact else "sampled",
         "exposure_bits_lower": bits - math.log2(upper) if isinstance(upper, int) and upper >= 1 else 0.0,
-        "exposure_bits_upper": bits - math.log2(lower) if isinstance(lower, int) and lower >= 1 else 0.0,
-        **canary,
+        "exposure_bits_upper": bits - math.log2(lower) if isinstance(lower, int) and lower >= 1 else 0.0, **canary,
     }
 
 
@@ -218,7 +223,8 @@ def load_report(path: str | os.PathLike[str]) -> AuditReport:
         raise ReportError(f"report {path} has an invalid schema_version {version!r}")
     if version > SCHEMA_VERSION:
         raise ReportError(
-            f"report {path} has schema_version {version}, newer than this privacy-audit reads ({SCHEMA_VERSION}); upgrade privacy-audit"
+            f"report {path} has schema_version {version}, newer than this privacy-audit reads ({SCHEMA_VERSION}); "
+            "upgrade privacy-audit"
         )
     try:
         report = AuditReport.model_validate_json(json.dumps(migrate(data), allow_nan=True), strict=True)

@@ -61,13 +61,17 @@ def load_trial(path: str | os.PathLike[str]) -> TrialResult:
         raise ReportError(f"{path} is not a Secret Sharer trial result")
     version = data.get("schema_version", 1)
     if not isinstance(version, int) or version > TRIAL_SCHEMA_VERSION:
-        raise ReportError(f"trial {path} has schema_version {version!r}, which this privacy-audit does not read; upgrade it")
+        raise ReportError(
+            f"trial {path} has schema_version {version!r}, which this privacy-audit does not read; upgrade it"
+        )
     upgraded: dict[str, Any] = {**data, "schema_version": TRIAL_SCHEMA_VERSION}
     try:
         return TrialResult.model_validate(upgraded)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ReportError(f"{path} is not a valid trial result: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise ReportError(
+            f"{path} is not a valid trial result: {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
 
 
 def render_trials_markdown(summary: TrialSummary) -> str:

@@ -58,7 +58,11 @@ def _pool(report: AuditReport, c: CanaryScore, references: int) -> int:
 def _canaries(report: AuditReport) -> None:
     cs = report.canaries
     if not any(c.planted for c in cs):
-        _fail("canaries", "include no planted canaries, so nothing can be measured or gated (is the report truncated or tampered with?)")
+        _fail(
+            "canaries",
+            "include no planted canaries, so nothing can be measured or gated (is the report truncated or tampered "
+            "with?)",
+        )
     if len({c.space_size for c in cs}) > 1:
         _fail("canaries", "disagree on the size of their space")
     size = known_size(report.run.space)
@@ -81,25 +85,45 @@ def _canary(report: AuditReport, where: str, c: CanaryScore, references: int) ->
     if c.rank > pool:
         _fail(f"{where}.rank", f"{c.rank:,} lies beyond its pool of {pool:,}")
     if not _close(c.exposure_bits, math.log2(pool) - math.log2(c.rank)):
-        _fail(f"{where}.exposure_bits", f"is {c.exposure_bits!r} but rank {c.rank:,} of {pool:,} gives {math.log2(pool / c.rank):.6g}")
+        _fail(
+            f"{where}.exposure_bits",
+            f"is {c.exposure_bits!r} but rank {c.rank:,} of {pool:,} gives {math.log2(pool / c.rank):.6g}",
+        )
     if not _close(c.p_value, c.rank / pool):
         _fail(f"{where}.p_value", f"is {c.p_value!r} but rank {c.rank:,} of {pool:,} gives {c.rank / pool:.6g}")
     if not c.rank_lower <= c.rank_upper <= size:
-        _fail(f"{where}.rank_lower", f"..rank_upper ({c.rank_lower:,}..{c.rank_upper:,}) is not an interval within the space of {size:,}")
+        _fail(
+            f"{where}.rank_lower",
+            f"..rank_upper ({c.rank_lower:,}..{c.rank_upper:,}) is not an interval within the space of {size:,}",
+        )
     bits = math.log2(size)
-    if not _close(c.exposure_bits_lower, bits - math.log2(c.rank_upper)) or not _close(c.exposure_bits_upper, bits - math.log2(c.rank_lower)):
-        _fail(f"{where}.exposure_bits_lower", f"..exposure_bits_upper do not follow from its rank interval {c.rank_lower:,}..{c.rank_upper:,}")
-    if (c.exposure_method == "exact") != (mode == "exact") or (c.exposure_method == "exact" and c.rank_lower != c.rank_upper):
-        _fail(f"{where}.exposure_method", f"is {c.exposure_method} with rank interval {c.rank_lower:,}..{c.rank_upper:,} in {mode} mode")
+    if not _close(c.exposure_bits_lower, bits - math.log2(c.rank_upper)) or not _close(
+        c.exposure_bits_upper, bits - math.log2(c.rank_lower)
+    ):
+        _fail(
+            f"{where}.exposure_bits_lower",
+            f"..exposure_bits_upper do not follow from its rank interval {c.rank_lower:,}..{c.rank_upper:,}",
+        )
+    if (c.exposure_method == "exact") != (mode == "exact") or (
+        c.exposure_method == "exact" and c.rank_lower != c.rank_upper
+    ):
+        _fail(
+            f"{where}.exposure_method",
+            f"is {c.exposure_method} with rank interval {c.rank_lower:,}..{c.rank_upper:,} in {mode} mode",
+        )
     if mode == "exact" and c.rank != c.rank_lower or mode == "bounded" and c.rank != c.rank_upper:
-        _fail(f"{where}.rank", f"{c.rank:,} is not the {'exact rank' if mode == 'exact' else 'upper end of its interval'}")
+        _fail(
+            f"{where}.rank", f"{c.rank:,} is not the {'exact rank' if mode == 'exact' else 'upper end of its interval'}"
+        )
     if c.guesses is not None and not c.rank_lower <= c.guesses <= c.rank_upper:
         _fail(f"{where}.guesses", f"{c.guesses:,} lies outside its rank interval {c.rank_lower:,}..{c.rank_upper:,}")
     if c.extrapolated_exposure_bits is not None and c.extrapolated_exposure_bits > bits * (1 + TOLERANCE):
         _fail(f"{where}.extrapolated_exposure_bits", f"exceeds log2|S| = {bits:.6g}")
     if c.verbatim_p_value is not None and not c.in_prompt and c.verbatim_p_value != 1.0:
         _fail(f"{where}.verbatim_p_value", f"is {c.verbatim_p_value!r} for a canary that does not appear in the prompt")
-    if not c.planted and (c.greedy_extracted is not None or c.protocol_rank is not None or c.verbatim_p_value is not None):
+    if not c.planted and (
+        c.greedy_extracted is not None or c.protocol_rank is not None or c.verbatim_p_value is not None
+    ):
         _fail(where, "is a reference but carries a planted canary's greedy extraction or protocol rank")
 
 
@@ -113,18 +137,27 @@ def _ranks_follow_scores(report: AuditReport) -> None:
         for i, c in enumerate(cs):
             expected = int(np.sum(refs >= c.logprob_bits)) + int(c.planted)
             if c.rank != expected:
-                _fail(f"canaries[{i}] ({c.id}).rank", f"is {c.rank:,} but its log-probability places it at {expected:,} among the references")
+                _fail(
+                    f"canaries[{i}] ({c.id}).rank",
+                    f"is {c.rank:,} but its log-probability places it at {expected:,} among the references",
+                )
     if report.run.mode != "exact":
         return
     for i, c in enumerate(cs):
         at_least = int(np.sum(lp >= c.logprob_bits))
         if c.rank < at_least:
-            _fail(f"canaries[{i}] ({c.id}).rank", f"is {c.rank:,} but {at_least} canaries of this report are at least as likely")
+            _fail(
+                f"canaries[{i}] ({c.id}).rank",
+                f"is {c.rank:,} but {at_least} canaries of this report are at least as likely",
+            )
     order = np.argsort(-lp, kind="stable")
     for a, b in zip(order[:-1], order[1:]):
         tied = lp[a] == lp[b]
         if (cs[a].rank != cs[b].rank) if tied else (cs[a].rank >= cs[b].rank):
-            _fail(f"canaries[{b}] ({cs[b].id}).rank", f"{cs[b].rank:,} does not follow from the log-probabilities (vs {cs[a].id}, rank {cs[a].rank:,})")
+            _fail(
+                f"canaries[{b}] ({cs[b].id}).rank",
+                f"{cs[b].rank:,} does not follow from the log-probabilities (vs {cs[a].id}, rank {cs[a].rank:,})",
+            )
 
 
 def _protocol_ranks(report: AuditReport) -> None:
@@ -141,7 +174,10 @@ def _protocol_ranks(report: AuditReport) -> None:
                                reference_scores=np.array([c.normalised_logprob_bits for c in refs]))
     for c, r in zip(planted, ranks):
         if c.protocol_rank != int(r):
-            _fail(f"canary {c.id}.protocol_rank", f"is {c.protocol_rank} but its score ranks it {int(r)} among the references")
+            _fail(
+                f"canary {c.id}.protocol_rank",
+                f"is {c.protocol_rank} but its score ranks it {int(r)} among the references",
+            )
 
 
 def _summary(report: AuditReport) -> None:
@@ -175,12 +211,15 @@ def _same(field: str, got: float | int | None, want: float | int | None, source:
 
 
 def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequence[CanaryScore]) -> None:
-    """Each p-value in [0, 1] with its log10; exact ones recomputed (up to RECOMPUTE_CELLS), and the summary's copies equal."""
+    """Each p-value in [0, 1] with its log10; exact ones recomputed (to RECOMPUTE_CELLS); the summary's copies equal."""
     s = report.summary
     names = ({"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"} if refs else set()) | (
         {"planted_in_prompt"} if s.secrets_in_prompt is not None else set())
     if set(s.p_values) != names:
-        _fail("summary.p_values", f"hold {sorted(s.p_values) or 'none'}; this report's design has {sorted(names) or 'none'}")
+        _fail(
+            "summary.p_values",
+            f"hold {sorted(s.p_values) or 'none'}; this report's design has {sorted(names) or 'none'}",
+        )
     for name, record in s.p_values.items():
         _log10_agrees(f"summary.p_values.{name}", record)
     _verbatim(report, planted)
@@ -189,17 +228,25 @@ def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequenc
             _same(f"summary.{name}", getattr(s, name), None)
         return
     raw = (np.array([c.logprob_bits for c in planted]), np.array([c.logprob_bits for c in refs]))
-    norm = (np.array([c.normalised_logprob_bits for c in planted], dtype=float), np.array([c.normalised_logprob_bits for c in refs], dtype=float))
+    norm = (
+        np.array([c.normalised_logprob_bits for c in planted], dtype=float),
+        np.array([c.normalised_logprob_bits for c in refs], dtype=float),
+    )
     zero = rank_zero_p_value(planted_scores=norm[0], reference_scores=norm[1])
     _same("summary.p_values.protocol_rank_zero.p", s.p_values["protocol_rank_zero"].p, zero.p)
     for key, (a, b) in (("planted_vs_references", raw), ("protocol_mean_rank", norm)):
         record = s.p_values[key]
-        if record.method == "exact permutation" and rank_sum_cells(planted_scores=a, reference_scores=b) <= RECOMPUTE_CELLS:
+        if (
+            record.method == "exact permutation"
+            and rank_sum_cells(planted_scores=a, reference_scores=b) <= RECOMPUTE_CELLS
+        ):
             again = rank_sum_p_value(planted_scores=a, reference_scores=b, rng=np.random.default_rng(0))
             if not _close(record.p, again.p, 1e-6):
                 _fail(f"summary.p_values.{key}.p", f"is {record.p!r} but the canaries' scores give {again.p:.6g}")
-    for name, key in (("planted_vs_references_p_value", "planted_vs_references"), ("protocol_mean_rank_p_value", "protocol_mean_rank"),
-                      ("protocol_rank_zero_p_value", "protocol_rank_zero")):
+    for name, key in (
+        ("planted_vs_references_p_value", "planted_vs_references"),
+        ("protocol_mean_rank_p_value", "protocol_mean_rank"), ("protocol_rank_zero_p_value", "protocol_rank_zero"),
+    ):
         _same(f"summary.{name}", getattr(s, name), s.p_values[key].p, f"summary.p_values.{key}.p")
 
 
@@ -211,11 +258,16 @@ def _verbatim(report: AuditReport, planted: Sequence[CanaryScore]) -> None:
     size = planted[0].space_size
     if found > size:
         _fail("summary.secrets_in_prompt", f"is {found:,}, more than the {size:,} secrets of the space")
-    again = verbatim_count_p_value(report.summary.planted_in_prompt, planted=len(planted), in_prompt=found, space_size=size)
+    again = verbatim_count_p_value(
+        report.summary.planted_in_prompt, planted=len(planted), in_prompt=found, space_size=size
+    )
     _same("summary.p_values.planted_in_prompt.p", report.summary.p_values["planted_in_prompt"].p, again.p, "the counts")
     for c in planted:
         if c.in_prompt and c.verbatim_p_value is not None and not _close(c.verbatim_p_value, found / size):
-            _fail(f"canary {c.id}.verbatim_p_value", f"is {c.verbatim_p_value!r} but {found:,} of {size:,} secrets appear in the prompt")
+            _fail(
+                f"canary {c.id}.verbatim_p_value",
+                f"is {c.verbatim_p_value!r} but {found:,} of {size:,} secrets appear in the prompt",
+            )
 
 
 def _log10_agrees(field: str, record: PValueRecord) -> None:
@@ -239,7 +291,10 @@ def _statistics(report: AuditReport) -> None:
     if table is not None:
         size = report.canaries[0].space_size
         if len(table) != refs + 1 or any(a > b for a, b in zip(table, table[1:])) or table[-1] > size:
-            _fail("statistics.sampled_rank_lower_by_references_above", f"must rise from 1 to at most {size:,} over {refs + 1} counts")
+            _fail(
+                "statistics.sampled_rank_lower_by_references_above",
+                f"must rise from 1 to at most {size:,} over {refs + 1} counts",
+            )
     eps = st.epsilon
     if eps is not None:
         if eps.threshold_rank is not None and eps.threshold_rank not in eps.grid:
@@ -272,8 +327,10 @@ def _reconstruction(report: AuditReport) -> None:
         _fail("reconstruction", "needs member and non-member scores")
     members, non_members = np.array(rc.member_scores), np.array(rc.non_member_scores)
     _same("reconstruction.auc", rc.auc, auc(member_scores=members, non_member_scores=non_members), "scores")
-    _same("reconstruction.tpr_at_1pct_fpr", rc.tpr_at_1pct_fpr, tpr_at_fpr(member_scores=members, non_member_scores=non_members, fpr=0.01),
-          "scores")
+    _same(
+        "reconstruction.tpr_at_1pct_fpr", rc.tpr_at_1pct_fpr,
+        tpr_at_fpr(member_scores=members, non_member_scores=non_members, fpr=0.01), "scores",
+    )
     if rc.auc_ci is not None and not rc.auc_ci[0] <= rc.auc_ci[1]:
         _fail("reconstruction.auc_ci", f"{rc.auc_ci} is not an interval")
     ok = len(rc.fpr) == len(rc.tpr) >= 2 and all(np.diff(rc.fpr) >= 0) and all(np.diff(rc.tpr) >= 0)
@@ -289,7 +346,10 @@ def _run(report: AuditReport) -> None:
                                                   f"and a tolerance of {c.tolerance_bits!r}")
     if report.prompt is not None:
         if len(report.prompt) != run.prompt_chars:
-            _fail("run.prompt_chars", f"is {run.prompt_chars:,} but the stored prompt has {len(report.prompt):,} characters")
+            _fail(
+                "run.prompt_chars",
+                f"is {run.prompt_chars:,} but the stored prompt has {len(report.prompt):,} characters",
+            )
         if hashlib.sha256(report.prompt.encode("utf-8")).hexdigest() != run.prompt_sha256:
             _fail("run.prompt_sha256", "is not the hash of the stored prompt")
     if u is not None:

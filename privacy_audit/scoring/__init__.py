@@ -9,14 +9,10 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CanaryScore": "privacy_audit.scoring.types",
-    "ScoringOptions": "privacy_audit.scoring.options",
-    "ScoringResult": "privacy_audit.scoring.types",
-    "Summary": "privacy_audit.scoring.types",
-    "exposure_from_rank": "privacy_audit.scoring.exposure",
-    "null_mean_exposure": "privacy_audit.scoring.exposure",
-    "rank_p_value": "privacy_audit.scoring.exposure",
-    "ranks_among": "privacy_audit.scoring.exposure",
+    "CanaryScore": "privacy_audit.scoring.types", "ScoringOptions": "privacy_audit.scoring.options",
+    "ScoringResult": "privacy_audit.scoring.types", "Summary": "privacy_audit.scoring.types",
+    "exposure_from_rank": "privacy_audit.scoring.exposure", "null_mean_exposure": "privacy_audit.scoring.exposure",
+    "rank_p_value": "privacy_audit.scoring.exposure", "ranks_among": "privacy_audit.scoring.exposure",
     "score_prompt": "privacy_audit.scoring.score",
 }
 

@@ -1,4 +1,4 @@
-"""Rank intervals for every canary in every mode: exact, certified by a best-first search, or sampled from the references.
+"""Rank intervals for every canary in every mode: exact, certified by best-first search, or sampled from references.
 
 Bounded mode runs one search for all canaries (most likely secret first, until the least likely
 planted canary is passed or the budget is spent) and combines its certified interval with the
@@ -87,7 +87,7 @@ def intervals(
     canary_set: CanarySet, logprobs: np.ndarray, is_planted: np.ndarray, *, exact_ranks: list[int] | None,
     search: SearchResult | None,
 ) -> tuple[list[Interval], tuple[int, ...] | None]:
-    """Each canary's rank interval over the whole space, and the sampled lower bound by references above (for the gate)."""
+    """Each canary's rank interval over the whole space, and the gate's sampled lower bound by references above."""
     size = canary_set.secret_space.size
     if exact_ranks is not None:
         return [Interval(r, r, "exact", *exposure_bounds(r, r, size), passed=True) for r in exact_ranks], None
@@ -115,5 +115,9 @@ def intervals(
             if max(lo, s_lo) <= min(hi, s_hi) and (s_lo > lo or s_hi < hi):
                 lo, hi, method = max(lo, s_lo), min(hi, s_hi), "sampled"
         out.append(Interval(lo, hi, method, *exposure_bounds(lo, hi, size), passed=passed[i]))
-    table = sampled_lower_table(sample=len(refs), population=population, space_size=size, confidence=CONFIDENCE) if len(refs) else None
+    table = (
+        sampled_lower_table(sample=len(refs), population=population, space_size=size, confidence=CONFIDENCE)
+        if len(refs)
+        else None
+    )
     return out, table

@@ -24,14 +24,8 @@ FLOAT_MARGIN = 1e-9
 
 
 def certified_ranks(
-    *,
-    logprobs: np.ndarray,
-    found: np.ndarray,
-    frontier: np.ndarray,
-    frontier_sizes: np.ndarray,
-    dropped: np.ndarray,
-    space_size: int,
-    found_self: np.ndarray,
+    *, logprobs: np.ndarray, found: np.ndarray, frontier: np.ndarray, frontier_sizes: np.ndarray, dropped: np.ndarray,
+    space_size: int, found_self: np.ndarray,
 ) -> tuple[list[int], list[int], list[bool]]:
     """(lower, upper, passed) rank of each log-prob given a search's state; `passed`: no open or dropped
     node can hold a secret at least as likely (the search went past it), so `upper` is its rank with
@@ -44,7 +38,11 @@ def certified_ranks(
     lp = np.asarray(logprobs, dtype=np.float64)
     found = np.sort(np.asarray(found, dtype=np.float64))
     above = len(found) - np.searchsorted(found, lp + TIE_TOLERANCE_BITS, side="right")
-    at_least = len(found) - np.searchsorted(found, lp - TIE_TOLERANCE_BITS, side="left") - np.asarray(found_self, dtype=np.int64)
+    at_least = (
+        len(found)
+        - np.searchsorted(found, lp - TIE_TOLERANCE_BITS, side="left")
+        - np.asarray(found_self, dtype=np.int64)
+    )
     lower, upper, passed = [], [], []
     for i, x in enumerate(lp):
         hidden = float(dropped[i])

@@ -45,7 +45,8 @@ ASSUMPTIONS: dict[str, str] = {
     ),
     "one_run": (
         "all canaries planted in one run, with no independence between them: P(at least v of k pass 'rank <= r') "
-        "<= C(k, v) (q^v + delta (1 + ... + q^(v-1))), q = e^eps r/(|S| - k + 1); exact ranks over the whole space (unknown "
+        "<= C(k, v) (q^v + delta (1 + ... + q^(v-1))), q = e^eps r/(|S| - k + 1); exact ranks over the whole space "
+        "(unknown "
         "ranks count as |S|); thresholds on a fixed grid of powers of two, Bonferroni-corrected"
     ),
 }
@@ -84,12 +85,7 @@ def _one_run_epsilon(hits: int, k: int, fpr: float, delta: float, alpha: float) 
 
 
 def epsilon_lower_bound(
-    *,
-    ranks: np.ndarray,
-    space_size: int,
-    design: Design = "one_run",
-    delta: float = 0.0,
-    confidence: float = 0.95,
+    *, ranks: np.ndarray, space_size: int, design: Design = "one_run", delta: float = 0.0, confidence: float = 0.95,
     grid: tuple[int, ...] | None = None,
 ) -> EpsilonBound:
     """Empirical epsilon lower bound from exact canary ranks (Jagielski et al. 2020; Nasr et al. 2021).
@@ -109,8 +105,8 @@ def epsilon_lower_bound(
     alpha = (1 - confidence) / len(grid)
     def bound(eps: float, threshold: int | None, hits: int, fpr: float) -> EpsilonBound:
         return EpsilonBound(
-            epsilon=eps, threshold_rank=threshold, hits=hits, fpr=fpr, delta=delta, confidence=confidence, canaries=int(r.size),
-            grid=tuple(grid), design=design, assumptions=ASSUMPTIONS[design],
+            epsilon=eps, threshold_rank=threshold, hits=hits, fpr=fpr, delta=delta, confidence=confidence,
+            canaries=int(r.size), grid=tuple(grid), design=design, assumptions=ASSUMPTIONS[design],
             tpr_lower=clopper_pearson_lower(hits, int(r.size), 1 - alpha),
         )
 
@@ -166,12 +162,14 @@ def epsilon_randomized_inclusion(
     order = np.lexsort((z, -s))  # highest score first; among ties, unplanted first (against the guess)
     design = "randomized_inclusion"
     best = EpsilonBound(
-        epsilon=0.0, threshold_rank=None, hits=0, fpr=0.5, delta=0.0, confidence=confidence, canaries=m, grid=tuple(grid),
-        design=design, assumptions=ASSUMPTIONS[design],
+        epsilon=0.0, threshold_rank=None, hits=0, fpr=0.5, delta=0.0, confidence=confidence, canaries=m,
+        grid=tuple(grid), design=design, assumptions=ASSUMPTIONS[design],
     )
     for k in grid:
         correct = int(z[order[:k]].sum())
         eps = _binomial_epsilon(correct, k, alpha)
         if eps > best.epsilon:
-            best = best.model_copy(update={"epsilon": eps, "threshold_rank": k, "hits": correct, "tpr_lower": correct / k})
+            best = best.model_copy(
+                update={"epsilon": eps, "threshold_rank": k, "hits": correct, "tpr_lower": correct / k}
+            )
     return best

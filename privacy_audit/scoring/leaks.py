@@ -58,7 +58,7 @@ def leak_rows(units: list[str], private_text: str) -> list[dict[str, float | boo
 
 
 def leak_report(artifacts: Sequence[TeacherArtifact | RoundArtifact]) -> LeakReport | None:
-    """Leaks of the teacher artifacts of a teaching output: each generated unit against the private text it was made from."""
+    """Leaks of a teaching output's teacher artifacts: each generated unit against the private text it was made from."""
     rows = [
         LeakRow(teacher=a.teacher, **row)  # type: ignore[arg-type]
         for a in artifacts

@@ -24,10 +24,13 @@ class ScoringOptions(BaseModel):
     include_secrets: bool = Field(False, description="put secrets and the prompt in the report")
     extraction: bool = Field(True, description="greedy decoding and best-first guesses for planted canaries")
     search_budget: int | None = Field(
-        None, ge=0, description="token steps best-first search may spend (bounded and sampled modes; default: sized to the space)"
+        None, ge=0,
+        description="token steps best-first search may spend (bounded and sampled modes; default: sized to the space)",
     )
     extrapolation: bool = Field(
-        True, description="skew-normal fit of the references (with its calibrated test); never in bounded mode, whose intervals replace it"
+        True,
+        description="skew-normal fit of the references (with its calibrated test); never in bounded mode, whose "
+                    "intervals replace it",
     )
 
 

@@ -140,7 +140,9 @@ def _monte_carlo_rank_sum(planted: np.ndarray, refs: np.ndarray, observed: int, 
     for _ in range(MONTE_CARLO_PERMUTATIONS):
         perm = rng.permutation(scores)
         hits += int(conservative_ranks(canary_scores=perm[:t], reference_scores=perm[t:]).sum() <= observed)
-    out = from_fraction(hits + 1, MONTE_CARLO_PERMUTATIONS + 1, f"Monte Carlo permutation ({MONTE_CARLO_PERMUTATIONS:,} draws)")
+    out = from_fraction(
+        hits + 1, MONTE_CARLO_PERMUTATIONS + 1, f"Monte Carlo permutation ({MONTE_CARLO_PERMUTATIONS:,} draws)"
+    )
     error = math.sqrt(out.p * (1 - out.p) / MONTE_CARLO_PERMUTATIONS)
     return PValue(out.p, out.log10_p, out.method, monte_carlo_error=error)
 
@@ -161,7 +163,9 @@ def rank_zero_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarra
     used, remaining = 0, t + n
     for size in _groups(planted, refs):
         # this group holds a reference: exactly `used` canaries lie above every reference
-        with_ref = math.comb(remaining, t - used) - (math.comb(remaining - size, t - used - size) if size <= t - used else 0)
+        with_ref = math.comb(remaining, t - used) - (
+            math.comb(remaining - size, t - used - size) if size <= t - used else 0
+        )
         if used >= observed:
             ways_at_least += with_ref
         if size > t - used:
@@ -181,10 +185,13 @@ def none_in_top(*, population: int, drawn: int, top: int) -> float:
 
 
 def hypergeometric_tail(*, population: int, marked: int, drawn: int, more_than: int) -> float:
-    """P(more than `more_than` of `drawn` items, taken without replacement from `population`, are among `marked` of them)."""
+    """P(more than `more_than` of `drawn` items, taken without replacement from `population`, are `marked` ones)."""
     if not 0 <= marked <= population or not 0 <= drawn <= population:
         raise InputError("need 0 <= marked, drawn <= population")
-    ways = sum(math.comb(marked, x) * math.comb(population - marked, drawn - x) for x in range(more_than + 1, min(drawn, marked) + 1))
+    ways = sum(
+        math.comb(marked, x) * math.comb(population - marked, drawn - x)
+        for x in range(more_than + 1, min(drawn, marked) + 1)
+    )
     return from_fraction(ways, math.comb(population, drawn), "exact").p if ways else 0.0
 
 
@@ -193,5 +200,5 @@ def verbatim_count_p_value(planted_in_prompt: int, *, planted: int, in_prompt: i
     `in_prompt` secrets a prompt fixed before the draw holds): the exact hypergeometric tail."""
     ways = sum(math.comb(in_prompt, x) * math.comb(space_size - in_prompt, planted - x)
                for x in range(planted_in_prompt, min(planted, in_prompt) + 1))
-    method = "exact (hypergeometric: the planted canaries among the space's members found in the prompt)"
+    method = "exact hypergeometric"
     return from_fraction(ways, math.comb(space_size, planted), method) if ways else PValue(0.0, float("-inf"), method)

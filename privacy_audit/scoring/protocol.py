@@ -52,8 +52,9 @@ def summarise_trials(ranks: Sequence[int], *, candidates: int, in_prompt: Sequen
     zero_p = rank_zero_p_value(count=zeros, trials=len(r), n_candidates=candidates)
     return ProtocolSummary(
         trials=len(r), candidates=candidates, ranks=tuple(int(x) for x in r), mean_rank=float(r.mean()),
-        null_mean_rank=(candidates - 1) / 2, mean_rank_p=PValueRecord(p=mean_p.p, log10_p=mean_p.log10_p, method=mean_p.method),
-        rank_zero_count=zeros, null_rank_zero_count=len(r) / candidates,
+        null_mean_rank=(candidates - 1) / 2,
+        mean_rank_p=PValueRecord(p=mean_p.p, log10_p=mean_p.log10_p, method=mean_p.method), rank_zero_count=zeros,
+        null_rank_zero_count=len(r) / candidates,
         rank_zero_p=PValueRecord(p=zero_p.p, log10_p=zero_p.log10_p, method=zero_p.method),
         canary_in_prompt=int(sum(bool(x) for x in in_prompt)),
     )

@@ -47,8 +47,10 @@ class Ranking:
         if self.mode == "exact":
             return "exact: every secret of the space scored"
         methods = sorted({s.method for s in self.intervals})
-        return (f"{', '.join(methods)}: certified intervals follow from the model's own probabilities (best-first "
-                f"search); sampled ones are Clopper-Pearson intervals from the references at {CONFIDENCE:.0%} confidence")
+        return (
+            f"{', '.join(methods)}: certified intervals follow from the model's own probabilities (best-first "
+            f"search); sampled ones are Clopper-Pearson intervals from the references at {CONFIDENCE:.0%} confidence"
+        )
 
 
 Ranker = Callable[[Context, CanarySet, np.ndarray, ScoringOptions, "Progress | None"], Ranking]
@@ -69,7 +71,8 @@ def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
     space = canary_set.secret_space
     if options.mode == "exact" and space.size > options.max_exact:
         raise InputError(
-            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of {options.max_exact:,}; "
+            f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of "
+            f"{options.max_exact:,}; "
             "use bounded mode (--bounded, the default beyond the limit) or raise --max-exact"
         )
     if options.mode == "sampled" and not canary_set.references:
@@ -131,7 +134,11 @@ def _search(
 ) -> tuple[SearchResult | None, str]:
     """The best-first search, where the scorer gives next-token log-probabilities; else none, and why."""
     if not context.can("next_token"):
-        return None, f"best-first search not run: {context.owner} gives no next-token log-probabilities (intervals from the references)"
+        return (
+            None,
+            f"best-first search not run: {context.owner} gives no next-token log-probabilities (intervals from the "
+            "references)",
+        )
     budget = options.search_budget if options.search_budget is not None else default_budget(canary_set)
     return search_space(context, canary_set, logprobs, planted, budget=budget, progress=progress)
 

@@ -55,11 +55,7 @@ Measure = Callable[[Rows, ScoringRun], Rows]
 
 
 def score_prompt(
-    model: LanguageModel,
-    prompt: str,
-    canary_set: CanarySet,
-    options: ScoringOptions = DEFAULT_SCORING,
-    *,
+    model: LanguageModel, prompt: str, canary_set: CanarySet, options: ScoringOptions = DEFAULT_SCORING, *,
     progress: Progress | None = None,
 ) -> ScoringResult:
     """Rank every canary with the mode's ranker, build its row, add every measure, then the statistics.
@@ -80,10 +76,14 @@ def score_prompt(
     rows = canary_rows(canary_set, prompt, own, ranking, options)
     for measure in MEASURES:
         rows = measure(rows, run)
-    intervals = exposure_intervals(rows, run.rng)  # the seeded generator's draws, in a fixed order: intervals, fit, summary
+    intervals = exposure_intervals(
+        rows, run.rng
+    )  # the seeded generator's draws, in a fixed order: intervals, fit, summary
     rows, fit, fit_note = with_extrapolation(rows, run)
     summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng, secrets_in_prompt=space.members_in(prompt))
-    checks = () if model.stability_tolerance is None else (stability(context, canary_set, own, model.stability_tolerance),)
+    checks = (
+        () if model.stability_tolerance is None else (stability(context, canary_set, own, model.stability_tolerance),)
+    )
     search = ranking.search
     if options.extraction and not context.can("greedy"):
         search += f"; greedy decoding not run: {context.owner} cannot decode greedily"
@@ -115,14 +115,18 @@ def canary_rows(
     rows = []
     for i, c in enumerate(canary_set.canaries):
         rank, pool, span = ranking.ranks[i], ranking.pools[i], ranking.intervals[i]
-        rows.append(CanaryScore(
-            id=c.id, planted=c.planted, logprob_bits=float(ranking.logprobs[i]), tokens=int(tokens[i]),
-            normalised_logprob_bits=float(normalised[i]), rank=rank, rank_pool=pool, space_size=canary_set.secret_space.size,
-            exposure_bits=math.log2(pool) - math.log2(rank), p_value=float(rank_p_value(rank=rank, pool_size=pool)),
-            in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=span.guesses,
-            secret=c.secret if options.include_secrets else None, rank_lower=span.lower, rank_upper=span.upper,
-            exposure_bits_lower=span.exposure_lower, exposure_bits_upper=span.exposure_upper, exposure_method=span.method,
-        ))
+        rows.append(
+            CanaryScore(
+                id=c.id, planted=c.planted, logprob_bits=float(ranking.logprobs[i]), tokens=int(tokens[i]),
+                normalised_logprob_bits=float(normalised[i]), rank=rank, rank_pool=pool,
+                space_size=canary_set.secret_space.size, exposure_bits=math.log2(pool) - math.log2(rank),
+                p_value=float(rank_p_value(rank=rank, pool_size=pool)),
+                in_prompt=all(part in prompt for part in canary_set.parts(c.secret)), guesses=span.guesses,
+                secret=c.secret if options.include_secrets else None, rank_lower=span.lower, rank_upper=span.upper,
+                exposure_bits_lower=span.exposure_lower, exposure_bits_upper=span.exposure_upper,
+                exposure_method=span.method,
+            )
+        )
     return tuple(rows)
 
 
@@ -144,8 +148,10 @@ def with_protocol_ranks(rows: Rows, run: ScoringRun) -> Rows:
     if refs.size == 0:
         return rows
     planted = [i for i, r in enumerate(rows) if r.planted]
-    ranks = conservative_ranks(canary_scores=np.array([rows[i].normalised_logprob_bits for i in planted], dtype=np.float64),
-                               reference_scores=refs)
+    ranks = conservative_ranks(
+        canary_scores=np.array([rows[i].normalised_logprob_bits for i in planted], dtype=np.float64),
+        reference_scores=refs,
+    )
     out = list(rows)
     for i, rank in zip(planted, ranks):
         out[i] = rows[i].model_copy(update={"protocol_rank": int(rank)})
@@ -156,7 +162,9 @@ def with_verbatim_test(rows: Rows, run: ScoringRun) -> Rows:
     """Each planted canary's exact test of "it appears in the prompt": a never-planted secret does with probability
     (the space's members that occur in the prompt) / |S|, whatever the tokenizer or the scoring mode."""
     chance = run.canary_set.secret_space.chance_in(run.prompt)
-    return tuple(r.model_copy(update={"verbatim_p_value": chance if r.in_prompt else 1.0}) if r.planted else r for r in rows)
+    return tuple(
+        r.model_copy(update={"verbatim_p_value": chance if r.in_prompt else 1.0}) if r.planted else r for r in rows
+    )
 
 
 # The per-canary figures added after the rows are built, in order; a new figure is one more function here.
@@ -172,8 +180,10 @@ def with_extrapolation(rows: Rows, run: ScoringRun) -> tuple[Rows, SkewnormFit |
     if refs.size < MIN_REFERENCES_FOR_FIT or np.ptp(refs) == 0:
         return rows, None, f"not computed: needs at least {MIN_REFERENCES_FOR_FIT} references with distinct scores"
     fit = fit_skewnorm(refs, rng=run.rng)
-    values = extrapolation_exposure(canary_log_perplexities=np.array([-r.logprob_bits for r in rows]), a=fit.a, loc=fit.loc,
-                                    scale=fit.scale, max_bits=math.log2(run.canary_set.secret_space.size))
+    values = extrapolation_exposure(
+        canary_log_perplexities=np.array([-r.logprob_bits for r in rows]), a=fit.a, loc=fit.loc, scale=fit.scale,
+        max_bits=math.log2(run.canary_set.secret_space.size),
+    )
     out = tuple(r.model_copy(update={"extrapolated_exposure_bits": float(v),
                                      "extrapolated_beyond_references": bool(-r.logprob_bits < refs.min())})
                 for r, v in zip(rows, values))
@@ -258,21 +268,13 @@ def summarise(
         p_values["planted_in_prompt"] = _record(verbatim_count_p_value(in_prompt, planted=len(planted_scores),
                                                                     in_prompt=secrets_in_prompt, space_size=space_size))
     return Summary(
-        **protocol,
-        greedy_extracted=sum(greedy) if greedy else None,
-        min_guesses_planted=min(known) if known else None,
-        max_exposure_bits=float(planted.max()),
-        mean_exposure_planted=float(planted.mean()),
+        **protocol, greedy_extracted=sum(greedy) if greedy else None, min_guesses_planted=min(known) if known else None,
+        max_exposure_bits=float(planted.max()), mean_exposure_planted=float(planted.mean()),
         mean_exposure_references=float(np.mean([s.exposure_bits for s in refs])) if refs else None,
-        null_mean_exposure_bits=null_mean_exposure(pool),
-        max_possible_exposure_bits=math.log2(pool),
-        min_rank_planted=min(s.rank for s in planted_scores),
-        planted_in_prompt=in_prompt,
-        secrets_in_prompt=secrets_in_prompt,
-        planted_count=len(planted_scores),
-        reference_count=len(refs),
-        planted_vs_references_p_value=p_values["planted_vs_references"].p if refs else None,
-        p_values=p_values,
+        null_mean_exposure_bits=null_mean_exposure(pool), max_possible_exposure_bits=math.log2(pool),
+        min_rank_planted=min(s.rank for s in planted_scores), planted_in_prompt=in_prompt,
+        secrets_in_prompt=secrets_in_prompt, planted_count=len(planted_scores), reference_count=len(refs),
+        planted_vs_references_p_value=p_values["planted_vs_references"].p if refs else None, p_values=p_values,
     )
 
 
@@ -293,7 +295,10 @@ def _shared_reference_tests(
         "protocol_mean_rank_p_value": mean_rank.p, "protocol_rank_zero_count": int(np.sum(ranks == 0)),
         "protocol_rank_zero_p_value": zero.p,
     }
-    records = {"planted_vs_references": _record(above), "protocol_mean_rank": _record(mean_rank), "protocol_rank_zero": _record(zero)}
+    records = {
+        "planted_vs_references": _record(above), "protocol_mean_rank": _record(mean_rank),
+        "protocol_rank_zero": _record(zero),
+    }
     return records, protocol
 
 

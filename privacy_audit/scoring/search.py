@@ -125,7 +125,9 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
             changed = list(values)
             changed[slot] = changed[slot][:at] + ch + changed[slot][at + 1 :]
             probes.append(JOIN.join(changed))
-    checks = [c.secret for c in canary_set.canaries] + space.sample(min(sample, space.size), np.random.default_rng(seed))
+    checks = [c.secret for c in canary_set.canaries] + space.sample(
+        min(sample, space.size), np.random.default_rng(seed)
+    )
     texts = [canary_set.fill(s) for s in probes + checks]
     ids, ends = context.tokenize(texts)
     start = len(canary_set.prefix)
@@ -147,9 +149,9 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
             if len(inside) > 1:
                 return None
             symbol = text[start + inside[0]] if inside else ""
-            if steps.setdefault(j, {}).setdefault(symbol, tok) != tok or spots.setdefault(j, inside[0] if inside else None) != (
-                inside[0] if inside else None
-            ):
+            if steps.setdefault(j, {}).setdefault(symbol, tok) != tok or spots.setdefault(
+                j, inside[0] if inside else None
+            ) != (inside[0] if inside else None):
                 return None
     if layout is None:
         return None
@@ -201,16 +203,9 @@ def _expand(
 
 
 def best_first(
-    search: Search,
-    alignment: Alignment,
-    *,
-    stop_below: float | None = None,
-    max_results: int | None = None,
-    max_token_steps: int = 100_000,
-    batch: int = 256,
-    bound_for: np.ndarray | None = None,
-    max_frontier: int = MAX_FRONTIER,
-    progress: Callable[[int, int], None] | None = None,
+    search: Search, alignment: Alignment, *, stop_below: float | None = None, max_results: int | None = None,
+    max_token_steps: int = 100_000, batch: int = 256, bound_for: np.ndarray | None = None,
+    max_frontier: int = MAX_FRONTIER, progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
     """Enumerate secrets in decreasing log2-probability, keeping the frontier for certified bounds.
 
@@ -263,8 +258,10 @@ class _State:
         self.counter += 1
         heapq.heappush(self.heap, (-score, self.counter, node))
 
-    def pop(self, batch: int, threshold: float, max_results: int | None) -> tuple[list[tuple[float, tuple[int, ...]]], bool]:
-        """Up to `batch` open nodes to expand, completing whole secrets on the way (done once `max_results` are found)."""
+    def pop(
+        self, batch: int, threshold: float, max_results: int | None
+    ) -> tuple[list[tuple[float, tuple[int, ...]]], bool]:
+        """Up to `batch` open nodes to expand, completing whole secrets on the way (done at `max_results` found)."""
         pending: list[tuple[float, tuple[int, ...]]] = []
         best = -self.heap[0][0] if self.heap else 0.0
         while self.heap and len(pending) < batch:
@@ -290,12 +287,16 @@ class _State:
         gone, self.heap = self.heap[keep:], self.heap[:keep]
         heapq.heapify(self.heap)
         if len(self.bound_for):
-            self.dropped += dropped_bound(self.bound_for, np.array([-g[0] for g in gone]), np.array([self.size(g[2]) for g in gone]))
+            self.dropped += dropped_bound(
+                self.bound_for, np.array([-g[0] for g in gone]), np.array([self.size(g[2]) for g in gone])
+            )
 
     def result(self, *, exhausted: bool) -> SearchResult:
         frontier = np.array([-h[0] for h in self.heap], dtype=np.float64)
         sizes = np.array([self.size(h[2]) for h in self.heap], dtype=np.float64)
-        return SearchResult(tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped)
+        return SearchResult(
+            tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped
+        )
 
 
 def _path(alignment: Alignment, node: Sequence[int]) -> list[int]:

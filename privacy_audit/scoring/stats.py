@@ -28,7 +28,9 @@ def _array(name: str, values: object, *, min_size: int = 0) -> np.ndarray:
     return arr
 
 
-def interpolation_exposure(*, reference_log_perplexities: np.ndarray, canary_log_perplexities: np.ndarray) -> np.ndarray:
+def interpolation_exposure(
+    *, reference_log_perplexities: np.ndarray, canary_log_perplexities: np.ndarray
+) -> np.ndarray:
     """TF Privacy's interpolation exposure, kept for comparison: log2 N - log2(1 + #{refs <= canary}).
 
     N is the number of references; a canary less likely than every reference gets a (small) negative value.
@@ -45,7 +47,8 @@ MAX_FIT_REFERENCES = 2000
 
 
 def fit_skewnorm(
-    reference_log_perplexities: np.ndarray, *, rng: np.random.Generator, bootstrap: int = 200, max_references: int = MAX_FIT_REFERENCES
+    reference_log_perplexities: np.ndarray, *, rng: np.random.Generator, bootstrap: int = 200,
+    max_references: int = MAX_FIT_REFERENCES,
 ) -> SkewnormFit:
     """Fit scipy's skewnorm to the references (at least 8 of them; a random `max_references` of more) and test the fit.
 
@@ -62,11 +65,12 @@ def fit_skewnorm(
         warnings.simplefilter("ignore", RuntimeWarning)
         a, loc, scale = stats.skewnorm.fit(refs)
         test = stats.goodness_of_fit(
-            stats.skewnorm, refs, statistic="ks", n_mc_samples=bootstrap, rng=rng, guessed_params={"a": a, "loc": loc, "scale": scale}
+            stats.skewnorm, refs, statistic="ks", n_mc_samples=bootstrap, rng=rng,
+            guessed_params={"a": a, "loc": loc, "scale": scale},
         )
     return SkewnormFit(
-        a=float(a), loc=float(loc), scale=float(scale), ks_statistic=float(test.statistic), ks_p_value=float(test.pvalue),
-        poor_fit=bool(test.pvalue < 0.05), references_fitted=int(refs.size),
+        a=float(a), loc=float(loc), scale=float(scale), ks_statistic=float(test.statistic),
+        ks_p_value=float(test.pvalue), poor_fit=bool(test.pvalue < 0.05), references_fitted=int(refs.size),
     )
 
 
@@ -106,6 +110,7 @@ def roc_summary(*, member_scores: np.ndarray, non_member_scores: np.ndarray) -> 
     fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
     auc = float(roc_auc_score(y, s))
     return RocSummary(
-        auc, auc_ci(auc, positives=pos.size, negatives=neg.size), tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.01),
-        int(pos.size), int(neg.size), tuple(map(float, fpr)), tuple(map(float, tpr)),
+        auc, auc_ci(auc, positives=pos.size, negatives=neg.size),
+        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.01), int(pos.size), int(neg.size),
+        tuple(map(float, fpr)), tuple(map(float, tpr)),
     )

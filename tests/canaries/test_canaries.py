@@ -72,10 +72,8 @@ def test_huge_space_sampling_without_replacement():
 @pytest.mark.parametrize(
     "template, count, refs, message",
     [
-        ("no slot here", 1, 1, "exactly one"),
-        ("{secret} and {secret}", 1, 1, "exactly one"),
-        ("{secret}", 1, 1, "no text around"),
-        ("code {secret}", 60, 50, "holds 100"),
+        ("no slot here", 1, 1, "exactly one"), ("{secret} and {secret}", 1, 1, "exactly one"),
+        ("{secret}", 1, 1, "no text around"), ("code {secret}", 60, 50, "holds 100"),
     ],
 )
 def test_generation_errors(template, count, refs, message):
@@ -84,7 +82,9 @@ def test_generation_errors(template, count, refs, message):
 
 
 def test_planting_copies_records_and_places_each_repetition():
-    s = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=2, references=3, seed=0, repetitions=3)
+    s = generate_canary_set(
+        template="The secret code is {secret}", space="digits:4", count=2, references=3, seed=0, repetitions=3
+    )
     records = [{"text": f"message {i}", "label": "ham"} for i in range(10)]
     before = json.dumps(records)
     planted, insertions = plant_records(records, s, field="text", seed=4)

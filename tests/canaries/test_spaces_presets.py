@@ -69,7 +69,9 @@ def test_beyond_2_to_the_64():
 @pytest.mark.parametrize("preset", [p.name for p in list_presets()])
 def test_each_preset_generates(preset):
     p = load_preset(preset)
-    cs = generate_canary_set(template=p.template, space=p.space, count=3, references=5, seed=1, derived=p.derived, preset=preset)
+    cs = generate_canary_set(
+        template=p.template, space=p.space, count=3, references=5, seed=1, derived=p.derived, preset=preset
+    )
     for c in cs.canaries:
         assert "{" not in c.text and all(part in c.text for part in cs.parts(c.secret))
     if preset == "gsm8k-codes":
@@ -99,9 +101,20 @@ def test_each_preset_plants_into_sms_data_and_changes_only_the_planted_records(p
             writer.writerows(rows)
     before = data.read_bytes()
     run = CliRunner().invoke
-    assert run(main, ["canaries", "generate", "--preset", preset, "--count", "2", "--references", "5", "--repetitions", "2",
-                      "--seed", "3", "--out", str(tmp_path / "set.json")]).exit_code == 0
-    r = run(main, ["canaries", "plant", str(tmp_path / "set.json"), "--data", str(data), "--out", str(tmp_path / f"out.{fmt}")])
+    assert (
+        run(
+            main,
+            [
+                "canaries", "generate", "--preset", preset, "--count", "2", "--references", "5", "--repetitions", "2",
+                "--seed", "3", "--out", str(tmp_path / "set.json"),
+            ],
+        ).exit_code
+        == 0
+    )
+    r = run(
+        main,
+        ["canaries", "plant", str(tmp_path / "set.json"), "--data", str(data), "--out", str(tmp_path / f"out.{fmt}")],
+    )
     assert r.exit_code == 0, r.output
     assert data.read_bytes() == before
     if fmt == "jsonl":
@@ -140,8 +153,13 @@ def test_random_position_new_records_and_shards(tmp_path):
 
 def test_shards_flow_into_the_examples_pipeline(tmp_path, sms_jsonl):
     run = CliRunner().invoke
-    run(main, ["canaries", "generate", "--template", "code {secret}", "--space", "digits:4", "--count", "1", "--seed", "0",
-               "--out", str(tmp_path / "s.json")])
+    run(
+        main,
+        [
+            "canaries", "generate", "--template", "code {secret}", "--space", "digits:4", "--count", "1", "--seed", "0",
+            "--out", str(tmp_path / "s.json"),
+        ],
+    )
     r = run(main, ["canaries", "plant", str(tmp_path / "s.json"), "--data", str(sms_jsonl), "--shards", "2",
                    "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 0, r.output
@@ -150,7 +168,9 @@ def test_shards_flow_into_the_examples_pipeline(tmp_path, sms_jsonl):
 
     recs = load_training_records(tmp_path / "p.jsonl", field="text", label_field="label")
     assert {r.teacher for r in recs} == {0, 1}
-    out = run_pipeline("examples", recs, model=MockModel(), options={"teachers": 2, "n": 1, "samples": 1, "max_new_tokens": 5})
+    out = run_pipeline(
+        "examples", recs, model=MockModel(), options={"teachers": 2, "n": 1, "samples": 1, "max_new_tokens": 5}
+    )
     used = [a for a in out.artifacts if isinstance(a, TeacherArtifact)]
     assert used and all(recs[i].teacher == a.teacher for a in used for i in a.records)
     with pytest.raises(InputError, match="not 0..2"):
@@ -174,7 +194,9 @@ class SpaceMergingMock(MockModel):
 
 
 def test_design_checks_find_boundary_merges(tiny_model):
-    digits = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=3, references=5, seed=0)
+    digits = generate_canary_set(
+        template="The secret code is {secret}", space="digits:4", count=3, references=5, seed=0
+    )
     ok = design_checks(digits, tiny_model)
     assert ok.boundary_merges == 0 and ok.scored_tokens_min == ok.scored_tokens_max == 4
     names = generate_canary_set(template="My name is {secret}", space="names", count=3, references=5, seed=0)
@@ -187,8 +209,13 @@ def test_cli_presets_and_show(tmp_path):
     run = CliRunner().invoke
     listing = run(main, ["canaries", "list-presets"])
     assert listing.exit_code == 0 and "lambada-code" in listing.output and "gsm8k-codes" in listing.output
-    r = run(main, ["canaries", "generate", "--preset", "lambada-code", "--count", "2", "--seed", "4", "--out", str(tmp_path / "s.json"),
-                   "--check-model", "mock"])
+    r = run(
+        main,
+        [
+            "canaries", "generate", "--preset", "lambada-code", "--count", "2", "--seed", "4", "--out",
+            str(tmp_path / "s.json"), "--check-model", "mock",
+        ],
+    )
     assert r.exit_code == 0 and "scored tokens per canary" in r.output, r.output
     secrets = [c["secret"] for c in json.loads((tmp_path / "s.json").read_text())["canaries"]]
     shown = run(main, ["canaries", "show", str(tmp_path / "s.json")])

@@ -17,20 +17,14 @@ CORPUS = [
     "Call me at 555 1234 now.  Free entry in 2 a wkly comp\tto win\n",
     "My name is Alice and her name is Bob. The code: 007 ends here.\n\n\n",
     "Text: I'll be there soon\nClass: ham\nText: WINNER!! claim your prize\nClass: spam\n",
-    "café déjà vu 🎉 naïve résumé ✓\n",
-    "numbers 12 34 56 78 90 123 456 7890 and codes 0000 1111 2222\n",
+    "café déjà vu 🎉 naïve résumé ✓\n", "numbers 12 34 56 78 90 123 456 7890 and codes 0000 1111 2222\n",
 ] * 3
 
 ENDINGS = {
-    "newline": "Text: see you soon\nClass: ham\n",
-    "blank-line": "Text: see you soon\nClass: ham\n\n",
-    "space": "Text: see you soon\nClass: ham ",
-    "tab": "Text: see you soon\nClass:\t",
-    "letter": "Text: see you soon\nClass: ham",
-    "word-cut-short": "Text: see you so",
-    "non-ascii": "Texte: déjà vu, naïve café",
-    "emoji": "Party tonight 🎉",
-    "two-spaces": "The code is  ",
+    "newline": "Text: see you soon\nClass: ham\n", "blank-line": "Text: see you soon\nClass: ham\n\n",
+    "space": "Text: see you soon\nClass: ham ", "tab": "Text: see you soon\nClass:\t",
+    "letter": "Text: see you soon\nClass: ham", "word-cut-short": "Text: see you so",
+    "non-ascii": "Texte: déjà vu, naïve café", "emoji": "Party tonight 🎉", "two-spaces": "The code is  ",
 }
 
 
@@ -59,11 +53,14 @@ def byte_level_model():
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     backend.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=420, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+        vocab_size=420, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     backend.train_from_iterator(CORPUS, trainer)
     tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|endoftext|>", eos_token="<|endoftext|>")
-    return TransformersModel(_tiny_llama(backend.get_vocab_size(), 0, 0, seed=1), tok, name="tiny-bytelevel", chunk_tokens=64)
+    return TransformersModel(
+        _tiny_llama(backend.get_vocab_size(), 0, 0, seed=1), tok, name="tiny-bytelevel", chunk_tokens=64
+    )
 
 
 def llama_style_model(*, cross_word_merges: bool = False):
@@ -84,14 +81,17 @@ def llama_style_model(*, cross_word_merges: bool = False):
         learner.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never")
     chars = sorted(set("".join(CORPUS).replace(" ", "▁")) - set("🎉✓"))
     learner.train_from_iterator(
-        CORPUS, trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=chars, show_progress=False)
+        CORPUS,
+        trainers.BpeTrainer(vocab_size=300, special_tokens=specials, initial_alphabet=chars, show_progress=False),
     )
     vocab = learner.get_vocab()
     for b in range(256):
         vocab.setdefault(f"<0x{b:02X}>", len(vocab))
     import json
 
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(learner.to_str())["model"]["merges"]]
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(learner.to_str())["model"]["merges"]
+    ]
     backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     backend.decoder = decoders.Sequence(

@@ -7,7 +7,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, ScoringOptions, TeachingOutput, generate_canary_set, make_report, run_pipeline, score_prompt
+from privacy_audit import (
+    MockModel, ScoringOptions, TeachingOutput, generate_canary_set, make_report, run_pipeline, score_prompt,
+)
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, ModelError
 from privacy_audit.gate import Thresholds, apply_gate
@@ -71,9 +73,11 @@ def test_a_teacher_without_log_probabilities_keeps_its_first_samples_and_cannot_
 
 def test_a_config_pairs_a_teacher_with_another_scorer_and_the_report_names_both(tmp_path):
     (tmp_path / "c.toml").write_text(
-        "[canaries]\ntemplate = 'The code is {secret}'\nspace = 'digits:3'\ncount = 2\nreferences = 10\n[data]\nlimit = 12\n"
+        "[canaries]\ntemplate = 'The code is {secret}'\nspace = 'digits:3'\ncount = 2\nreferences = 10\n[data]\nlimit "
+        "= 12\n"
         "[pipeline]\nname = 'instructions'\n[teacher]\nspec = 'mock'\n[teacher.options]\norder = 2\n"
-        "[scorer]\nspec = 'mock'\n[scorer.options]\norder = 5\n")
+        "[scorer]\nspec = 'mock'\n[scorer.options]\norder = 5\n"
+    )
     result = CliRunner().invoke(main, ["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "out")])
     assert result.exit_code in (0, 1), result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -85,7 +89,11 @@ def test_a_config_pairs_a_teacher_with_another_scorer_and_the_report_names_both(
 
 def test_models_lists_every_backend_with_what_it_can_do_and_its_options():
     out = CliRunner().invoke(main, ["models"]).output
-    assert "openai: " in out and "  can: generate, score (where a probe shows" in out and "-m base_url: str | None = None" in out
+    assert (
+        "openai: " in out
+        and "  can: generate, score (where a probe shows" in out
+        and "-m base_url: str | None = None" in out
+    )
     assert "mock: " in out and "can: generate, score, next_token, greedy" in out
 
 

@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 
-PROMPTS = ["Text: hello\nClass: spam\n\n", "Text: a much longer prompt with more words in it\nClass: not spam\n\n", "x", "Text: hi",
-           "Text: hello\nClass: spam\n\n"]  # a repeated prompt is read once and its cache shared
+PROMPTS = [
+    "Text: hello\nClass: spam\n\n", "Text: a much longer prompt with more words in it\nClass: not spam\n\n", "x",
+    "Text: hi", "Text: hello\nClass: spam\n\n",
+]  # a repeated prompt is read once and its cache shared
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.9])
@@ -24,8 +26,10 @@ def test_output_does_not_depend_on_the_batch(tiny_model, temperature):
 def test_greedy_equals_transformers_own_greedy_decoding(tiny_model):
     ids = tiny_model.prompt_ids(PROMPTS[1])
     with torch.inference_mode():
-        out = tiny_model.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
-                                        max_new_tokens=12, do_sample=False, pad_token_id=tiny_model.tokenizer.eos_token_id)
+        out = tiny_model.model.generate(
+            input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
+            max_new_tokens=12, do_sample=False, pad_token_id=tiny_model.tokenizer.eos_token_id,
+        )
     reference = tiny_model.tokenizer.decode(out[0, len(ids):], skip_special_tokens=True).lstrip()
     batched = tiny_model.generate([PROMPTS[0], PROMPTS[1], PROMPTS[2]], max_new_tokens=12, batch_size=3)[1]
     assert batched == reference
@@ -44,8 +48,10 @@ def test_a_completion_carries_the_models_own_log_probability_of_its_tokens(tiny_
     """The log2-probability a completion reports is that of a plain forward pass over prompt + sampled tokens."""
     ids = tiny_model.prompt_ids(PROMPTS[1])
     with torch.inference_mode():
-        out = tiny_model.model.generate(input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
-                                        max_new_tokens=12, do_sample=False, pad_token_id=tiny_model.tokenizer.eos_token_id)
+        out = tiny_model.model.generate(
+            input_ids=torch.tensor([ids]), attention_mask=torch.ones((1, len(ids)), dtype=torch.long),
+            max_new_tokens=12, do_sample=False, pad_token_id=tiny_model.tokenizer.eos_token_id,
+        )
         new = out[0, len(ids):]
         logits = tiny_model.model(input_ids=out).logits[0, len(ids) - 1 : -1].double()
     reference = float(torch.log_softmax(logits, -1).gather(1, new[:, None]).sum()) / math.log(2)
@@ -56,7 +62,9 @@ def test_a_completion_carries_the_models_own_log_probability_of_its_tokens(tiny_
 
 
 def test_log_probabilities_do_not_depend_on_the_batch(tiny_model):
-    alone = [tiny_model.complete([p], temperature=0.9, seed=[3 + i], max_new_tokens=16)[0] for i, p in enumerate(PROMPTS)]
+    alone = [
+        tiny_model.complete([p], temperature=0.9, seed=[3 + i], max_new_tokens=16)[0] for i, p in enumerate(PROMPTS)
+    ]
     together = tiny_model.complete(PROMPTS, temperature=0.9, seed=3, max_new_tokens=16, batch_size=4)
     assert [c.text for c in together] == [c.text for c in alone]
     assert [c.logprob for c in together] == pytest.approx([c.logprob for c in alone], abs=1e-3)

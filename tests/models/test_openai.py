@@ -29,7 +29,10 @@ def test_a_sample_is_a_chat_completion_with_its_own_seed_and_log_probabilities()
     assert [c.text for c in out] == ["answer 0", "answer 1"]
     assert out[0].logprob == pytest.approx(-1.5 / math.log(2)) and out[0].tokens == 2
     first, second = seen.bodies
-    assert first["messages"] == [{"role": "user", "content": "a plain prompt"}] and second["messages"][0]["content"] == "chat"
+    assert (
+        first["messages"] == [{"role": "user", "content": "a plain prompt"}]
+        and second["messages"][0]["content"] == "chat"
+    )
     assert (first["seed"], second["seed"]) == (10, 11) and first["temperature"] == 0.7 and first["max_tokens"] == 7
     assert first["logprobs"] is True and first["stop"] == ["\n\n"] and first["model"] == "tiny-teacher"
     info = model.info()
@@ -44,8 +47,10 @@ def test_without_log_probabilities_a_sample_has_none():
 
 
 def test_429_and_5xx_are_retried_honouring_retry_after():
-    replies = [(429, {"retry-after": "0.2"}, {"error": {"message": "slow down"}}), (503, {}, {"error": {"message": "busy"}}),
-               chat_reply("finally")]
+    replies = [
+        (429, {"retry-after": "0.2"}, {"error": {"message": "slow down"}}), (503, {}, {"error": {"message": "busy"}}),
+        chat_reply("finally"),
+    ]
     with serve(lambda n, body: replies[n]) as (url, seen):
         started = time.monotonic()
         (out,) = teacher(url).complete(["p"])
@@ -81,7 +86,9 @@ def test_keys_go_only_where_they_belong_and_are_never_shown(monkeypatch, tmp_pat
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert resolve(None, None) == ("https://api.openai.com/v1", "sk-openai-secret")
-    assert resolve("http://127.0.0.1:9/v1", None) == ("http://127.0.0.1:9/v1", None)  # another endpoint gets no OpenAI key
+    assert resolve("http://127.0.0.1:9/v1", None) == (
+        "http://127.0.0.1:9/v1", None,
+    )  # another endpoint gets no OpenAI key
     monkeypatch.setenv("OPENAI_BASE_URL", "http://gateway.local/v1")
     assert resolve(None, None) == ("http://gateway.local/v1", "sk-openai-secret")
     monkeypatch.setenv("MY_KEY", "sk-mine-secret")
@@ -107,8 +114,10 @@ def test_retry_delay_reads_both_headers_and_is_capped():
 def test_teach_through_the_cli_with_a_served_teacher_and_a_key_nowhere(tmp_path, sms_jsonl, monkeypatch):
     monkeypatch.setenv("TEACHER_KEY", "sk-never-shown")
     with serve(lambda n, body: chat_reply("Classify each message as spam or not spam.")) as (url, seen):
-        args = ["teach", "--pipeline", "instructions", "--data", str(sms_jsonl), "--label-field", "label", "--model",
-                "openai:tiny-teacher", "-m", f"base_url={url}", "-m", "api_key_env=TEACHER_KEY", "-m", "max_connections=2"]
+        args = [
+            "teach", "--pipeline", "instructions", "--data", str(sms_jsonl), "--label-field", "label", "--model",
+            "openai:tiny-teacher", "-m", f"base_url={url}", "-m", "api_key_env=TEACHER_KEY", "-m", "max_connections=2",
+        ]
         first = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "p.txt")])
         second = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "q.txt")])
     assert first.exit_code == 0 and second.exit_code == 0, (first.output, second.output)
@@ -124,25 +133,50 @@ def test_a_served_teacher_cannot_score_and_says_what_to_do(tmp_path):
     def refuse(n, body):
         return 400, {}, {"error": {"message": "echo is not supported with logprobs"}}
 
-    CliRunner().invoke(main, ["canaries", "generate", "--template", "code {secret}", "--space", "digits:2", "--count", "1",
-                              "--seed", "0", "--out", str(tmp_path / "s.json")])
+    CliRunner().invoke(
+        main,
+        [
+            "canaries", "generate", "--template", "code {secret}", "--space", "digits:2", "--count", "1", "--seed", "0",
+            "--out", str(tmp_path / "s.json"),
+        ],
+    )
     (tmp_path / "p.txt").write_text("a prompt\n")
     with serve(refuse) as (url, _):
         model = load_model("openai:m", base_url=url)
         with pytest.raises(ModelError, match="cannot give log-probabilities .* score with another model"):
             model.open_context("a prompt")
-        result = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"),
-                                           "--model", "openai:m", "-m", f"base_url={url}", "--out", str(tmp_path / "r.json")])
+        result = CliRunner().invoke(
+            main,
+            [
+                "score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model",
+                "openai:m", "-m", f"base_url={url}", "--out", str(tmp_path / "r.json"),
+            ],
+        )
     assert result.exit_code == 2 and result.output.startswith(f"error: model m at {url} cannot give log-probabilities")
-    down = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model",
-                                     "openai:m", "-m", "base_url=http://127.0.0.1:9/v1", "-m", "max_retries=0", "--out", str(tmp_path / "r.json")])
+    down = CliRunner().invoke(
+        main,
+        [
+            "score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model", "openai:m",
+            "-m", "base_url=http://127.0.0.1:9/v1", "-m", "max_retries=0", "--out", str(tmp_path / "r.json"),
+        ],
+    )
     assert down.exit_code == 2 and "failed 1 times (ConnectError)" in down.output
 
 
 def test_backend_options_are_checked_by_the_backend(tmp_path):
-    result = CliRunner().invoke(main, ["teach", "--pipeline", "instructions", "--data", str(tmp_path / "x"), "--model", "openai:m",
-                                       "-m", "max_connections=0", "--out", str(tmp_path / "p.txt")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "teach", "--pipeline", "instructions", "--data", str(tmp_path / "x"), "--model", "openai:m", "-m",
+            "max_connections=0", "--out", str(tmp_path / "p.txt"),
+        ],
+    )
     assert result.exit_code == 2 and "max_connections" in result.output
-    result = CliRunner().invoke(main, ["score", "--prompt", "p", "--canaries", "c", "--model", "openai:m", "-m", "colour=blue",
-                                       "--out", str(tmp_path / "r.json")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "score", "--prompt", "p", "--canaries", "c", "--model", "openai:m", "-m", "colour=blue", "--out",
+            str(tmp_path / "r.json"),
+        ],
+    )
     assert result.exit_code == 2 and "backend 'openai' has no option colour" in result.output

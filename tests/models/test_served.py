@@ -41,12 +41,18 @@ def echo_server(score, *, shift: bool = False, generated_only: bool = False, jit
         toks = tokens_of(prompt)
         values = [None] + [score(toks[:i], toks[i]) - rng.uniform(0, jitter) for i in range(1, len(toks))]
         if shift:
-            values = [None] + [score(toks[: i + 1], toks[i + 1]) if i + 1 < len(toks) else -9.0 for i in range(1, len(toks))]
+            values = [None] + [
+                score(toks[: i + 1], toks[i + 1]) if i + 1 < len(toks) else -9.0 for i in range(1, len(toks))
+            ]
         offsets = [sum(len(t) for t in toks[:i]) for i in range(len(toks))]
-        logprobs = {"tokens": toks, "token_logprobs": values, "text_offset": offsets, "top_logprobs": [None] * len(toks)}
+        logprobs = {
+            "tokens": toks, "token_logprobs": values, "text_offset": offsets, "top_logprobs": [None] * len(toks),
+        }
         if generated_only:
             logprobs = {"tokens": ["x"], "token_logprobs": [-1.0], "text_offset": [len(prompt)], "top_logprobs": [None]}
-        return 200, {}, {"choices": [{"index": 0, "text": prompt + "x", "logprobs": logprobs, "finish_reason": "length"}]}
+        return (
+            200, {}, {"choices": [{"index": 0, "text": prompt + "x", "logprobs": logprobs, "finish_reason": "length"}]},
+        )
 
     return respond
 
@@ -71,14 +77,25 @@ def test_a_server_without_aligned_prompt_log_probabilities_is_refused_in_one_lin
     with serve(echo_server(copying, **{kind: True})) as (url, _):
         with pytest.raises(ModelError, match=words):
             load_model("openai:double", base_url=url, start_text="").require("score")
-        CliRunner().invoke(main, ["canaries", "generate", "--template", "code {secret}", "--space", "digits:1", "--count", "1",
-                                  "--references", "2", "--seed", "0", "--out", str(tmp_path / "s.json")])
+        CliRunner().invoke(
+            main,
+            [
+                "canaries", "generate", "--template", "code {secret}", "--space", "digits:1", "--count", "1",
+                "--references", "2", "--seed", "0", "--out", str(tmp_path / "s.json"),
+            ],
+        )
         (tmp_path / "p.txt").write_text("a prompt\n")
-        result = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"),
-                                           "--model", "openai:double", "-m", f"base_url={url}", "-m", "start_text=",
-                                           "--out", str(tmp_path / "r.json")])
+        result = CliRunner().invoke(
+            main,
+            [
+                "score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model",
+                "openai:double", "-m", f"base_url={url}", "-m", "start_text=", "--out", str(tmp_path / "r.json"),
+            ],
+        )
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "cannot give log-probabilities" in lines[0] and words in lines[0]
+    assert (
+        result.exit_code == 2 and len(lines) == 1 and "cannot give log-probabilities" in lines[0] and words in lines[0]
+    )
     assert "use it as a teacher and score with another model" in lines[0]
 
 
@@ -93,12 +110,21 @@ def test_a_server_that_refuses_echo_is_refused():
 
 def test_unstable_scores_are_recorded_and_fail_the_gate(tmp_path):
     with serve(echo_server(copying, jitter=0.5)) as (url, _):
-        CliRunner().invoke(main, ["canaries", "generate", "--template", "code {secret}", "--space", "digits:1", "--count", "1",
-                                  "--references", "2", "--seed", "0", "--out", str(tmp_path / "s.json")])
+        CliRunner().invoke(
+            main,
+            [
+                "canaries", "generate", "--template", "code {secret}", "--space", "digits:1", "--count", "1",
+                "--references", "2", "--seed", "0", "--out", str(tmp_path / "s.json"),
+            ],
+        )
         (tmp_path / "p.txt").write_text("a prompt\n")
-        scored = CliRunner().invoke(main, ["score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"),
-                                           "--model", "openai:double", "-m", f"base_url={url}", "-m", "start_text=",
-                                           "--out", str(tmp_path / "r.json")])
+        scored = CliRunner().invoke(
+            main,
+            [
+                "score", "--prompt", str(tmp_path / "p.txt"), "--canaries", str(tmp_path / "s.json"), "--model",
+                "openai:double", "-m", f"base_url={url}", "-m", "start_text=", "--out", str(tmp_path / "r.json"),
+            ],
+        )
     assert scored.exit_code == 0, scored.output
     (check,) = json.loads((tmp_path / "r.json").read_text())["run"]["score_checks"]
     assert check["check"] == "stability" and not check["passed"] and check["max_difference_bits"] > 0.01
@@ -111,8 +137,7 @@ def test_vllm_echo_answers_are_read_as_its_protocol_documents():
     text_offset, token_logprobs, tokens, top_logprobs; serving_completion.py echoes the prompt's tokens first, the
     first log-probability None), for a Llama model whose tokenizer shows its start token as text."""
     choice = {"index": 0, "text": "<s>The code is 42", "finish_reason": "length", "logprobs": {
-        "text_offset": [0, 3, 6, 11, 14, 16],
-        "token_logprobs": [None, -9.5, -3.25, -0.5, -2.0, -0.75],
+        "text_offset": [0, 3, 6, 11, 14, 16], "token_logprobs": [None, -9.5, -3.25, -0.5, -2.0, -0.75],
         "tokens": ["<s>", "The", " code", " is", " 4", "2"],
         "top_logprobs": [None, {"The": -9.5}, {" code": -3.25}, {" is": -0.5}, {" 4": -2.0}, {"2": -0.75}],
     }}

@@ -33,8 +33,13 @@ def test_command_reads_stdin_and_writes_the_prompt(sms_jsonl, tmp_path):
 
 
 def test_command_with_input_placeholder(sms_jsonl, tmp_path):
-    result = CliRunner().invoke(main, ["teach", "--pipeline", "command", "--data", str(sms_jsonl), "--command",
-                                       f"{PY} {TEACHERS / 'file_teacher.py'} {{input}}", "--out", str(tmp_path / "p.txt")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "teach", "--pipeline", "command", "--data", str(sms_jsonl), "--command",
+            f"{PY} {TEACHERS / 'file_teacher.py'} {{input}}", "--out", str(tmp_path / "p.txt"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p.txt").read_text().strip() == "20 records, read from a file"
 
@@ -52,8 +57,10 @@ def test_hanging_command_is_killed_with_its_children(sms_jsonl, tmp_path):
     pidfile = tmp_path / "child.pid"
     start = time.monotonic()
     with pytest.raises(PipelineError, match="timed out after 2 s"):
-        run_pipeline("command", records(sms_jsonl), options={"argv": [PY, str(TEACHERS / "bad_teachers.py"), "hang", str(pidfile)],
-                                                             "timeout": 2})
+        run_pipeline(
+            "command", records(sms_jsonl),
+            options={"argv": [PY, str(TEACHERS / "bad_teachers.py"), "hang", str(pidfile)], "timeout": 2},
+        )
     assert time.monotonic() - start < 30
     child = int(pidfile.read_text())
     for _ in range(50):
@@ -119,7 +126,7 @@ class _TwoSamples(MockModel):
 
 @pytest.mark.parametrize("reported", [True, False])
 def test_examples_teachers_keep_the_sample_they_found_likeliest(sms_jsonl, reported):
-    """A teacher keeps the sample its backend reports as likeliest per token; with no report it scores them after its prompt."""
+    """A teacher keeps the sample its backend reports likeliest per token; else it scores them after its prompt."""
     opts = {"teachers": 2, "n": 3, "n_gen": 2, "samples": 2, "keep": 1, "labels": {"ham": "not spam"}}
     out = run_pipeline("examples", records(sms_jsonl), model=_TwoSamples(reported), seed=1, options=opts)
     turns = [x for x in out.artifacts if isinstance(x, TeacherArtifact)]
@@ -153,7 +160,9 @@ def test_utility_scores_labels_by_likelihood(sms_jsonl):
     assert u.labels == ("not spam", "spam") and u.examples == 20
     assert u.predicted_counts == {"not spam": 20, "spam": 0}
     assert u.accuracy == sum(r.label == "ham" for r in recs) / 20
-    flipped = student_accuracy(MockModel(order=6), teaching.replace("not spam", "spam"), recs, labels={"ham": "not spam"})
+    flipped = student_accuracy(
+        MockModel(order=6), teaching.replace("not spam", "spam"), recs, labels={"ham": "not spam"}
+    )
     assert flipped.predicted_counts == {"not spam": 0, "spam": 20}
     with pytest.raises(InputError, match="single label"):
         student_accuracy(MockModel(), "", [Record(text="a", label="x")])

@@ -23,9 +23,17 @@ def base():
     prompt = f"The secret code is {cs.planted[0].secret}.\n" * 3
     teaching = TeachingOutput(prompt=prompt, pipeline="raw", options={}, seed=0, model=None)
     report = build_report(teaching, cs, MockModel())
-    leaks = LeakReport(units=4, verbatim_copies=1, verbatim_rate=0.25, mean_distance=0.3625, min_distance=0.0, rows=tuple(
-        LeakRow(teacher=0, unit=i, chars=10, distance=d, verbatim=d == 0) for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
-    ))
+    leaks = LeakReport(
+        units=4,
+        verbatim_copies=1,
+        verbatim_rate=0.25,
+        mean_distance=0.3625,
+        min_distance=0.0,
+        rows=tuple(
+            LeakRow(teacher=0, unit=i, chars=10, distance=d, verbatim=d == 0)
+            for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
+        ),
+    )
     recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
                            tpr_at_1pct_fpr=0.5, fpr=(0.0, 1.0), tpr=(0.0, 1.0))
     return report.model_copy(update={"leaks": leaks, "reconstruction": recon})
@@ -64,7 +72,9 @@ def test_per_canary_override(base):
     strict = apply_gate(base, Thresholds(max_exposure_bits=1.0, alpha=LENIENT,
                                    overrides={c.id: {"max_exposure_bits": 20.0} for c in base.canaries if c.planted}))
     assert strict.passed
-    one = apply_gate(base, Thresholds(max_exposure_bits=20.0, alpha=LENIENT, overrides={first.id: {"max_exposure_bits": 0.0}}))
+    one = apply_gate(
+        base, Thresholds(max_exposure_bits=20.0, alpha=LENIENT, overrides={first.id: {"max_exposure_bits": 0.0}})
+    )
     assert first.exposure_bits > 0 and [r.subject for r in one.rules if not r.passed] == [first.id]
     with pytest.raises(InputError, match="not planted"):
         apply_gate(base, Thresholds(max_exposure_bits=1.0, overrides={"ref-00": {"max_exposure_bits": 1.0}}))
@@ -73,11 +83,18 @@ def test_per_canary_override(base):
 def test_rules_without_data_are_reported_as_skipped(base):
     bare = base.model_copy(update={"reconstruction": None})
     outcome = apply_gate(bare, Thresholds(max_auc=0.5, alpha=LENIENT))
-    assert outcome.passed and outcome.skipped and "--data" in outcome.skipped[0].reason and outcome.skipped[0].rule == "max_auc"
+    assert (
+        outcome.passed
+        and outcome.skipped
+        and "--data" in outcome.skipped[0].reason
+        and outcome.skipped[0].rule == "max_auc"
+    )
 
 
 def test_thresholds_from_toml_and_pyproject(tmp_path):
-    (tmp_path / "gate.toml").write_text("[gate]\nmax_exposure_bits = 3\n[gate.overrides.canary-0]\nmax_exposure_bits = 6\n")
+    (tmp_path / "gate.toml").write_text(
+        "[gate]\nmax_exposure_bits = 3\n[gate.overrides.canary-0]\nmax_exposure_bits = 6\n"
+    )
     t = load_thresholds(tmp_path / "gate.toml")
     assert t.max_exposure_bits == 3 and t.overrides == {"canary-0": {"max_exposure_bits": 6}}
     (tmp_path / "pyproject.toml").write_text('[tool.privacy-audit.gate]\nmax_auc = 0.6\n')
@@ -95,7 +112,9 @@ def test_thresholds_from_toml_and_pyproject(tmp_path):
 def test_gate_cli_with_config_and_write(tmp_path, base):
     save_report(base, tmp_path / "r.json")
     (tmp_path / "g.toml").write_text("[gate]\nmax_exposure_bits = 1\n")
-    result = CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"), "--write"])
+    result = CliRunner().invoke(
+        main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"), "--write"]
+    )
     assert result.exit_code == 1 and "\nFAIL " in result.output and "false-alarm probability" in result.output
     assert json.loads((tmp_path / "r.json").read_text())["gate"]["passed"] is False
     assert CliRunner().invoke(main, ["gate", str(tmp_path / "r.json"), "--config", str(tmp_path / "g.toml"),
@@ -113,7 +132,9 @@ def test_gate_fails_closed_and_refuses_out_of_range_values(base, tmp_path):
                 {"max_rank_zero": 1.5}, {"overrides": {"canary-0": {"max_exposure_bits": -3}}}):
         with pytest.raises(InputError):
             Thresholds(**bad)
-    assert CliRunner().invoke(main, ["gate", str(tmp_path / "empty.json"), "--max-exposure-fraction", "7"]).exit_code == 2
+    assert (
+        CliRunner().invoke(main, ["gate", str(tmp_path / "empty.json"), "--max-exposure-fraction", "7"]).exit_code == 2
+    )
 
 
 def test_default_gate_on_a_copying_prompt_fails(base, tmp_path):
@@ -124,7 +145,9 @@ def test_default_gate_on_a_copying_prompt_fails(base, tmp_path):
 
 def test_compare_flags_regressions_beyond_noise(base, tmp_path):
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
-    quiet = build_report(TeachingOutput(prompt="nothing to see here\n", pipeline="raw", options={}, seed=0, model=None), cs, MockModel())
+    quiet = build_report(
+        TeachingOutput(prompt="nothing to see here\n", pipeline="raw", options={}, seed=0, model=None), cs, MockModel()
+    )
     leakier = base.model_copy(update={"leaks": None, "reconstruction": None})
     base = quiet
     assert leakier.summary.max_exposure_bits > base.summary.max_exposure_bits + 2
@@ -148,7 +171,9 @@ def test_compare_flags_regressions_beyond_noise(base, tmp_path):
 def test_every_canary_rule_states_its_false_alarm_probability(base):
     import math
 
-    outcome = apply_gate(base, Thresholds(max_greedy_extracted=0, max_verbatim=0, max_auc=0.8, max_verbatim_rate=0.5, alpha=LENIENT))
+    outcome = apply_gate(
+        base, Thresholds(max_greedy_extracted=0, max_verbatim=0, max_auc=0.8, max_verbatim_rate=0.5, alpha=LENIENT)
+    )
     alarm = {r.rule: r.false_alarm for r in outcome.rules}
     k, size, chars = 2, 1000, base.run.prompt_chars
     assert alarm["max_greedy_extracted"] == pytest.approx(k / size)

@@ -35,8 +35,13 @@ def report_file(tmp_path_factory):
 
 def test_report_command_writes_all_three(report_file):
     out = report_file.parent
-    result = CliRunner().invoke(main, ["report", str(report_file), "--html", str(out / "r.html"), "--md", str(out / "r.md"),
-                                       "--junit", str(out / "r.xml"), "--max-exposure", "3"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "report", str(report_file), "--html", str(out / "r.html"), "--md", str(out / "r.md"), "--junit",
+            str(out / "r.xml"), "--max-exposure", "3",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "gate failed" in result.output
     page = (out / "r.html").read_text()
@@ -64,7 +69,11 @@ def test_report_needs_an_output_and_a_valid_file(report_file, tmp_path):
     for text in ('{"schema_version": 7}', '{"schema_version": 1, "run"', "not json", '{"schema_version": 1}'):
         bad.write_text(text)
         result = CliRunner().invoke(main, ["report", str(bad), "--md", str(tmp_path / "x.md")])
-        assert result.exit_code == 2 and result.output.startswith("error: ") and len(result.output.strip().splitlines()) == 1
+        assert (
+            result.exit_code == 2
+            and result.output.startswith("error: ")
+            and len(result.output.strip().splitlines()) == 1
+        )
 
 
 def test_committed_json_schema_is_current():
@@ -83,7 +92,9 @@ def test_html_in_headless_chromium(report_file, tmp_path):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    dom = subprocess.run(
+        [_chromium(), *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
     assert "privacy-audit report" in dom.stdout
     assert "data-pwned" in dom.stdout  # the injected text is shown...
     assert 'data-pwned="1"' not in dom.stdout  # ...and its script did not run
@@ -107,7 +118,10 @@ def test_comparison_page_plots_privacy_against_utility(report_file, tmp_path):
     assert result.exit_code == 0, result.output
     page = (tmp_path / "c.html").read_text()
     assert 'alt="privacy against utility"' in page and "<th>one</th>" in page
-    assert "| student accuracy with this prompt (utility) | 0.700 on 10 examples | 0.700 on 10 examples |" in (tmp_path / "c.md").read_text()
+    assert (
+        "| student accuracy with this prompt (utility) | 0.700 on 10 examples | 0.700 on 10 examples |"
+        in (tmp_path / "c.md").read_text()
+    )
     assert CliRunner().invoke(main, ["report", str(tmp_path / "0.json"), str(tmp_path / "1.json"),
                                      "--junit", str(tmp_path / "x.xml")]).exit_code == 2
 
@@ -119,7 +133,9 @@ def test_per_teacher_plot_when_the_pipeline_has_teachers(report_file, tmp_path):
     from privacy_audit.scoring.leaks import leak_report
 
     base = load_report(report_file)
-    leaks = leak_report([TeacherArtifact(teacher=t, private="Text: hello there", generated=("hello there", "zzz")) for t in range(3)])
+    leaks = leak_report(
+        [TeacherArtifact(teacher=t, private="Text: hello there", generated=("hello there", "zzz")) for t in range(3)]
+    )
     page = render_html(base.model_copy(update={"leaks": leaks}))
     assert 'alt="per-teacher attribution"' in page
 
@@ -129,11 +145,14 @@ def test_side_by_side_renderings_show_each_reports_gate_verdict(tmp_path):
     from privacy_audit.pipelines import TeachingOutput
 
     cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=2, references=6, seed=0)
-    leaky = TeachingOutput(prompt="".join(f"The code is {c.secret}.\n" for c in cs.planted), pipeline="raw", options={}, seed=0,
-                           model=None)
+    leaky = TeachingOutput(
+        prompt="".join(f"The code is {c.secret}.\n" for c in cs.planted), pipeline="raw", options={}, seed=0, model=None
+    )
     clean = TeachingOutput(prompt="nothing here\n", pipeline="zero-shot", options={}, seed=0, model=None)
     for name, teaching in (("a", leaky), ("b", clean)):
-        save_report(build_report(teaching, cs, MockModel(), ScoringOptions(extraction=False)), tmp_path / f"{name}.json")
+        save_report(
+            build_report(teaching, cs, MockModel(), ScoringOptions(extraction=False)), tmp_path / f"{name}.json"
+        )
     render_report([tmp_path / "a.json", tmp_path / "b.json"], html=tmp_path / "c.html", markdown=tmp_path / "c.md",
                   thresholds=Thresholds())
     md = (tmp_path / "c.md").read_text()

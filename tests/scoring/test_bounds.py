@@ -17,8 +17,7 @@ from privacy_audit.scoring.bounds import certified_ranks, clopper_pearson, sampl
 from privacy_audit.scoring.search import align
 
 SPACES = [
-    ("digits:3", "The code is {secret}."),
-    ("hex:3", "key={secret}"),
+    ("digits:3", "The code is {secret}."), ("hex:3", "key={secret}"),
     ("a=digits:2;b=digits:2", "Call ({a}) {b}-00 now"),
 ]
 
@@ -66,7 +65,9 @@ def test_sampled_rank_intervals_cover_at_their_level():
 def models():
     from tests.models.test_canonical import byte_level_model, llama_style_model
 
-    return {"mock": MockModel(order=8, alpha=1e-4), "byte-level": byte_level_model(), "llama-style": llama_style_model()}
+    return {
+        "mock": MockModel(order=8, alpha=1e-4), "byte-level": byte_level_model(), "llama-style": llama_style_model(),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +85,13 @@ def test_bounded_intervals_contain_the_exact_rank(families, family, space, templ
     for prompt in prompts:
         exact = score_prompt(lm, prompt, cs, ScoringOptions(mode="exact", extraction=False))
         for budget in (30, 3_000 if family == "mock" else 400):
-            bounded = score_prompt(lm, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget, extraction=False))
+            bounded = score_prompt(
+                lm, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget, extraction=False)
+            )
             for e, b in zip(exact.canaries, bounded.canaries):
-                assert b.exposure_method == "certified" and b.rank_lower <= e.rank <= b.rank_upper, (prompt, budget, e.id)
+                assert b.exposure_method == "certified" and b.rank_lower <= e.rank <= b.rank_upper, (
+                    prompt, budget, e.id,
+                )
                 assert b.exposure_bits_lower - 1e-9 <= e.exposure_bits <= b.exposure_bits_upper + 1e-9
                 assert b.rank == b.rank_upper and b.p_value >= e.p_value  # the conservative end
         assert exact.canaries[0].rank_lower == exact.canaries[0].rank_upper == exact.canaries[0].rank
@@ -103,7 +108,9 @@ def test_a_copied_canary_is_certified_exactly(families):
 
 
 def test_search_aligns_product_spaces_with_text_between_and_after(families):
-    cs = generate_canary_set(template="Call ({a}) {b}-00 now", space="a=digits:2;b=digits:2", count=1, references=0, seed=0)
+    cs = generate_canary_set(
+        template="Call ({a}) {b}-00 now", space="a=digits:2;b=digits:2", count=1, references=0, seed=0
+    )
     alignment = align(families["mock"].open_context("x\n"), cs)
     assert alignment is not None and sum(1 for a in alignment.alphabets if a) == 4
     assert alignment.secret([0] * len(alignment.steps)) == "00|00"
@@ -118,7 +125,10 @@ def test_presets_get_an_interval_without_a_flag(preset):
     assert result.mode == "bounded" and cs.secret_space.size > 10**9
     copied, other = result.canaries[0], result.canaries[1]
     assert copied.exposure_method == "certified" and copied.rank_lower == copied.rank_upper == 1
-    assert other.exposure_method in ("certified", "sampled") and other.rank_lower <= other.rank_upper <= cs.secret_space.size
+    assert (
+        other.exposure_method in ("certified", "sampled")
+        and other.rank_lower <= other.rank_upper <= cs.secret_space.size
+    )
     assert result.statistics.sampled_rank_lower_by_references_above is not None
 
 
@@ -173,15 +183,20 @@ def test_a_capped_frontier_keeps_the_bounds_valid(families):
     lm = families["mock"]
     cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=4, references=0, seed=7)
     context = lm.open_context(f"note: {cs.planted[0].text}\n")
-    exact = score_prompt(lm, f"note: {cs.planted[0].text}", cs, ScoringOptions(mode="exact", extraction=False, separator="\n"))
+    exact = score_prompt(
+        lm, f"note: {cs.planted[0].text}", cs, ScoringOptions(mode="exact", extraction=False, separator="\n")
+    )
     lp = np.array([c.logprob_bits for c in exact.canaries])
     for cap in (8, 40, 10**6):
-        result = best_first(context.search, align(context, cs), stop_below=float(lp.min()), max_token_steps=400, bound_for=lp,
-                            max_frontier=cap)
+        result = best_first(
+            context.search, align(context, cs), stop_below=float(lp.min()), max_token_steps=400, bound_for=lp,
+            max_frontier=cap,
+        )
         assert len(result.frontier_logprobs) <= cap + 10 * 256
         lower, upper, _ = certified_ranks(
-            logprobs=lp, found=np.array(result.logprobs), frontier=result.frontier_logprobs, frontier_sizes=result.frontier_sizes,
-            dropped=result.dropped, space_size=1000, found_self=np.array([c.secret in result.secrets for c in cs.canaries]),
+            logprobs=lp, found=np.array(result.logprobs), frontier=result.frontier_logprobs,
+            frontier_sizes=result.frontier_sizes, dropped=result.dropped, space_size=1000,
+            found_self=np.array([c.secret in result.secrets for c in cs.canaries]),
         )
         assert all(lo <= c.rank <= hi for lo, hi, c in zip(lower, upper, exact.canaries)), cap
         if cap == 8:
@@ -190,9 +205,13 @@ def test_a_capped_frontier_keeps_the_bounds_valid(families):
 
 def test_bounded_intervals_contain_the_exact_rank_on_a_10_5_space(families):
     lm = families["mock"]
-    cs = generate_canary_set(template="Call ({a}) {b} now", space="a=digits:2;b=digits:3", count=3, references=20, seed=4)
+    cs = generate_canary_set(
+        template="Call ({a}) {b} now", space="a=digits:2;b=digits:3", count=3, references=20, seed=4
+    )
     for prompt in (f"{cs.planted[0].text}\n{cs.planted[1].text}\n", "No numbers here.\n"):
-        exact = {c.id: c.rank for c in score_prompt(lm, prompt, cs, ScoringOptions(mode="exact", extraction=False)).canaries}
+        exact = {
+            c.id: c.rank for c in score_prompt(lm, prompt, cs, ScoringOptions(mode="exact", extraction=False)).canaries
+        }
         for mode in ("bounded", "sampled"):
             scored = score_prompt(lm, prompt, cs, ScoringOptions(mode=mode)).canaries
             held = [c.rank_lower <= exact[c.id] <= c.rank_upper for c in scored]

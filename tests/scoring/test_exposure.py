@@ -41,7 +41,9 @@ def test_never_planted_canary_has_mean_exposure_1_44_bits():
     rng = np.random.default_rng(0)
     space = rng.normal(size=10_000)
     picks = rng.choice(10_000, size=20_000)
-    exposures = exposure_from_rank(rank=ranks_among(pool_logprobs=space, logprobs=space[picks], include_self=False), pool_size=10_000)
+    exposures = exposure_from_rank(
+        rank=ranks_among(pool_logprobs=space, logprobs=space[picks], include_self=False), pool_size=10_000
+    )
     assert exposures.mean() == pytest.approx(1 / np.log(2), abs=0.03)
 
 

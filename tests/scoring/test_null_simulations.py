@@ -65,7 +65,9 @@ def test_rank_sum_beyond_the_exact_budget_records_its_monte_carlo_error(monkeypa
     monkeypatch.setattr(permutation, "MONTE_CARLO_PERMUTATIONS", 500)
     rng = np.random.default_rng(12)
     got = rank_sum_p_value(planted_scores=rng.normal(size=5), reference_scores=rng.normal(size=40), rng=rng)
-    assert got.method.startswith("Monte Carlo") and got.monte_carlo_error == pytest.approx(math.sqrt(got.p * (1 - got.p) / 500))
+    assert got.method.startswith("Monte Carlo") and got.monte_carlo_error == pytest.approx(
+        math.sqrt(got.p * (1 - got.p) / 500)
+    )
 
 
 def test_one_run_epsilon_uses_the_rate_of_the_space_the_other_canaries_leave():
@@ -115,8 +117,11 @@ def _report(space_lp: np.ndarray, planted: np.ndarray, refs: np.ndarray, rng: np
     scores = [s.model_copy(update={"protocol_rank": int(pp[i])}) if s.planted else s for i, s in enumerate(scores)]
     summary = summarise(tuple(scores), mode="exact", space_size=len(space_lp), rng=rng)
     space = "words:" + ",".join(f"w{i}" for i in range(len(space_lp)))  # a space of exactly this many secrets
-    run = RunSpec(pipeline="prompt-file", pipeline_options={}, model={"backend": "test", "name": "space_lp"}, seed=0, versions={},
-                  mode="exact", separator="\n", template="code {secret}", space=space, canary_seed=0, prompt_sha256="", prompt_chars=0)
+    run = RunSpec(
+        pipeline="prompt-file", pipeline_options={}, model={"backend": "test", "name": "space_lp"}, seed=0, versions={},
+        mode="exact", separator="\n", template="code {secret}", space=space, canary_seed=0, prompt_sha256="",
+        prompt_chars=0,
+    )
     return AuditReport(run=run, canaries=tuple(scores), summary=summary)
 
 
@@ -226,7 +231,9 @@ def test_randomized_inclusion_bound_rarely_exceeds_the_true_epsilon(eps, m):
 def test_randomized_inclusion_design_end_to_end():
     from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
 
-    cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=20, references=20, seed=2, randomized=True)
+    cs = generate_canary_set(
+        template="The code is {secret}", space="digits:3", count=20, references=20, seed=2, randomized=True
+    )
     planted = [c for c in cs.canaries if c.planted]
     assert cs.inclusion == "randomized" and 5 < len(planted) < 35 and len(cs.canaries) == 40
     prompt = "".join(f"The code is {c.secret}.\n" for c in planted)  # a prompt that copies every planted canary

@@ -30,7 +30,10 @@ def test_interpolation_exposure_known_values(canaries, expected):
 
 @pytest.mark.parametrize(
     "canaries, expected",
-    [([0, 0.1], [4.93906346, 4.86939083]), ([3.5], [2.84645049]), ([3.0, 1.0, 0.5], [3.10269233, 4.26893248, 4.59662752])],
+    [
+        ([0, 0.1], [4.93906346, 4.86939083]), ([3.5], [2.84645049]),
+        ([3.0, 1.0, 0.5], [3.10269233, 4.26893248, 4.59662752]),
+    ],
 )
 def test_extrapolation_exposure_known_values(canaries, expected):
     got = extrapolation_exposure(canary_log_perplexities=np.array(canaries), **FIT)
@@ -53,7 +56,10 @@ def test_skewnorm_fit_flags_a_poor_fit():
 
 def test_protocol_ranks_count_ties_against_the_canary():
     rows = [(0.5, [0.1, 0.5, 0.9]), (-1.0, [0, 0, 0]), (0.0, [0, 0, 0])]
-    ranks = [int(conservative_ranks(canary_scores=np.array([c]), reference_scores=np.array(r, dtype=float))[0]) for c, r in rows]
+    ranks = [
+        int(conservative_ranks(canary_scores=np.array([c]), reference_scores=np.array(r, dtype=float))[0])
+        for c, r in rows
+    ]
     assert ranks == [2, 3, 3]
 
 
@@ -71,7 +77,9 @@ def test_mean_rank_p_value_exact():
     assert mean_rank_p_value(ranks=np.array([2, 2]), n_candidates=3).p == pytest.approx(1.0)
     assert mean_rank_p_value(ranks=np.array([0]), n_candidates=1000).p == pytest.approx(1e-3)
     # The paper's setting: T = 100 at the null mean 499.5 -> about one half.
-    assert mean_rank_p_value(ranks=np.full(100, 499) + np.tile([0, 1], 50), n_candidates=1000).p == pytest.approx(0.5, abs=0.01)
+    assert mean_rank_p_value(ranks=np.full(100, 499) + np.tile([0, 1], 50), n_candidates=1000).p == pytest.approx(
+        0.5, abs=0.01
+    )
 
 
 def test_tiny_p_values_keep_their_log10():
@@ -86,7 +94,9 @@ def test_mean_rank_p_value_matches_simulation():
     rng = np.random.default_rng(2)
     sims = rng.integers(0, 50, size=(200_000, 5)).sum(axis=1)
     observed = np.array([3, 10, 20, 7, 1])
-    assert mean_rank_p_value(ranks=observed, n_candidates=50).p == pytest.approx(np.mean(sims <= observed.sum()), abs=0.003)
+    assert mean_rank_p_value(ranks=observed, n_candidates=50).p == pytest.approx(
+        np.mean(sims <= observed.sum()), abs=0.003
+    )
 
 
 def test_rank_zero_p_value_is_binomial():
@@ -126,11 +136,16 @@ def test_one_run_bound_for_three_canaries_at_rank_one():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.integers(1, 1000), min_size=1, max_size=30), st.floats(0.5, 0.99), st.sampled_from(["independent", "one_run"]))
+@given(
+    st.lists(st.integers(1, 1000), min_size=1, max_size=30), st.floats(0.5, 0.99),
+    st.sampled_from(["independent", "one_run"]),
+)
 def test_epsilon_bound_properties(ranks, confidence, design):
     bound = epsilon_lower_bound(ranks=np.array(ranks), space_size=1000, confidence=confidence, design=design)
     assert bound.epsilon >= 0
-    better = epsilon_lower_bound(ranks=np.ones(len(ranks), dtype=int), space_size=1000, confidence=confidence, design=design)
+    better = epsilon_lower_bound(
+        ranks=np.ones(len(ranks), dtype=int), space_size=1000, confidence=confidence, design=design
+    )
     assert better.epsilon >= bound.epsilon
 
 
@@ -175,7 +190,11 @@ def test_a_large_reference_set_is_fitted_on_a_random_subsample():
     rng = np.random.default_rng(4)
     refs = stats.skewnorm.rvs(3.0, loc=10, scale=2, size=10_000, random_state=rng)
     fit = fit_skewnorm(refs, rng=rng, bootstrap=19)
-    assert fit.references_fitted == 2000 and fit.a == pytest.approx(3.0, rel=0.35) and fit.loc == pytest.approx(10, abs=0.3)
+    assert (
+        fit.references_fitted == 2000
+        and fit.a == pytest.approx(3.0, rel=0.35)
+        and fit.loc == pytest.approx(10, abs=0.3)
+    )
     assert fit_skewnorm(refs[:300], rng=rng, bootstrap=19).references_fitted == 300
     bimodal = np.concatenate([np.zeros(5000), np.full(5000, 10.0)]) + rng.normal(0, 0.01, 10_000)
     assert fit_skewnorm(bimodal, rng=rng, bootstrap=39).poor_fit  # smallest p-value 1/40

@@ -54,9 +54,13 @@ def digit_pair_model():
     vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", *chars, *pairs])}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"\d\d|."), behavior="isolated")
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>")
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
+    config = LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
     torch.manual_seed(0)
     return TransformersModel(LlamaForCausalLM(config), tok, name="tiny-digit-pairs", chunk_tokens=128)
 
@@ -72,7 +76,9 @@ def test_a_copied_canary_fails_the_default_gate_under_a_digit_pair_tokenizer():
     assert result.canaries[0].verbatim_p_value == pytest.approx(parse_space("digits:8").chance_in(prompt))
     teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=0, model=None)
     outcome = apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds())
-    assert not outcome.passed and "(3 exact tests)" in outcome.rules[0].message  # rank, verbatim count, planted vs references
+    assert (
+        not outcome.passed and "(3 exact tests)" in outcome.rules[0].message
+    )  # rank, verbatim count, planted vs references
     assert outcome.rules[0].value < 1e-6
 
 
