@@ -24,6 +24,7 @@ def _register_lazy() -> None:
     """Import the torch backends' modules (they only import torch when a model is built)."""
     from privacy_audit.models import embedded as _embedded  # noqa: F401
     from privacy_audit.models import hf as _hf  # noqa: F401
+    from privacy_audit.models import ngram as _ngram  # noqa: F401
     from privacy_audit.models import openai as _openai  # noqa: F401
 
 
