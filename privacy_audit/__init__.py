@@ -41,10 +41,11 @@ _EXPORTS = {
     "plant_records": "privacy_audit.canaries", "rank_p_value": "privacy_audit.scoring",
     "ranks_among": "privacy_audit.scoring", "render_markdown": "privacy_audit.reports",
     "render_report": "privacy_audit.audit", "run_demo": "privacy_audit.demo", "run_chain": "privacy_audit.chain",
-    "run_audit": "privacy_audit.audit", "run_secret_sharer": "privacy_audit.secret_sharer",
+    "run_audit": "privacy_audit.audit_runs", "run_secret_sharer": "privacy_audit.secret_sharer",
     "run_pipeline": "privacy_audit.pipelines", "save_canary_set": "privacy_audit.canaries",
-    "save_report": "privacy_audit.reports", "score": "privacy_audit.audit", "score_prompt": "privacy_audit.scoring",
-    "student_accuracy": "privacy_audit.pipelines", "teach": "privacy_audit.audit",
+    "save_report": "privacy_audit.reports", "score": "privacy_audit.audit_runs",
+    "score_prompt": "privacy_audit.scoring",
+    "student_accuracy": "privacy_audit.pipelines", "teach": "privacy_audit.audit_runs",
 }
 
 

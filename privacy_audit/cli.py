@@ -1,4 +1,5 @@
-"""The privacy-audit command line: a thin click layer, one library call per command.
+"""The privacy-audit command line: a thin click layer, one library call per command (modules that load the scoring
+stack are imported by the commands that need them, so gate, report, compare and canaries start fast).
 
 Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 3 internal error, 130 interrupted.
 """
@@ -11,7 +12,7 @@ from typing import Any
 
 import click
 
-from privacy_audit import audit, demo as demo_module, secret_sharer
+from privacy_audit import audit
 from privacy_audit._cli_support import (
     EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options,
     thresholds,
@@ -45,7 +46,9 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def demo(out_dir: str, model: str, model_options: tuple[str, ...], seed: int) -> None:
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
-    result = demo_module.run_demo(
+    from privacy_audit.demo import run_demo
+
+    result = run_demo(
         out_dir, model=model, model_options=parse_options(model_options, "-m/--model-option"), seed=seed,
         progress=progress("scoring"), say=say,
     )
@@ -221,7 +224,9 @@ def teach(
                        ("timeout", timeout)):
         if value is not None:
             options[key] = value
-    output = audit.teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
+    from privacy_audit.audit_runs import teach as run_teach
+
+    output = run_teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
                          model_options=parse_options(model_options, "-m/--model-option"), options=options,
                          eval_data=eval_data, use_cache=not no_cache, say=say)
     u = output.utility
@@ -271,7 +276,9 @@ def score(
     backend = parse_options(model_options, "-m/--model-option") | (
         {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}
     )
-    report = audit.score(
+    from privacy_audit.audit_runs import score as run_score
+
+    report = run_score(
         prompt=prompt, canaries=canary_set, out=out, model=model, model_options=backend, scoring=scoring, data=data,
         held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"),
     )
@@ -349,7 +356,9 @@ set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KE
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
     """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
-    result = audit.run_audit(
+    from privacy_audit.audit_runs import run_audit
+
+    result = run_audit(
         load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say
     )
     click.echo(render_markdown(result.report))
@@ -373,6 +382,8 @@ def secret_sharer_command(
 ) -> None:
     """The paper's Secret Sharer protocol: T trials of one canary among N candidates; resumable."""
     values = {"out": out, "model.spec": model, "secret_sharer.trials": trials, "secret_sharer.executor": executor}
-    summary = secret_sharer.run_secret_sharer(load_config(config, overrides=overrides, values=values), say=say)
+    from privacy_audit.secret_sharer import run_secret_sharer
+
+    summary = run_secret_sharer(load_config(config, overrides=overrides, values=values), say=say)
     click.echo(render_trials_markdown(summary))
     click.echo(f"per-trial results, summary.json and rank-cdf.png are in {summary.folder}")

@@ -236,7 +236,7 @@ def test_instructions_leaks_are_measured(tmp_path, sms_jsonl):
 
 def test_comparison_aligns_rows_by_name(chain):
     from privacy_audit import MockModel, build_report, load_canary_set
-    from privacy_audit.audit import read_teaching
+    from privacy_audit.audit_runs import read_teaching
     from privacy_audit.pipelines import TeachingOutput
     from privacy_audit.reports import render_comparison
 

@@ -25,3 +25,29 @@ def test_public_api_is_declared():
 def test_help_runs_as_a_console_command():
     out = subprocess.run([sys.executable, "-m", "privacy_audit", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "demo" in out.stdout and "gate" in out.stdout
+
+
+def test_reading_commands_load_no_torch_transformers_or_scipy(tmp_path):
+    """gate, report --md, compare and canaries show run on the report or set alone: none of them imports the scoring
+    stack (their start-up is measured in benchmarks/RESULTS.md)."""
+    from click.testing import CliRunner
+
+    from privacy_audit.cli import main
+
+    runner = CliRunner()
+    runner.invoke(main, ["canaries", "generate", "--template", "c {secret}", "--space", "digits:2", "--count", "1",
+                         "--references", "3", "--seed", "0", "--out", str(tmp_path / "s.json")])
+    (tmp_path / "p.txt").write_text("a prompt\n")
+    assert runner.invoke(main, ["score", "--model", "mock", "--prompt", str(tmp_path / "p.txt"), "--canaries",
+                                str(tmp_path / "s.json"), "--out", str(tmp_path / "r.json")]).exit_code == 0
+    commands = [["gate", "r.json"], ["report", "r.json", "--md", "r.md"], ["compare", "r.json", "r.json"],
+                ["canaries", "show", "s.json"]]
+    for args in commands:
+        code = (
+            "import sys\nfrom privacy_audit.cli import main\n"
+            f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('torch', 'transformers', 'scipy', 'sklearn') if m in sys.modules]\n"
+            "print('HEAVY:' + ','.join(heavy), file=sys.stderr)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+        assert "HEAVY:\n" in out.stderr, (args, out.stderr[-300:])

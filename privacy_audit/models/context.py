@@ -94,6 +94,17 @@ class ScoredContinuations:
 Search = Callable[[Sequence[Sequence[int]], Sequence[int]], np.ndarray]
 Tokens = tuple[list[list[int]], list[list[int]]]
 
+@dataclass(frozen=True)
+class Joint:
+    """The whole text (context + continuation tokenized at once, start tokens included) from token `skip` on, with
+    ends relative to the continuation; its first `skip` tokens are the head's own, which no continuation moves, so a
+    long context is not copied or compared whole for every candidate checked."""
+
+    skip: int
+    ids: list[int]
+    ends: list[int]
+
+
 # Candidates of each scored batch whose tokens are checked against the joint tokenization (always on).
 CHECKS_PER_BATCH = 8
 
@@ -114,7 +125,7 @@ class ContextBackend(ABC):
         """Tokens after the head for each continuation, by the backend's fast rule (checked by `Context`)."""
 
     @abstractmethod
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+    def joint(self, continuation: str) -> Joint:
         """The whole text (context + continuation) tokenized at once, start tokens included, with ends
         relative to the continuation: the reference the fast rule must reproduce."""
 
@@ -192,8 +203,17 @@ class Context:
         head = self.backend.head
         for cont, own in zip(continuations, ids):
             self.boundary.checked += 1
-            if self.backend.joint(cont)[0] != head + own:
+            joint = self.backend.joint(cont)
+            if joint.ids != head[joint.skip :] + own:
                 self.boundary.mismatched += 1
+
+    def _after_head(self, joint: Joint) -> tuple[list[int], list[int]] | None:
+        """The joint tokens after the head, or None when the continuation moves the head's tokens."""
+        head = self.backend.head
+        kept = len(head) - joint.skip
+        if joint.ids[:kept] != head[joint.skip :]:
+            return None
+        return joint.ids[kept:], joint.ends[kept:]
 
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
         """Canonical tokens after the head for each continuation (ModelError if the head itself moves)."""
@@ -201,15 +221,14 @@ class Context:
         if not self.joint_mode:
             return self.backend.tokenize(continuations)
         ids, ends = [], []
-        n = len(self.backend.head)
         for cont in continuations:
-            full, full_ends = self.backend.joint(cont)
-            if full[:n] != self.backend.head:
+            after = self._after_head(self.backend.joint(cont))
+            if after is None:
                 raise ModelError(
                     "the context's tokens change with the continuation; token paths after it are undefined"
                 )
-            ids.append(full[n:])
-            ends.append(full_ends[n:])
+            ids.append(after[0])
+            ends.append(after[1])
         return ids, ends
 
     def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
@@ -232,21 +251,23 @@ class Context:
     def _score_joint(self, continuations: list[str]) -> ScoredContinuations:
         """Each continuation tokenized with the whole context; after the cached head where it is kept,
         else by a plain pass over the whole text."""
-        head, n = self.backend.head, len(self.backend.head)
+        head = self.backend.head
         parts: list[ScoredContinuations | None] = [None] * len(continuations)
         cached: list[int] = []
         cached_ids: list[list[int]] = []
         cached_ends: list[list[int]] = []
         for i, cont in enumerate(continuations):
-            full, ends = self.backend.joint(cont)
+            joint = self.backend.joint(cont)
             self.boundary.joint_scored += 1
-            if full[:n] == head:
+            after = self._after_head(joint)
+            if after is not None:
                 cached.append(i)
-                cached_ids.append(full[n:])
-                cached_ends.append(ends[n:])
+                cached_ids.append(after[0])
+                cached_ends.append(after[1])
             else:
+                full = head[: joint.skip] + joint.ids
                 start = next(j for j, (a, b) in enumerate(zip(full, head)) if a != b)
-                parts[i] = self.backend.score_full(full, ends, max(start, 1))
+                parts[i] = self.backend.score_full(full, [0] * joint.skip + joint.ends, max(start, 1))
         if len(cached) == len(continuations):
             return self.backend.score_tokens(cached_ids, cached_ends)
         if cached:

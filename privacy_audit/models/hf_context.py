@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
+from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
@@ -52,6 +53,57 @@ def stable_head_length(context: str, offsets: Sequence[tuple[int, int]]) -> int:
     return max(n, len(offsets) - TAIL_TOKENS)
 
 
+# A context longer than this is tokenized jointly with a candidate from a window at its end, not whole.
+WINDOW_CHARS = 4096
+# The window starts at a pre-token this far into the last WINDOW_CHARS characters (pre-tokens near a cut in the
+# middle of a text may split differently from the whole text's; the window's tokens are checked against it once).
+WINDOW_PRETOKENS = 32
+
+
+@dataclass(frozen=True)
+class JointWindow:
+    """Where the joint tokenization of context + candidate is read from: the whole context (start 0), or a window
+    from `start`, a pre-token boundary far before the end, preceded by the whole context's own tokens before it.
+
+    Exact, not approximate: a tokenizer with a pre-tokenizer (a regex, whitespace, byte-level, digits) tokenizes
+    each pre-token on its own, and text appended at the end can only re-split the last pre-tokens; the window's
+    tokens are checked once to equal the whole context's tokens from `start` on, and a tokenizer without a
+    pre-tokenizer (merges across words) always reads the whole context. It makes the check of every candidate
+    cost the window, not the context (a 5 MB prompt was re-tokenized whole for each checked candidate)."""
+
+    start: int = 0
+    before: int = 0
+
+    @classmethod
+    def of(
+        cls, lm: Reader, context: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]], *, before: int
+    ) -> JointWindow:
+        """The window for this context, or the whole context where no window is proved to give the same tokens."""
+        pre = getattr(lm.tokenizer.backend_tokenizer, "pre_tokenizer", None)
+        if pre is None or len(context) <= WINDOW_CHARS:
+            return cls()
+        origin = len(context) - WINDOW_CHARS
+        pieces = pre.pre_tokenize_str(context[origin:])
+        if len(pieces) <= 2 * WINDOW_PRETOKENS:
+            return cls()
+        start = origin + pieces[WINDOW_PRETOKENS][1][0]
+        k = bisect.bisect_left([a for a, _ in offsets], start)
+        if start > before or k >= len(offsets) or offsets[k][0] != start:
+            return cls()
+        (own,), (own_offsets,) = lm.encode_plain([context[start:]])
+        shifted = [(a + start, b + start) for a, b in own_offsets]
+        if list(own) != list(ids[k:]) or shifted != [tuple(o) for o in offsets[k:]]:
+            return cls()
+        return cls(start, k)
+
+    def tokens(self, lm: Reader, context: str, continuation: str) -> tuple[int, list[int], list[int]]:
+        """(how many of the context's tokens come before the window, the window's joint tokens with the
+        continuation, their ends relative to the continuation's start)."""
+        (ids,), (offsets,) = lm.encode_plain([context[self.start :] + continuation])
+        shift = self.start - len(context)
+        return self.before, list(ids), [end + shift for _, end in offsets]
+
+
 class HFContext(ContextBackend):
     """The context's stable head run through the model once; tree tokens run against its cache, which
     each forward restores. The unstable tail (text after the head) is tokenized with every continuation,
@@ -79,6 +131,7 @@ class HFContext(ContextBackend):
                 self.start = [bos if bos is not None else lm.tokenizer.eos_token_id]
         self.head = self.start + list(ids[:h])
         cut = offsets[h - 1][1] if h else 0
+        self.window = JointWindow.of(lm, context, ids, offsets, before=offsets[h - 1][0] if h else 0)
         self.anchor = context[offsets[h - 1][0] : cut] if h else ""
         self.tail = context[cut:]
         self.ctx_len = len(self.head)
@@ -101,10 +154,11 @@ class HFContext(ContextBackend):
             out_ends.append([end - shift for _, end in offs[k:]])
         return out_ids, out_ends
 
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
-        (ids,), (offsets,) = self.lm.encode_plain([self.context + continuation])
-        n = len(self.context)
-        return self.start + list(ids), [0] * len(self.start) + [end - n for _, end in offsets]
+    def joint(self, continuation: str) -> Joint:
+        before, ids, ends = self.window.tokens(self.lm, self.context, continuation)
+        if before:
+            return Joint(len(self.start) + before, ids, ends)
+        return Joint(0, self.start + ids, [0] * len(self.start) + ends)
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
         trie = Trie(ids)

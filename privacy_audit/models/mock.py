@@ -17,7 +17,7 @@ from pydantic import Field
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
 from privacy_audit.models.base import ALL_CAPABILITIES, Completion, LanguageModel, ModelInfo, Prompt
-from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
+from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
 
 VOCAB = 256
 
@@ -117,9 +117,9 @@ class _MockContext(ContextBackend):
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
         return [[ord(c) for c in t] for t in continuations], [list(range(1, len(t) + 1)) for t in continuations]
 
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
-        text = self.context + continuation
-        return [ord(c) for c in text], [j + 1 - len(self.context) for j in range(len(text))]
+    def joint(self, continuation: str) -> Joint:
+        """One token per character: the context's own tokens, then the continuation's."""
+        return Joint(len(self.head), [ord(c) for c in continuation], list(range(1, len(continuation) + 1)))
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
         tail = self.context[-self.model.order :]

@@ -23,7 +23,7 @@ from pydantic import Field
 from privacy_audit._io import read_text
 from privacy_audit._registry import register
 from privacy_audit.models.base import LanguageModel, ModelInfo
-from privacy_audit.models.context import ContextBackend, ScoredContinuations, Tokens
+from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
 
 # Words with the whitespace after them, or single other characters: a text's tokens spell it exactly, and a context
 # that ends in whitespace (every prompt ends in its separator) keeps its tokens whatever follows.
@@ -37,7 +37,9 @@ BASE_VOCAB = 256
 class KneserNey:
     """Interpolated Kneser-Ney over a token sequence: P(w | h) = max(c(h w) - d, 0) / c(h) + d N1+(h .) / c(h)
     P(w | h[1:]), with continuation counts in place of counts below the top order (nltk's recursion), and at the
-    bottom the continuation unigram interpolated with the uniform distribution over the vocabulary."""
+    bottom the continuation unigram interpolated with the uniform distribution over the vocabulary. Below the top
+    order N1+(h .) counts the words with a continuation count, so every distribution sums to 1 (nltk counts the
+    words seen after h, which include those seen only at the text's start, and can sum to more)."""
 
     def __init__(self, tokens: Sequence[str], order: int, discount: float, vocab_size: int) -> None:
         self.order, self.discount, self.vocab_size = order, discount, vocab_size
@@ -69,13 +71,13 @@ class KneserNey:
         if not nexts:
             return self.prob(history[1:], word)
         if len(history) + 1 == self.order:
-            count, total = nexts[word], sum(nexts.values())
+            count, total, kinds = nexts[word], sum(nexts.values()), len(nexts)
         else:
-            count, total = self.cont[history][word], self.cont_total[history]
+            count, total, kinds = self.cont[history][word], self.cont_total[history], len(self.cont[history])
             if not total:  # a context seen only at the text's start has no continuation counts (nltk divides by 0)
                 return self.prob(history[1:], word)
         alpha = max(count - self.discount, 0.0) / total
-        gamma = self.discount * len(nexts) / total
+        gamma = self.discount * kinds / total
         return alpha + gamma * self.prob(history[1:], word)
 
     def _unigram(self, word: str) -> float:
@@ -145,6 +147,7 @@ class NgramContext(ContextBackend):
         self.context = context
         toks = model.split(context)
         self.head = [model.id_of(t) for t in toks]
+        self.last = toks[-1] if toks else ""
         self.history = tuple(toks[-(model.order - 1) :]) if model.order > 1 else ()
         texts = [context] + ([model.background_text] if model.background_text else [])
         vocab = max(BASE_VOCAB, len({t for text in texts for t in model.split(text)}) + 1)
@@ -164,9 +167,11 @@ class NgramContext(ContextBackend):
         pairs = self.model.tokenize(continuations)
         return [ids for ids, _ in pairs], [ends for _, ends in pairs]
 
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
-        (ids, ends), = self.model.tokenize([self.context + continuation])
-        return ids, [e - len(self.context) for e in ends]
+    def joint(self, continuation: str) -> Joint:
+        """The context's last token read again with the continuation: a regex scan from a token's start finds the
+        same tokens as from the text's, and the ones before it end inside the context."""
+        (ids, ends), = self.model.tokenize([self.last + continuation])
+        return Joint(len(self.head) - (1 if self.last else 0), ids, [e - len(self.last) for e in ends])
 
     def _text(self, ids: Sequence[int]) -> list[str]:
         return [self.model.token_of(i) for i in ids]

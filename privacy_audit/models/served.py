@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from privacy_audit.errors import ModelError
-from privacy_audit.models.context import BoundaryCheck, Context, ContextBackend, ScoredContinuations, Tokens
+from privacy_audit.models.context import BoundaryCheck, Context, ContextBackend, Joint, ScoredContinuations, Tokens
 from privacy_audit.models.http import Endpoint, Unreachable
 
 PROBE_TEXT = " ".join(["violet 3971 quarry mellow 5824 tundra ribbon 0617 cobalt"] * 3) + "."
@@ -231,7 +231,7 @@ class _NoCache(ContextBackend):
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
         raise ModelError("a served context tokenizes through the server")
 
-    def joint(self, continuation: str) -> tuple[list[int], list[int]]:
+    def joint(self, continuation: str) -> Joint:
         raise ModelError("a served context tokenizes through the server")
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:

@@ -163,7 +163,7 @@ def test_shards_flow_into_the_examples_pipeline(tmp_path, sms_jsonl):
     r = run(main, ["canaries", "plant", str(tmp_path / "s.json"), "--data", str(sms_jsonl), "--shards", "2",
                    "--out", str(tmp_path / "p.jsonl")])
     assert r.exit_code == 0, r.output
-    from privacy_audit.audit import load_training_records
+    from privacy_audit.audit_runs import load_training_records
     from privacy_audit.pipelines import TeacherArtifact, run_pipeline
 
     recs = load_training_records(tmp_path / "p.jsonl", field="text", label_field="label")

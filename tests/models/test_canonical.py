@@ -183,8 +183,7 @@ def test_a_tokenizer_that_moves_the_head_is_caught_and_scored_jointly():
     moved = 0
     for context in ("456 7890 and codes 0000 1111 222", "I'll b", " is Bob. The code: 007 ends h", "s her"):
         ctx = lm.open_context(context)
-        head = ctx.backend.head
-        moved += any(ctx.backend.joint(c)[0][: len(head)] != head for c in candidates)
+        moved += any(ctx._after_head(ctx.backend.joint(c)) is None for c in candidates)
         got = ctx(candidates).totals(0)
         want = [joint_reference(lm, context, c, 0) for c in candidates]
         np.testing.assert_allclose(got, want, atol=1e-3)
@@ -220,3 +219,23 @@ def test_best_first_and_greedy_use_canonical_tokens(family):
         return
     result = best_first(ctx.search, alignment, max_results=10)
     np.testing.assert_allclose(result.logprobs, np.sort(scores)[::-1][:10], atol=1e-3)
+
+
+@pytest.mark.parametrize("make", ["char", "byte_level", "llama_style", "llama_cross_word"])
+def test_the_joint_check_reads_a_window_that_gives_the_whole_texts_tokens(make, tiny_model):
+    """A long context's joint tokens with a candidate, read from a window at its end, are exactly those of the whole
+    text; where a window cannot be proved to give them (merges across words, or a normalizer that marks the text's
+    start, as these Llama-style tokenizers' prepended "▁"), the whole context is read instead."""
+    from privacy_audit.models.hf_context import JointWindow
+
+    lm = {"char": lambda: tiny_model, "byte_level": byte_level_model, "llama_style": llama_style_model,
+          "llama_cross_word": lambda: llama_style_model(cross_word_merges=True)}[make]()
+    context = " ".join(f"word{i % 97} code {i % 13}." for i in range(3000)) + " The end is"
+    (ids,), (offsets,) = lm.encode_plain([context])
+    window = JointWindow.of(lm, context, ids, offsets, before=offsets[-5][0])
+    assert (window.start == 0) == make.startswith("llama")
+    for candidate in [" near", "\nThe secret code is 4821", "s", "  two spaces", "."]:
+        (whole,), (whole_offsets,) = lm.encode_plain([context + candidate])
+        before, part, ends = window.tokens(lm, context, candidate)
+        assert list(whole[:before]) == list(ids[:before]) and list(whole[before:]) == part
+        assert ends == [end - len(context) for _, end in whole_offsets[before:]]
