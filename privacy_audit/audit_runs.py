@@ -5,7 +5,7 @@ so that gate, report, compare and canaries start without loading the scoring sta
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,9 @@ from privacy_audit.errors import InputError
 from privacy_audit.gate import apply_gate
 from privacy_audit.models import LanguageModel, check_model_options, load_model
 from privacy_audit.pipelines import Record, TeachingOutput, describe, student_accuracy, teaching_path
-from privacy_audit.reports import AuditReport, GateOutcome, holds_secrets, render_markdown, save_report
+from privacy_audit.reports import (
+    AuditReport, GateOutcome, holds_secrets, render_comparison, render_markdown, save_report,
+)
 from privacy_audit.reports.html import render_html
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.rank import check_mode
@@ -125,6 +127,47 @@ def score(
     )
     save_report(report, out)
     return report
+
+
+def prompt_files(prompts: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """The prompt files given: each file, and each folder's `*.txt` files (teaching sidecars aside), in order."""
+    out: list[Path] = []
+    for p in map(Path, prompts):
+        out += sorted(f for f in p.glob("*.txt") if f.is_file()) if p.is_dir() else [p]
+    if not out:
+        raise InputError(f"no prompt files (*.txt) in {', '.join(map(str, prompts))}")
+    stems = [f.stem for f in out]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise InputError(f"two prompts would write the same report {repeated[0]}.json; give them different names")
+    return out
+
+
+def score_prompts(
+    *, prompts: Sequence[str | os.PathLike[str]], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
+    model: LanguageModel | str = "embedded", model_options: Mapping[str, Any] | None = None,
+    scoring: ScoringOptions = DEFAULT_SCORING, progress: Progress | None = None,
+) -> list[tuple[Path, AuditReport]]:
+    """Score several prompt files (or folders of them) against one canary set with one model loaded once: one
+    report per prompt, `<out>/<prompt name>.json`, and `<out>/summary.md` side by side, all written at the end."""
+    files = prompt_files(prompts)
+    if isinstance(model, str):
+        check_model_options(model, model_options or {})
+    canary_set = load_canary_set(canaries)
+    check_mode(canary_set, scoring)
+    teachings = [read_teaching(f) for f in files]
+    folder = make_folder(out, what="output folder")
+    targets = [folder / f"{f.stem}.json" for f in files]
+    inputs = [canaries, *files, *(teaching_path(f) for f in files), *canary_set.secret_space.files]
+    guard_outputs(inputs, [*targets, folder / "summary.md"])
+    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
+    reports = [build_report(t, canary_set, lm, scoring, progress=progress) for t in teachings]
+    with all_or_nothing():
+        for target, report in zip(targets, reports):
+            save_report(report, target)
+        private = any(holds_secrets(r) for r in reports)
+        atomic_write(folder / "summary.md", render_comparison(reports, names=[f.stem for f in files]), private=private)
+    return list(zip(targets, reports))
 
 
 @dataclass(frozen=True)

@@ -235,9 +235,11 @@ def teach(
 
 
 @main.command()
-@click.option("--prompt", required=True, type=click.Path(dir_okay=False), help="Teaching prompt file.")
+@click.option("--prompt", "prompts", required=True, multiple=True, type=click.Path(),
+              help="Teaching prompt file; repeat it, or give a folder of *.txt files, to score several with one model "
+                   "load (then --out is a folder: a report per prompt and summary.md).")
 @click.option("--canaries", "canary_set", required=True, type=click.Path(dir_okay=False), help="Canary-set file.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Report JSON to write.")
+@click.option("--out", required=True, type=click.Path(), help="Report JSON to write (a folder for several prompts).")
 @click.option("--auto", "mode", flag_value="auto", default=SCORING.mode == "auto",
               help="Exact up to --max-exact secrets (and the scorer's own budget), bounded beyond (the default).")
 @click.option("--exact", "mode", flag_value="exact", help="Score every secret of the space: exact ranks.")
@@ -266,29 +268,38 @@ def teach(
 @click.option("--label-field", default=None)
 @model_option
 def score(
-    prompt: str, canary_set: str, out: str, mode: str, max_exact: int, include_secrets: bool, extraction: bool,
-    search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None, field: str,
-    label_field: str | None, model: str, model_options: tuple[str, ...],
+    prompts: tuple[str, ...], canary_set: str, out: str, mode: str, max_exact: int, include_secrets: bool,
+    extraction: bool, search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None,
+    field: str, label_field: str | None, model: str, model_options: tuple[str, ...],
 ) -> None:
-    """Score canaries as continuations of a prompt with a scorer (--model); write a report, show its summary."""
+    """Score canaries as continuations of teaching prompts with a scorer (--model); write reports, show a summary."""
     scoring = ScoringOptions(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
                              extraction=extraction, search_budget=search_budget)
     backend = parse_options(model_options, "-m/--model-option") | (
-        {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens}
-    )
+        {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens})
+    if len(prompts) > 1 or os.path.isdir(prompts[0]):
+        from privacy_audit.audit_runs import score_prompts
+
+        if data is not None or held_out is not None:
+            raise click.BadParameter("reconstruction (--data) scores one prompt at a time", param_hint="--data")
+        for path, report in score_prompts(prompts=prompts, canaries=canary_set, out=out, model=model,
+                                          model_options=backend, scoring=scoring, progress=progress("scoring")):
+            s = report.summary
+            exposure = f"{s.max_exposure_bits:.2f} of {s.max_possible_exposure_bits:.2f} bits"
+            verbatim = f"{s.planted_in_prompt} of {s.planted_count} planted verbatim"
+            click.echo(f"wrote {path}: max exposure {exposure}, {verbatim}")
+        click.echo(f"wrote {os.path.join(out, 'summary.md')}")
+        return
     from privacy_audit.audit_runs import score as run_score
 
-    report = run_score(
-        prompt=prompt, canaries=canary_set, out=out, model=model, model_options=backend, scoring=scoring, data=data,
-        held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"),
-    )
+    report = run_score(prompt=prompts[0], canaries=canary_set, out=out, model=model, model_options=backend,
+                       scoring=scoring, data=data, held_out=held_out, field=field, label_field=label_field,
+                       progress=progress("scoring"))
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
     if not report.run.prompt_chars:
-        click.echo(
-            "note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)",
-            err=True,
-        )
+        click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)",
+                   err=True)
 
 
 @main.command("gate", cls=RuleCommand)

@@ -265,3 +265,24 @@ def test_paper_protocol_figures_in_the_report(chain):
     assert s["protocol_null_mean_rank"] == 10.0
     assert s["protocol_rank_zero_count"] == sum(c["protocol_rank"] == 0 for c in planted)
     assert 0 < s["protocol_mean_rank_p_value"] <= 1 and 0 < s["protocol_rank_zero_p_value"] <= 1
+
+
+def test_several_prompts_are_scored_with_one_model_load(tmp_path, chain):
+    """`score --prompt A --prompt B` (or a folder) writes a report per prompt and summary.md, the same reports as
+    one prompt at a time; two prompts that would write one report are refused."""
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"p{i}.txt").write_text(f"Text: message {i}\nClass: ham\n")
+    common = ["--canaries", chain / "set.json", "--model", "mock"]
+    out = run("score", "--prompt", folder, *common, "--out", tmp_path / "out")
+    assert out.exit_code == 0, out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.json", "p1.json", "p2.json", "summary.md"]
+    assert "| measure | p0 | p1 | p2 |" in (tmp_path / "out" / "summary.md").read_text()
+    assert run("score", "--prompt", folder / "p1.txt", *common, "--out", tmp_path / "single.json").exit_code == 0
+    assert json.loads((tmp_path / "single.json").read_text()) == json.loads((tmp_path / "out" / "p1.json").read_text())
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "p0.txt").write_text("another prompt\n")
+    same = run("score", "--prompt", folder / "p0.txt", "--prompt", tmp_path / "other" / "p0.txt", *common, "--out",
+               tmp_path / "out2")
+    assert same.exit_code == 2 and "same report p0.json" in same.output

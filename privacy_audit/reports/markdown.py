@@ -152,12 +152,12 @@ def interval(c: CanaryScore) -> str:
     )
 
 
-def render_comparison(reports: Sequence[AuditReport]) -> str:
-    """Reports side by side (e.g. the demo's raw and instructions pipelines on the same canaries)."""
+def render_comparison(reports: Sequence[AuditReport], names: Sequence[str] | None = None) -> str:
+    """Reports side by side (the demo's raw and instructions pipelines on the same canaries, or several prompts),
+    headed by `names` (default: each report's pipeline)."""
     tables = [dict(summary_rows(r)) for r in reports]
     keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
-    lines = [
-        "| measure | " + " | ".join(_cell(r.run.pipeline) for r in reports) + " |", "|---|" + "---|" * len(reports),
-    ]
+    heads = names if names is not None else [r.run.pipeline for r in reports]
+    lines = ["| measure | " + " | ".join(_cell(h) for h in heads) + " |", "|---|" + "---|" * len(reports)]
     lines += [f"| {_cell(k)} | " + " | ".join(_cell(t.get(k, "n/a")) for t in tables) + " |" for k in keys]
     return "\n".join(lines) + "\n"
