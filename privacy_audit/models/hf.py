@@ -7,7 +7,7 @@ import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -22,6 +22,10 @@ from privacy_audit.models.trie import log2_probs
 
 # Tree tokens per forward pass: a backend option, range-checked wherever it is set (flag, config, Python).
 ChunkTokens = Annotated[int, Field(ge=1, le=1_000_000)]
+# The precision the model computes in (float32 by default; bfloat16 and float16 are for GPUs), and how far, in bits,
+# a sample rescored in float32 may differ.
+Precision = Literal["float32", "bfloat16", "float16"]
+PrecisionTolerance = Annotated[float, Field(ge=0)]
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".pth")
@@ -138,6 +142,22 @@ class TransformersModel(LanguageModel):
             raise ModelError(f"cannot load model {source!r}: {first}") from None
         return cls(model.to(device), tokenizer, name=source, **kwargs)
 
+    def lower_precision(self, dtype: Precision, tolerance: float) -> TransformersModel:
+        """Compute in `dtype` from now on, keeping the float32 weights (on the CPU) to rescore a sample of every
+        scoring with: the report records the largest difference, and the gate fails beyond `tolerance` bits."""
+        if dtype == "float32":
+            return self
+        import copy
+
+        torch = self.torch
+        reference = copy.deepcopy(self.model).to("cpu", torch.float32)
+        self.precision_reference = TransformersModel(reference, self.tokenizer, name=self.name, revision=self.revision,
+                                                     chunk_tokens=self.chunk_tokens)
+        self.precision_tolerance = tolerance
+        self.model = self.model.to(getattr(torch, dtype))
+        self.dtype = next(self.model.parameters()).dtype
+        return self
+
     backend = "hf"
     # A local folder or file the weights were read from: its weights' hash enters the model info (and the teaching
     # cache key), so a model retrained into the same folder is not taken for the old one.
@@ -249,11 +269,17 @@ class TransformersModel(LanguageModel):
 
 
 @register("backend", "hf", fixed=("source",), provides=ALL_CAPABILITIES)
-def _hf_backend(source: str, *, chunk_tokens: ChunkTokens = 512, device: str | None = None) -> TransformersModel:
-    """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset)."""
+def _hf_backend(
+    source: str, *, chunk_tokens: ChunkTokens = 512, device: str | None = None, dtype: Precision = "float32",
+    precision_tolerance: PrecisionTolerance = 0.5,
+) -> TransformersModel:
+    """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset).
+
+    dtype float32 (default), or bfloat16 / float16 on a GPU, whose error is measured on every scoring against
+    float32 (a sample rescored; beyond precision_tolerance bits the gate fails)."""
     if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in source:
         raise InputError(f"model {source!r} is neither a local folder nor a .gguf file")
     model = TransformersModel.load(source, chunk_tokens=chunk_tokens, device=device)
     if os.path.exists(source):
         model.weights_path = Path(source)
-    return model
+    return model.lower_precision(dtype, precision_tolerance)

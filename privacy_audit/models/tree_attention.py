@@ -102,4 +102,5 @@ def attention(
         o_ctx.view(b, kv_heads, groups, n, d) * torch.exp(lse_ctx - lse)[..., None]
         + o_anc * torch.exp(lse_anc - lse)[..., None]
     )
-    return out.reshape(b, heads, n, d).transpose(1, 2).contiguous(), None
+    # the log-sum-exps come in float32 whatever the model computes in: the merged output goes back to its dtype
+    return out.reshape(b, heads, n, d).transpose(1, 2).to(query.dtype).contiguous(), None

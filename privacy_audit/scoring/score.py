@@ -76,14 +76,16 @@ def score_prompt(
     rows = canary_rows(canary_set, prompt, own, ranking, options)
     for measure in MEASURES:
         rows = measure(rows, run)
-    intervals = exposure_intervals(
-        rows, run.rng
-    )  # the seeded generator's draws, in a fixed order: intervals, fit, summary
+    # the seeded generator's draws, in a fixed order: intervals, fit, summary
+    intervals = exposure_intervals(rows, run.rng)
     rows, fit, fit_note = with_extrapolation(rows, run)
     summary = summarise(rows, mode=mode, space_size=space.size, rng=run.rng, secrets_in_prompt=space.members_in(prompt))
-    checks = (
-        () if model.stability_tolerance is None else (stability(context, canary_set, own, model.stability_tolerance),)
-    )
+    checks: tuple[ScoreCheck, ...] = ()
+    if model.stability_tolerance is not None:
+        checks += (stability(context, canary_set, own, model.stability_tolerance),)
+    if model.precision_reference is not None and model.precision_tolerance is not None:
+        reference = model.precision_reference.open_context(prompt + options.separator)
+        checks += (precision(reference, canary_set, own, model.precision_tolerance, str(model.info().dtype)),)
     search = ranking.search
     if options.extraction and not context.can("greedy"):
         search += f"; greedy decoding not run: {context.owner} cannot decode greedily"
@@ -92,6 +94,20 @@ def score_prompt(
         statistics=statistics(rows, run, intervals=intervals, fit=fit, fit_note=fit_note),
         boundary=TokenBoundary(**context.boundary.to_dict()), checks=checks,
     )
+
+
+def precision(
+    reference: Context, canary_set: CanarySet, first: ScoredContinuations, tolerance: float, dtype: str
+) -> ScoreCheck:
+    """Every canary rescored in float32 against its score in the lower precision the model computes in."""
+    texts = [c.text for c in canary_set.canaries]
+    again = reference(texts).totals(len(canary_set.prefix))
+    diff = float(np.max(np.abs(again - first.totals(len(canary_set.prefix)))))
+    note = f"each canary scored in {dtype} and rescored in float32"
+    if diff > tolerance:
+        note += ": the lower precision is off"
+    return ScoreCheck(check="precision", compared=len(texts), max_difference_bits=diff, tolerance_bits=tolerance,
+                      passed=diff <= tolerance, note=note)
 
 
 def stability(context: Context, canary_set: CanarySet, first: ScoredContinuations, tolerance: float) -> ScoreCheck:
