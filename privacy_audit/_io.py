@@ -119,7 +119,7 @@ def guard_outputs(
         except OSError as exc:
             raise InputError(f"cannot write {out}: {exc.strerror}") from None
         if stat.S_ISDIR(info.st_mode):
-            raise InputError(f"output {out} is a folder; give a file name")
+            raise InputError(f"output {out} is a directory; give a file name")
         if not stat.S_ISREG(info.st_mode):
             raise InputError(f"output {out} exists and is not a regular file; refusing to replace it")
         for src in ins:

@@ -120,6 +120,11 @@ class SkewnormFit(BaseModel):
     poor_fit: bool
     references_fitted: Rank | None = None
     calibration: str = "parametric bootstrap"
+    # how many bootstrap samples were refitted (sequential: fewer the farther the fit is from rejection)
+    bootstrap_refits: Count | None = None
+
+
+SEQUENTIAL_BOOTSTRAP = "sequential parametric bootstrap, Besag-Clifford"
 
 
 class EpsilonBound(BaseModel):
