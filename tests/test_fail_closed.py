@@ -98,6 +98,9 @@ TAMPERS = {
     "summary-p-disagrees": (
         lambda d: d["summary"].update(planted_vs_references_p_value=1.0), "planted_vs_references_p_value",
     ),
+    "similarity-p-lowered": (lambda d: first_planted(d).update(similarity_p_value=0.001), "similarity_p_value"),
+    "similarity-test-removed": (lambda d: d["summary"]["p_values"].pop("similarity"), "p_values"),
+    "similarity-test-raised": (lambda d: d["summary"]["p_values"]["similarity"].update(p=1.0, log10_p=0.0), "p_values"),
     "max-exposure-nan": (lambda d: d["summary"].update(max_exposure_bits=float("nan")), "max_exposure_bits"),
     "max-exposure-lowered": (lambda d: d["summary"].update(max_exposure_bits=0.0), "max_exposure_bits"),
     "planted-count-raised": (lambda d: d["summary"].update(planted_count=7), "planted_count"),

@@ -53,13 +53,13 @@ def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
 
     The family is each planted canary's exact rank test (p = rank / pool), the exact verbatim test of the planted
     canaries found in the prompt (hypergeometric against the space's members it holds), and, with references, the
-    exact permutation test of planted against references; Bonferroni over the family needs no independence, so a
-    prompt that never saw a canary fails with probability at most `alpha`, and one that copies a canary fails
-    under every tokenizer and scoring mode.
+    exact permutation tests of planted against references (by score, and by similarity to the prompt); Bonferroni
+    over the family needs no independence, so a prompt that never saw a canary fails with probability at most
+    `alpha`, and one that copies a canary fails under every tokenizer and scoring mode.
     """
     planted = [c for c in report.canaries if c.planted]
     family = [c.p_value for c in planted]
-    for name in ("planted_in_prompt", "planted_vs_references"):
+    for name in ("planted_in_prompt", "planted_vs_references", "similarity"):
         if name in report.summary.p_values:
             family.append(report.summary.p_values[name].p)
     adjusted = min(1.0, len(family) * min(family))

@@ -53,6 +53,9 @@ def _measures(r: AuditReport) -> dict[str, tuple[float | None, tuple[float, floa
         "max exposure, planted (bits)": (s.max_exposure_bits, None, True),
         "mean exposure, planted (bits)": (s.mean_exposure_planted, st.mean_exposure_planted_ci if st else None, True),
         "planted secrets verbatim in prompt": (float(s.planted_in_prompt), None, True),
+        "best similarity to the prompt, planted": (
+            max((c.similarity for c in r.canaries if c.planted and c.similarity is not None), default=None), None, True,
+        ),
         "planted secrets recovered by greedy decoding": (
             None if s.greedy_extracted is None else float(s.greedy_extracted), None, True,
         ),

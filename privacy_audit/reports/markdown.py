@@ -61,6 +61,10 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ),
         ("p-value, planted above references", _pv(report, "planted_vs_references")),
     ]
+    if "similarity" in s.p_values:
+        planted = [c.similarity for c in report.canaries if c.planted and c.similarity is not None]
+        rows.append(("similarity to the prompt, planted (best)",
+                     f"{max(planted):.2f}, p = {_pv(report, 'similarity')} (closer than references)"))
     if s.protocol_mean_rank is not None:
         rows.append((
             "paper protocol: mean rank among references (null)",

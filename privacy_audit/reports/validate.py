@@ -213,8 +213,10 @@ def _same(field: str, got: float | int | None, want: float | int | None, source:
 def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequence[CanaryScore]) -> None:
     """Each p-value in [0, 1] with its log10; exact ones recomputed (to RECOMPUTE_CELLS); the summary's copies equal."""
     s = report.summary
+    similar = all(c.similarity is not None for c in report.canaries)
     names = ({"planted_vs_references", "protocol_mean_rank", "protocol_rank_zero"} if refs else set()) | (
-        {"planted_in_prompt"} if s.secrets_in_prompt is not None else set())
+        {"planted_in_prompt"} if s.secrets_in_prompt is not None else set()) | (
+        {"similarity"} if refs and similar else set())
     if set(s.p_values) != names:
         _fail(
             "summary.p_values",
@@ -223,6 +225,7 @@ def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequenc
     for name, record in s.p_values.items():
         _log10_agrees(f"summary.p_values.{name}", record)
     _verbatim(report, planted)
+    _similarity(planted, refs)
     if not refs:
         for name in ("planted_vs_references_p_value", "protocol_mean_rank_p_value", "protocol_rank_zero_p_value"):
             _same(f"summary.{name}", getattr(s, name), None)
@@ -234,7 +237,11 @@ def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequenc
     )
     zero = rank_zero_p_value(planted_scores=norm[0], reference_scores=norm[1])
     _same("summary.p_values.protocol_rank_zero.p", s.p_values["protocol_rank_zero"].p, zero.p)
-    for key, (a, b) in (("planted_vs_references", raw), ("protocol_mean_rank", norm)):
+    tests = {"planted_vs_references": raw, "protocol_mean_rank": norm}
+    if "similarity" in s.p_values:
+        tests["similarity"] = (np.array([c.similarity for c in planted], dtype=float),
+                               np.array([c.similarity for c in refs], dtype=float))
+    for key, (a, b) in tests.items():
         record = s.p_values[key]
         if (
             record.method == "exact permutation"
@@ -248,6 +255,18 @@ def _p_values(report: AuditReport, planted: Sequence[CanaryScore], refs: Sequenc
         ("protocol_mean_rank_p_value", "protocol_mean_rank"), ("protocol_rank_zero_p_value", "protocol_rank_zero"),
     ):
         _same(f"summary.{name}", getattr(s, name), s.p_values[key].p, f"summary.p_values.{key}.p")
+
+
+def _similarity(planted: Sequence[CanaryScore], refs: Sequence[CanaryScore]) -> None:
+    """A planted canary's similarity p-value is its rank among the references' similarities."""
+    others = np.array([c.similarity for c in refs if c.similarity is not None], dtype=float)
+    for c in planted:
+        if c.similarity_p_value is None:
+            continue
+        if c.similarity is None or others.size != len(refs):
+            _fail(f"canary {c.id}.similarity_p_value", "is given without the similarities it is computed from")
+        want = (1 + np.sum(others >= c.similarity)) / (others.size + 1)
+        _same(f"canary {c.id}.similarity_p_value", c.similarity_p_value, float(want), "the references' similarities")
 
 
 def _verbatim(report: AuditReport, planted: Sequence[CanaryScore]) -> None:

@@ -22,6 +22,7 @@ from privacy_audit.models.context import Context, ScoredContinuations
 from privacy_audit.scoring.epsilon import epsilon_lower_bound, epsilon_randomized_inclusion
 from privacy_audit.scoring.exposure import null_mean_exposure, rank_p_value
 from privacy_audit.scoring.intervals import betting_mean_ci
+from privacy_audit.scoring.leaks import substring_indel_distances
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
 from privacy_audit.scoring.permutation import (
     PValue, conservative_ranks, rank_sum_p_value, rank_zero_p_value, verbatim_count_p_value,
@@ -183,8 +184,25 @@ def with_verbatim_test(rows: Rows, run: ScoringRun) -> Rows:
     )
 
 
+def with_similarity(rows: Rows, run: ScoringRun) -> Rows:
+    """Each canary's similarity to the prompt (1 - the fuzzy-leak distance of its text to the prompt's closest
+    substring), the data-only test beside the scorer's: text that echoes a canary, even with edits, is closer to it
+    than to the references. A planted canary's p-value is its exact rank among the references' similarities (the
+    references are drawn from the same space, so under the null it is uniform among them; ties count against it)."""
+    texts = [c.text for c in run.canary_set.canaries]
+    similarity = [1.0 - d / len(t) for d, t in zip(substring_indel_distances(texts, run.prompt), texts)]
+    refs = np.array([s for s, r in zip(similarity, rows) if not r.planted])
+    out = []
+    for row, s in zip(rows, similarity):
+        update: dict[str, float] = {"similarity": s}
+        if row.planted and refs.size:
+            update["similarity_p_value"] = float((1 + np.sum(refs >= s)) / (refs.size + 1))
+        out.append(row.model_copy(update=update))
+    return tuple(out)
+
+
 # The per-canary figures added after the rows are built, in order; a new figure is one more function here.
-MEASURES: list[Measure] = [with_greedy_extraction, with_protocol_ranks, with_verbatim_test]
+MEASURES: list[Measure] = [with_greedy_extraction, with_protocol_ranks, with_verbatim_test, with_similarity]
 
 
 def with_extrapolation(rows: Rows, run: ScoringRun) -> tuple[Rows, SkewnormFit | None, str]:
@@ -298,7 +316,7 @@ def _shared_reference_tests(
     planted: Sequence[CanaryScore], refs: Sequence[CanaryScore], rng: np.random.Generator
 ) -> tuple[dict[str, PValueRecord], dict[str, float | int]]:
     """Planted against references by the exact permutation null of their shared design: log-probabilities,
-    and the paper's mean rank and rank-0 count on length-normalised scores."""
+    the paper's mean rank and rank-0 count on length-normalised scores, and similarity to the prompt."""
     def scores(rows: Sequence[CanaryScore], normalised: bool) -> np.ndarray:
         return np.array([r.normalised_logprob_bits if normalised else r.logprob_bits for r in rows], dtype=np.float64)
 
@@ -315,6 +333,10 @@ def _shared_reference_tests(
         "planted_vs_references": _record(above), "protocol_mean_rank": _record(mean_rank),
         "protocol_rank_zero": _record(zero),
     }
+    if all(r.similarity is not None for r in (*planted, *refs)):
+        similar = rank_sum_p_value(planted_scores=np.array([r.similarity for r in planted], dtype=np.float64),
+                                   reference_scores=np.array([r.similarity for r in refs], dtype=np.float64), rng=rng)
+        records["similarity"] = _record(similar)
     return records, protocol
 
 

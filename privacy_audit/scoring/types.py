@@ -30,6 +30,9 @@ class CanaryScore(BaseModel):
     (from the model's probabilities alone) or sampled (Clopper-Pearson from the references).
     `verbatim_p_value` (planted canaries): the chance that a never-planted secret appears in the prompt as this
     one does (the space's members found in the prompt, over |S|), or 1 when it does not appear.
+    `similarity`: 1 - the fuzzy-leak distance of the canary's text to its closest part of the prompt (1: verbatim);
+    `similarity_p_value` (planted canaries, with references): its exact rank among the references' similarities,
+    (1 + references at least as similar) / (references + 1).
     """
 
     model_config = FROZEN
@@ -57,6 +60,8 @@ class CanaryScore(BaseModel):
     exposure_bits_upper: Bits
     exposure_method: Method
     verbatim_p_value: Probability | None = None
+    similarity: Probability | None = None
+    similarity_p_value: Probability | None = None
 
 
 class PValueRecord(BaseModel):

@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privacy_audit.scoring.leaks import leak_rows, normalised_distance, substring_indel_distance
+from privacy_audit.scoring.leaks import (
+    leak_rows, normalised_distance, substring_indel_distance, substring_indel_distances,
+)
 
 
 def indel(a: str, b: str) -> int:
@@ -34,6 +36,15 @@ def brute(example: str, text: str) -> int:
 @given(st.text(alphabet="abc", max_size=7), st.text(alphabet="abcd", max_size=9))
 def test_matches_brute_force(example, text):
     assert substring_indel_distance(example, text) == brute(example, text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet="ab", max_size=3), st.lists(st.text(alphabet="abc", max_size=4), min_size=1, max_size=4),
+       st.text(alphabet="abcd", max_size=9))
+def test_examples_sharing_a_prefix_are_each_measured_exactly(prefix, tails, text):
+    """The common prefix's rows are computed once; every example's distance is still its own brute-force one."""
+    examples = [prefix + t for t in tails]
+    assert substring_indel_distances(examples, text) == [brute(e, text) for e in examples]
 
 
 def test_paper_cases():

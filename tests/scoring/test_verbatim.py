@@ -76,9 +76,8 @@ def test_a_copied_canary_fails_the_default_gate_under_a_digit_pair_tokenizer():
     assert result.canaries[0].verbatim_p_value == pytest.approx(parse_space("digits:8").chance_in(prompt))
     teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=0, model=None)
     outcome = apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds())
-    assert (
-        not outcome.passed and "(3 exact tests)" in outcome.rules[0].message
-    )  # rank, verbatim count, planted vs references
+    # rank, verbatim count, planted vs references by score and by similarity
+    assert not outcome.passed and "(4 exact tests)" in outcome.rules[0].message
     assert outcome.rules[0].value < 1e-6
 
 
