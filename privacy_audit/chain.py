@@ -228,6 +228,7 @@ def make_report(
         pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, teacher=teaching.model,
         seed=teaching.seed, versions=versions(), mode=result.mode, separator=result.separator,
         template=canary_set.template, space=canary_set.space, canary_seed=canary_set.seed,
+        canary_design=canary_set.design,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
         extraction=result.search, tokenization=result.boundary, score_checks=result.checks,
     )

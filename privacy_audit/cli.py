@@ -72,50 +72,47 @@ def canaries() -> None:
 
 
 @canaries.command("generate")
-@click.option(
-    "--template", default=None,
-    help='Canary pattern with one {secret} slot, e.g. "The secret code is {secret}" (at most 1,000 characters).',
-)
-@click.option(
-    "--space", default=None,
-    help="Secret space of at least 2 secrets: digits:4, hex:8, alnum:6, names, words:a,b,c, words:@FILE, "
-         "slot=SPEC;slot=SPEC.",
-)
-@click.option(
-    "--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml file."
-)
+@click.option("--template", default=None, help='Canary pattern with one {secret} slot, e.g. "The secret code is '
+              '{secret}" (at most 1,000 characters).')
+@click.option("--space", default=None, help="Secret space of at least 2 secrets: digits:4, hex:8, alnum:6, names, "
+              "words:a,b,c, words:@FILE, slot=SPEC;slot=SPEC.")
+@click.option("--preset", default=None, help="A preset instead of --template/--space (see list-presets), or a .toml "
+              "file.")
 @click.option("--count", default=5, show_default=True, type=click.IntRange(1, 10_000_000), help="Canaries to plant.")
-@click.option(
-    "--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000), help="Never-planted references."
-)
-@click.option(
-    "--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000),
-    help="Copies of each canary to plant.",
-)
+@click.option("--references", default=20, show_default=True, type=click.IntRange(0, 10_000_000),
+              help="Never-planted references.")
+@click.option("--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000),
+              help="Copies of each canary to plant.")
 @click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
 @click.option("--seed", required=True, type=SEED)
 @click.option("--randomized-inclusion", "randomized", is_flag=True,
               help="Plant each of the COUNT + REFERENCES canaries by its own fair coin (the one-run epsilon design).")
+@click.option("--design", type=click.Choice(["template", "echo"]), default="template", show_default=True,
+              help="echo: for data-only audits, an in-distribution prefix drawn from --data, then a random secret "
+                   "(--space, alnum:10 by default).")
+@click.option("--data", default=None, type=click.Path(dir_okay=False),
+              help="Records (JSONL, CSV or text) the echo design draws its prefix from.")
+@click.option("--field", default="text", show_default=True, help="The data's text field (echo design).")
+@click.option("--prefix-words", default=10, show_default=True, type=click.IntRange(1, 200), help="Words of the echo "
+              "prefix.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 def canaries_generate(
     template: str | None, space: str | None, preset: str | None, count: int, references: int, repetitions: int,
-    check_model: str | None, seed: int, out: str, randomized: bool,
+    check_model: str | None, seed: int, out: str, randomized: bool, design: str, data: str | None, field: str,
+    prefix_words: int,
 ) -> None:
     """Draw canaries and references uniformly without replacement; write the set (mode 0600)."""
     made = audit.make_canaries(
         template=template, space=space, preset=preset, count=count, references=references, seed=seed,
         repetitions=repetitions, out=out, check_model=check_model, randomized=randomized,
+        design="echo" if design == "echo" else "template", data=data, field=field, prefix_words=prefix_words,
     )
-    click.echo(
-        f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "
-        f"{made.space} (|S| = {made.secret_space.size:,}); secrets not shown"
-    )
+    click.echo(f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from {made.space} "
+               f"(|S| = {made.secret_space.size:,}); secrets not shown")
     c = made.checks
     if c is not None and c.boundary_note is not None:
-        click.echo(
-            f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per canary; "
-            f"{c.boundary_note}"
-        )
+        click.echo(f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per "
+                   f"canary; {c.boundary_note}")
 
 
 @canaries.command("show")
@@ -125,7 +122,8 @@ def canaries_show(canary_set: str, show_secrets: bool) -> None:
     """Describe a canary set: template, space, counts, design checks (secrets only with --show-secrets)."""
     cs = load_canary_set(canary_set)
     click.echo(f"template: {cs.template}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
-               f"\npreset: {cs.preset or '-'}\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
+               f"\npreset: {cs.preset or '-'}\ndesign: {cs.design}"
+               f"\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
     for key, value in (cs.checks.model_dump(exclude_none=True) if cs.checks is not None else {}).items():
         click.echo(f"check {key}: {value}")
     for c in cs.canaries:

@@ -21,10 +21,12 @@ import numpy as np
 
 from privacy_audit._io import all_or_nothing, atomic_write, guard_outputs, make_folder, write_json
 from privacy_audit.canaries import generate_canary_set, parse_space
-from privacy_audit.chain import PlantOptions, TeachOptions, run_chain
+from privacy_audit.chain import PlantOptions, TeachOptions, build_report, run_chain
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError, PipelineError
+from privacy_audit.gate.check import chance_rule
 from privacy_audit.models import LanguageModel
+from privacy_audit.models.ngram import NgramModel
 from privacy_audit.reports.plots import png, rank_cdf_plot
 from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
 from privacy_audit.scoring.options import ScoringOptions
@@ -33,6 +35,8 @@ from privacy_audit.scoring.protocol import summarise_trials
 Say = Callable[[str], None]
 # A trial needs the canary's protocol rank only: ranked among the comparisons, nothing extracted or extrapolated.
 TRIAL_SCORING = ScoringOptions(mode="sampled", extraction=False, extrapolation=False, include_secrets=True)
+# The default gate's level: each trial records its chance p-value, and the summary counts the trials failing at it.
+CHANCE_ALPHA = 0.01
 
 
 def trial_seed(seed: int, trial: int) -> int:
@@ -74,12 +78,28 @@ def run_trial(
     ):
         raise PipelineError("a trial's report lacks the planted canary's protocol rank or a length-normalised score")
     prompt = result.teaching.prompt
+    similarities = tuple(float(c.similarity) for c in comparisons if c.similarity is not None)
+    ngram: tuple[float, ...] | None = None
+    if not isinstance(models[1], NgramModel):  # a model scores: rank the same prompt data-only too, side by side
+        data_only = build_report(result.teaching, canary_set, data_only_scorer(), TRIAL_SCORING)
+        ngram = tuple(float(c.normalised_logprob_bits) for c in data_only.canaries
+                      if c.normalised_logprob_bits is not None)
+        if len(ngram) != n:
+            raise PipelineError("the data-only n-gram scorer left a candidate without a length-normalised score")
     return TrialResult(
         trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
         canary_score=canary.normalised_logprob_bits, comparison_scores=tuple(float(x) for x in scores if x is not None),
         prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt),
-        canary_in_prompt=canary.in_prompt,
+        canary_in_prompt=canary.in_prompt, canary_similarity=canary.similarity,
+        comparison_similarities=similarities if len(similarities) == len(comparisons) else None,
+        chance_p_value=chance_rule(result.report, alpha=CHANCE_ALPHA).value,
+        canary_ngram_score=ngram[0] if ngram else None, comparison_ngram_scores=ngram[1:] if ngram else None,
     )
+
+
+def data_only_scorer() -> NgramModel:
+    """The data-only scorer every trial of a model scorer is also ranked by: the `ngram` backend's defaults."""
+    return NgramModel()
 
 
 @lru_cache(maxsize=2)
@@ -135,12 +155,22 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
             save(run_trial(cfg, t, models, rows, design))
     elif todo:
         _run_on_ray(cfg, todo, save)
-    ranks = [results[t].rank for t in range(ss.trials)]
-    protocol = summarise_trials(
-        ranks, candidates=ss.candidates, in_prompt=[results[t].canary_in_prompt for t in range(ss.trials)]
-    )
+    trials = [results[t] for t in range(ss.trials)]
+    ranks = [t.rank for t in trials]
+    in_prompt = [t.canary_in_prompt for t in trials]
+    protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=in_prompt)
+    by_similarity = [t.similarity_rank() for t in trials]
+    by_ngram = [t.ngram_rank() for t in trials]
+    chance = [t.chance_p_value for t in trials]
     summary = TrialSummary(
-        protocol=protocol, pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
+        protocol=protocol, similarity=None if None in by_similarity else summarise_trials(
+            [r for r in by_similarity if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
+        ngram=None if None in by_ngram else summarise_trials(
+            [r for r in by_ngram if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
+        data_only_model=None if None in by_ngram else data_only_scorer().name,
+        chance_alpha=CHANCE_ALPHA,
+        chance_failures=None if None in chance else sum(p is not None and p <= CHANCE_ALPHA for p in chance),
+        pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
         folder=str(folder), teacher=cfg.teacher_model.spec,
     )
     with all_or_nothing():
@@ -198,7 +228,10 @@ def _trial_problem(cfg: AuditConfig, path: Path, trial: int, design: Design) -> 
         return f"it records trial {result.trial}"
     if result.seed != seed:
         return "its seed is not this run's seed for that trial"
-    if result.candidates != n or len(result.comparison_scores) != n - 1:
+    if result.candidates != n or any(
+        scores is not None and len(scores) != n - 1
+        for scores in (result.comparison_scores, result.comparison_similarities, result.comparison_ngram_scores)
+    ):
         return f"it ranks among {result.candidates} candidates, not {n}"
     template, space, derived = design
     canary = generate_canary_set(

@@ -194,7 +194,7 @@ def test_report_holds_statistics(chain):
     assert st["epsilon"]["epsilon"] >= 0 and st["epsilon"]["design"] == "one_run"
     assert "no independence" in st["epsilon"]["assumptions"] and "betting" in st["interval_method"]
     assert set(report["summary"]["p_values"]) == {
-        "planted_vs_references", "protocol_mean_rank", "protocol_rank_zero", "planted_in_prompt"}
+        "planted_vs_references", "protocol_mean_rank", "protocol_rank_zero", "planted_in_prompt", "similarity"}
     assert report["reconstruction"] is None and report["leaks"] is None
     assert "empirical epsilon lower bound" in r.output
 

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "privacy_audit"
 # Lower floors never import higher ones: canaries -> pipelines -> scoring -> reports -> gate, then the top floor.
 FLOORS = [
     ("errors", "_io", "_text", "_paths", "_registry", "_progress"), ("models",), ("canaries",), ("pipelines",),
-    ("scoring",), ("reports",), ("gate",), ("config",), ("chain",), ("audit", "demo", "secret_sharer"),
+    ("scoring",), ("reports",), ("gate",), ("config",), ("chain",), ("audit", "audit_runs", "demo", "secret_sharer"),
     ("_cli_support",), ("cli",), ("_entry", "__main__"),
 ]
 FLOOR = {name: i for i, names in enumerate(FLOORS) for name in names}

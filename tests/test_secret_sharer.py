@@ -68,6 +68,22 @@ def quick(tmp_path, **extra):
     return load_config(CONFIGS / "quick.toml", overrides=tuple(f"{k}={v}" for k, v in sets.items()))
 
 
+def test_trials_record_the_data_only_tests_and_the_default_gate(tmp_path):
+    """The raw pipeline copies the canary into the prompt: by similarity and by the data-only n-gram score every
+    trial ranks it first, and every trial's report fails the default gate; the zero-shot control never sees it and
+    fails at most by chance."""
+    raw = run_secret_sharer(quick(tmp_path / "raw"))
+    assert raw.similarity is not None and list(raw.similarity.ranks) == [0] * 6 and raw.chance_failures == 6
+    assert raw.ngram is not None and list(raw.ngram.ranks) == [0] * 6 and raw.data_only_model == "ngram-characters-5"
+    zero = run_secret_sharer(quick(tmp_path / "zero", **{"pipeline.name": "zero-shot", "pipeline.options": "{}"}))
+    assert zero.similarity is not None and zero.chance_failures == 0 and zero.protocol.canary_in_prompt == 0
+    table = (secret_sharer_dir(quick(tmp_path / "raw")) / "summary.md").read_text()
+    assert "| by score | by ngram-characters-5 | by similarity | null |" in table and "| TPR at 0.1% FPR |" in table
+    assert "| trials failing the default gate (alpha = 0.01) | 6 |" in table
+    data_only = run_secret_sharer(quick(tmp_path / "ngram", **{"model.spec": "ngram"}))
+    assert data_only.ngram is None and list(data_only.protocol.ranks) == [0] * 6  # the scorer is the n-gram itself
+
+
 def test_secret_sharer_is_repeatable_and_resumes(tmp_path):
     first = run_secret_sharer(quick(tmp_path / "a"))
     second = run_secret_sharer(quick(tmp_path / "b"))

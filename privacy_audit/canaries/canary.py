@@ -69,6 +69,8 @@ class CanarySet(BaseModel):
     canaries: tuple[Canary, ...]
     derived: dict[str, tuple[str, ...]] = {}
     preset: str | None = None
+    # "echo": the template is a prefix drawn from the user's data before the secret (canaries/echo.py)
+    design: Literal["template", "echo"] = "template"
     checks: DesignChecks | None = None
     inclusion: Literal["fixed", "randomized"] = "fixed"
     space_sha256: str | None = None

@@ -44,6 +44,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("pipeline", report.run.pipeline),
         ("model", report.run.model.name),
         ("mode", f"{report.run.mode} ({report.run.space}, |S| = {report.canaries[0].space_size:,})"),
+        ("canary design", "echo (an in-distribution prefix drawn from the data, then the secret)"
+         if report.run.canary_design == "echo" else "template"),
         ("max exposure, planted (bits)", f"{_f(s.max_exposure_bits)} of {_f(s.max_possible_exposure_bits)}"),
         ("mean exposure, planted (bits)", _f(s.mean_exposure_planted)),
         ("mean exposure, references (bits)", _f(s.mean_exposure_references)),
@@ -114,6 +116,8 @@ def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
         out.append(("reconstruction AUC, private vs held-out examples",
                     f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, Clopper-Pearson on min(m, n))"))
         out.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
+        if rc.tpr_at_0_1pct_fpr is not None:
+            out.append(("reconstruction TPR at 0.1% FPR", _f(rc.tpr_at_0_1pct_fpr)))
     if report.gate is not None:
         g = report.gate
         out.append(("gate", "PASS" if g.passed else f"FAIL ({len(g.failures)} of {len(g.rules)} checks)"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -42,6 +42,8 @@ class RunSpec(BaseModel):
     template: str
     space: str
     canary_seed: Count
+    # how the canaries were designed: "template" (a pattern, or a preset) or "echo" (a prefix drawn from the data)
+    canary_design: Literal["template", "echo"] = "template"
     prompt_sha256: str
     prompt_chars: Count
     extraction: str = "not run"

@@ -36,6 +36,26 @@ class TrialResult(BaseModel):
     prompt_sha256: str
     prompt_chars: int
     canary_in_prompt: bool
+    # The data-only similarity test on the same trial (1 - fuzzy-leak distance to the prompt), and the default
+    # gate's Bonferroni-adjusted chance p-value of the trial's report (trial files before these fields have none).
+    canary_similarity: float | None = None
+    comparison_similarities: tuple[float, ...] | None = None
+    chance_p_value: float | None = None
+    # The data-only n-gram scorer's length-normalised scores on the same prompt, where the trial's scorer is a model.
+    canary_ngram_score: float | None = None
+    comparison_ngram_scores: tuple[float, ...] | None = None
+
+    def similarity_rank(self) -> int | None:
+        """The canary's rank among its comparisons by similarity (ties against it), like `rank` by score."""
+        return _rank(self.canary_similarity, self.comparison_similarities)
+
+    def ngram_rank(self) -> int | None:
+        """The canary's rank among its comparisons by the n-gram scorer's score (ties against it)."""
+        return _rank(self.canary_ngram_score, self.comparison_ngram_scores)
+
+
+def _rank(canary: float | None, comparisons: tuple[float, ...] | None) -> int | None:
+    return None if canary is None or comparisons is None else sum(x >= canary for x in comparisons)
 
 
 class TrialSummary(BaseModel):
@@ -46,6 +66,13 @@ class TrialSummary(BaseModel):
     format: str = "privacy-audit/secret-sharer-summary"
     schema_version: int = TRIAL_SCHEMA_VERSION
     protocol: ProtocolSummary
+    # the same trials ranked by similarity to the prompt, and how many fail the default gate (None: a trial lacks it)
+    similarity: ProtocolSummary | None = None
+    # the same trials ranked by the data-only n-gram scorer (`data_only_model`) where the scorer is a model
+    ngram: ProtocolSummary | None = None
+    data_only_model: str | None = None
+    chance_alpha: float = 0.01
+    chance_failures: int | None = None
     pipeline: str
     model: str
     teacher: str | None = None
@@ -75,14 +102,32 @@ def load_trial(path: str | os.PathLike[str]) -> TrialResult:
 
 
 def render_trials_markdown(summary: TrialSummary) -> str:
-    """The protocol's table: mean rank and rank-0 count against their nulls, with exact p-values."""
+    """The protocol's table: mean rank and rank-0 count against their nulls, with exact p-values, the trials as a
+    membership test, by score and (where recorded) by the data-only n-gram score and similarity, and the default
+    gate's failures."""
     s = summary.protocol
-    return (
-        f"## Secret Sharer: {summary.pipeline} ({s.trials} trials, N = {s.candidates})\n\n"
-        "| measure | value | null |\n|---|---|---|\n"
-        f"| mean rank | {s.mean_rank:.1f} | {s.null_mean_rank:.1f} |\n"
-        f"| p-value (mean rank this low or lower) | {format_p(s.mean_rank_p.p, s.mean_rank_p.log10_p)} | |\n"
-        f"| rank-0 count | {s.rank_zero_count} | {s.null_rank_zero_count:.2f} |\n"
-        f"| p-value (this many rank 0 or more) | {format_p(s.rank_zero_p.p, s.rank_zero_p.log10_p)} | |\n"
-        f"| trials whose prompt holds the secret verbatim | {s.canary_in_prompt} | |\n"
-    )
+    columns = [("by score", s)] + [(name, p) for name, p in (
+        (f"by {summary.data_only_model}", summary.ngram), ("by similarity", summary.similarity)) if p is not None]
+    lines = [f"## Secret Sharer: {summary.pipeline} ({s.trials} trials, N = {s.candidates})", "",
+             "| measure | " + " | ".join(name for name, _ in columns) + " | null |",
+             "|---|" + "---|" * len(columns) + "---|"]
+
+    def row(name: str, cell, null: str = "") -> None:
+        lines.append(f"| {name} | " + " | ".join(cell(p) for _, p in columns) + f" | {null} |")
+
+    def rate(value: float | None) -> str:
+        return "n/a (N too small)" if value is None else f"{value:.2f}"
+
+    row("mean rank", lambda p: f"{p.mean_rank:.1f}", f"{s.null_mean_rank:.1f}")
+    row("p-value (mean rank this low or lower)", lambda p: format_p(p.mean_rank_p.p, p.mean_rank_p.log10_p))
+    row("rank-0 count", lambda p: str(p.rank_zero_count), f"{s.null_rank_zero_count:.2f}")
+    row("p-value (this many rank 0 or more)", lambda p: format_p(p.rank_zero_p.p, p.rank_zero_p.log10_p))
+    row("AUC (canary against its comparisons)", lambda p: rate(p.auc), "0.50")
+    row("TPR at 1% FPR", lambda p: rate(p.tpr_at_1pct_fpr), "0.01")
+    row("TPR at 0.1% FPR", lambda p: rate(p.tpr_at_0_1pct_fpr), "0.001")
+    lines.append(f"| trials whose prompt holds the secret verbatim | {s.canary_in_prompt} |" + " |" * len(columns))
+    if summary.chance_failures is not None:
+        at_most = f" {summary.chance_alpha * s.trials:.2f} (at most) |"
+        lines.append(f"| trials failing the default gate (alpha = {summary.chance_alpha:g}) | "
+                     f"{summary.chance_failures} |" + " |" * (len(columns) - 1) + at_most)
+    return "\n".join(lines) + "\n"

@@ -350,6 +350,9 @@ def _reconstruction(report: AuditReport) -> None:
         "reconstruction.tpr_at_1pct_fpr", rc.tpr_at_1pct_fpr,
         tpr_at_fpr(member_scores=members, non_member_scores=non_members, fpr=0.01), "scores",
     )
+    if rc.tpr_at_0_1pct_fpr is not None:
+        _same("reconstruction.tpr_at_0_1pct_fpr", rc.tpr_at_0_1pct_fpr,
+              tpr_at_fpr(member_scores=members, non_member_scores=non_members, fpr=0.001), "scores")
     if rc.auc_ci is not None and not rc.auc_ci[0] <= rc.auc_ci[1]:
         _fail("reconstruction.auc_ci", f"{rc.auc_ci} is not an interval")
     ok = len(rc.fpr) == len(rc.tpr) >= 2 and all(np.diff(rc.fpr) >= 0) and all(np.diff(rc.tpr) >= 0)

@@ -44,8 +44,17 @@ def rank_zero_p_value(*, count: int, trials: int, n_candidates: int) -> PValue:
     return PValue(float(np.exp(log_sf)), min(0.0, log_sf / math.log(10)), "exact, independent trials (binomial)")
 
 
+def tpr_at_rank_fpr(ranks: np.ndarray, *, candidates: int, fpr: float) -> float | None:
+    """The fraction of trials whose canary ranks below k = floor(fpr N): under no memorization a rank is uniform
+    on 0..N-1, so the rule "rank < k" flags a never-planted candidate with probability k / N <= fpr, exactly.
+    None when N is too small for any k >= 1."""
+    k = math.floor(fpr * candidates + 1e-9)
+    return float(np.mean(np.asarray(ranks) < k)) if k >= 1 else None
+
+
 def summarise_trials(ranks: Sequence[int], *, candidates: int, in_prompt: Sequence[bool]) -> ProtocolSummary:
-    """Mean rank and rank-0 count of T independent trials with exact p-values against (N-1)/2 and T/N."""
+    """Mean rank and rank-0 count of T independent trials with exact p-values against (N-1)/2 and T/N, and the
+    trials read as a membership test (AUC, TPR at 1% and 0.1% FPR)."""
     r = np.asarray(ranks, dtype=np.int64)
     zeros = int(np.sum(r == 0))
     mean_p = mean_rank_p_value(ranks=r, n_candidates=candidates)
@@ -57,4 +66,7 @@ def summarise_trials(ranks: Sequence[int], *, candidates: int, in_prompt: Sequen
         null_rank_zero_count=len(r) / candidates,
         rank_zero_p=PValueRecord(p=zero_p.p, log10_p=zero_p.log10_p, method=zero_p.method),
         canary_in_prompt=int(sum(bool(x) for x in in_prompt)),
+        auc=float(1.0 - r.mean() / (candidates - 1)) if candidates > 1 else None,
+        tpr_at_1pct_fpr=tpr_at_rank_fpr(r, candidates=candidates, fpr=0.01),
+        tpr_at_0_1pct_fpr=tpr_at_rank_fpr(r, candidates=candidates, fpr=0.001),
     )

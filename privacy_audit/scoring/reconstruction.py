@@ -23,4 +23,5 @@ def reconstruction(
     return Reconstruction(
         member_scores=tuple(map(float, pos)), non_member_scores=tuple(map(float, neg)), auc=roc.auc,
         auc_ci=roc.auc_ci, tpr_at_1pct_fpr=roc.tpr_at_1pct_fpr, fpr=roc.fpr, tpr=roc.tpr,
+        tpr_at_0_1pct_fpr=roc.tpr_at_0_1pct_fpr,
     )

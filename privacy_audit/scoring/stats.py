@@ -115,6 +115,7 @@ class RocSummary:
     auc: float
     auc_ci: tuple[float, float] | None
     tpr_at_1pct_fpr: float
+    tpr_at_0_1pct_fpr: float
     members: int
     non_members: int
     fpr: tuple[float, ...]
@@ -123,7 +124,8 @@ class RocSummary:
 
 def roc_summary(*, member_scores: np.ndarray, non_member_scores: np.ndarray) -> RocSummary:
     """ROC of 'higher likelihood = member' over every threshold: AUC with its Clopper-Pearson interval
-    (`intervals.auc_ci`), and TPR at 1% FPR taken from all thresholds (ties included)."""
+    (`intervals.auc_ci`), and TPR at 1% and 0.1% FPR taken from all thresholds (ties included; with fewer than
+    1,000 non-members, TPR at 0.1% FPR is the TPR with no false positive at all)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     pos = _array("member_scores", member_scores, min_size=1)
@@ -134,6 +136,7 @@ def roc_summary(*, member_scores: np.ndarray, non_member_scores: np.ndarray) -> 
     auc = float(roc_auc_score(y, s))
     return RocSummary(
         auc, auc_ci(auc, positives=pos.size, negatives=neg.size),
-        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.01), int(pos.size), int(neg.size),
+        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.01),
+        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.001), int(pos.size), int(neg.size),
         tuple(map(float, fpr)), tuple(map(float, tpr)),
     )

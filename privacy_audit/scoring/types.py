@@ -246,6 +246,8 @@ class Reconstruction(BaseModel):
     tpr_at_1pct_fpr: Probability
     fpr: tuple[Probability, ...]
     tpr: tuple[Probability, ...]
+    # (reports before this field have none)
+    tpr_at_0_1pct_fpr: Probability | None = None
 
 
 class ProtocolSummary(BaseModel):
@@ -263,3 +265,9 @@ class ProtocolSummary(BaseModel):
     null_rank_zero_count: float
     rank_zero_p: PValueRecord
     canary_in_prompt: int
+    # The trials as a membership test, "flag the canary when its rank is below k": each canary beats this fraction
+    # of its comparisons on average (ties count against it), and its true-positive rate where exactly a fraction
+    # alpha of never-planted candidates would be flagged (k = floor(alpha N); None when N < 1 / alpha).
+    auc: Probability | None = None
+    tpr_at_1pct_fpr: Probability | None = None
+    tpr_at_0_1pct_fpr: Probability | None = None

@@ -13,7 +13,7 @@ from scipy import stats
 from privacy_audit.errors import InputError
 from privacy_audit.scoring.epsilon import clopper_pearson_lower, epsilon_lower_bound
 from privacy_audit.scoring.permutation import conservative_ranks
-from privacy_audit.scoring.protocol import mean_rank_p_value, rank_zero_p_value, summarise_trials
+from privacy_audit.scoring.protocol import mean_rank_p_value, rank_zero_p_value, summarise_trials, tpr_at_rank_fpr
 from privacy_audit.scoring.stats import (
     extrapolation_exposure, fit_skewnorm, interpolation_exposure, roc_summary, sequential_mc_p_value,
 )
@@ -91,6 +91,19 @@ def test_trial_summary_has_the_exact_nulls():
     assert s.mean_rank_p.p == pytest.approx(4 / 27)  # P(sum of 3 uniforms on 0..2 <= 1) = (1 + 3) / 27
     assert s.rank_zero_p.p == pytest.approx(3 * (1 / 3) ** 2 * (2 / 3) + (1 / 3) ** 3)
     assert s.canary_in_prompt == 1 and s.null_rank_zero_count == 1.0
+    assert s.auc == pytest.approx(1 - (1 / 3) / 2) and s.tpr_at_1pct_fpr is None  # 3 candidates: no rank below 0.03
+
+
+def test_trials_as_a_membership_test_flag_exactly_their_false_positive_rate():
+    """Ranks uniform on 0..N-1 (no memorization): "rank < floor(alpha N)" flags alpha of them; the AUC is 1/2."""
+    rng = np.random.default_rng(2)
+    ranks = rng.integers(0, 2000, size=200_000)
+    assert tpr_at_rank_fpr(ranks, candidates=2000, fpr=0.01) == pytest.approx(0.01, abs=0.001)
+    assert tpr_at_rank_fpr(ranks, candidates=2000, fpr=0.001) == pytest.approx(0.001, abs=0.0003)
+    every = summarise_trials(np.arange(100), candidates=100, in_prompt=[False] * 100)  # each rank once: exact
+    assert every.auc == 0.5 and every.tpr_at_1pct_fpr == 0.01 and every.tpr_at_0_1pct_fpr is None
+    leaky = summarise_trials([0, 0, 5, 9, 10, 500], candidates=1000, in_prompt=[False] * 6)
+    assert leaky.tpr_at_0_1pct_fpr == pytest.approx(2 / 6) and leaky.tpr_at_1pct_fpr == pytest.approx(4 / 6)
 
 
 def test_mean_rank_p_value_exact():
@@ -183,7 +196,16 @@ def test_roc_summary():
 def test_tpr_at_low_fpr_counts_tied_thresholds():
     members = np.array([10, 10, 9, 9, 8, 8, 0, 0, 0, 0], dtype=float)
     non = np.array([9, 8] + [0] * 98, dtype=float)
-    assert roc_summary(member_scores=members, non_member_scores=non).tpr_at_1pct_fpr == pytest.approx(0.40)
+    roc = roc_summary(member_scores=members, non_member_scores=non)
+    assert roc.tpr_at_1pct_fpr == pytest.approx(0.40)
+    assert roc.tpr_at_0_1pct_fpr == pytest.approx(0.20)  # 100 non-members: 0.1% FPR allows no false positive
+
+
+def test_tpr_at_a_tenth_of_a_percent_allows_one_false_positive_in_a_thousand():
+    members = np.array([50, 40, 30, 20, 10], dtype=float)
+    non = np.array([45, 35, 15] + [0] * 1997, dtype=float)  # 2,000 non-members: two false positives are 0.1%
+    roc = roc_summary(member_scores=members, non_member_scores=non)
+    assert roc.tpr_at_0_1pct_fpr == pytest.approx(0.8) and roc.tpr_at_1pct_fpr == 1.0
 
 
 def test_auc_interval_does_not_collapse_under_perfect_separation():

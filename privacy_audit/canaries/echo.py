@@ -1,0 +1,35 @@
+"""Canaries designed for data-only audits (The Canary's Echo, Meeus et al. 2025): an in-distribution prefix drawn
+from the user's own data, then a high-perplexity random secret. Generated text that goes on from a familiar
+prefix is what echoes the secret after it; a canary that looks unlike the data is not echoed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from privacy_audit.canaries.canary import PLACEHOLDER
+from privacy_audit.errors import InputError
+
+# The echo design's secret space unless one is given: 10 random letters and digits (36^10, about 3.7e15 secrets),
+# scored by sampling; short enough for a teacher to copy, too random for any prefix to predict.
+ECHO_SPACE = "alnum:10"
+# What the prefix's words are cut from: runs of non-whitespace, re-joined with single spaces.
+WORDS = re.compile(r"\S+")
+
+
+def echo_template(texts: Sequence[str], *, prefix_words: int, rng: np.random.Generator) -> str:
+    """`<the first prefix_words words of a record drawn uniformly> {secret}`: only records with at least that
+    many words (and no `{name}` placeholder among them, which the template would read as a slot) are drawn."""
+    if prefix_words < 1:
+        raise InputError("the echo design needs a prefix of at least 1 word")
+    prefixes = [
+        " ".join(words[:prefix_words]) for words in (WORDS.findall(t) for t in texts) if len(words) >= prefix_words
+    ]
+    prefixes = [p for p in prefixes if PLACEHOLDER.search(p) is None]
+    if not prefixes:
+        raise InputError(
+            f"no record of the data has {prefix_words} words to draw an echo prefix from; lower --prefix-words"
+        )
+    return f"{prefixes[int(rng.integers(len(prefixes)))]} {{secret}}"
