@@ -80,12 +80,14 @@ def run_trial(
     prompt = result.teaching.prompt
     similarities = tuple(float(c.similarity) for c in comparisons if c.similarity is not None)
     ngram: tuple[float, ...] | None = None
+    data_only_chance = None
     if not isinstance(models[1], NgramModel):  # a model scores: rank the same prompt data-only too, side by side
         data_only = build_report(result.teaching, canary_set, data_only_scorer(), TRIAL_SCORING)
         ngram = tuple(float(c.normalised_logprob_bits) for c in data_only.canaries
                       if c.normalised_logprob_bits is not None)
         if len(ngram) != n:
             raise PipelineError("the data-only n-gram scorer left a candidate without a length-normalised score")
+        data_only_chance = chance_rule(data_only, alpha=CHANCE_ALPHA).value
     return TrialResult(
         trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
         canary_score=canary.normalised_logprob_bits, comparison_scores=tuple(float(x) for x in scores if x is not None),
@@ -94,6 +96,7 @@ def run_trial(
         comparison_similarities=similarities if len(similarities) == len(comparisons) else None,
         chance_p_value=chance_rule(result.report, alpha=CHANCE_ALPHA).value,
         canary_ngram_score=ngram[0] if ngram else None, comparison_ngram_scores=ngram[1:] if ngram else None,
+        data_only_chance_p_value=data_only_chance,
     )
 
 
@@ -162,6 +165,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     by_similarity = [t.similarity_rank() for t in trials]
     by_ngram = [t.ngram_rank() for t in trials]
     chance = [t.chance_p_value for t in trials]
+    data_only_chance = [t.data_only_chance_p_value for t in trials]
     summary = TrialSummary(
         protocol=protocol, similarity=None if None in by_similarity else summarise_trials(
             [r for r in by_similarity if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
@@ -169,7 +173,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
             [r for r in by_ngram if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
         data_only_model=None if None in by_ngram else data_only_scorer().name,
         chance_alpha=CHANCE_ALPHA,
-        chance_failures=None if None in chance else sum(p is not None and p <= CHANCE_ALPHA for p in chance),
+        chance_failures=_failures(chance), data_only_chance_failures=_failures(data_only_chance),
         pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
         folder=str(folder), teacher=cfg.teacher_model.spec,
     )
@@ -180,6 +184,11 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
             folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates))
         )
     return summary
+
+
+def _failures(p_values: Sequence[float | None]) -> int | None:
+    """How many trials fail the gate at CHANCE_ALPHA (None when a trial did not record its p-value)."""
+    return None if None in p_values else sum(p is not None and p <= CHANCE_ALPHA for p in p_values)
 
 
 TRIAL_FILE = re.compile(r"trial-(\d{5})\.json")

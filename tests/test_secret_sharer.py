@@ -75,11 +75,13 @@ def test_trials_record_the_data_only_tests_and_the_default_gate(tmp_path):
     raw = run_secret_sharer(quick(tmp_path / "raw"))
     assert raw.similarity is not None and list(raw.similarity.ranks) == [0] * 6 and raw.chance_failures == 6
     assert raw.ngram is not None and list(raw.ngram.ranks) == [0] * 6 and raw.data_only_model == "ngram-characters-5"
+    assert raw.data_only_chance_failures == 6
     zero = run_secret_sharer(quick(tmp_path / "zero", **{"pipeline.name": "zero-shot", "pipeline.options": "{}"}))
     assert zero.similarity is not None and zero.chance_failures == 0 and zero.protocol.canary_in_prompt == 0
+    assert zero.data_only_chance_failures == 0
     table = (secret_sharer_dir(quick(tmp_path / "raw")) / "summary.md").read_text()
     assert "| by score | by ngram-characters-5 | by similarity | null |" in table and "| TPR at 0.1% FPR |" in table
-    assert "| trials failing the default gate (alpha = 0.01) | 6 |" in table
+    assert "| trials failing the default gate (alpha = 0.01) | 6 | 6 |  | 0.06 (at most) |" in table
     data_only = run_secret_sharer(quick(tmp_path / "ngram", **{"model.spec": "ngram"}))
     assert data_only.ngram is None and list(data_only.protocol.ranks) == [0] * 6  # the scorer is the n-gram itself
 

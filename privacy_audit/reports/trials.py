@@ -44,6 +44,8 @@ class TrialResult(BaseModel):
     # The data-only n-gram scorer's length-normalised scores on the same prompt, where the trial's scorer is a model.
     canary_ngram_score: float | None = None
     comparison_ngram_scores: tuple[float, ...] | None = None
+    # the default gate's chance p-value of the n-gram scorer's report: the gate a data-only audit would apply
+    data_only_chance_p_value: float | None = None
 
     def similarity_rank(self) -> int | None:
         """The canary's rank among its comparisons by similarity (ties against it), like `rank` by score."""
@@ -73,6 +75,7 @@ class TrialSummary(BaseModel):
     data_only_model: str | None = None
     chance_alpha: float = 0.01
     chance_failures: int | None = None
+    data_only_chance_failures: int | None = None
     pipeline: str
     model: str
     teacher: str | None = None
@@ -127,7 +130,8 @@ def render_trials_markdown(summary: TrialSummary) -> str:
     row("TPR at 0.1% FPR", lambda p: rate(p.tpr_at_0_1pct_fpr), "0.001")
     lines.append(f"| trials whose prompt holds the secret verbatim | {s.canary_in_prompt} |" + " |" * len(columns))
     if summary.chance_failures is not None:
-        at_most = f" {summary.chance_alpha * s.trials:.2f} (at most) |"
-        lines.append(f"| trials failing the default gate (alpha = {summary.chance_alpha:g}) | "
-                     f"{summary.chance_failures} |" + " |" * (len(columns) - 1) + at_most)
+        failures = {id(s): summary.chance_failures, id(summary.ngram): summary.data_only_chance_failures}
+        row(f"trials failing the default gate (alpha = {summary.chance_alpha:g})",
+            lambda p: "" if failures.get(id(p)) is None else str(failures[id(p)]),
+            f"{summary.chance_alpha * s.trials:.2f} (at most)")
     return "\n".join(lines) + "\n"
