@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from privacy_audit.reports.plots import png, rank_cdf_plot
 from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
 from privacy_audit.scoring.options import ScoringOptions
 from privacy_audit.scoring.protocol import summarise_trials
+from privacy_audit.scoring.types import ProtocolSummary
 
 Say = Callable[[str], None]
 # A trial needs the canary's protocol rank only: ranked among the comparisons, nothing extracted or extrapolated.
@@ -161,17 +162,23 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     trials = [results[t] for t in range(ss.trials)]
     ranks = [t.rank for t in trials]
     in_prompt = [t.canary_in_prompt for t in trials]
-    protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=in_prompt)
-    by_similarity = [t.similarity_rank() for t in trials]
-    by_ngram = [t.ngram_rank() for t in trials]
     chance = [t.chance_p_value for t in trials]
     data_only_chance = [t.data_only_chance_p_value for t in trials]
+
+    def by(measure: Literal["ngram", "similarity"]) -> ProtocolSummary | None:
+        """The trials ranked by a data-only measure, where every trial recorded it."""
+        pairs = [r for r in (t.ranked(measure) for t in trials) if r is not None]
+        if len(pairs) < len(trials):
+            return None
+        return summarise_trials([r for r, _ in pairs], candidates=ss.candidates, in_prompt=in_prompt,
+                                ties=[k for _, k in pairs])
+
+    protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=in_prompt,
+                                ties=[sum(x == t.canary_score for x in t.comparison_scores) for t in trials])
+    by_ngram = by("ngram")
     summary = TrialSummary(
-        protocol=protocol, similarity=None if None in by_similarity else summarise_trials(
-            [r for r in by_similarity if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
-        ngram=None if None in by_ngram else summarise_trials(
-            [r for r in by_ngram if r is not None], candidates=ss.candidates, in_prompt=in_prompt),
-        data_only_model=None if None in by_ngram else data_only_scorer().name,
+        protocol=protocol, similarity=by("similarity"), ngram=by_ngram,
+        data_only_model=None if by_ngram is None else data_only_scorer().name,
         chance_alpha=CHANCE_ALPHA,
         chance_failures=_failures(chance), data_only_chance_failures=_failures(data_only_chance),
         pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,

@@ -7,7 +7,7 @@ people and other tools, never read back.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -47,17 +47,16 @@ class TrialResult(BaseModel):
     # the default gate's chance p-value of the n-gram scorer's report: the gate a data-only audit would apply
     data_only_chance_p_value: float | None = None
 
-    def similarity_rank(self) -> int | None:
-        """The canary's rank among its comparisons by similarity (ties against it), like `rank` by score."""
-        return _rank(self.canary_similarity, self.comparison_similarities)
-
-    def ngram_rank(self) -> int | None:
-        """The canary's rank among its comparisons by the n-gram scorer's score (ties against it)."""
-        return _rank(self.canary_ngram_score, self.comparison_ngram_scores)
-
-
-def _rank(canary: float | None, comparisons: tuple[float, ...] | None) -> int | None:
-    return None if canary is None or comparisons is None else sum(x >= canary for x in comparisons)
+    def ranked(self, measure: Literal["ngram", "similarity"]) -> tuple[int, int] | None:
+        """The canary's rank among its comparisons by a data-only measure (comparisons at or above it: ties count
+        against it, like `rank`) and how many of them tie with it; None where the trial did not record it."""
+        canary, comparisons = {
+            "ngram": (self.canary_ngram_score, self.comparison_ngram_scores),
+            "similarity": (self.canary_similarity, self.comparison_similarities),
+        }[measure]
+        if canary is None or comparisons is None:
+            return None
+        return sum(x >= canary for x in comparisons), sum(x == canary for x in comparisons)
 
 
 class TrialSummary(BaseModel):

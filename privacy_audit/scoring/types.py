@@ -266,7 +266,7 @@ class ProtocolSummary(BaseModel):
     rank_zero_p: PValueRecord
     canary_in_prompt: int
     # The trials as a membership test, "flag the canary when its rank is below k": each canary beats this fraction
-    # of its comparisons on average (ties count against it), and its true-positive rate where exactly a fraction
+    # of its comparisons on average (a tie counts half), and its true-positive rate where at most a fraction
     # alpha of never-planted candidates would be flagged (k = floor(alpha N); None when N < 1 / alpha).
     auc: Probability | None = None
     tpr_at_1pct_fpr: Probability | None = None

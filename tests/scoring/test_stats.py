@@ -102,6 +102,9 @@ def test_trials_as_a_membership_test_flag_exactly_their_false_positive_rate():
     assert tpr_at_rank_fpr(ranks, candidates=2000, fpr=0.001) == pytest.approx(0.001, abs=0.0003)
     every = summarise_trials(np.arange(100), candidates=100, in_prompt=[False] * 100)  # each rank once: exact
     assert every.auc == 0.5 and every.tpr_at_1pct_fpr == 0.01 and every.tpr_at_0_1pct_fpr is None
+    # a measure that ties every comparison with the canary (rank N-1, N-1 ties) reads AUC 1/2, not 0
+    blind = summarise_trials([99] * 10, candidates=100, in_prompt=[False] * 10, ties=[99] * 10)
+    assert blind.auc == 0.5 and blind.tpr_at_1pct_fpr == 0.0 and blind.mean_rank_p.p == 1.0
     leaky = summarise_trials([0, 0, 5, 9, 10, 500], candidates=1000, in_prompt=[False] * 6)
     assert leaky.tpr_at_0_1pct_fpr == pytest.approx(2 / 6) and leaky.tpr_at_1pct_fpr == pytest.approx(4 / 6)
 
