@@ -65,8 +65,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
     ]
     if "similarity" in s.p_values:
         planted = [c.similarity for c in report.canaries if c.planted and c.similarity is not None]
-        rows.append(("similarity to the prompt, planted (best)",
-                     f"{max(planted):.2f}, p = {_pv(report, 'similarity')} (closer than references)"))
+        rows.append(("similarity to the prompt: best planted; p-value, planted closer than references",
+                     f"{max(planted):.2f}; p = {_pv(report, 'similarity')}"))
     if s.protocol_mean_rank is not None:
         rows.append((
             "paper protocol: mean rank among references (null)",
