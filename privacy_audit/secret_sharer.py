@@ -159,7 +159,22 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
             save(run_trial(cfg, t, models, rows, design))
     elif todo:
         _run_on_ray(cfg, todo, save)
-    trials = [results[t] for t in range(ss.trials)]
+    summary = summarise_run(cfg, [results[t] for t in range(ss.trials)], design, folder)
+    protocol = summary.protocol
+    with all_or_nothing():
+        write_json(folder / "summary.json", summary.model_dump(mode="json"))
+        atomic_write(folder / "summary.md", render_trials_markdown(summary))
+        atomic_write(
+            folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates))
+        )
+    return summary
+
+
+def summarise_run(cfg: AuditConfig, trials: Sequence[TrialResult], design: Design, folder: Path) -> TrialSummary:
+    """The run's summary: the protocol's figures by score, by the data-only measures where every trial recorded
+    them, and how many trials fail the default gate on each."""
+    ss = cfg.secret_sharer
+    template, space, _ = design
     ranks = [t.rank for t in trials]
     in_prompt = [t.canary_in_prompt for t in trials]
     chance = [t.chance_p_value for t in trials]
@@ -176,7 +191,7 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=in_prompt,
                                 ties=[sum(x == t.canary_score for x in t.comparison_scores) for t in trials])
     by_ngram = by("ngram")
-    summary = TrialSummary(
+    return TrialSummary(
         protocol=protocol, similarity=by("similarity"), ngram=by_ngram,
         data_only_model=None if by_ngram is None else data_only_scorer().name,
         chance_alpha=CHANCE_ALPHA,
@@ -184,13 +199,6 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
         pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
         folder=str(folder), teacher=cfg.teacher_model.spec,
     )
-    with all_or_nothing():
-        write_json(folder / "summary.json", summary.model_dump(mode="json"))
-        atomic_write(folder / "summary.md", render_trials_markdown(summary))
-        atomic_write(
-            folder / "rank-cdf.png", png(rank_cdf_plot(ranks=list(protocol.ranks), n_candidates=ss.candidates))
-        )
-    return summary
 
 
 def _failures(p_values: Sequence[float | None]) -> int | None:
