@@ -28,7 +28,9 @@ from privacy_audit.gate.check import chance_rule
 from privacy_audit.models import LanguageModel
 from privacy_audit.models.ngram import NgramModel
 from privacy_audit.reports.plots import png, rank_cdf_plot
-from privacy_audit.reports.trials import TrialResult, TrialSummary, load_trial, render_trials_markdown
+from privacy_audit.reports.trials import (
+    TrialResult, TrialSummary, load_trial, rank_and_ties, render_trials_markdown,
+)
 from privacy_audit.scoring.options import ScoringOptions
 from privacy_audit.scoring.protocol import summarise_trials
 from privacy_audit.scoring.types import ProtocolSummary
@@ -189,7 +191,7 @@ def summarise_run(cfg: AuditConfig, trials: Sequence[TrialResult], design: Desig
                                 ties=[k for _, k in pairs])
 
     protocol = summarise_trials(ranks, candidates=ss.candidates, in_prompt=in_prompt,
-                                ties=[sum(x == t.canary_score for x in t.comparison_scores) for t in trials])
+                                ties=[rank_and_ties(t.canary_score, t.comparison_scores)[1] for t in trials])
     by_ngram = by("ngram")
     return TrialSummary(
         protocol=protocol, similarity=by("similarity"), ngram=by_ngram,
@@ -263,7 +265,7 @@ def _trial_problem(cfg: AuditConfig, path: Path, trial: int, design: Design) -> 
     ).canaries[0]
     if result.canary_secret != canary.secret:
         return "its canary is not the one this run draws for that trial"
-    if result.rank != sum(score >= result.canary_score for score in result.comparison_scores):
+    if result.rank != rank_and_ties(result.canary_score, result.comparison_scores)[0]:
         return "its rank does not follow from its scores"
     return None
 

@@ -20,14 +20,15 @@ WORDS = re.compile(r"\S+")
 
 
 def echo_template(texts: Sequence[str], *, prefix_words: int, rng: np.random.Generator) -> str:
-    """`<the first prefix_words words of a record drawn uniformly> {secret}`: only records with at least that
-    many words (and no `{name}` placeholder among them, which the template would read as a slot) are drawn."""
+    """`<the first prefix_words words of a record drawn uniformly> {secret}`. Candidates are the records with at
+    least that many words whose prefix holds no `{name}` text: templates have no escape for braces, so such a
+    prefix would be read as a slot."""
     if prefix_words < 1:
         raise InputError("the echo design needs a prefix of at least 1 word")
     prefixes = [
-        " ".join(words[:prefix_words]) for words in (WORDS.findall(t) for t in texts) if len(words) >= prefix_words
+        prefix for prefix, words in ((" ".join(w[:prefix_words]), w) for w in map(WORDS.findall, texts))
+        if len(words) >= prefix_words and PLACEHOLDER.search(prefix) is None
     ]
-    prefixes = [p for p in prefixes if PLACEHOLDER.search(p) is None]
     if not prefixes:
         raise InputError(
             f"no record of the data has {prefix_words} words to draw an echo prefix from; lower --prefix-words"

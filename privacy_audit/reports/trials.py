@@ -7,6 +7,7 @@ people and other tools, never read back.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -56,7 +57,13 @@ class TrialResult(BaseModel):
         }[measure]
         if canary is None or comparisons is None:
             return None
-        return sum(x >= canary for x in comparisons), sum(x == canary for x in comparisons)
+        return rank_and_ties(canary, comparisons)
+
+
+def rank_and_ties(canary: float, comparisons: Sequence[float]) -> tuple[int, int]:
+    """The canary's rank among its comparisons (those at or above it: ties count against it, which keeps ranks'
+    p-values valid) and how many of them tie with it."""
+    return sum(x >= canary for x in comparisons), sum(x == canary for x in comparisons)
 
 
 class TrialSummary(BaseModel):
@@ -67,11 +74,12 @@ class TrialSummary(BaseModel):
     format: str = "privacy-audit/secret-sharer-summary"
     schema_version: int = TRIAL_SCHEMA_VERSION
     protocol: ProtocolSummary
-    # the same trials ranked by similarity to the prompt, and how many fail the default gate (None: a trial lacks it)
+    # the same trials ranked by similarity to the prompt (None: a trial lacks it)
     similarity: ProtocolSummary | None = None
     # the same trials ranked by the data-only n-gram scorer (`data_only_model`) where the scorer is a model
     ngram: ProtocolSummary | None = None
     data_only_model: str | None = None
+    # how many trials fail the default gate at chance_alpha, on the scorer's and on the n-gram scorer's reports
     chance_alpha: float = 0.01
     chance_failures: int | None = None
     data_only_chance_failures: int | None = None
@@ -108,29 +116,29 @@ def render_trials_markdown(summary: TrialSummary) -> str:
     membership test, by score and (where recorded) by the data-only n-gram score and similarity, and the default
     gate's failures."""
     s = summary.protocol
-    columns = [("by score", s)] + [(name, p) for name, p in (
-        (f"by {summary.data_only_model}", summary.ngram), ("by similarity", summary.similarity)) if p is not None]
+    # each column: its name, its trials' figures, and how many of its trials fail the default gate (None: not a gate)
+    columns = [("by score", s, summary.chance_failures)] + [column for column in (
+        (f"by {summary.data_only_model}", summary.ngram, summary.data_only_chance_failures),
+        ("by similarity", summary.similarity, None)) if column[1] is not None]
     lines = [f"## Secret Sharer: {summary.pipeline} ({s.trials} trials, N = {s.candidates})", "",
-             "| measure | " + " | ".join(name for name, _ in columns) + " | null |",
+             "| measure | " + " | ".join(name for name, _, _ in columns) + " | null |",
              "|---|" + "---|" * len(columns) + "---|"]
 
     def row(name: str, cell, null: str = "") -> None:
-        lines.append(f"| {name} | " + " | ".join(cell(p) for _, p in columns) + f" | {null} |")
+        lines.append(f"| {name} | " + " | ".join(cell(p, fails) for _, p, fails in columns) + f" | {null} |")
 
     def rate(value: float | None) -> str:
         return "n/a (N too small)" if value is None else f"{value:.2f}"
 
-    row("mean rank", lambda p: f"{p.mean_rank:.1f}", f"{s.null_mean_rank:.1f}")
-    row("p-value (mean rank this low or lower)", lambda p: format_p(p.mean_rank_p.p, p.mean_rank_p.log10_p))
-    row("rank-0 count", lambda p: str(p.rank_zero_count), f"{s.null_rank_zero_count:.2f}")
-    row("p-value (this many rank 0 or more)", lambda p: format_p(p.rank_zero_p.p, p.rank_zero_p.log10_p))
-    row("AUC (canary against its comparisons)", lambda p: rate(p.auc), "0.50")
-    row("TPR at 1% FPR", lambda p: rate(p.tpr_at_1pct_fpr), "0.01")
-    row("TPR at 0.1% FPR", lambda p: rate(p.tpr_at_0_1pct_fpr), "0.001")
+    row("mean rank", lambda p, _: f"{p.mean_rank:.1f}", f"{s.null_mean_rank:.1f}")
+    row("p-value (mean rank this low or lower)", lambda p, _: format_p(p.mean_rank_p.p, p.mean_rank_p.log10_p))
+    row("rank-0 count", lambda p, _: str(p.rank_zero_count), f"{s.null_rank_zero_count:.2f}")
+    row("p-value (this many rank 0 or more)", lambda p, _: format_p(p.rank_zero_p.p, p.rank_zero_p.log10_p))
+    row("AUC (canary against its comparisons)", lambda p, _: rate(p.auc), "0.50")
+    row("TPR at 1% FPR", lambda p, _: rate(p.tpr_at_1pct_fpr), "0.01")
+    row("TPR at 0.1% FPR", lambda p, _: rate(p.tpr_at_0_1pct_fpr), "0.001")
     lines.append(f"| trials whose prompt holds the secret verbatim | {s.canary_in_prompt} |" + " |" * len(columns))
     if summary.chance_failures is not None:
-        failures = {id(s): summary.chance_failures, id(summary.ngram): summary.data_only_chance_failures}
         row(f"trials failing the default gate (alpha = {summary.chance_alpha:g})",
-            lambda p: "" if failures.get(id(p)) is None else str(failures[id(p)]),
-            f"{summary.chance_alpha * s.trials:.2f} (at most)")
+            lambda _, fails: "" if fails is None else str(fails), f"{summary.chance_alpha * s.trials:.2f} (at most)")
     return "\n".join(lines) + "\n"
