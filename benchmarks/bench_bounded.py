@@ -7,7 +7,11 @@ copied into an SMS-style prompt, the time `score_prompt` takes in its default (a
 the token steps of its search and the copied canary's certified interval; the width of planted
 canaries' certified intervals (no references) against the search budget; bounded against exhaustive
 exact scoring on a 10^5 space (times, and whether every interval holds the exact rank); sampled
-against exact on a 10^4 space; peak resident memory. Prints Markdown for benchmarks/RESULTS.md.
+against exact on a 10^4 space; peak resident memory. Then, under tokenizers that group digits (no model with
+such a tokenizer is on this machine: the mock n-gram scorer, copying strongly, reads digits in pairs or in threes
+as Llama 3 does), the seconds and token steps of the search over whole tokens to a certified rank 1 for a copied
+phone number and card number, beside the references' interval, which is all there was before.
+Prints Markdown for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -77,6 +81,28 @@ def main() -> None:
                 f"| {'yes' if holds else 'NO'} |"
             )
     print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    digit_groups()
+
+
+def digit_groups() -> None:
+    """A copied phone or card number under digit-group tokenizers: the search over whole tokens against the
+    references' interval."""
+    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, load_preset, score_prompt
+
+    print("\nDigit-group tokenizers (mock n-gram scorer, order 8, alpha 0.001; 20 references):\n")
+    print("| tokenizer | preset | time (s) | search | copied canary: certified | references only |")
+    print("|---|---|---|---|---|---|")
+    for digits, rule in ((2, "digit pairs"), (3, "digits in threes (Llama 3)")):
+        lm = MockModel(digits=digits, order=8, alpha=0.001)
+        for name in ("phone", "card"):
+            p = load_preset(name)
+            cs = generate_canary_set(template=p.template, space=p.space, count=5, references=20, seed=1)
+            prompt = prompt_with(cs.planted[0].text)
+            r, s = timed(score_prompt, lm, prompt, cs, ScoringOptions(extraction=False))
+            ref = score_prompt(lm, prompt, cs, ScoringOptions(mode="sampled", extraction=False)).canaries[0]
+            c = r.canaries[0]
+            print(f"| {rule} | {name} | {s:.2f} | {r.search} | {c.rank_lower:,} to {c.rank_upper:,} "
+                  f"({c.exposure_method}) | {ref.rank_lower:,} to {ref.rank_upper:,} |")
 
 
 if __name__ == "__main__":

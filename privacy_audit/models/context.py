@@ -145,6 +145,11 @@ class ContextBackend(ABC):
         """Greedy decoding after head + `path` (token ids); the decoded new text (capability `greedy`)."""
         raise ModelError("this model cannot decode greedily")
 
+    def vocabulary(self) -> dict[int, str]:
+        """Each ordinary token's text where it follows other text (what best-first search over any tokenizer spells
+        secrets with); tokens that are not whole characters are left out."""
+        raise ModelError("this model does not list its vocabulary")
+
 
 @dataclass
 class BoundaryCheck:
@@ -286,6 +291,10 @@ class Context:
         if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
             raise ModelError("backend returned log-probabilities that are not finite and <= 0")
         return out
+
+    def vocabulary(self) -> dict[int, str]:
+        """The model's token texts (see `ContextBackend.vocabulary`)."""
+        return self.backend.vocabulary()
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
         """Greedy decoding after the head and a token path; the decoded new text."""

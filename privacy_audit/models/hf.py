@@ -98,6 +98,7 @@ class TransformersModel(LanguageModel):
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self._last_session: ContextBackend | None = None
+        self._vocabulary: dict[int, str] | None = None
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
         from privacy_audit.models import tree_attention
@@ -196,6 +197,23 @@ class TransformersModel(LanguageModel):
             if with_special[i:i + len(plain)] == plain:
                 return with_special[:i]
         return []
+
+    def vocabulary(self) -> dict[int, str]:
+        """Each ordinary token's text where it follows other text: decoded after an anchor token, so a sentencepiece
+        word-start mark reads as the space it is there; special tokens and tokens that are part of a character
+        (byte-level pieces of a longer UTF-8 sequence) are left out. Computed once."""
+        if self._vocabulary is None:
+            backend = self.tokenizer.backend_tokenizer
+            anchor = backend.encode("a", add_special_tokens=False).ids[:1]
+            base = backend.decode(anchor, skip_special_tokens=False)
+            special = set(self.tokenizer.all_special_ids)
+            ids = [i for i in range(backend.get_vocab_size(with_added_tokens=True)) if i not in special]
+            texts = backend.decode_batch([anchor + [i] for i in ids], skip_special_tokens=False)
+            self._vocabulary = {
+                i: t[len(base) :] for i, t in zip(ids, texts) if t.startswith(base) and len(t) > len(base)
+                and "\ufffd" not in t
+            }
+        return self._vocabulary
 
     def encode_plain(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
         """Token ids and (start, end) character offsets of each text, tokenized on its own without special tokens.

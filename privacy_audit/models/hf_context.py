@@ -30,6 +30,8 @@ class Reader(Protocol):
 
     def start_tokens(self) -> list[int]: ...
 
+    def vocabulary(self) -> dict[int, str]: ...
+
     def plain_logprobs(self, ids: Sequence[int], start: int) -> np.ndarray: ...
 
 
@@ -173,6 +175,9 @@ class HFContext(ContextBackend):
         return ScoredContinuations(
             lps, np.asarray(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64)
         )
+
+    def vocabulary(self) -> dict[int, str]:
+        return self.lm.vocabulary()
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         trie = Trie()

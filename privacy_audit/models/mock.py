@@ -1,12 +1,15 @@
-"""A mock backend that is a real model: a smoothed character n-gram fitted to the context.
+"""A mock backend that is a real model: a smoothed token n-gram fitted to the context.
 
 It copies from its context the way an LLM's induction heads do, so a prompt that contains a
 canary makes that canary likely: tests and `--model mock` exercise every stage without torch.
+Its tokens are characters, and with `digits` > 1 runs of digits read in groups of up to that many,
+left to right (Llama 3 reads them in threes), so a secret's digits are not one token each.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Annotated
@@ -19,48 +22,86 @@ from privacy_audit.errors import ModelError
 from privacy_audit.models.base import ALL_CAPABILITIES, Completion, LanguageModel, ModelInfo, Prompt
 from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
 
-VOCAB = 256
+BYTES = 256
+
+
+class Pieces:
+    """The mock's tokenizer: one token per character (its code point), and runs of digits in groups of up to `digits`
+    (ids from 256 on, by length then value), so the vocabulary has 256 + 10^2 + ... + 10^digits tokens."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+        self.rule = re.compile(r"\d{1,%d}|." % digits, re.DOTALL)
+        self.starts = {n: BYTES + sum(10**m for m in range(2, n)) for n in range(2, digits + 1)}
+        self.size = BYTES + sum(10**m for m in range(2, digits + 1))
+
+    def id(self, piece: str) -> int:
+        return ord(piece) if len(piece) == 1 else self.starts[len(piece)] + int(piece)
+
+    def text(self, token: int) -> str:
+        if token < BYTES:
+            return chr(token)
+        n = max(k for k, v in self.starts.items() if v <= token)
+        return str(token - self.starts[n]).zfill(n)
+
+    def split(self, text: str) -> tuple[list[int], list[int]]:
+        """Token ids of `text` and each token's end offset."""
+        found = list(self.rule.finditer(text))
+        return [self.id(m.group(0)) for m in found], [m.end() for m in found]
+
+    def stable(self, text: str) -> int:
+        """Where the tokens of `text` stop being moved by what follows it: before its trailing run of digits."""
+        return len(text.rstrip("0123456789")) if self.digits > 1 else len(text)
 
 
 class MockModel(LanguageModel):
-    """Character n-gram model (order `order`, add-`alpha` smoothing over 256 byte values).
+    """Token n-gram model (order `order`, add-`alpha` smoothing over its vocabulary: 256 byte values, and digit groups
+    of up to `digits` when that is above 1).
 
     `outputs` are returned by `generate` in order (an error when they run out); without
     `outputs`, `generate` decodes from the n-gram fitted to the prompt (greedy at temperature 0).
     Every call is kept in `history`.
     """
 
-    def __init__(self, *, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None) -> None:
-        if order < 1 or alpha <= 0:
-            raise ModelError("mock model needs order >= 1 and alpha > 0")
+    def __init__(
+        self, *, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None, digits: int = 1
+    ) -> None:
+        if order < 1 or alpha <= 0 or not 1 <= digits <= 4:
+            raise ModelError("mock model needs order >= 1, alpha > 0 and digits from 1 to 4")
         self.order = order
         self.alpha = alpha
         self.outputs = list(outputs) if outputs is not None else None
         self.history: list[tuple[str, object]] = []
-        self.name = f"mock-ngram{order}"
+        self.pieces = Pieces(digits)
+        self.name = f"mock-ngram{order}" + (f"-digits{digits}" if digits > 1 else "")
 
     backend = "mock"
 
     def info(self) -> ModelInfo:
-        return super().info().model_copy(update={"options": {"order": self.order, "alpha": self.alpha}})
+        options: dict[str, str | int | float | bool | None] = {"order": self.order, "alpha": self.alpha}
+        if self.pieces.digits > 1:
+            options["digits"] = self.pieces.digits
+        return super().info().model_copy(update={"options": options})
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        """One token per character; the token id is the code point."""
-        return [([ord(c) for c in t], list(range(1, len(t) + 1))) for t in texts]
+        """One token per character (the code point), digit runs in groups of up to `digits`."""
+        return [self.pieces.split(t) for t in texts]
 
-    def _fit(self, context: str) -> Callable[[str, str], float]:
-        """log2 p(char | text so far) of the n-gram fitted to `context` (only the text's tail matters)."""
-        history_counts: Counter[str] = Counter()
-        context_counts: Counter[str] = Counter()
-        for i, ch in enumerate(context):
-            h = context[max(0, i - self.order + 1) : i]
-            history_counts[h + ch] += 1
+    def _fit(self, context: str) -> Callable[[Sequence[int], int], float]:
+        """log2 p(token | tokens so far) of the n-gram fitted to `context`'s tokens (only the last order - 1 matter)."""
+        history_counts: Counter[tuple[int, ...]] = Counter()
+        context_counts: Counter[tuple[int, ...]] = Counter()
+        tokens = self.pieces.split(context)[0]
+        for i, tok in enumerate(tokens):
+            h = tuple(tokens[max(0, i - self.order + 1) : i])
+            history_counts[h + (tok,)] += 1
             context_counts[h] += 1
         keep = self.order - 1
+        size = self.pieces.size
 
-        def logp(text: str, ch: str) -> float:
-            h = text[len(text) - keep :] if keep else ""
-            return math.log2((history_counts[h + ch] + self.alpha) / (context_counts[h] + self.alpha * VOCAB))
+        def logp(history: Sequence[int], tok: int) -> float:
+            h = tuple(history[len(history) - keep :]) if keep else ()
+            return math.log2((history_counts[h + (tok,)] + self.alpha) / (context_counts[h] + self.alpha * size))
 
         return logp
 
@@ -88,61 +129,76 @@ class MockModel(LanguageModel):
     def _decode(
         self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]
     ) -> Completion:
-        """Characters decoded from the n-gram fitted to `text` (greedy at temperature 0), and their log2-probability."""
+        """Tokens decoded from the n-gram fitted to `text` (greedy at temperature 0), and their log2-probability."""
         logp = self._fit(text)
-        generated, total = "", 0.0
-        for _ in range(max_new_tokens):
-            lp = np.array([logp(text[-self.order :] + generated, chr(b)) for b in range(1, VOCAB)])
+        history = self.pieces.split(text)[0][-self.order :]
+        generated, total, count = "", 0.0, 0
+        while count < max_new_tokens:
+            count += 1
+            lp = np.array([logp(history, t) for t in range(1, self.pieces.size)])
             if temperature > 0:
                 p = np.exp2((lp - lp.max()) / temperature)
                 choice = int(rng.choice(len(p), p=p / p.sum()))
             else:
                 choice = int(np.argmax(lp))
-            generated += chr(choice + 1)
+            history.append(choice + 1)
+            generated += self.pieces.text(choice + 1)
             total += float(lp[choice])
             if stop and any(generated.endswith(s) for s in stop if s):
                 break
-        return Completion(generated, total, len(generated))
+        return Completion(generated, total, count)
 
 
 class _MockContext(ContextBackend):
-    """One token per character: the context is the head, and every boundary is stable."""
+    """The context's tokens up to its trailing digits are the head (no continuation moves them); those digits are
+    the tail, tokenized with every continuation."""
 
     def __init__(self, model: MockModel, context: str) -> None:
         self.model = model
         self.context = context
-        self.head = [ord(c) for c in context]
+        cut = model.pieces.stable(context)
+        self.head = model.pieces.split(context[:cut])[0]
+        self.tail = context[cut:]
         self.logp = model._fit(context)
 
+    def vocabulary(self) -> dict[int, str]:
+        return {t: self.model.pieces.text(t) for t in range(self.model.pieces.size)}
+
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
-        return [[ord(c) for c in t] for t in continuations], [list(range(1, len(t) + 1)) for t in continuations]
+        ids, ends = [], []
+        for c in continuations:
+            row, row_ends = self.model.pieces.split(self.tail + c)
+            ids.append(row)
+            ends.append([e - len(self.tail) for e in row_ends])
+        return ids, ends
 
     def joint(self, continuation: str) -> Joint:
-        """One token per character: the context's own tokens, then the continuation's."""
-        return Joint(len(self.head), [ord(c) for c in continuation], list(range(1, len(continuation) + 1)))
+        """The context and the continuation tokenized at once, after the head's tokens (which nothing moves)."""
+        row, row_ends = self.model.pieces.split(self.context + continuation)
+        skip = len(self.head)
+        return Joint(skip, row[skip:], [e - len(self.context) for e in row_ends[skip:]])
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
-        tail = self.context[-self.model.order :]
-        lps = [self.logp(tail + "".join(map(chr, row[:j])), chr(t)) for row in ids for j, t in enumerate(row)]
+        last = self.head[-self.model.order :]
+        lps = [self.logp(last + row[:j], t) for row in ids for j, t in enumerate(row)]
         offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])]).astype(np.int64)
         return ScoredContinuations(
             np.array(lps, dtype=np.float64), np.array([e for row in ends for e in row], dtype=np.int64), offsets
         )
 
     def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
-        text = "".join(map(chr, ids))
-        lps = [self.logp(text[:j], text[j]) for j in range(start, len(text))]
+        lps = [self.logp(ids[:j], ids[j]) for j in range(start, len(ids))]
         return ScoredContinuations(
             np.array(lps), np.array(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64)
         )
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-        tail = self.context[-self.model.order :]
-        rows = [[self.logp(tail + "".join(map(chr, p)), chr(t)) for t in allowed] for p in paths]
+        last = self.head[-self.model.order :]
+        rows = [[self.logp(last + list(p), t) for t in allowed] for p in paths]
         return np.array(rows, dtype=np.float64).reshape(len(paths), len(allowed))
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
-        prompt = self.context + "".join(map(chr, path))
+        prompt = self.context[: len(self.context) - len(self.tail)] + "".join(map(self.model.pieces.text, path))
         return self.model._decode(
             prompt, max_new_tokens=max_new_tokens, temperature=0.0, rng=np.random.default_rng(0), stop=()
         ).text
@@ -151,7 +207,8 @@ class _MockContext(ContextBackend):
 @register("backend", "mock", ignores=("chunk_tokens", "device"), provides=ALL_CAPABILITIES)
 def _mock_backend(
     *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05,
-    outputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None, digits: Annotated[int, Field(ge=1, le=4)] = 1,
 ) -> MockModel:
-    """The mock n-gram model (no torch needed); the transformers backends' speed knobs change none of its numbers."""
-    return MockModel(order=order, alpha=alpha, outputs=outputs)
+    """The mock n-gram model (no torch needed; `digits`: read digit runs in groups of up to this many, as Llama 3
+    reads them in threes); the transformers backends' speed knobs change none of its numbers."""
+    return MockModel(order=order, alpha=alpha, outputs=outputs, digits=digits)

@@ -15,7 +15,8 @@ import numpy as np
 from privacy_audit.canaries import CanarySet
 from privacy_audit.models.context import Context
 from privacy_audit.scoring.bounds import certified_ranks, exposure_bounds, sampled_lower_table, sampled_rank_bounds
-from privacy_audit.scoring.search import SearchResult, align, best_first
+from privacy_audit.scoring.lattice import token_lattice
+from privacy_audit.scoring.search import Alignment, SearchResult, Walk, align, best_first
 
 CONFIDENCE = 0.95
 # Default budget: this many token steps per planted canary and character after the template prefix (enough
@@ -62,9 +63,9 @@ def search_space(
     the lower end of their interval) cannot be reached by a search of that budget, so the search does
     not chase it: its interval then comes from the references, and the budget is not spent in vain.
     """
-    alignment = align(context, canary_set)
-    if alignment is None:
-        return None, "best-first search not applicable: the secret does not tokenize one token per symbol"
+    walk = walk_for(context, canary_set)
+    if isinstance(walk, str):
+        return None, walk
     refs = logprobs[~is_planted]
     targets = logprobs[is_planted]
     if len(refs):
@@ -76,11 +77,18 @@ def search_space(
         ]
         targets = targets[np.array(reachable)] if any(reachable) else targets[np.argmax(targets)][None]
     result = best_first(
-        context.search, alignment, stop_below=float(np.min(targets)), max_token_steps=budget,
+        context.search, walk, stop_below=float(np.min(targets)), max_token_steps=budget,
         bound_for=logprobs, progress=progress,
     )
     ended = "budget spent" if result.exhausted_budget else "every planted canary passed"
-    return result, f"best-first search, {result.token_steps} token steps of a budget of {budget} ({ended})"
+    over = "" if isinstance(walk, Alignment) else " over whole tokens"
+    return result, f"best-first search{over}, {result.token_steps} token steps of a budget of {budget} ({ended})"
+
+
+def walk_for(context: Context, canary_set: CanarySet) -> Walk | str:
+    """What the search walks: one token per secret symbol where the tokenizer reads the secret so (`align`), else
+    the lattice of whole tokens (any tokenizer, word lists too); or why the search cannot run (a str)."""
+    return align(context, canary_set) or token_lattice(context, canary_set)
 
 
 def intervals(

@@ -3,18 +3,21 @@
 A partial secret's log-probability bounds every completion's from above (more tokens only lower
 it), so popping prefixes in order of partial score yields whole secrets in order of probability.
 This gives extraction (how many guesses until the secret), exact ranks of high-exposure canaries and,
-from the open frontier, certified rank bounds for the rest (`bounds.certified_ranks`). It needs the
-candidate to tokenize, after the context, as a fixed sequence of steps, each a template token or one
-token per symbol of a secret character (checked by `align`), for fixed-length charset slots anywhere
-in the template (product spaces, text between and after them); exact mode makes no such assumption.
+from the open frontier, certified rank bounds for the rest (`bounds.certified_ranks`). It works for
+fixed-length charset slots anywhere in the template (product spaces, text between and after them) and
+walks one of two structures (a `Walk`): where the candidate tokenizes, after the context, as a fixed
+sequence of steps, each a template token or one token per symbol of a secret character (checked by
+`align`), that `Alignment`; under any other tokenizer, the `lattice.TokenLattice` of whole tokens.
+Exact mode makes no such assumption.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,12 +26,37 @@ from privacy_audit.canaries.canary import PLACEHOLDER
 from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
 from privacy_audit.models.context import Context, Search
 from privacy_audit.scoring.bounds import TIE_TOLERANCE_BITS, dropped_bound
+from privacy_audit.scoring.lattice import probe_secrets
 
 # Open nodes kept at most (about 100 bytes each); beyond, the least likely half is dropped into the bounds.
 MAX_FRONTIER = 1_000_000
 # A batch takes nodes within this many bits of the best open one: large batches where the model is unsure,
 # one path at a time where it is sure (a copied secret), so the budget is not spent on unlikely nodes.
 BATCH_GAP_BITS = 8.0
+
+
+class Walk(Protocol):
+    """What best-first search walks: nodes from `root()`, expanded by scoring `next_tokens(key(node))` after
+    `path(node)`; a complete node spells `secrets` (those whose canonical tokens are its path: usually one), a node's
+    completions spell at most `size(node)` secrets whose scores together are bounded by `bound(node, score)`."""
+
+    def root(self) -> Any: ...
+
+    def key(self, node: Any) -> Hashable: ...
+
+    def next_tokens(self, key: Any) -> Sequence[int]: ...
+
+    def children(self, node: Any, row: np.ndarray) -> Iterable[tuple[float, Any]]: ...
+
+    def path(self, node: Any) -> list[int]: ...
+
+    def complete(self, node: Any) -> bool: ...
+
+    def secrets(self, node: Any) -> list[str]: ...
+
+    def size(self, node: Any) -> float: ...
+
+    def bound(self, node: Any, score: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +72,28 @@ class Alignment:
     positions: tuple[tuple[int, int], ...]
     slot_lengths: tuple[int, ...]
 
+    def root(self) -> tuple[int, ...]:
+        return ()
+
+    def key(self, node: tuple[int, ...]) -> int:
+        return len(node)
+
+    def next_tokens(self, key: int) -> Sequence[int]:
+        return self.steps[key]
+
+    def children(self, node: tuple[int, ...], row: np.ndarray) -> Iterable[tuple[float, tuple[int, ...]]]:
+        return ((float(lp), node + (choice,)) for choice, lp in enumerate(row))
+
+    def path(self, node: Sequence[int]) -> list[int]:
+        """Token ids after the context for a partial candidate: the prefix, then the token of each step taken."""
+        return list(self.prefix) + [self.steps[j][c] for j, c in enumerate(node)]
+
+    def complete(self, node: tuple[int, ...]) -> bool:
+        return len(node) == len(self.steps)
+
+    def secrets(self, node: Sequence[int]) -> list[str]:
+        return [self.secret(node)]
+
     def secret(self, node: Sequence[int]) -> str:
         """The secret a complete node spells (slots joined as the space writes them)."""
         chars = [[""] * n for n in self.slot_lengths]
@@ -53,12 +103,15 @@ class Alignment:
                 chars[slot][at] = self.alphabets[j][choice]
         return JOIN.join("".join(c) for c in chars)
 
-    def size(self, depth: int) -> float:
-        """How many secrets complete a node of this depth."""
+    def size(self, node: Sequence[int]) -> float:
+        """How many secrets complete a node."""
         out = 1.0
-        for alphabet in self.alphabets[depth:]:
+        for alphabet in self.alphabets[len(node) :]:
             out *= max(1, len(alphabet))
         return out
+
+    def bound(self, node: tuple[int, ...], score: float) -> float:
+        return score
 
 
 @dataclass(frozen=True)
@@ -82,7 +135,7 @@ class SearchResult:
             return None
 
 
-def _slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
+def slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
     """Each variable character of the text after the prefix: (offset from the prefix's end, slot, char, alphabet);
     None unless every slot is a fixed-length charset that appears once and nothing is derived."""
     space = canary_set.secret_space
@@ -113,25 +166,13 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
     is placed at every position once to learn its token there, and the layout is then checked on every
     canary and `sample` random secrets: token boundaries and the template's tokens must not move.
     """
-    slots = _slots(canary_set)
-    if slots is None:
+    found = slots(canary_set)
+    if found is None:
         return None
-    space = canary_set.secret_space
-    base = canary_set.canaries[0].secret
-    values = list(space.values(base).values())
-    probes = []
-    for _offset, slot, at, alphabet in slots:
-        for ch in alphabet:
-            changed = list(values)
-            changed[slot] = changed[slot][:at] + ch + changed[slot][at + 1 :]
-            probes.append(JOIN.join(changed))
-    checks = [c.secret for c in canary_set.canaries] + space.sample(
-        min(sample, space.size), np.random.default_rng(seed)
-    )
-    texts = [canary_set.fill(s) for s in probes + checks]
+    texts = [canary_set.fill(s) for s in probe_secrets(canary_set, sample=sample, seed=seed)]
     ids, ends = context.tokenize(texts)
     start = len(canary_set.prefix)
-    where = {offset: (slot, at, alphabet) for offset, slot, at, alphabet in slots}
+    where = {offset: (slot, at, alphabet) for offset, slot, at, alphabet in found}
     layout: tuple[tuple[int, ...], tuple[int, ...]] | None = None
     steps: dict[int, dict[str, int]] = {}
     spots: dict[int, int | None] = {}
@@ -187,23 +228,24 @@ def _layout(
 
 
 def _expand(
-    search: Search, alignment: Alignment, pending: list[tuple[float, tuple[int, ...]]],
-    heap: list[tuple[float, int, tuple[int, ...]]], counter: int,
+    search: Search, walk: Walk, pending: list[tuple[float, Any]], heap: list[tuple[float, int, Any]], counter: int,
 ) -> int:
-    """Score the next step of every pending node in one model call per depth; push the children."""
-    for depth in sorted({len(node) for _, node in pending}):
-        group = [(score, node) for score, node in pending if len(node) == depth]
-        paths = [_path(alignment, node) for _, node in group]
-        lp = search(paths, list(alignment.steps[depth]))
+    """Score the next tokens of every pending node in one model call per group (nodes sharing their next tokens);
+    push the children."""
+    groups: dict[Hashable, list[tuple[float, Any]]] = {}
+    for score, node in pending:
+        groups.setdefault(walk.key(node), []).append((score, node))
+    for key, group in groups.items():
+        lp = search([walk.path(node) for _, node in group], list(walk.next_tokens(key)))
         for (score, node), row in zip(group, lp):
-            for choice in range(len(alignment.steps[depth])):
+            for step, child in walk.children(node, row):
                 counter += 1
-                heapq.heappush(heap, (-(score + row[choice]), counter, node + (choice,)))
+                heapq.heappush(heap, (-(score + step), counter, child))
     return counter
 
 
 def best_first(
-    search: Search, alignment: Alignment, *, stop_below: float | None = None, max_results: int | None = None,
+    search: Search, walk: Walk, *, stop_below: float | None = None, max_results: int | None = None,
     max_token_steps: int = 100_000, batch: int = 256, bound_for: np.ndarray | None = None,
     max_frontier: int = MAX_FRONTIER, progress: Callable[[int, int], None] | None = None,
 ) -> SearchResult:
@@ -218,7 +260,7 @@ def best_first(
     if stop_below is None and max_results is None:
         raise ValueError("best_first needs stop_below or max_results")
     threshold = -np.inf if stop_below is None else stop_below - TIE_TOLERANCE_BITS
-    state = _State(alignment, np.zeros(0) if bound_for is None else np.asarray(bound_for, dtype=np.float64))
+    state = _State(walk, np.zeros(0) if bound_for is None else np.asarray(bound_for, dtype=np.float64))
     while state.heap:
         pending, done = state.pop(batch, threshold, max_results)
         if done or not pending:
@@ -228,7 +270,7 @@ def best_first(
                 state.push(score, node)
             return state.result(exhausted=True)
         state.steps += len(pending)
-        state.counter = _expand(search, alignment, pending, state.heap, state.counter)
+        state.counter = _expand(search, walk, pending, state.heap, state.counter)
         if len(state.heap) > max_frontier:
             state.drop(max_frontier // 2)
         if progress is not None:
@@ -239,10 +281,9 @@ def best_first(
 class _State:
     """The search's heap of open nodes, the secrets it completed, and the mass of nodes it dropped."""
 
-    def __init__(self, alignment: Alignment, bound_for: np.ndarray) -> None:
-        self.alignment = alignment
-        self.full = len(alignment.steps)
-        self.heap: list[tuple[float, int, tuple[int, ...]]] = [(-0.0, 0, ())]
+    def __init__(self, walk: Walk, bound_for: np.ndarray) -> None:
+        self.walk = walk
+        self.heap: list[tuple[float, int, Any]] = [(-0.0, 0, walk.root())]
         self.counter = 0
         self.steps = 0
         self.secrets: list[str] = []
@@ -250,30 +291,26 @@ class _State:
         self.bound_for = bound_for
         self.dropped = np.zeros(len(bound_for))
 
-    def size(self, node: tuple[int, ...]) -> float:
-        """How many secrets complete a node."""
-        return self.alignment.size(len(node))
-
-    def push(self, score: float, node: tuple[int, ...]) -> None:
+    def push(self, score: float, node: Any) -> None:
         self.counter += 1
         heapq.heappush(self.heap, (-score, self.counter, node))
 
-    def pop(
-        self, batch: int, threshold: float, max_results: int | None
-    ) -> tuple[list[tuple[float, tuple[int, ...]]], bool]:
-        """Up to `batch` open nodes to expand, completing whole secrets on the way (done at `max_results` found)."""
-        pending: list[tuple[float, tuple[int, ...]]] = []
+    def pop(self, batch: int, threshold: float, max_results: int | None) -> tuple[list[tuple[float, Any]], bool]:
+        """Up to `batch` open nodes to expand, completing whole secrets on the way (done at `max_results` found);
+        a complete path that is not its secret's canonical tokens is passed over (that secret is scored by its own)."""
+        pending: list[tuple[float, Any]] = []
         best = -self.heap[0][0] if self.heap else 0.0
         while self.heap and len(pending) < batch:
             neg, _, node = self.heap[0]
             if -neg < threshold or (pending and -neg < best - BATCH_GAP_BITS):
                 break
-            if len(node) == self.full:
+            if self.walk.complete(node):
                 if pending:
                     break
                 heapq.heappop(self.heap)
-                self.secrets.append(self.alignment.secret(node))
-                self.logprobs.append(-neg)
+                for secret in self.walk.secrets(node):
+                    self.secrets.append(secret)
+                    self.logprobs.append(-neg)
                 if max_results is not None and len(self.secrets) >= max_results:
                     return pending, True
                 continue
@@ -281,24 +318,21 @@ class _State:
             pending.append((-neg, node))
         return pending, False
 
+    def _bounds(self, entries: Sequence[tuple[float, int, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Each entry's bounding log-prob and size."""
+        logprobs = np.array([self.walk.bound(e[2], -e[0]) for e in entries], dtype=np.float64)
+        return logprobs, np.array([self.walk.size(e[2]) for e in entries], dtype=np.float64)
+
     def drop(self, keep: int) -> None:
         """Keep the `keep` most likely open nodes; the rest's mass goes to `dropped` (the bounds stay valid)."""
         self.heap.sort()
         gone, self.heap = self.heap[keep:], self.heap[:keep]
         heapq.heapify(self.heap)
         if len(self.bound_for):
-            self.dropped += dropped_bound(
-                self.bound_for, np.array([-g[0] for g in gone]), np.array([self.size(g[2]) for g in gone])
-            )
+            self.dropped += dropped_bound(self.bound_for, *self._bounds(gone))
 
     def result(self, *, exhausted: bool) -> SearchResult:
-        frontier = np.array([-h[0] for h in self.heap], dtype=np.float64)
-        sizes = np.array([self.size(h[2]) for h in self.heap], dtype=np.float64)
+        frontier, sizes = self._bounds(self.heap)
         return SearchResult(
             tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped
         )
-
-
-def _path(alignment: Alignment, node: Sequence[int]) -> list[int]:
-    """Token ids after the context for a partial candidate: the prefix, then the token of each step taken."""
-    return list(alignment.prefix) + [alignment.steps[j][c] for j, c in enumerate(node)]

@@ -66,8 +66,9 @@ def digit_pair_model():
 
 
 def test_a_copied_canary_fails_the_default_gate_under_a_digit_pair_tokenizer():
-    """Bounded mode cannot certify here (a token spans two secret digits): the intervals come from the references,
-    and before the verbatim test the default gate passed this prompt (adjusted p 0.045)."""
+    """A random model does not copy, so the search over whole tokens certifies nothing tighter than the references
+    here, and before the verbatim test the default gate passed this prompt (adjusted p 0.045): the verbatim test
+    fails it whatever the intervals."""
     model = digit_pair_model()
     cs = generate_canary_set(template="The code is {secret}", space="digits:8", count=1, references=20, seed=1)
     prompt = f"Text: hello there\nThe code is {cs.planted[0].secret}.\n"

@@ -1,0 +1,216 @@
+"""Best-first search over whole tokens: under tokenizers that group digits (GPT-2-style byte-level BPE with irregular
+digit-pair merges, a Llama-3-style pre-tokenizer reading digits in threes, the mock's digit groups) it lists secrets
+in exhaustive scoring's order, its certified intervals hold the exact rank, a copied canary is certified at rank 1
+and fails the default gate, and clean prompts fail the gate at most at alpha."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import string
+
+import numpy as np
+import pytest
+
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, load_preset, make_report, score_prompt
+from privacy_audit.gate import Thresholds, apply_gate
+from privacy_audit.pipelines import TeachingOutput
+from privacy_audit.scoring.bounded import walk_for
+from privacy_audit.scoring.lattice import TokenLattice
+from privacy_audit.scoring.search import best_first
+
+
+def byte_level_bpe(*, threes: bool):
+    """A byte-level BPE tokenizer: digit pairs merged in a shuffled (learnt-looking) order and " 1"-style merges of a
+    space with a digit, as GPT-2's; or, with `threes`, digits split into groups of up to three before byte-level BPE
+    merges them whole, as Llama 3's."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", *sorted(ByteLevel.alphabet())])}
+    merges: list[tuple[str, str]] = []
+
+    def merge(a: str, b: str) -> None:
+        merges.append((a, b))
+        vocab.setdefault(a + b, len(vocab))
+
+    pairs = list(itertools.product(string.digits, repeat=2))
+    random.Random(0).shuffle(pairs)
+    for a, b in pairs:
+        merge(a, b)
+    if threes:
+        for a, b, c in itertools.product(string.digits, repeat=3):
+            merge(a + b, c)
+            merges.append((a, b + c))
+    else:
+        for d in string.digits:
+            merge("Ġ", d)
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
+    backend.pre_tokenizer = (
+        pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(r"\p{N}{1,3}| ?[^\s\p{N}]+|\s+"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+        if threes
+        else pre_tokenizers.ByteLevel(add_prefix_space=False)
+    )
+    backend.decoder = decoders.ByteLevel()
+    return backend
+
+
+def sentencepiece_bpe():
+    """A sentencepiece-style tokenizer (a word-start mark for spaces) with BPE merges learnt from the bundled names, so
+    names are read in merged pieces ("▁Jo", "hn")."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from privacy_audit.canaries import parse_space
+
+    names = parse_space("names").words
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=list(string.printable.strip() + " "))
+    backend.train_from_iterator([f"My name is {n}. " * 2 for n in names] + [PROMPT], trainer=trainer)
+    return backend
+
+
+def bpe_model(*, threes: bool = False, names: bool = False):
+    """A tiny random Llama over `byte_level_bpe`'s vocabulary (or `sentencepiece_bpe`'s)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from privacy_audit.models.hf import TransformersModel
+
+    backend = sentencepiece_bpe() if names else byte_level_bpe(threes=threes)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    )
+    config = LlamaConfig(
+        vocab_size=backend.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, bos_token_id=1, eos_token_id=2,
+        pad_token_id=2,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():  # sharper than random, so secrets' scores spread
+        model.lm_head.weight.mul_(8.0)
+    return TransformersModel(model, tok, name="tiny-bpe", chunk_tokens=256)
+
+
+PROMPT = "Text: call me at 417 052, the code is 0527.\nClass: spam\n"
+MODELS = {
+    "gpt2-pairs": lambda: bpe_model(threes=False),
+    "llama3-threes": lambda: bpe_model(threes=True),
+    "mock-pairs": lambda: MockModel(digits=2),
+    "mock-threes": lambda: MockModel(digits=3, order=6, alpha=0.01),
+}
+
+
+def copier(digits: int = 3) -> MockModel:
+    """The mock with digit groups, copying its context strongly (as LLMs copy a secret they were shown)."""
+    return MockModel(digits=digits, order=8, alpha=0.001)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("template", ["The code is {secret}.", "code {secret}"])
+def test_search_over_whole_tokens_lists_secrets_in_exhaustive_order(name, template):
+    model = MODELS[name]()
+    cs = generate_canary_set(template=template, space="digits:3", count=1, references=2, seed=0)
+    ctx = model.open_context(PROMPT)
+    secrets = list(cs.secret_space.enumerate())
+    scores = ctx([cs.fill(s) for s in secrets]).totals(len(cs.prefix))
+    walk = walk_for(ctx, cs)
+    assert isinstance(walk, TokenLattice)
+    result = best_first(ctx.search, walk, max_results=30, batch=16)
+    order = np.argsort(-scores, kind="stable")[:30]
+    np.testing.assert_allclose(result.logprobs, scores[order], atol=1e-4)
+    np.testing.assert_allclose([scores[secrets.index(s)] for s in result.secrets], result.logprobs, atol=1e-4)
+    assert len(set(result.secrets)) == 30
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_certified_intervals_hold_the_exact_rank(name):
+    model = MODELS[name]()
+    cs = generate_canary_set(template="My PIN is {secret}.", space="digits:4", count=4, references=6, seed=3)
+    prompt = PROMPT + cs.planted[1].text + "\n"
+    exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
+    ranks = {c.id: c.rank_lower for c in exact.canaries}
+    for budget in (40, 400):
+        bounded = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                   extraction=False))
+        assert "over whole tokens" in bounded.search
+        for c in bounded.canaries:
+            assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (c.id, c.exposure_method)
+
+
+@pytest.mark.parametrize("preset, digits", [("phone", 3), ("card", 3), ("card", 2)])
+def test_a_copied_canary_is_certified_at_rank_one_and_fails_the_default_gate(preset, digits):
+    p = load_preset(preset)
+    cs = generate_canary_set(template=p.template, space=p.space, count=3, references=10, seed=1)
+    prompt = f"Text: Hi, it's me. {cs.planted[0].text}\nClass: not spam\n"
+    result = score_prompt(copier(digits), prompt, cs, ScoringOptions(extraction=False))
+    copied = result.canaries[0]
+    assert result.mode == "bounded" and "over whole tokens" in result.search
+    assert (copied.rank_lower, copied.rank_upper, copied.exposure_method) == (1, 1, "certified")
+    teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=0, model=None)
+    assert not apply_gate(make_report(teaching, cs, result, model=copier(digits).info()), Thresholds()).passed
+
+
+def test_a_copied_name_is_certified_at_rank_one():
+    cs = generate_canary_set(template="My name is {secret}.", space="names", count=3, references=10, seed=2)
+    prompt = f"Text: Hi! {cs.planted[0].text}\nClass: not spam\n"
+    result = score_prompt(copier(1), prompt, cs, ScoringOptions(mode="bounded", extraction=False))
+    copied = result.canaries[0]
+    assert "over whole tokens" in result.search
+    assert (copied.rank_lower, copied.rank_upper, copied.exposure_method) == (1, 1, "certified")
+
+
+def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
+    """Seeded simulation: each prompt teaches four codes the model copies, the canaries are drawn after it, and only
+    the search gives their intervals (no references; the budget exhausts the 10^3 space). The gate (alpha 0.1 here,
+    so that failures would show in 60 trials) fails no more often than alpha allows."""
+    rng = np.random.default_rng(0)
+    model = copier(3)
+    trials, failures = 60, 0
+    for t in range(trials):
+        prompt = "".join(f"Text: The code is {n:03d}.\nClass: spam\n" for n in rng.integers(0, 1000, size=4))
+        cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=2, references=0,
+                                 seed=int(rng.integers(2**31)))
+        result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=5000, extraction=False))
+        assert {c.exposure_method for c in result.canaries} == {"certified"}
+        teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=t, model=None)
+        failures += not apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds(alpha=0.1)).passed
+    # P(Binomial(60, 0.1) > 12) < 0.01
+    assert failures <= 12
+
+
+@pytest.mark.parametrize("name", ["sentencepiece-names", "mock"])
+@pytest.mark.parametrize("space, template", [("names", "My name is {secret}."),
+                                             ("who=names;pin=digits:1", "PIN {pin} for {who}.")])
+def test_search_over_a_word_list_lists_secrets_in_exhaustive_order(name, space, template):
+    model = bpe_model(names=True) if name == "sentencepiece-names" else MockModel()
+    cs = generate_canary_set(template=template, space=space, count=1, references=2, seed=0)
+    context = "Text: Mary met John and Johnny.\nClass: spam\n"
+    ctx = model.open_context(context)
+    secrets = list(cs.secret_space.enumerate())
+    scores = ctx([cs.fill(s) for s in secrets]).totals(len(cs.prefix))
+    walk = walk_for(ctx, cs)
+    assert isinstance(walk, TokenLattice)
+    result = best_first(ctx.search, walk, max_results=25, batch=16)
+    order = np.argsort(-scores, kind="stable")[:25]
+    np.testing.assert_allclose(result.logprobs, scores[order], atol=1e-4)
+    np.testing.assert_allclose([scores[secrets.index(s)] for s in result.secrets], result.logprobs, atol=1e-4)
+    assert len(set(result.secrets)) == 25
+
+
+def test_a_name_used_twice_is_not_searched():
+    cs = generate_canary_set(template="{name} and {name}.", space="name=names", count=1, references=2, seed=0)
+    assert "used twice" in walk_for(MockModel().open_context("x\n"), cs)
+
+
+def test_the_vocabulary_reads_byte_level_tokens_as_their_text():
+    model = bpe_model(threes=False)
+    vocab = model.vocabulary()
+    ids = model.tokenizer(" 1234", add_special_tokens=False)["input_ids"]
+    assert "".join(vocab[i] for i in ids) == " 1234" and len(ids) < 5
