@@ -209,6 +209,7 @@ def _mock_backend(
     *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05,
     outputs: Sequence[str] | None = None, digits: Annotated[int, Field(ge=1, le=4)] = 1,
 ) -> MockModel:
-    """The mock n-gram model (no torch needed; `digits`: read digit runs in groups of up to this many, as Llama 3
-    reads them in threes); the transformers backends' speed knobs change none of its numbers."""
+    """The mock n-gram model, no torch needed (digits > 1: digit runs in groups, 3 as Llama 3 reads them).
+
+    The transformers backends' speed knobs change none of its numbers."""
     return MockModel(order=order, alpha=alpha, outputs=outputs, digits=digits)
