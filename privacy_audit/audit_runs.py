@@ -14,9 +14,9 @@ from privacy_audit._io import (
     all_or_nothing, atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text,
     write_json,
 )
-from privacy_audit.canaries import generate_canary_set, load_canary_set, save_canary_set
-from privacy_audit.chain import PlantOptions, TeachOptions, build_report, membership_split, run_chain, teach_records
-from privacy_audit.chain import to_records
+from privacy_audit.canaries import CanarySet, generate_canary_set, load_canary_set, save_canary_set
+from privacy_audit.chain import ChainResult, PlantOptions, TeachOptions, build_report, membership_split, run_chain
+from privacy_audit.chain import teach_records, to_records
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
 from privacy_audit.gate import apply_gate
@@ -172,9 +172,37 @@ def score_prompts(
 
 @dataclass(frozen=True)
 class RunResult:
+    """One pipeline's run: its report, the config's gate on it (None without a [gate]), and the folder it is in."""
+
     report: AuditReport
     gate: GateOutcome | None
     out_dir: Path
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """What `run` wrote: one `RunResult` per pipeline, under the run's folder."""
+
+    runs: tuple[RunResult, ...]
+    out_dir: Path
+
+    @property
+    def passed(self) -> bool:
+        """No pipeline's report failed the config's gate."""
+        return all(r.gate is None or r.gate.passed for r in self.runs)
+
+    def markdown(self) -> str:
+        """The report (one pipeline), or the pipelines' reports side by side."""
+        if len(self.runs) == 1:
+            return render_markdown(self.runs[0].report)
+        return render_comparison([r.report for r in self.runs], names=[r.out_dir.name for r in self.runs])
+
+    def wrote(self) -> str:
+        """The line saying where the outputs are."""
+        if len(self.runs) == 1:
+            return f"wrote {self.runs[0].out_dir}/report.json, report.md, report.html"
+        names = ", ".join(r.out_dir.name for r in self.runs)
+        return f"wrote {self.out_dir}/summary.md and a folder per pipeline ({names}) with report.json, .md, .html"
 
 
 RUN_OUTPUTS = (
@@ -183,9 +211,30 @@ RUN_OUTPUTS = (
 )
 
 
+def run_folders(out: Path, cfg: AuditConfig) -> list[Path]:
+    """Where each pipeline's outputs go: the run's folder for `[pipeline]`; for `[[pipelines]]`, a folder per
+    pipeline named after it (name-2, name-3 for a pipeline listed again)."""
+    if cfg.pipelines is None:
+        return [out]
+    names: list[str] = []
+    for p in cfg.pipelines:
+        repeats = sum(n == p.name or n.startswith(f"{p.name}-") for n in names)
+        names.append(p.name if not repeats else f"{p.name}-{repeats + 1}")
+    return [out / n for n in names]
+
+
 def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResult:
-    """`run CONFIG`: the chain from one config, into cfg.out (canaries, planted data, prompt, report JSON,
-    Markdown and HTML, written together at the end or not at all), then the config's gate."""
+    """`run CONFIG` for a config with one pipeline (`run_audits` runs several)."""
+    if cfg.pipelines is not None and len(cfg.pipelines) > 1:
+        raise InputError("the config lists several pipelines; run_audits runs them all")
+    return run_audits(cfg, say=say).runs[0]
+
+
+def run_audits(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResults:
+    """`run CONFIG`: plant the canaries, teach with each pipeline and score each prompt with the scorer loaded once,
+    then the config's gate on each report. Outputs (canaries, planted data, prompt, report JSON, Markdown and HTML)
+    go into cfg.out, or for `[[pipelines]]` into a folder per pipeline beside a summary.md, all written together at
+    the end or not at all."""
     template, space, derived = cfg.template_and_space()
     c, d = cfg.canaries, cfg.data
     rows = cfg.read_pool()
@@ -200,36 +249,39 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
         else None
     )
     out = make_folder(cfg.out, what="output folder")
-    guard_outputs(cfg.input_files(), [out / name for name in RUN_OUTPUTS])
+    folders = [make_folder(f, what="output folder") for f in run_folders(out, cfg)]
+    summary = [out / "summary.md"] if cfg.pipelines is not None else []
+    guard_outputs(cfg.input_files(), [f / name for f in folders for name in RUN_OUTPUTS] + summary)
     teacher, scorer = cfg.load_models()
-    say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{cfg.pipeline.name}' "
-        f"({teacher.name}), scoring with {scorer.name} ...")
-    result = run_chain(
-        rows,
-        canary_set,
-        teacher=teacher,
-        scorer=scorer,
-        plant=PlantOptions(
-            field=d.field, label_field=d.label_field, position=d.position, seed=c.seed, shards=d.shards,
-            fraction=d.fraction,
-        ),
-        teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=cfg.pipeline.seed, cache="use"),
-        scoring=cfg.scoring.options(),
-        evals=evals,
-        membership=cfg.scoring.membership,
-        say=say,
-    )
-    report = result.report
-    outcome = apply_gate(report, cfg.gate) if cfg.gate is not None else None
-    if outcome is not None:
-        report = report.model_copy(update={"gate": outcome})
-    private = holds_secrets(report)
+    done = []
+    for pipeline in cfg.teaching_pipelines:
+        say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{pipeline.name}' "
+            f"({teacher.name}), scoring with {scorer.name} ...")
+        result = run_chain(
+            rows, canary_set, teacher=teacher, scorer=scorer,
+            plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=c.seed,
+                               shards=d.shards, fraction=d.fraction),
+            teach=TeachOptions(pipeline.name, pipeline.options, seed=pipeline.seed, cache="use"),
+            scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,
+        )
+        outcome = apply_gate(result.report, cfg.gate) if cfg.gate is not None else None
+        done.append((result, result.report if outcome is None else result.report.model_copy(update={"gate": outcome})))
+    runs = RunResults(tuple(RunResult(r, r.gate, f) for f, (_, r) in zip(folders, done)), out)
     with all_or_nothing():
-        save_canary_set(canary_set, out / "canaries.json")
-        atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)
-        atomic_write(out / "prompt.txt", result.teaching.prompt, private=True)
-        write_json(teaching_path(out / "prompt.txt"), result.teaching.model_dump(mode="json"), private=True)
-        save_report(report, out / "report.json")
-        atomic_write(out / "report.md", render_markdown(report), private=private)
-        atomic_write(out / "report.html", render_html(report), private=private)
-    return RunResult(report, outcome, out)
+        for folder, (result, report) in zip(folders, done):
+            _write_run(folder, canary_set, result, report)
+        if summary:
+            atomic_write(summary[0], runs.markdown(), private=any(holds_secrets(r) for _, r in done))
+    return runs
+
+
+def _write_run(folder: Path, canary_set: CanarySet, result: ChainResult, report: AuditReport) -> None:
+    """One pipeline's outputs."""
+    private = holds_secrets(report)
+    save_canary_set(canary_set, folder / "canaries.json")
+    atomic_write(folder / "planted.jsonl", dump_jsonl(result.planted), private=True)
+    atomic_write(folder / "prompt.txt", result.teaching.prompt, private=True)
+    write_json(teaching_path(folder / "prompt.txt"), result.teaching.model_dump(mode="json"), private=True)
+    save_report(report, folder / "report.json")
+    atomic_write(folder / "report.md", render_markdown(report), private=private)
+    atomic_write(folder / "report.html", render_html(report), private=private)

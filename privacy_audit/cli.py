@@ -365,14 +365,14 @@ set_option = click.option("-s", "--set", "overrides", multiple=True, metavar="KE
 @click.option("--model", default=None, help="Model spec (overrides model.spec).")
 def run_command(config: str | None, overrides: tuple[str, ...], out: str | None, model: str | None) -> None:
     """All stages from one CONFIG (TOML; default [tool.privacy-audit] in ./pyproject.toml); exit 1 if its gate fails."""
-    from privacy_audit.audit_runs import run_audit
+    from privacy_audit.audit_runs import run_audits
 
-    result = run_audit(
+    result = run_audits(
         load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say
     )
-    click.echo(render_markdown(result.report))
-    click.echo(f"wrote {result.out_dir}/report.json, report.md, report.html")
-    if result.gate is not None and not result.gate.passed:
+    click.echo(result.markdown())
+    click.echo(result.wrote())
+    if not result.passed:
         sys.exit(EXIT_GATE_FAILED)
 
 

@@ -122,6 +122,7 @@ class AuditConfig(_Section):
     canaries: CanaryConfig = CanaryConfig()
     data: DataConfig = DataConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    pipelines: Annotated[list[PipelineConfig], Field(min_length=1)] | None = None
     model: ModelConfig = ModelConfig()
     teacher: ModelConfig | None = None
     scorer: ModelConfig | None = None
@@ -137,6 +138,19 @@ class AuditConfig(_Section):
         template, space, derived = self.template_and_space()
         check_template(template, parse_space(space).slots, derived)
         return self
+
+    @model_validator(mode="after")
+    def _pipelines(self) -> AuditConfig:
+        """`[[pipelines]]` (several, taught from the same planted records and scored by one loaded scorer) or
+        `[pipeline]`, not both."""
+        if self.pipelines is not None and "pipeline" in self.model_fields_set:
+            raise ValueError("give [pipeline] or [[pipelines]], not both")
+        return self
+
+    @property
+    def teaching_pipelines(self) -> list[PipelineConfig]:
+        """The pipelines a run teaches with: `[[pipelines]]`, else `[pipeline]`."""
+        return self.pipelines or [self.pipeline]
 
     @property
     def teacher_model(self) -> ModelConfig:
@@ -173,13 +187,13 @@ class AuditConfig(_Section):
         return c.template, c.space, {}
 
     def read_pool(self) -> list[dict[str, Any]]:
-        """The private records: all of them, or a seeded sample of `data.limit`."""
+        """The private records: all of them, or a sample of `data.limit` (seeded by the first pipeline's seed)."""
         path = self.resolve(self.data.path)
         rows, _ = read_table(path, self.data.field, detect_format(path, self.data.format))
         if self.data.limit is not None:
             if not 1 <= self.data.limit <= len(rows):
                 raise InputError(f"data.limit must be between 1 and the {len(rows)} records of {path}")
-            rng = np.random.default_rng(self.pipeline.seed)
+            rng = np.random.default_rng(self.teaching_pipelines[0].seed)
             rows = [rows[int(i)] for i in sorted(rng.choice(len(rows), self.data.limit, replace=False))]
         return rows
 
@@ -196,7 +210,7 @@ class AuditConfig(_Section):
             [c.space] if c.space is not None else [load_preset(c.preset).space] if c.preset is not None else []
         )
         paths += [f for spec in template_space for f in parse_space(spec).files]
-        paths += list(describe(self.pipeline.name).cache_files(self.pipeline.options))
+        paths += [f for p in self.teaching_pipelines for f in describe(p.name).cache_files(p.options)]
         return [p for p in paths if p is not None]
 
     def digest(self, *sections: str) -> str:
@@ -208,7 +222,7 @@ class AuditConfig(_Section):
             del data["model"]["options"]
         if data["data"]["fraction"] is None:
             data["data"]["fraction"] = 1.0
-        for name in ("teacher", "scorer"):
+        for name in ("teacher", "scorer", "pipelines"):
             if data[name] is None:
                 del data[name]
         if sections:

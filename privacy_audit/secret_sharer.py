@@ -135,6 +135,8 @@ def run_secret_sharer(cfg: AuditConfig, *, say: Say = lambda _m: None) -> TrialS
     ss = cfg.secret_sharer
     if ss.trials < 1 or ss.candidates < 2:
         raise InputError("secret_sharer needs trials >= 1 and candidates >= 2")
+    if cfg.pipelines is not None:
+        raise InputError("secret-sharer runs one pipeline: give [pipeline], not [[pipelines]] (one run per pipeline)")
     design = cfg.template_and_space()
     template, space, _ = design
     if parse_space(space).size < ss.candidates:

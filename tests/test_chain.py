@@ -12,9 +12,11 @@ from click.testing import CliRunner
 
 import privacy_audit.chain as chain
 from privacy_audit import (
-    MockModel, ScoringOptions, build_report, generate_canary_set, load_config, load_model, run_pipeline, save_report,
+    MockModel, ScoringOptions, build_report, generate_canary_set, load_config, load_model, load_report, run_pipeline,
+    save_report,
 )
 from privacy_audit.cli import main
+from privacy_audit.config import ModelConfig
 from privacy_audit.errors import InputError, ReportError
 from privacy_audit.pipelines import Record, TeachingOutput, describe
 from privacy_audit.reports.trials import load_trial
@@ -24,11 +26,15 @@ CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
 
 @pytest.fixture
 def chain_calls(monkeypatch):
-    """Counts the chain's steps as `run_chain` takes them (teach, then score into a report)."""
+    """Counts the chain's steps as `run_chain` takes them (teach, then score into a report), and a Secret Sharer
+    trial's data-only report of the same prompt (patched where that module holds it, imported or not yet)."""
+    import privacy_audit.secret_sharer as secret_sharer
+
     calls: list[str] = []
     teach, build = chain.teach_records, chain.build_report
     monkeypatch.setattr(chain, "teach_records", lambda *a, **k: calls.append("teach") or teach(*a, **k))
     monkeypatch.setattr(chain, "build_report", lambda *a, **k: calls.append("report") or build(*a, **k))
+    monkeypatch.setattr(secret_sharer, "build_report", lambda *a, **k: calls.append("data-only") or build(*a, **k))
     return calls
 
 
@@ -48,7 +54,7 @@ def test_run_demo_and_every_trial_take_the_same_chain(chain_calls, tmp_path, tin
         },
     )
     run_secret_sharer(cfg)
-    assert chain_calls[6:] == ["teach", "report"] * 3
+    assert chain_calls[6:] == ["teach", "report", "data-only"] * 3
 
 
 def test_run_out_takes_the_folder_name_as_given(tmp_path, monkeypatch):
@@ -136,3 +142,63 @@ def test_trial_files_are_typed_and_versioned(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({**old, "rank": "first"}))
     with pytest.raises(ReportError, match="rank"):
         load_trial(tmp_path / "bad.json")
+
+
+SEVERAL = """
+out = "runs"
+[canaries]
+template = "My code is {secret}."
+space = "digits:3"
+count = 2
+references = 10
+[data]
+path = "@demo"
+limit = 6
+[[pipelines]]
+name = "raw"
+options = { examples = 6 }
+[[pipelines]]
+name = "zero-shot"
+[[pipelines]]
+name = "raw"
+options = { examples = 2 }
+[model]
+spec = "mock"
+[gate]
+max_exposure_bits = 30
+"""
+
+
+def test_run_teaches_several_pipelines_with_one_scorer(tmp_path, monkeypatch):
+    """[[pipelines]]: one folder per pipeline (a repeated name numbered), each report as a one-pipeline run writes it,
+    a summary beside them, and exit 1 when any report fails the gate (raw copies the canaries; zero-shot shows none)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "audit.toml").write_text(SEVERAL)
+    loads = []
+    real_load = ModelConfig.load
+    monkeypatch.setattr(ModelConfig, "load", lambda self: loads.append(self.spec) or real_load(self))
+    r = CliRunner().invoke(main, ["run", "audit.toml"])
+    assert r.exit_code == 1, r.output
+    assert loads == ["mock"]
+    folders = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert folders == ["raw", "raw-2", "zero-shot"]
+    reports = {f: load_report(tmp_path / "runs" / f / "report.json") for f in folders}
+    assert [reports[f].run.pipeline for f in folders] == ["raw", "raw", "zero-shot"]
+    assert reports["raw"].run.prompt_sha256 != reports["raw-2"].run.prompt_sha256
+    assert [reports[f].gate.passed for f in folders] == [False, False, True]
+    summary = (tmp_path / "runs" / "summary.md").read_text()
+    assert all(f in summary for f in folders) and "wrote runs/summary.md" in r.output
+    single = CliRunner().invoke(main, ["run", "audit.toml", "--out", "one", "-s", 'pipelines=[{"name": "raw", '
+                                       '"options": {"examples": 6}}]'])
+    assert single.exit_code == 1, single.output
+    again = load_report(tmp_path / "one" / "raw" / "report.json")
+    assert again.summary == reports["raw"].summary and again.run.prompt_sha256 == reports["raw"].run.prompt_sha256
+
+
+def test_pipeline_and_pipelines_are_not_both_given(tmp_path):
+    (tmp_path / "audit.toml").write_text(SEVERAL + '\n[pipeline]\nname = "raw"\n')
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "audit.toml")])
+    assert r.exit_code == 2 and "give [pipeline] or [[pipelines]], not both" in r.output
+    (tmp_path / "audit.toml").write_text(SEVERAL)
+    r = CliRunner().invoke(main, ["secret-sharer", str(tmp_path / "audit.toml")])
+    assert r.exit_code == 2 and "secret-sharer runs one pipeline" in r.output
