@@ -135,7 +135,7 @@ class SearchResult:
             return None
 
 
-def slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
+def _slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
     """Each variable character of the text after the prefix: (offset from the prefix's end, slot, char, alphabet);
     None unless every slot is a fixed-length charset that appears once and nothing is derived."""
     space = canary_set.secret_space
@@ -166,7 +166,7 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
     is placed at every position once to learn its token there, and the layout is then checked on every
     canary and `sample` random secrets: token boundaries and the template's tokens must not move.
     """
-    found = slots(canary_set)
+    found = _slots(canary_set)
     if found is None:
         return None
     texts = [canary_set.fill(s) for s in probe_secrets(canary_set, sample=sample, seed=seed)]
