@@ -204,6 +204,22 @@ def test_search_over_a_word_list_lists_secrets_in_exhaustive_order(name, space, 
     assert len(set(result.secrets)) == 25
 
 
+def test_certified_intervals_over_names_hold_the_exact_rank():
+    model = bpe_model(names=True)
+    cs = generate_canary_set(template="My name is {secret}.", space="names", count=3, references=6, seed=4)
+    prompt = f"Text: hello {cs.planted[0].secret}\nClass: spam\n"
+    exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
+    ranks = {c.id: c.rank_lower for c in exact.canaries}
+    widths = []
+    for budget in (30, 3000):
+        bounded = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                   extraction=False))
+        assert "over whole tokens" in bounded.search
+        assert all(c.rank_lower <= ranks[c.id] <= c.rank_upper for c in bounded.canaries)
+        widths.append(sum(c.rank_upper - c.rank_lower for c in bounded.canaries if c.planted))
+    assert widths[1] < widths[0]  # a larger budget certifies more
+
+
 def test_a_name_used_twice_is_not_searched():
     cs = generate_canary_set(template="{name} and {name}.", space="name=names", count=1, references=2, seed=0)
     assert "used twice" in walk_for(MockModel().open_context("x\n"), cs)
