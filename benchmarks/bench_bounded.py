@@ -12,15 +12,28 @@ such a tokenizer is on this machine: the mock n-gram scorer, copying strongly, r
 as Llama 3 does), the seconds and token steps of the search over whole tokens to a certified rank 1 for a copied
 phone number and card number, beside the references' interval, which is all there was before.
 Prints Markdown for benchmarks/RESULTS.md.
+
+    python benchmarks/bench_bounded.py --fanout-against REV
+
+Only the wide fan-out table: a 12-digit number in a prompt that never saw it (the search spends its whole budget)
+under the mock scorer reading digits in groups of up to 2, 3 or 4 (110, 1,110 and 11,110 digit tokens after each
+node), each in a fresh process, with this tree and with the git revision REV (checked out in a temporary worktree):
+seconds, peak resident memory and whether the intervals are the same.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import math
 import os
 import platform
 import resource
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 
 def prompt_with(text: str) -> str:
@@ -105,5 +118,56 @@ def digit_groups() -> None:
                   f"({c.exposure_method}) | {ref.rank_lower:,} to {ref.rank_upper:,} |")
 
 
+FANOUT_PROMPT = "Customer notes.\nCall me at 159738914634 now\nThanks.\nCall me at "
+
+
+def fanout_case(digits: int) -> None:
+    """One wide fan-out search in this process; prints seconds, peak memory and the intervals as JSON."""
+    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+
+    cs = generate_canary_set(template="Call me at {secret} now", space="digits:12", count=2, references=20, seed=3)
+    r, s = timed(score_prompt, MockModel(digits=digits), FANOUT_PROMPT, cs, ScoringOptions(extraction=False))
+    print(json.dumps({"seconds": s, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "search": r.search, "intervals": [[c.rank_lower, c.rank_upper] for c in r.canaries]}))
+
+
+def fanout(rev: str) -> None:
+    """The wide fan-out table: this tree against revision `rev`, each case in a fresh process."""
+    root = Path(__file__).resolve().parent.parent
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(f"| digit tokens per node | {rev}: time (s) | peak memory (MB) | this tree: time (s) | peak memory (MB) "
+          "| search | same intervals |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(tmp) / "old"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(old), rev], check=True,
+                       capture_output=True)
+        try:
+            for digits in (2, 3, 4):
+                runs = [_case(tree, digits) for tree in (old, root)]
+                same = runs[0]["intervals"] == runs[1]["intervals"]
+                print(f"| {sum(10**k for k in range(1, digits + 1)):,} | {runs[0]['seconds']:.1f} | "
+                      f"{runs[0]['peak_mb']:.0f} | {runs[1]['seconds']:.1f} | {runs[1]['peak_mb']:.0f} | "
+                      f"{runs[1]['search']} | {'yes' if same else 'NO'} |")
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(old)], check=True)
+
+
+def _case(tree: Path, digits: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, __file__, "--case", str(digits)], env=env, capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fanout-against", metavar="REV", help="only the wide fan-out table, against git REV")
+    parser.add_argument("--case", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        fanout_case(args.case)
+    elif args.fanout_against:
+        fanout(args.fanout_against)
+    else:
+        main()

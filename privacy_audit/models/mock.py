@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Annotated
 
 import numpy as np
@@ -54,6 +54,37 @@ class Pieces:
         return len(text.rstrip("0123456789")) if self.digits > 1 else len(text)
 
 
+class NGram:
+    """log2 p(token | tokens so far) of an n-gram fitted to `tokens` (only the last order - 1 matter), add-alpha
+    smoothed over a vocabulary of `size`; `row` gives many next tokens at once (unseen ones share one value)."""
+
+    def __init__(self, tokens: Sequence[int], *, order: int, alpha: float, size: int) -> None:
+        self.keep, self.alpha, self.size = order - 1, alpha, size
+        self.follow: dict[tuple[int, ...], Counter[int]] = {}
+        for i, tok in enumerate(tokens):
+            self.follow.setdefault(tuple(tokens[max(0, i - self.keep) : i]), Counter())[tok] += 1
+        self.totals = {h: sum(c.values()) for h, c in self.follow.items()}
+
+    def _history(self, history: Sequence[int]) -> tuple[int, ...]:
+        return tuple(history[len(history) - self.keep :]) if self.keep else ()
+
+    def logp(self, history: Sequence[int], tok: int) -> float:
+        h = self._history(history)
+        seen = self.follow.get(h, {}).get(tok, 0)
+        return math.log2((seen + self.alpha) / (self.totals.get(h, 0) + self.alpha * self.size))
+
+    def row(self, history: Sequence[int], tokens: np.ndarray) -> np.ndarray:
+        """`logp(history, t)` for each t of `tokens`, the same numbers."""
+        h = self._history(history)
+        den = self.totals.get(h, 0) + self.alpha * self.size
+        out = np.full(len(tokens), math.log2(self.alpha / den))
+        follow = self.follow.get(h)
+        if follow:
+            for at in np.flatnonzero(np.isin(tokens, np.fromiter(follow, dtype=np.int64))):
+                out[at] = math.log2((follow[int(tokens[at])] + self.alpha) / den)
+        return out
+
+
 class MockModel(LanguageModel):
     """Token n-gram model (order `order`, add-`alpha` smoothing over its vocabulary: 256 byte values, and digit groups
     of up to `digits` when that is above 1).
@@ -87,23 +118,9 @@ class MockModel(LanguageModel):
         """One token per character (the code point), digit runs in groups of up to `digits`."""
         return [self.pieces.split(t) for t in texts]
 
-    def _fit(self, context: str) -> Callable[[Sequence[int], int], float]:
-        """log2 p(token | tokens so far) of the n-gram fitted to `context`'s tokens (only the last order - 1 matter)."""
-        history_counts: Counter[tuple[int, ...]] = Counter()
-        context_counts: Counter[tuple[int, ...]] = Counter()
-        tokens = self.pieces.split(context)[0]
-        for i, tok in enumerate(tokens):
-            h = tuple(tokens[max(0, i - self.order + 1) : i])
-            history_counts[h + (tok,)] += 1
-            context_counts[h] += 1
-        keep = self.order - 1
-        size = self.pieces.size
-
-        def logp(history: Sequence[int], tok: int) -> float:
-            h = tuple(history[len(history) - keep :]) if keep else ()
-            return math.log2((history_counts[h + (tok,)] + self.alpha) / (context_counts[h] + self.alpha * size))
-
-        return logp
+    def _fit(self, context: str) -> NGram:
+        """The n-gram fitted to `context`'s tokens."""
+        return NGram(self.pieces.split(context)[0], order=self.order, alpha=self.alpha, size=self.pieces.size)
 
     def _open_context(self, context: str) -> ContextBackend:
         self.history.append(("open_context", context))
@@ -130,12 +147,13 @@ class MockModel(LanguageModel):
         self, text: str, *, max_new_tokens: int, temperature: float, rng: np.random.Generator, stop: tuple[str, ...]
     ) -> Completion:
         """Tokens decoded from the n-gram fitted to `text` (greedy at temperature 0), and their log2-probability."""
-        logp = self._fit(text)
+        ngram = self._fit(text)
         history = self.pieces.split(text)[0][-self.order :]
+        vocabulary = np.arange(1, self.pieces.size)
         generated, total, count = "", 0.0, 0
         while count < max_new_tokens:
             count += 1
-            lp = np.array([logp(history, t) for t in range(1, self.pieces.size)])
+            lp = ngram.row(history, vocabulary)
             if temperature > 0:
                 p = np.exp2((lp - lp.max()) / temperature)
                 choice = int(rng.choice(len(p), p=p / p.sum()))
@@ -159,7 +177,8 @@ class _MockContext(ContextBackend):
         cut = model.pieces.stable(context)
         self.head = model.pieces.split(context[:cut])[0]
         self.tail = context[cut:]
-        self.logp = model._fit(context)
+        self.ngram = model._fit(context)
+        self.logp = self.ngram.logp
 
     def vocabulary(self) -> dict[int, str]:
         return {t: self.model.pieces.text(t) for t in range(self.model.pieces.size)}
@@ -194,7 +213,8 @@ class _MockContext(ContextBackend):
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         last = self.head[-self.model.order :]
-        rows = [[self.logp(last + list(p), t) for t in allowed] for p in paths]
+        tokens = np.asarray(allowed, dtype=np.int64)
+        rows = [self.ngram.row(last + list(p), tokens) for p in paths]
         return np.array(rows, dtype=np.float64).reshape(len(paths), len(allowed))
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:

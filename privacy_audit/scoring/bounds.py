@@ -21,6 +21,8 @@ from privacy_audit.errors import InputError
 TIE_TOLERANCE_BITS = 1e-4
 # Sums of whole counts are exact in floats below 2^53; beyond, they are rounded up by this relative margin.
 FLOAT_MARGIN = 1e-9
+# Dropped nodes are bounded this many at a time (memory: canaries x block x 8 bytes per temporary).
+DROP_BLOCK = 1 << 15
 
 
 def certified_ranks(
@@ -59,10 +61,14 @@ def certified_ranks(
 
 
 def dropped_bound(logprobs: np.ndarray, node_logprobs: np.ndarray, node_sizes: np.ndarray) -> np.ndarray:
-    """For each canary, how many secrets under the given (dropped) nodes can be at least as likely as it."""
+    """For each canary, how many secrets under the given (dropped) nodes can be at least as likely as it (the nodes
+    taken in blocks, so a drop of millions of nodes needs a few MB, not canaries x nodes x 8 bytes)."""
     lp = np.asarray(logprobs, dtype=np.float64)[:, None]
-    counts = np.minimum(node_sizes[None, :], np.floor(np.exp2(node_logprobs[None, :] - lp + TIE_TOLERANCE_BITS)))
-    return counts.sum(axis=1)
+    out = np.zeros(len(lp))
+    for at in range(0, len(node_logprobs), DROP_BLOCK):
+        within = np.floor(np.exp2(node_logprobs[None, at : at + DROP_BLOCK] - lp + TIE_TOLERANCE_BITS))
+        out += np.minimum(node_sizes[None, at : at + DROP_BLOCK], within).sum(axis=1)
+    return out
 
 
 def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:

@@ -28,6 +28,7 @@ from privacy_audit.canaries.canary import PLACEHOLDER
 from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace, WordSpace
 from privacy_audit.errors import ModelError
 from privacy_audit.models.context import Context
+from privacy_audit.scoring.walk import Children
 
 MAX_WORD_PROBES = 2_000
 # An automaton state: (item, trie node); a node's state is the set of those its text can be in.
@@ -83,6 +84,7 @@ class TokenLattice:
     by_first: dict[str, list[int]] = field(default_factory=dict)
     _next: dict[States, tuple[list[int], list[States]]] = field(default_factory=dict)
     _sizes: dict[State, float] = field(default_factory=dict)
+    _fanout: dict[States, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for tok, text in self.texts.items():
@@ -119,6 +121,8 @@ class TokenLattice:
                         toks.append(tok)
                         after.append(reached)
             self._next[states] = (toks, after)
+            self._fanout[states] = (np.array([len(self.texts[t]) for t in toks], dtype=np.int64),
+                                    np.array([sum(self._size(x) for x in s) for s in after], dtype=np.float64))
         return self._next[states]
 
     def _first_chars(self, i: int, n: int) -> Iterator[str]:
@@ -137,18 +141,22 @@ class TokenLattice:
     def next_tokens(self, key: States) -> Sequence[int]:
         return self._step(key)[0]
 
-    def children(self, node: Node, row: np.ndarray) -> Iterator[tuple[float, Node]]:
+    def children(self, node: Node, row: np.ndarray) -> Children:
         """Each readable token's child, with the log-prob it adds to the score (0 before the score starts); a child
-        that both ends the text and goes on is two nodes, the finished one and the rest."""
+        that both ends the text and goes on is built as two nodes, the finished one and the rest."""
         p, states, ids = node
+        toks, after = self._step(states)
+        lengths, sizes = self._fanout[states]
+        started = p + lengths > self.counted_from
         final = (len(self.items), 0)
-        for tok, reached, lp in zip(*self._step(states), row):
-            q = p + len(self.texts[tok])
-            step = float(lp) if q > self.counted_from else 0.0
+
+        def build(i: int) -> list[Node]:
+            q, tok, reached = p + int(lengths[i]), toks[i], after[i]
             if final in reached and len(reached) > 1:
-                yield step, (q, frozenset({final}), ids + (tok,))
-                reached = reached - {final}
-            yield step, (q, reached, ids + (tok,))
+                return [(q, frozenset({final}), ids + (tok,)), (q, reached - {final}, ids + (tok,))]
+            return [(q, reached, ids + (tok,))]
+
+        return Children(np.where(started, row, 0.0), sizes, started, build)
 
     def path(self, node: Node) -> list[int]:
         return [*self.prefix, *node[2]]

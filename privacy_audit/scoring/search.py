@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -27,36 +27,14 @@ from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
 from privacy_audit.models.context import Context, Search
 from privacy_audit.scoring.bounds import TIE_TOLERANCE_BITS, dropped_bound
 from privacy_audit.scoring.lattice import probe_secrets
+from privacy_audit.scoring.walk import Children, Walk
 
-# Open nodes kept at most (about 100 bytes each); beyond, the least likely half is dropped into the bounds.
+# Open nodes kept at most (an unbuilt child costs about 13 to 21 bytes, a built one more); beyond, the least likely
+# half is dropped into the bounds.
 MAX_FRONTIER = 1_000_000
 # A batch takes nodes within this many bits of the best open one: large batches where the model is unsure,
 # one path at a time where it is sure (a copied secret), so the budget is not spent on unlikely nodes.
 BATCH_GAP_BITS = 8.0
-
-
-class Walk(Protocol):
-    """What best-first search walks: nodes from `root()`, expanded by scoring `next_tokens(key(node))` after
-    `path(node)`; a complete node spells `secrets` (those whose canonical tokens are its path: usually one), a node's
-    completions spell at most `size(node)` secrets whose scores together are bounded by `bound(node, score)`."""
-
-    def root(self) -> Any: ...
-
-    def key(self, node: Any) -> Hashable: ...
-
-    def next_tokens(self, key: Any) -> Sequence[int]: ...
-
-    def children(self, node: Any, row: np.ndarray) -> Iterable[tuple[float, Any]]: ...
-
-    def path(self, node: Any) -> list[int]: ...
-
-    def complete(self, node: Any) -> bool: ...
-
-    def secrets(self, node: Any) -> list[str]: ...
-
-    def size(self, node: Any) -> float: ...
-
-    def bound(self, node: Any, score: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -81,8 +59,10 @@ class Alignment:
     def next_tokens(self, key: int) -> Sequence[int]:
         return self.steps[key]
 
-    def children(self, node: tuple[int, ...], row: np.ndarray) -> Iterable[tuple[float, tuple[int, ...]]]:
-        return ((float(lp), node + (choice,)) for choice, lp in enumerate(row))
+    def children(self, node: tuple[int, ...], row: np.ndarray) -> Children:
+        size = self.size(node + (0,))
+        return Children(np.asarray(row, dtype=np.float64), np.full(len(row), size), np.ones(len(row), dtype=bool),
+                        lambda choice: [node + (choice,)])
 
     def path(self, node: Sequence[int]) -> list[int]:
         """Token ids after the context for a partial candidate: the prefix, then the token of each step taken."""
@@ -227,21 +207,39 @@ def _layout(
     )
 
 
-def _expand(
-    search: Search, walk: Walk, pending: list[tuple[float, Any]], heap: list[tuple[float, int, Any]], counter: int,
-) -> int:
+class _Open:
+    """The unbuilt children of one expanded node, most likely first (`order`), from `at` on: one heap entry for all."""
+
+    __slots__ = ("score", "children", "order", "at")
+
+    def __init__(self, score: float, children: Children) -> None:
+        self.score, self.children, self.at = score, children, 0
+        self.order = np.argsort(-children.steps, kind="stable").astype(np.int32)
+
+    def next_score(self) -> float:
+        return self.score + float(self.children.steps[self.order[self.at]])
+
+    def __len__(self) -> int:
+        return len(self.order) - self.at
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """The bounding log-prob and size of each unbuilt child."""
+        rest, c = self.order[self.at :], self.children
+        return np.where(c.started[rest], self.score + c.steps[rest], np.inf), c.sizes[rest].astype(np.float64)
+
+
+def _expand(search: Search, walk: Walk, pending: list[tuple[float, Any]], state: _State) -> None:
     """Score the next tokens of every pending node in one model call per group (nodes sharing their next tokens);
-    push the children."""
+    each node's children go on the heap as one entry."""
     groups: dict[Hashable, list[tuple[float, Any]]] = {}
     for score, node in pending:
         groups.setdefault(walk.key(node), []).append((score, node))
     for key, group in groups.items():
         lp = search([walk.path(node) for _, node in group], list(walk.next_tokens(key)))
         for (score, node), row in zip(group, lp):
-            for step, child in walk.children(node, row):
-                counter += 1
-                heapq.heappush(heap, (-(score + step), counter, child))
-    return counter
+            children = walk.children(node, row)
+            if len(children.steps):
+                state.push_open(_Open(score, children))
 
 
 def best_first(
@@ -254,7 +252,7 @@ def best_first(
     Stops when the next secret would score below `stop_below` (minus a 1e-4-bit tie tolerance),
     after `max_results` secrets, or when `max_token_steps` model steps are spent (then
     `exhausted_budget` is True and the enumeration is a correct but incomplete prefix). The open
-    frontier is capped at `max_frontier` nodes: the least likely half is dropped when it grows past
+    frontier is capped at `max_frontier` open nodes (built or not): the least likely half is dropped when it grows past
     that, and their mass is added, for each log-prob of `bound_for`, to `dropped`.
     """
     if stop_below is None and max_results is None:
@@ -270,8 +268,8 @@ def best_first(
                 state.push(score, node)
             return state.result(exhausted=True)
         state.steps += len(pending)
-        state.counter = _expand(search, walk, pending, state.heap, state.counter)
-        if len(state.heap) > max_frontier:
+        _expand(search, walk, pending, state)
+        if state.open > max_frontier:
             state.drop(max_frontier // 2)
         if progress is not None:
             progress(state.steps, max_token_steps)
@@ -279,11 +277,13 @@ def best_first(
 
 
 class _State:
-    """The search's heap of open nodes, the secrets it completed, and the mass of nodes it dropped."""
+    """The search's heap of open nodes (built ones, and each expanded node's unbuilt children as one `_Open` entry),
+    how many nodes are open in all, the secrets it completed, and the mass of nodes it dropped."""
 
     def __init__(self, walk: Walk, bound_for: np.ndarray) -> None:
         self.walk = walk
         self.heap: list[tuple[float, int, Any]] = [(-0.0, 0, walk.root())]
+        self.open = 1
         self.counter = 0
         self.steps = 0
         self.secrets: list[str] = []
@@ -293,7 +293,24 @@ class _State:
 
     def push(self, score: float, node: Any) -> None:
         self.counter += 1
+        self.open += 1
         heapq.heappush(self.heap, (-score, self.counter, node))
+
+    def push_open(self, entry: _Open) -> None:
+        self.counter += 1
+        self.open += len(entry)
+        heapq.heappush(self.heap, (-entry.next_score(), self.counter, entry))
+
+    def _build(self, entry: _Open) -> None:
+        """Build the most likely unbuilt child of `entry` (just popped) and put the rest back."""
+        i = int(entry.order[entry.at])
+        score = entry.score + float(entry.children.steps[i])
+        self.open -= len(entry)
+        entry.at += 1
+        if len(entry):
+            self.push_open(entry)
+        for child in entry.children.build(i):
+            self.push(score, child)
 
     def pop(self, batch: int, threshold: float, max_results: int | None) -> tuple[list[tuple[float, Any]], bool]:
         """Up to `batch` open nodes to expand, completing whole secrets on the way (done at `max_results` found);
@@ -304,10 +321,15 @@ class _State:
             neg, _, node = self.heap[0]
             if -neg < threshold or (pending and -neg < best - BATCH_GAP_BITS):
                 break
+            if isinstance(node, _Open):
+                heapq.heappop(self.heap)
+                self._build(node)
+                continue
             if self.walk.complete(node):
                 if pending:
                     break
                 heapq.heappop(self.heap)
+                self.open -= 1
                 for secret in self.walk.secrets(node):
                     self.secrets.append(secret)
                     self.logprobs.append(-neg)
@@ -315,18 +337,27 @@ class _State:
                     return pending, True
                 continue
             heapq.heappop(self.heap)
+            self.open -= 1
             pending.append((-neg, node))
         return pending, False
 
     def _bounds(self, entries: Sequence[tuple[float, int, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """Each entry's bounding log-prob and size."""
-        logprobs = np.array([self.walk.bound(e[2], -e[0]) for e in entries], dtype=np.float64)
-        return logprobs, np.array([self.walk.size(e[2]) for e in entries], dtype=np.float64)
+        """The bounding log-prob and size of every open node of the entries (an `_Open` entry's unbuilt children
+        each count)."""
+        built = [e for e in entries if not isinstance(e[2], _Open)]
+        parts = [(np.array([self.walk.bound(e[2], -e[0]) for e in built], dtype=np.float64),
+                  np.array([self.walk.size(e[2]) for e in built], dtype=np.float64))]
+        parts += [e[2].bounds() for e in entries if isinstance(e[2], _Open)]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def drop(self, keep: int) -> None:
-        """Keep the `keep` most likely open nodes; the rest's mass goes to `dropped` (the bounds stay valid)."""
+        """Keep the most likely heap entries holding up to `keep` open nodes; the rest's mass goes to `dropped` (the
+        bounds stay valid)."""
         self.heap.sort()
-        gone, self.heap = self.heap[keep:], self.heap[:keep]
+        held = np.cumsum([len(e[2]) if isinstance(e[2], _Open) else 1 for e in self.heap])
+        cut = max(1, int(np.searchsorted(held, keep, side="right")))
+        gone, self.heap = self.heap[cut:], self.heap[:cut]
+        self.open = int(held[cut - 1])
         heapq.heapify(self.heap)
         if len(self.bound_for):
             self.dropped += dropped_bound(self.bound_for, *self._bounds(gone))

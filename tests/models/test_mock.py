@@ -29,6 +29,22 @@ def test_probabilities_are_normalised():
     assert np.isclose(np.exp2(scored.totals()).sum(), 1.0)
 
 
+@pytest.mark.parametrize("digits", [1, 2, 4])
+def test_next_token_rows_are_the_scored_numbers(digits):
+    """The search's next-token rows (unseen tokens filled at once) equal scoring each token as a continuation."""
+    model = MockModel(digits=digits, order=3)
+    text = "Call 0123 45 6789 call 0123 99.\nCall 01"
+    context = model.open_context(text)
+    vocabulary = context.vocabulary()
+    rng = np.random.default_rng(1)
+    allowed = [int(t) for t in rng.permutation(sorted(vocabulary))[:300]] + model.tokenize(["23"])[0][0]
+    for path in ([], model.tokenize(["23 "])[0][0], [ord("x")]):
+        row = context.search([path], allowed)[0]
+        one_by_one = context.backend.score_tokens([path + [t] for t in allowed], [[0] * (len(path) + 1)] * len(allowed))
+        ends = np.cumsum([len(path) + 1] * len(allowed)) - 1
+        assert np.array_equal(row, one_by_one.logprobs[ends])
+
+
 def test_load_model_specs():
     assert isinstance(load_model("mock"), MockModel)
     with pytest.raises(InputError, match="not found"):

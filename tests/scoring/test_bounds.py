@@ -217,3 +217,16 @@ def test_bounded_intervals_contain_the_exact_rank_on_a_10_5_space(families):
             held = [c.rank_lower <= exact[c.id] <= c.rank_upper for c in scored]
             assert all(h for h, c in zip(held, scored) if c.exposure_method == "certified"), mode
             assert sum(held) >= 0.9 * len(held), mode  # sampled intervals hold at 95% each
+
+
+def test_dropped_nodes_are_bounded_block_by_block_as_all_at_once(monkeypatch):
+    """Taking the dropped nodes in blocks (to bound memory) gives the counts of the whole matrix."""
+    from privacy_audit.scoring import bounds
+
+    rng = np.random.default_rng(5)
+    canaries = rng.uniform(-40, -5, size=7)
+    nodes, sizes = rng.uniform(-45, 0, size=1001), rng.integers(1, 10**6, size=1001).astype(float)
+    within = np.floor(np.exp2(nodes[None, :] - canaries[:, None] + bounds.TIE_TOLERANCE_BITS))
+    whole = np.minimum(sizes[None, :], within)
+    monkeypatch.setattr(bounds, "DROP_BLOCK", 64)
+    assert np.array_equal(bounds.dropped_bound(canaries, nodes, sizes), whole.sum(axis=1))
