@@ -178,7 +178,6 @@ class _MockContext(ContextBackend):
         self.head = model.pieces.split(context[:cut])[0]
         self.tail = context[cut:]
         self.ngram = model._fit(context)
-        self.logp = self.ngram.logp
 
     def vocabulary(self) -> dict[int, str]:
         return {t: self.model.pieces.text(t) for t in range(self.model.pieces.size)}
@@ -199,14 +198,14 @@ class _MockContext(ContextBackend):
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
         last = self.head[-self.model.order :]
-        lps = [self.logp(last + row[:j], t) for row in ids for j, t in enumerate(row)]
+        lps = [self.ngram.logp(last + row[:j], t) for row in ids for j, t in enumerate(row)]
         offsets = np.concatenate([[0], np.cumsum([len(row) for row in ids])]).astype(np.int64)
         return ScoredContinuations(
             np.array(lps, dtype=np.float64), np.array([e for row in ends for e in row], dtype=np.int64), offsets
         )
 
     def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
-        lps = [self.logp(ids[:j], ids[j]) for j in range(start, len(ids))]
+        lps = [self.ngram.logp(ids[:j], ids[j]) for j in range(start, len(ids))]
         return ScoredContinuations(
             np.array(lps), np.array(ends[start:], dtype=np.int64), np.array([0, len(lps)], dtype=np.int64)
         )

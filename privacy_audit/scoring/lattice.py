@@ -36,6 +36,8 @@ State = tuple[int, int]
 States = frozenset[State]
 # A search node: characters spelt after the root, the automaton's states there, the tokens.
 Node = tuple[int, States, tuple[int, ...]]
+# What is readable from a set of states: the tokens, the states after each, their lengths and sizes.
+Step = tuple[list[int], list[States], np.ndarray, np.ndarray]
 
 
 class WordTrie:
@@ -82,9 +84,8 @@ class TokenLattice:
     texts: dict[int, str]
     canonical: Callable[[str], list[int]]
     by_first: dict[str, list[int]] = field(default_factory=dict)
-    _next: dict[States, tuple[list[int], list[States]]] = field(default_factory=dict)
+    _next: dict[States, Step] = field(default_factory=dict)
     _sizes: dict[State, float] = field(default_factory=dict)
-    _fanout: dict[States, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for tok, text in self.texts.items():
@@ -109,8 +110,9 @@ class TokenLattice:
                 break
         return states
 
-    def _step(self, states: States) -> tuple[list[int], list[States]]:
-        """The tokens readable from `states`, and the states after each (computed once per set of states)."""
+    def _step(self, states: States) -> Step:
+        """The tokens readable from `states`, the states after each, each token's length in characters and how many
+        secrets complete after it (computed once per set of states)."""
         if states not in self._next:
             firsts = {c for i, n in states if i < len(self.items) for c in self._first_chars(i, n)}
             toks, after = [], []
@@ -120,9 +122,9 @@ class TokenLattice:
                     if reached:
                         toks.append(tok)
                         after.append(reached)
-            self._next[states] = (toks, after)
-            self._fanout[states] = (np.array([len(self.texts[t]) for t in toks], dtype=np.int64),
-                                    np.array([sum(self._size(x) for x in s) for s in after], dtype=np.float64))
+            lengths = np.array([len(self.texts[t]) for t in toks], dtype=np.int64)
+            sizes = np.array([sum(self._size(x) for x in s) for s in after], dtype=np.float64)
+            self._next[states] = (toks, after, lengths, sizes)
         return self._next[states]
 
     def _first_chars(self, i: int, n: int) -> Iterator[str]:
@@ -145,8 +147,7 @@ class TokenLattice:
         """Each readable token's child, with the log-prob it adds to the score (0 before the score starts); a child
         that both ends the text and goes on is built as two nodes, the finished one and the rest."""
         p, states, ids = node
-        toks, after = self._step(states)
-        lengths, sizes = self._fanout[states]
+        toks, after, lengths, sizes = self._step(states)
         started = p + lengths > self.counted_from
         final = (len(self.items), 0)
 

@@ -303,8 +303,7 @@ class _State:
 
     def _build(self, entry: _Open) -> None:
         """Build the most likely unbuilt child of `entry` (just popped) and put the rest back."""
-        i = int(entry.order[entry.at])
-        score = entry.score + float(entry.children.steps[i])
+        i, score = int(entry.order[entry.at]), entry.next_score()
         self.open -= len(entry)
         entry.at += 1
         if len(entry):
