@@ -48,7 +48,8 @@ def timed(fn, *args, **kwargs):
 
 def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from privacy_audit import ScoringOptions, generate_canary_set, load_model, load_preset, score_prompt
+    from privacy_audit import ScoringOptions, generate_canary_set, load_model, score_prompt
+    from privacy_audit.canaries.presets import load_preset
 
     lm, load_s = timed(lambda: load_model("embedded"))
     print(
@@ -100,7 +101,8 @@ def main() -> None:
 def digit_groups() -> None:
     """A copied phone or card number under digit-group tokenizers: the search over whole tokens against the
     references' interval."""
-    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, load_preset, score_prompt
+    from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+    from privacy_audit.canaries.presets import load_preset
 
     print("\nDigit-group tokenizers (mock n-gram scorer, order 8, alpha 0.001; 20 references):\n")
     print("| tokenizer | preset | time (s) | search | copied canary: certified | references only |")

@@ -26,7 +26,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from privacy_audit import load_model, run_pipeline
+    from privacy_audit import load_model
+    from privacy_audit.pipelines import run_pipeline
     from privacy_audit._io import read_records
     from privacy_audit.chain import to_records
 

@@ -39,7 +39,9 @@ def main() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from privacy_audit import Record, generate_canary_set, load_model, plant_records, run_pipeline
+    from privacy_audit import generate_canary_set, load_model
+    from privacy_audit.pipelines import Record, run_pipeline
+    from privacy_audit.canaries import plant_records
     from privacy_audit._io import read_records
     from privacy_audit.models.hf import TransformersModel
 

@@ -26,7 +26,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="examples the examples pipeline writes (n)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from privacy_audit import load_model, run_pipeline
+    from privacy_audit import load_model
+    from privacy_audit.pipelines import run_pipeline
     from privacy_audit._io import read_records
     from privacy_audit.chain import to_records
     from tests.served import ALIAS, llama_server

@@ -18,7 +18,8 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from privacy_audit import generate_canary_set, plant_records
+    from privacy_audit import generate_canary_set
+    from privacy_audit.canaries import plant_records
     from privacy_audit._io import read_records
     from privacy_audit.models import load_model
     from privacy_audit.models.trie import Trie, log2_probs

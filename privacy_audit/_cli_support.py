@@ -11,16 +11,20 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import click
+from pydantic import JsonValue
 
 from privacy_audit._io import tracking_reads
 from privacy_audit._progress import watching
 from privacy_audit.errors import PrivacyAuditError, Terminated
 from privacy_audit.gate import Thresholds, load_thresholds
 from privacy_audit.reports.text import clean
+
+if TYPE_CHECKING:
+    from privacy_audit.models import ModelSpec
 
 # Seeds are numpy SeedSequence entropy: whole numbers from 0 up.
 SEED = click.IntRange(min=0, max=2**128)
@@ -136,15 +140,16 @@ def progress(label: str, unit: str = "cand") -> Callable[[int, int], None] | Non
         return None
     from tqdm import tqdm
 
-    bar: dict[str, Any] = {}
+    bar: tqdm | None = None
 
     def update(done: int, total: int) -> None:
-        if "bar" not in bar:
-            bar["bar"] = tqdm(total=total, desc=label, unit=unit, leave=False, file=sys.stderr)
-        bar["bar"].update(done - bar["bar"].n)
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=label, unit=unit, leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
         if done >= total:
-            bar["bar"].close()
-            bar.clear()
+            bar.close()
+            bar = None
 
     return update
 
@@ -163,9 +168,16 @@ def model_option(fn: Callable[..., Any]) -> Callable[..., Any]:
                              "or openai:<model> (see 'privacy-audit models').")(fn)
 
 
-def parse_options(pairs: tuple[str, ...], flag: str = "-o/--option") -> dict[str, Any]:
+def model_spec(model: str, pairs: tuple[str, ...], extra: Mapping[str, object] | None = None) -> ModelSpec:
+    """--model and its -m KEY=VALUE options (and options other flags set), validated once by the backend's schema."""
+    from privacy_audit.models import ModelSpec
+
+    return ModelSpec.parse(model, {**parse_options(pairs, "-m/--model-option"), **(extra or {})})
+
+
+def parse_options(pairs: tuple[str, ...], flag: str = "-o/--option") -> dict[str, JsonValue]:
     """KEY=VALUE pairs; a VALUE that parses as JSON (numbers, true, lists) is taken as such."""
-    out: dict[str, Any] = {}
+    out: dict[str, JsonValue] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
@@ -202,5 +214,5 @@ def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def thresholds(gate_config: str | None, flags: dict[str, Any]) -> Thresholds:
+def thresholds(gate_config: str | None, flags: Mapping[str, object]) -> Thresholds:
     return load_thresholds(gate_config).merged(**flags)

@@ -7,11 +7,14 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+from pydantic import JsonValue
 
 from privacy_audit.errors import InputError
 
@@ -98,14 +101,20 @@ def make_folder(path: str | os.PathLike[str], *, what: str = "output folder") ->
 
 
 def guard_outputs(
-    inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None]
+    inputs: Iterable[str | os.PathLike[str] | None], outputs: Iterable[str | os.PathLike[str] | None], *,
+    creates: Iterable[str | os.PathLike[str]] = (),
 ) -> None:
     """Before any work: refuse a command whose output would replace one of its inputs (the same file by any
-    path or link), lies in a folder that does not exist, or is an existing special file (a device, a pipe)
-    or folder."""
+    path or link), lies in a folder that does not exist (unless it is one of the folders the command `creates`
+    when it writes, whose nearest existing ancestor must be a folder), or is an existing special file (a device,
+    a pipe) or folder."""
     ins = [Path(p) for p in inputs if p is not None]
+    made = {Path(f) for f in creates}
     for out in (Path(o) for o in outputs if o is not None):
         folder = out.parent if str(out.parent) else Path(".")
+        if folder in made and not folder.exists():
+            _can_make(folder)
+            continue
         if not folder.is_dir():
             raise InputError(
                 f"cannot write {out}: {folder} {'is not a folder' if folder.exists() else 'does not exist'}"
@@ -131,6 +140,15 @@ def guard_outputs(
                 raise InputError(
                     f"output {out} is the input {src}; write the output somewhere else (inputs are never modified)"
                 )
+
+
+def _can_make(folder: Path) -> None:
+    """A folder can be made here: its nearest existing ancestor is a folder."""
+    for above in folder.parents:
+        if above.exists():
+            if not above.is_dir():
+                raise InputError(f"cannot make the folder {folder}: {above} is not a folder")
+            return
 
 
 @contextmanager
@@ -242,6 +260,19 @@ def write_json(
     return atomic_write(path, text, private=private, replaces_input=replaces_input, staged=staged)
 
 
+def parse_toml(text: str, *, what: str) -> dict[str, object]:
+    """TOML text as a table; an InputError naming `what` when it is not valid TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{what} is not valid TOML ({exc})") from None
+
+
+def read_toml(path: str | os.PathLike[str], *, what: str) -> dict[str, object]:
+    """A UTF-8 TOML file as a table, with one-line errors (`read_text`, `parse_toml`)."""
+    return parse_toml(read_text(path, what=what), what=f"{what} {path}")
+
+
 def read_text(path: str | os.PathLike[str], *, what: str = "file") -> str:
     """Read a UTF-8 text file with one-line errors for the usual problems."""
     p = Path(path)
@@ -273,7 +304,7 @@ def parse_json(text: str, *, where: str) -> Any:
         raise InputError(f"{where} cannot be read: {str(exc).splitlines()[0]}") from None
 
 
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, JsonValue]]]:
     """Yield (line number, record) for each non-blank line; every record must be a JSON object."""
     text = read_text(path, what="data file")
     # JSON Lines ends lines at "\n" only: U+2028 and other Unicode line breaks are valid inside a record.
@@ -293,9 +324,9 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
         yield number, record
 
 
-def read_records(path: str | os.PathLike[str], field: str) -> list[dict[str, Any]]:
+def read_records(path: str | os.PathLike[str], field: str) -> list[dict[str, JsonValue]]:
     """All records of a JSONL file; each must have a string `field`; an empty file is an error."""
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, JsonValue]] = []
     for number, record in iter_jsonl(path):
         if field not in record:
             known = ", ".join(sorted(record)) or "none"
@@ -308,6 +339,6 @@ def read_records(path: str | os.PathLike[str], field: str) -> list[dict[str, Any
     return records
 
 
-def dump_jsonl(records: list[dict[str, Any]]) -> str:
+def dump_jsonl(records: Sequence[Mapping[str, JsonValue]]) -> str:
     """JSONL text for records, one compact object per line."""
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)

@@ -20,7 +20,7 @@ from privacy_audit.canaries import (
 )
 from privacy_audit.canaries.echo import ECHO_SPACE, echo_template
 from privacy_audit.canaries.checks import design_checks
-from privacy_audit.canaries.plant import Position, detect_format, planting_path, read_table
+from privacy_audit.canaries.planting import Position, detect_format, planting_path, read_table
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate

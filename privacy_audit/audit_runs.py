@@ -5,23 +5,22 @@ so that gate, report, compare and canaries start without loading the scoring sta
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from privacy_audit._io import (
     all_or_nothing, atomic_write, dump_jsonl, guard_outputs, make_folder, read_json, read_records, read_text,
     write_json,
 )
 from privacy_audit.canaries import CanarySet, generate_canary_set, load_canary_set, save_canary_set
-from privacy_audit.chain import ChainResult, PlantOptions, TeachOptions, build_report, membership_split, run_chain
-from privacy_audit.chain import teach_records, to_records
+from privacy_audit._registry import Configured
+from privacy_audit.chain import ChainResult, build_report, membership_split, run_chain
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
 from privacy_audit.gate import apply_gate
-from privacy_audit.models import LanguageModel, check_model_options, load_model
-from privacy_audit.pipelines import Record, TeachingOutput, describe, student_accuracy, teaching_path
+from privacy_audit.models import LanguageModel, ModelSpec
+from privacy_audit.pipelines import Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records
 from privacy_audit.reports import (
     AuditReport, GateOutcome, holds_secrets, render_comparison, render_markdown, save_report,
 )
@@ -43,25 +42,27 @@ def load_training_records(
 
 
 def teach(
-    pipeline: str, *, data: str | os.PathLike[str] | None, field: str = "text", label_field: str | None = None,
-    out: str | os.PathLike[str], model: LanguageModel | str | None = "embedded",
-    model_options: Mapping[str, Any] | None = None, seed: int = 0, options: Mapping[str, Any] | None = None,
+    pipeline: Configured, *, data: str | os.PathLike[str] | None, field: str = "text", label_field: str | None = None,
+    out: str | os.PathLike[str], model: LanguageModel | ModelSpec | None = None, seed: int = 0,
     eval_data: str | os.PathLike[str] | None = None, use_cache: bool = True,
     say: Callable[[str], None] = lambda _msg: None,
 ) -> TeachingOutput:
-    """Run a pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
+    """Run a configured pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
 
-    A teaching output is cached under the cache folder (see `chain.teach_records`); a rerun reuses it
+    A teaching output is cached under the cache folder (see `pipelines.teach_records`); a rerun reuses it
     unless `use_cache` is False (then the pipeline runs again and refreshes the cache). With `eval_data`
-    (labelled held-out records) the output also carries the student's accuracy, on the prompt's labels.
+    (labelled held-out records) the output also carries the student's accuracy, on the prompt's labels. A model's
+    options given to a pipeline that runs no model are an error, not silently dropped.
     """
-    spec = describe(pipeline)
-    if isinstance(model, str) and ("model" in spec.needs or eval_data is not None):
-        check_model_options(model, model_options or {})
-    if data is None and "data" in spec.needs:
-        raise InputError(f"pipeline {pipeline!r} needs private data (--data)")
-    options = dict(options or {})
-    guard_outputs([data, eval_data, *spec.cache_files(options)], [out, teaching_path(out)])
+    needs, name = pipeline.component.needs, pipeline.name
+    uses_model = "model" in needs or eval_data is not None
+    if not uses_model and isinstance(model, ModelSpec) and model.options.given:
+        unused = ", ".join(sorted(model.options.given))
+        raise InputError(f"pipeline {name!r} runs no model, so the model option {unused} would not be used; drop it "
+                         "(or give --eval-data to score the student)")
+    if data is None and "data" in needs:
+        raise InputError(f"pipeline {name!r} needs private data (--data)")
+    guard_outputs([data, eval_data, *pipeline.component.cache_files(pipeline.given)], [out, teaching_path(out)])
     records = load_training_records(data, field=field, label_field=label_field) if data is not None else []
     evals = (
         load_training_records(eval_data, field=field, label_field=label_field or "label")
@@ -69,13 +70,12 @@ def teach(
         else None
     )
     lm: LanguageModel | None = None
-    if "model" in spec.needs or evals is not None:
-        lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
-        if lm is None:
-            raise InputError("--eval-data needs a model to play the student (--model)")
-    output = teach_records(
-        TeachOptions(pipeline, options, seed=seed, cache="use" if use_cache else "refresh"), records, lm, say=say
-    )
+    if uses_model:
+        if model is None:
+            raise InputError(f"pipeline {name!r} needs a model (--model)" if "model" in needs
+                             else "--eval-data needs a model to play the student (--model)")
+        lm = model.load() if isinstance(model, ModelSpec) else model
+    output = teach_records(pipeline, records, lm, seed=seed, cache="use" if use_cache else "refresh", say=say)
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=output.labels)})
     with all_or_nothing():
@@ -97,18 +97,15 @@ def read_teaching(prompt_path: str | os.PathLike[str]) -> TeachingOutput:
 
 def score(
     *, prompt: str | os.PathLike[str], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
-    model: LanguageModel | str = "embedded", model_options: Mapping[str, Any] | None = None,
-    scoring: ScoringOptions = DEFAULT_SCORING, data: str | os.PathLike[str] | None = None,
-    held_out: str | os.PathLike[str] | None = None, field: str = "text", label_field: str | None = None,
-    progress: Progress | None = None,
+    model: LanguageModel | ModelSpec, scoring: ScoringOptions = DEFAULT_SCORING,
+    data: str | os.PathLike[str] | None = None, held_out: str | os.PathLike[str] | None = None, field: str = "text",
+    label_field: str | None = None, progress: Progress | None = None,
 ) -> AuditReport:
     """Score a prompt file against a canary-set file; write the report JSON to `out`.
 
     With `data` (the planted data the pipeline ran on) the report adds reconstruction likelihood: the
     records the teacher saw against the records it did not (or those of `held_out`).
     """
-    if isinstance(model, str):
-        check_model_options(model, model_options or {})
     guard_outputs([prompt, canaries, data, held_out, teaching_path(prompt)], [out])
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
@@ -121,7 +118,7 @@ def score(
         members, non_members = membership_split(teaching, records, others)
     elif held_out is not None:
         raise InputError("--held-out needs --data (the planted data the pipeline ran on)")
-    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
+    lm = model.load() if isinstance(model, ModelSpec) else model
     report = build_report(
         teaching, canary_set, lm, scoring, members=members, non_members=non_members, progress=progress
     )
@@ -145,23 +142,22 @@ def prompt_files(prompts: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def score_prompts(
     *, prompts: Sequence[str | os.PathLike[str]], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
-    model: LanguageModel | str = "embedded", model_options: Mapping[str, Any] | None = None,
-    scoring: ScoringOptions = DEFAULT_SCORING, progress: Progress | None = None,
+    model: LanguageModel | ModelSpec, scoring: ScoringOptions = DEFAULT_SCORING, progress: Progress | None = None,
 ) -> list[tuple[Path, AuditReport]]:
     """Score several prompt files (or folders of them) against one canary set with one model loaded once: one
-    report per prompt, `<out>/<prompt name>.json`, and `<out>/summary.md` side by side, all written at the end."""
+    report per prompt, `<out>/<prompt name>.json`, and `<out>/summary.md` side by side, all written at the end
+    (the output folder is made then too, so a scorer refused on the way leaves nothing behind)."""
     files = prompt_files(prompts)
-    if isinstance(model, str):
-        check_model_options(model, model_options or {})
     canary_set = load_canary_set(canaries)
     check_mode(canary_set, scoring)
     teachings = [read_teaching(f) for f in files]
-    folder = make_folder(out, what="output folder")
+    folder = Path(out)
     targets = [folder / f"{f.stem}.json" for f in files]
     inputs = [canaries, *files, *(teaching_path(f) for f in files), *canary_set.secret_space.files]
-    guard_outputs(inputs, [*targets, folder / "summary.md"])
-    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
+    guard_outputs(inputs, [*targets, folder / "summary.md"], creates=[folder])
+    lm = model.load() if isinstance(model, ModelSpec) else model
     reports = [build_report(t, canary_set, lm, scoring, progress=progress) for t in teachings]
+    make_folder(folder, what="output folder")
     with all_or_nothing():
         for target, report in zip(targets, reports):
             save_report(report, target)
@@ -248,25 +244,27 @@ def run_audits(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None
         if d.eval_path
         else None
     )
-    out = make_folder(cfg.out, what="output folder")
-    folders = [make_folder(f, what="output folder") for f in run_folders(out, cfg)]
+    out = Path(cfg.out)
+    folders = run_folders(out, cfg)
     summary = [out / "summary.md"] if cfg.pipelines is not None else []
-    guard_outputs(cfg.input_files(), [f / name for f in folders for name in RUN_OUTPUTS] + summary)
+    guard_outputs(cfg.input_files(), [f / name for f in folders for name in RUN_OUTPUTS] + summary,
+                  creates=[out, *folders])
     teacher, scorer = cfg.load_models()
+    thresholds = cfg.thresholds()
     done = []
     for pipeline in cfg.teaching_pipelines:
         say(f"planting {len(canary_set.planted)} canaries into {len(rows)} records, teaching with '{pipeline.name}' "
             f"({teacher.name}), scoring with {scorer.name} ...")
         result = run_chain(
-            rows, canary_set, teacher=teacher, scorer=scorer,
-            plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=c.seed,
-                               shards=d.shards, fraction=d.fraction),
-            teach=TeachOptions(pipeline.name, pipeline.options, seed=pipeline.seed, cache="use"),
-            scoring=cfg.scoring.options(), evals=evals, membership=cfg.scoring.membership, say=say,
+            rows, canary_set, teacher=teacher, scorer=scorer, plant_options=d.plant_options(c.seed),
+            teach_options=pipeline.teach_options(cache="use"), scoring=cfg.scoring.options(), evals=evals,
+            membership=cfg.scoring.membership, say=say,
         )
-        outcome = apply_gate(result.report, cfg.gate) if cfg.gate is not None else None
+        outcome = apply_gate(result.report, thresholds) if thresholds is not None else None
         done.append((result, result.report if outcome is None else result.report.model_copy(update={"gate": outcome})))
     runs = RunResults(tuple(RunResult(r, r.gate, f) for f, (_, r) in zip(folders, done)), out)
+    for folder in [out, *folders]:
+        make_folder(folder, what="output folder")
     with all_or_nothing():
         for folder, (result, report) in zip(folders, done):
             _write_run(folder, canary_set, result, report)
@@ -279,9 +277,9 @@ def _write_run(folder: Path, canary_set: CanarySet, result: ChainResult, report:
     """One pipeline's outputs."""
     private = holds_secrets(report)
     save_canary_set(canary_set, folder / "canaries.json")
-    atomic_write(folder / "planted.jsonl", dump_jsonl(result.planted), private=True)
+    atomic_write(folder / "planted.jsonl", dump_jsonl(result.planted.rows), private=True)
     atomic_write(folder / "prompt.txt", result.teaching.prompt, private=True)
-    write_json(teaching_path(folder / "prompt.txt"), result.teaching.model_dump(mode="json"), private=True)
+    write_json(teaching_path(folder / "prompt.txt"), result.teaching.output.model_dump(mode="json"), private=True)
     save_report(report, folder / "report.json")
     atomic_write(folder / "report.md", render_markdown(report), private=private)
     atomic_write(folder / "report.html", render_html(report), private=private)

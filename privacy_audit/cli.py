@@ -14,13 +14,13 @@ import click
 
 from privacy_audit import audit
 from privacy_audit._cli_support import (
-    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, parse_options, progress, say, threshold_options,
-    thresholds,
+    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, model_spec, parse_options, progress, say,
+    threshold_options, thresholds,
 )
 from privacy_audit.config import load_config
 from privacy_audit.models import list_backends
 from privacy_audit.canaries import load_canary_set
-from privacy_audit.canaries.plant import FORMATS, POSITIONS
+from privacy_audit.canaries.planting import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
 from privacy_audit.pipelines import pipeline_names
 from privacy_audit.reports import render_markdown
@@ -48,10 +48,8 @@ def demo(out_dir: str, model: str, model_options: tuple[str, ...], seed: int) ->
     """Plant canaries in SMS messages, teach with raw and instructions pipelines, score, and compare."""
     from privacy_audit.demo import run_demo
 
-    result = run_demo(
-        out_dir, model=model, model_options=parse_options(model_options, "-m/--model-option"), seed=seed,
-        progress=progress("scoring"), say=say,
-    )
+    result = run_demo(out_dir, model=model_spec(model, model_options), seed=seed, progress=progress("scoring"),
+                      say=say)
     click.echo(result.markdown)
     click.echo(f"Reports, prompts and canaries are in {result.out_dir}/ (canary files are private, mode 0600).")
 
@@ -121,7 +119,7 @@ def canaries_generate(
 def canaries_show(canary_set: str, show_secrets: bool) -> None:
     """Describe a canary set: template, space, counts, design checks (secrets only with --show-secrets)."""
     cs = load_canary_set(canary_set)
-    click.echo(f"template: {cs.template}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
+    click.echo(f"template: {clean(cs.template)}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
                f"\npreset: {cs.preset or '-'}\ndesign: {cs.design}"
                f"\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
     for key, value in (cs.checks.model_dump(exclude_none=True) if cs.checks is not None else {}).items():
@@ -188,13 +186,13 @@ def canaries_plant(
 @click.option("--field", default="text", show_default=True)
 @click.option("--label-field", default=None, help="Label field; examples are shown as 'Text: ...' / 'Class: ...'.")
 @click.option("--label-map", multiple=True, metavar="FROM=TO", help="Rename a label, e.g. ham='not spam'.")
-@click.option("--examples", type=click.IntRange(1, 100_000), default=None,
+@click.option("--examples", type=int, default=None,
               help="Private examples the teacher sees (raw, instructions; default 8).")
-@click.option("--temperature", type=click.FloatRange(0, 100), default=None, help="Sampling temperature (0 = greedy).")
+@click.option("--temperature", type=float, default=None, help="Sampling temperature (0 = greedy).")
 @click.option("--prompt-file", default=None, type=click.Path(dir_okay=False), help="For --pipeline prompt-file.")
 @click.option("--command", "argv", default=None,
               help="For --pipeline command: the program and its arguments ({input} = data file).")
-@click.option("--timeout", type=click.FloatRange(0, 10**7, min_open=True), default=None,
+@click.option("--timeout", type=float, default=None,
               help="For --pipeline command: seconds before the program is killed.")
 @click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE",
               help="Any pipeline option, e.g. -o teachers=8 -o n=4 -o aggregator=voting (examples pipeline).")
@@ -223,10 +221,11 @@ def teach(
         if value is not None:
             options[key] = value
     from privacy_audit.audit_runs import teach as run_teach
+    from privacy_audit.pipelines import configure
 
-    output = run_teach(pipeline, data=data, field=field, label_field=label_field, out=out, model=model, seed=seed,
-                         model_options=parse_options(model_options, "-m/--model-option"), options=options,
-                         eval_data=eval_data, use_cache=not no_cache, say=say)
+    output = run_teach(configure(pipeline, options), data=data, field=field, label_field=label_field, out=out,
+                       model=model_spec(model, model_options), seed=seed, eval_data=eval_data,
+                       use_cache=not no_cache, say=say)
     u = output.utility
     utility = "" if u is None else f"; student accuracy {u.accuracy:.3f} on {u.examples} examples"
     click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'{utility}")
@@ -246,14 +245,14 @@ def teach(
 )
 @click.option("--sampled", "mode", flag_value="sampled",
               help="Rank among the references (with a Clopper-Pearson interval over the space).")
-@click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=click.IntRange(1, 100_000_000),
+@click.option("--max-exact", default=SCORING.max_exact, show_default=True, type=int,
               help="Largest space scored in exact mode.")
 @click.option("--include-secrets", is_flag=True, help="Put secrets and the prompt in the report (off: ids only).")
 @click.option("--extraction/--no-extraction", default=SCORING.extraction, show_default=True,
               help="Greedy decoding and best-first guesses.")
-@click.option("--search-budget", default=SCORING.search_budget, type=click.IntRange(min=0),
+@click.option("--search-budget", default=SCORING.search_budget, type=int,
               help="Token steps best-first search may spend (default: sized to the space and the planted canaries).")
-@click.option("--chunk-tokens", default=None, type=click.IntRange(min=1),
+@click.option("--chunk-tokens", default=None, type=int,
               help="Tree tokens per forward pass (default 512; the same as -m chunk_tokens=N); bounds memory.")
 @click.option(
     "--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood."
@@ -271,17 +270,16 @@ def score(
     field: str, label_field: str | None, model: str, model_options: tuple[str, ...],
 ) -> None:
     """Score canaries as continuations of teaching prompts with a scorer (--model); write reports, show a summary."""
-    scoring = ScoringOptions(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
-                             extraction=extraction, search_budget=search_budget)
-    backend = parse_options(model_options, "-m/--model-option") | (
-        {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens})
+    scoring = ScoringOptions.checked(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
+                                     extraction=extraction, search_budget=search_budget)
+    scorer = model_spec(model, model_options, {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens})
     if len(prompts) > 1 or os.path.isdir(prompts[0]):
         from privacy_audit.audit_runs import score_prompts
 
         if data is not None or held_out is not None:
             raise click.BadParameter("reconstruction (--data) scores one prompt at a time", param_hint="--data")
-        for path, report in score_prompts(prompts=prompts, canaries=canary_set, out=out, model=model,
-                                          model_options=backend, scoring=scoring, progress=progress("scoring")):
+        for path, report in score_prompts(prompts=prompts, canaries=canary_set, out=out, model=scorer,
+                                          scoring=scoring, progress=progress("scoring")):
             s = report.summary
             exposure = f"{s.max_exposure_bits:.2f} of {s.max_possible_exposure_bits:.2f} bits"
             verbatim = f"{s.planted_in_prompt} of {s.planted_count} planted verbatim"
@@ -290,9 +288,8 @@ def score(
         return
     from privacy_audit.audit_runs import score as run_score
 
-    report = run_score(prompt=prompts[0], canaries=canary_set, out=out, model=model, model_options=backend,
-                       scoring=scoring, data=data, held_out=held_out, field=field, label_field=label_field,
-                       progress=progress("scoring"))
+    report = run_score(prompt=prompts[0], canaries=canary_set, out=out, model=scorer, scoring=scoring, data=data,
+                       held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"))
     click.echo(render_markdown(report))
     click.echo(f"wrote {out}")
     if not report.run.prompt_chars:

@@ -9,23 +9,25 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tomllib
 from importlib.resources import files
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, model_validator
 
-from privacy_audit._io import read_text
+from privacy_audit._io import read_toml
 from privacy_audit.canaries import parse_space
 from privacy_audit.canaries.canary import MAX_DRAW, check_template
-from privacy_audit.canaries.plant import detect_format, read_table
+from privacy_audit.canaries.planting import PlantOptions, Row, detect_format, read_table
 from privacy_audit.canaries.presets import load_preset
-from privacy_audit.errors import InputError
+from privacy_audit._registry import Configured
+from privacy_audit.errors import InputError, first_problem
 from privacy_audit.gate import Thresholds
-from privacy_audit.models import LanguageModel, check_model_options, load_model
-from privacy_audit.pipelines import describe
+from privacy_audit.models import LanguageModel, ModelSpec
+from privacy_audit.pipelines import configure, describe
+from privacy_audit.pipelines.teaching import Cache, TeachOptions
 from privacy_audit.scoring.options import ScoringOptions
 
 
@@ -66,38 +68,52 @@ class DataConfig(_Section):
             raise ValueError("fraction is the fraction of the teachers' shards each canary goes into; it needs shards")
         return self
 
+    def plant_options(self, seed: int) -> PlantOptions:
+        """How `run` and every Secret Sharer trial plant the canaries into these records (one place, so no setting of
+        this table has an effect in one and not the other)."""
+        return PlantOptions(field=self.field, label_field=self.label_field, position=self.position, seed=seed,
+                            shards=self.shards, fraction=self.fraction)
+
 
 class PipelineConfig(_Section):
     name: str = "raw"
-    options: dict[str, Any] = {}
+    options: dict[str, JsonValue] = {}
     seed: Seed = 0
+    _configured: Configured = PrivateAttr()
 
     @model_validator(mode="after")
     def _options(self) -> PipelineConfig:
-        """The pipeline exists and its options fit its own schema (checked when the config is read)."""
-        describe(self.name).validate(self.options)
+        """The pipeline exists and its options fit its own schema, checked once, when the config is read."""
+        self._configured = configure(self.name, self.options)
         return self
+
+    def teach_options(self, seed: int | None = None, cache: Cache = "off") -> TeachOptions:
+        """The configured pipeline with its seed (`seed`: a trial's own) and the teaching cache's use."""
+        return TeachOptions(self._configured, seed=self.seed if seed is None else seed, cache=cache)
 
 
 class ModelConfig(_Section):
     """A model: its spec and its backend's options (`[model.options]`; `chunk_tokens` may also sit in the table)."""
 
     spec: str = "embedded"
-    options: dict[str, Any] = {}
-    chunk_tokens: Annotated[int, Field(ge=1)] | None = None
-
-    def backend_options(self) -> dict[str, Any]:
-        """Backend options set in the config (the backend's own defaults for the rest)."""
-        return {**self.options, **({} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens})}
+    options: dict[str, JsonValue] = {}
+    chunk_tokens: int | None = None
+    _model: ModelSpec = PrivateAttr()
 
     @model_validator(mode="after")
     def _backend(self) -> ModelConfig:
-        """The spec names a backend that takes these options (checked when the config is read)."""
-        check_model_options(self.spec, self.backend_options())
+        """The spec names a backend that takes these options, checked once, when the config is read (the range of
+        every option is the backend's own)."""
+        chunk = {} if self.chunk_tokens is None else {"chunk_tokens": self.chunk_tokens}
+        self._model = ModelSpec.parse(self.spec, {**self.options, **chunk})
         return self
 
+    @property
+    def model(self) -> ModelSpec:
+        return self._model
+
     def load(self) -> LanguageModel:
-        return load_model(self.spec, **self.backend_options())
+        return self._model.load()
 
 
 class ScoringConfig(ScoringOptions):
@@ -127,7 +143,8 @@ class AuditConfig(_Section):
     teacher: ModelConfig | None = None
     scorer: ModelConfig | None = None
     scoring: ScoringConfig = ScoringConfig()
-    gate: Thresholds | None = None
+    # the gate's rules: a [gate] table; none: the default chance rule, as `gate REPORT` runs it; `gate = false`: no gate
+    gate: Thresholds | Literal[False] | None = None
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
     base_dir: str = "."
     source: str | None = None
@@ -146,6 +163,11 @@ class AuditConfig(_Section):
         if self.pipelines is not None and "pipeline" in self.model_fields_set:
             raise ValueError("give [pipeline] or [[pipelines]], not both")
         return self
+
+    def thresholds(self) -> Thresholds | None:
+        """The gate a run applies: the config's `[gate]`, the default chance rule without one, none with
+        `gate = false`."""
+        return None if self.gate is False else self.gate or Thresholds()
 
     @property
     def teaching_pipelines(self) -> list[PipelineConfig]:
@@ -186,7 +208,7 @@ class AuditConfig(_Section):
             raise InputError("config [canaries] needs preset, or template and space")
         return c.template, c.space, {}
 
-    def read_pool(self) -> list[dict[str, Any]]:
+    def read_pool(self) -> list[Row]:
         """The private records: all of them, or a sample of `data.limit` (seeded by the first pipeline's seed)."""
         path = self.resolve(self.data.path)
         rows, _ = read_table(path, self.data.field, detect_format(path, self.data.format))
@@ -222,6 +244,8 @@ class AuditConfig(_Section):
             del data["model"]["options"]
         if data["data"]["fraction"] is None:
             data["data"]["fraction"] = 1.0
+        else:  # trials run before the fraction took effect in them (0.2.0) do not belong to a run that has one
+            data["data"]["fraction_planted"] = True
         for name in ("teacher", "scorer", "pipelines"):
             if data[name] is None:
                 del data[name]
@@ -230,19 +254,21 @@ class AuditConfig(_Section):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def _set(data: dict[str, Any], key: str, value: Any) -> None:
+def _set(data: dict[str, object], key: str, value: object) -> None:
     """data[a][b][c] = value for key "a.b.c", creating tables on the way."""
     node = data
     parts = key.split(".")
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
+        inner = node.setdefault(part, {})
+        if not isinstance(inner, dict):
             raise InputError(f"--set {key}: {part} is not a table")
+        node = inner
     node[parts[-1]] = value
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, overrides: tuple[str, ...] = (), values: dict[str, Any] | None = None
+    path: str | os.PathLike[str] | None = None, *, overrides: tuple[str, ...] = (),
+    values: Mapping[str, object] | None = None,
 ) -> AuditConfig:
     """The config from `path` (TOML; a pyproject.toml is read at [tool.privacy-audit]), or ./pyproject.toml.
 
@@ -255,10 +281,7 @@ def load_config(
             f"config {p} does not exist"
             + ("" if path else "; pass CONFIG.toml or add [tool.privacy-audit] to pyproject.toml")
         )
-    try:
-        data = tomllib.loads(read_text(p, what="config"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"config {p} is not valid TOML ({exc})") from None
+    data = read_toml(p, what="config")
     if p.name == "pyproject.toml":
         tool = data.get("tool", {})
         data = tool.get("privacy-audit") if isinstance(tool, dict) else None
@@ -269,7 +292,7 @@ def load_config(
         if not sep or not key.strip():
             raise InputError(f"--set {item!r} is not KEY.PATH=VALUE")
         try:
-            parsed: Any = json.loads(value)
+            parsed: object = json.loads(value)
         except (json.JSONDecodeError, RecursionError, ValueError):
             parsed = value
         _set(data, key.strip(), parsed)
@@ -279,7 +302,4 @@ def load_config(
     try:
         return AuditConfig.model_validate({**data, "base_dir": str(p.resolve().parent), "source": str(p)})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        raise InputError(f"config {p}: {where}: {message}") from None
+        raise InputError(f"config {p}: {first_problem(exc)}") from None

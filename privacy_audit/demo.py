@@ -8,20 +8,20 @@ on 64 held-out messages.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from privacy_audit._io import all_or_nothing, atomic_write, dump_jsonl, make_folder, read_records, write_json
 from privacy_audit.canaries import generate_canary_set, save_canary_set
 from privacy_audit.canaries.checks import design_checks
-from privacy_audit.chain import PlantOptions, TeachOptions, run_chain, to_records
-from privacy_audit.models import LanguageModel, load_model
-from privacy_audit.pipelines import teaching_path
+from privacy_audit.canaries import PlantOptions
+from privacy_audit.chain import TeachOptions, run_chain
+from privacy_audit.models import LanguageModel, ModelSpec, load_model
+from privacy_audit.pipelines import configure, teaching_path, to_records
 from privacy_audit.reports import AuditReport, holds_secrets, render_comparison, render_markdown, save_report
 from privacy_audit.reports.html import render_comparison_html
 
@@ -38,15 +38,15 @@ class DemoResult:
 
 
 def run_demo(
-    out_dir: str | os.PathLike[str], *, model: LanguageModel | str = "embedded",
-    model_options: Mapping[str, Any] | None = None, pipelines: Sequence[str] = ("raw", "instructions"), seed: int = 0,
+    out_dir: str | os.PathLike[str], *, model: LanguageModel | ModelSpec | str = "embedded",
+    pipelines: Sequence[str] = ("raw", "instructions"), seed: int = 0,
     count: int = 3, references: int = 20, examples: int = 8, held_out_count: int = 64, space: str = "digits:4",
     progress: Callable[[int, int], None] | None = None, say: Callable[[str], None] = lambda _msg: None,
 ) -> DemoResult:
     """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`
     (all of them at the end, or none)."""
     out = make_folder(out_dir, what="demo output folder")
-    lm = load_model(model, **(model_options or {})) if isinstance(model, str) else model
+    lm = model if isinstance(model, LanguageModel) else load_model(model)
     with all_or_nothing():
         return _demo(out, lm, pipelines, seed, count, references, examples, held_out_count, space, progress, say)
 
@@ -71,16 +71,17 @@ def _demo(
             f"teaching with pipeline '{name}', then scoring {canary_set.secret_space.size:,} candidate codes against "
             "its prompt ..."
         )
+        pipeline = configure(name, {"examples": examples, "labels": SMS_LABELS})
         result = run_chain(
-            teacher, canary_set, lm, plant=PlantOptions(field="text", label_field="label", seed=seed),
-            teach=TeachOptions(name, {"examples": examples, "labels": SMS_LABELS}, seed=seed), evals=held_out,
-            held_out=held_out, progress=progress,
+            teacher, canary_set, lm, plant_options=PlantOptions(field="text", label_field="label", seed=seed),
+            teach_options=TeachOptions(pipeline, seed=seed), evals=held_out, held_out=held_out, progress=progress,
         )
         if not reports:
-            atomic_write(out / "planted.jsonl", dump_jsonl(result.planted), private=True)
+            atomic_write(out / "planted.jsonl", dump_jsonl(result.planted.rows), private=True)
             say(f"planted {count} canaries into {examples} private SMS examples ({out / 'planted.jsonl'})")
         atomic_write(out / f"prompt-{name}.txt", result.teaching.prompt, private=True)
-        write_json(teaching_path(out / f"prompt-{name}.txt"), result.teaching.model_dump(mode="json"), private=True)
+        write_json(teaching_path(out / f"prompt-{name}.txt"), result.teaching.output.model_dump(mode="json"),
+                   private=True)
         save_report(result.report, out / f"report-{name}.json")
         atomic_write(out / f"report-{name}.md", render_markdown(result.report), private=holds_secrets(result.report))
         reports.append(result.report)

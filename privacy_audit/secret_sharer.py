@@ -15,13 +15,13 @@ import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from privacy_audit._io import all_or_nothing, atomic_write, guard_outputs, make_folder, write_json
-from privacy_audit.canaries import generate_canary_set, parse_space
-from privacy_audit.chain import PlantOptions, TeachOptions, build_report, run_chain
+from privacy_audit.canaries import Row, generate_canary_set, parse_space
+from privacy_audit.chain import build_report, run_chain
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.gate.check import chance_rule
@@ -31,6 +31,7 @@ from privacy_audit.reports.plots import png, rank_cdf_plot
 from privacy_audit.reports.trials import (
     TrialResult, TrialSummary, load_trial, rank_and_ties, render_trials_markdown,
 )
+from privacy_audit.scoring.measures import protocol_rank, similarity
 from privacy_audit.scoring.options import ScoringOptions
 from privacy_audit.scoring.protocol import summarise_trials
 from privacy_audit.scoring.types import ProtocolSummary
@@ -54,7 +55,7 @@ Models = tuple[LanguageModel, LanguageModel]
 
 
 def run_trial(
-    cfg: AuditConfig, trial: int, models: Models, rows: Sequence[dict[str, Any]], design: Design
+    cfg: AuditConfig, trial: int, models: Models, rows: Sequence[Row], design: Design
 ) -> TrialResult:
     """One trial through the audit chain; deterministic given the config, the trial number, the (teacher, scorer),
     the records and the canaries' (template, space, derived fields), all read once per run."""
@@ -64,38 +65,37 @@ def run_trial(
     canary_set = generate_canary_set(
         template=template, space=space, count=1, references=n - 1, seed=seed, derived=derived
     )
-    d = cfg.data
     result = run_chain(
-        rows, canary_set, teacher=models[0], scorer=models[1],
-        plant=PlantOptions(field=d.field, label_field=d.label_field, position=d.position, seed=seed, shards=d.shards),
-        teach=TeachOptions(cfg.pipeline.name, cfg.pipeline.options, seed=seed), scoring=TRIAL_SCORING, membership=False,
+        rows, canary_set, teacher=models[0], scorer=models[1], plant_options=cfg.data.plant_options(seed),
+        teach_options=cfg.pipeline.teach_options(seed=seed), scoring=TRIAL_SCORING, membership=False,
     )
     canary, *comparisons = result.report.canaries
     scores = [c.normalised_logprob_bits for c in comparisons]
+    rank = protocol_rank.of(canary)
     if (
         not canary.planted
-        or canary.protocol_rank is None
+        or not isinstance(rank, int)
         or canary.secret is None
         or canary.normalised_logprob_bits is None
         or any(x is None for x in scores)
     ):
         raise PipelineError("a trial's report lacks the planted canary's protocol rank or a length-normalised score")
     prompt = result.teaching.prompt
-    similarities = tuple(float(c.similarity) for c in comparisons if c.similarity is not None)
+    similarities = tuple(float(s) for s in map(similarity.of, comparisons) if s is not None)
     ngram: tuple[float, ...] | None = None
     data_only_chance = None
     if not isinstance(models[1], NgramModel):  # a model scores: rank the same prompt data-only too, side by side
-        data_only = build_report(result.teaching, canary_set, data_only_scorer(), TRIAL_SCORING)
+        data_only = build_report(result.teaching.output, canary_set, data_only_scorer(), TRIAL_SCORING)
         ngram = tuple(float(c.normalised_logprob_bits) for c in data_only.canaries
                       if c.normalised_logprob_bits is not None)
         if len(ngram) != n:
             raise PipelineError("the data-only n-gram scorer left a candidate without a length-normalised score")
         data_only_chance = chance_rule(data_only, alpha=CHANCE_ALPHA).value
     return TrialResult(
-        trial=trial, seed=seed, rank=canary.protocol_rank, candidates=n, canary_secret=canary.secret,
+        trial=trial, seed=seed, rank=rank, candidates=n, canary_secret=canary.secret,
         canary_score=canary.normalised_logprob_bits, comparison_scores=tuple(float(x) for x in scores if x is not None),
         prompt_sha256=hashlib.sha256(prompt.encode("utf-8")).hexdigest(), prompt_chars=len(prompt),
-        canary_in_prompt=canary.in_prompt, canary_similarity=canary.similarity,
+        canary_in_prompt=canary.in_prompt, canary_similarity=similarity.of(canary),
         comparison_similarities=similarities if len(similarities) == len(comparisons) else None,
         chance_p_value=chance_rule(result.report, alpha=CHANCE_ALPHA).value,
         canary_ngram_score=ngram[0] if ngram else None, comparison_ngram_scores=ngram[1:] if ngram else None,
@@ -109,7 +109,7 @@ def data_only_scorer() -> NgramModel:
 
 
 @lru_cache(maxsize=2)
-def _worker_inputs(config_json: str) -> tuple[AuditConfig, Models, list[dict[str, Any]], Design]:
+def _worker_inputs(config_json: str) -> tuple[AuditConfig, Models, list[Row], Design]:
     cfg = AuditConfig.model_validate_json(config_json)
     return cfg, cfg.load_models(), cfg.read_pool(), cfg.template_and_space()
 

@@ -45,10 +45,10 @@ def make_tiny_model(seed: int = 0):
 @pytest.fixture(autouse=True)
 def private_teaching_cache(tmp_path_factory, monkeypatch):
     """Teaching outputs cached by tests go to a temporary folder, not the user's cache."""
-    import privacy_audit.chain
+    import privacy_audit.pipelines.teaching
 
     folder = tmp_path_factory.mktemp("cache")
-    monkeypatch.setattr(privacy_audit.chain, "cache_root", lambda: folder)
+    monkeypatch.setattr(privacy_audit.pipelines.teaching, "cache_root", lambda: folder)
     return folder
 
 
@@ -86,3 +86,11 @@ def wrapper_encoding(tokenizer, texts: list[str]) -> tuple[list[list[int]], list
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def teach_file(pipeline: str, *, options: dict | None = None, **kwargs):
+    """`teach` as the command runs it (files in, prompt file out), with the pipeline's options configured first."""
+    from privacy_audit.audit_runs import teach
+    from privacy_audit.pipelines import configure
+
+    return teach(configure(pipeline, options or {}), **kwargs)

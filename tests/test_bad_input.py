@@ -133,7 +133,7 @@ def cases(f):
         ),
         "teach-zero-examples": (
             ["teach", "--pipeline", "raw", "--data", f["sms"], "--examples", "0", "--out", t / "p.txt"],
-            "not in the range",
+            "pipeline 'raw' option examples: Input should be greater than or equal to 1",
         ),
         "prompt-file-missing-path": (["teach", "--pipeline", "prompt-file", "--out", t / "p.txt"], "--prompt-file"),
         "command-fails": (
@@ -179,7 +179,8 @@ def cases(f):
         "gate-config-not-toml": (["gate", f["future_report"], "--config", f["gate_broken"]], "not valid TOML"),
         "missing-required-option": (["score", "--prompt", f["prompt"]], "Missing option '--canaries'"),
         "conflicting-model-option": (
-            [*score, "--prompt", f["prompt"], "--canaries", f["set"], "--search-budget", "-5"], "--search-budget",
+            [*score, "--prompt", f["prompt"], "--canaries", f["set"], "--search-budget", "-5"],
+            "scoring option search_budget: Input should be greater than or equal to 0",
         ),
         "csv-ragged-rows": ([*plant, f["ragged.csv"]], "line 3: 4 fields where the header has 2"),
         "csv-missing-column": ([*plant, f["nocol.csv"]], "no column 'text'"),

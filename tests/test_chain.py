@@ -12,9 +12,12 @@ from click.testing import CliRunner
 
 import privacy_audit.chain as chain
 from privacy_audit import (
-    MockModel, ScoringOptions, build_report, generate_canary_set, load_config, load_model, load_report, run_pipeline,
-    save_report,
+    MockModel, ScoringOptions, generate_canary_set, load_config, load_model, load_report, save_report,
 )
+from privacy_audit.chain import build_report
+from privacy_audit.pipelines import configure
+from privacy_audit.pipelines.teaching import teaching_cache_key
+from privacy_audit.pipelines import run_pipeline
 from privacy_audit.cli import main
 from privacy_audit.config import ModelConfig
 from privacy_audit.errors import InputError, ReportError
@@ -30,16 +33,20 @@ def chain_calls(monkeypatch):
     trial's data-only report of the same prompt (patched where that module holds it, imported or not yet)."""
     import privacy_audit.secret_sharer as secret_sharer
 
+    import privacy_audit.pipelines.teaching as teaching
+
     calls: list[str] = []
-    teach, build = chain.teach_records, chain.build_report
-    monkeypatch.setattr(chain, "teach_records", lambda *a, **k: calls.append("teach") or teach(*a, **k))
+    teach, build = teaching.teach_records, chain.build_report
+    monkeypatch.setattr(teaching, "teach_records", lambda *a, **k: calls.append("teach") or teach(*a, **k))
     monkeypatch.setattr(chain, "build_report", lambda *a, **k: calls.append("report") or build(*a, **k))
     monkeypatch.setattr(secret_sharer, "build_report", lambda *a, **k: calls.append("data-only") or build(*a, **k))
     return calls
 
 
 def test_run_demo_and_every_trial_take_the_same_chain(chain_calls, tmp_path, tiny_model):
-    from privacy_audit import run_audit, run_demo, run_secret_sharer
+    from privacy_audit.audit_runs import run_audit
+    from privacy_audit.demo import run_demo
+    from privacy_audit.secret_sharer import run_secret_sharer
 
     run_audit(load_config(CONFIGS / "audit.toml", values={"out": str(tmp_path / "run"), "model.spec": "mock",
                                                           "pipeline.name": "raw", "pipeline.options": {}}))
@@ -101,20 +108,23 @@ def test_components_describe_themselves():
         run_pipeline("raw", [])
     with pytest.raises(InputError, match="backend 'mock' has no option colour"):
         load_model("mock", colour=1)
-    assert isinstance(load_model("mock", chunk_tokens=8), MockModel)  # a performance knob the mock has no use for
+    with pytest.raises(InputError, match="backend 'mock' has no option chunk_tokens"):
+        load_model("mock", chunk_tokens=8)  # a knob the mock has no use for is refused, never silently dropped
 
 
 def test_cache_key_follows_the_files_a_component_names(tmp_path):
     script = tmp_path / "teacher.py"
     script.write_text("print('a')\n")
-    spec = chain.TeachOptions("command", {"argv": [sys.executable, str(script)]})
+    spec = configure("command", {"argv": [sys.executable, str(script)]})
     records = [Record(text="x")]
-    before = chain.teaching_cache_key(spec, records, model=None)
+    before = teaching_cache_key(spec, records, seed=0, model=None)
     script.write_text("print('b')\n")
-    assert chain.teaching_cache_key(spec, records, model=None) != before
+    assert teaching_cache_key(spec, records, seed=0, model=None) != before
 
 
-def test_reading_and_gating_a_report_imports_no_scipy(tmp_path):
+def test_reading_and_gating_a_report_imports_no_model_stack(tmp_path):
+    """A report is checked by the code that computed each figure (the epsilon bound and intervals use scipy), but
+    reading it needs no model stack: no torch, no transformers, no scikit-learn, no matplotlib."""
     cs = generate_canary_set(template="code {secret}", space="digits:2", count=2, references=8, seed=1)
     save_report(
         build_report(TeachingOutput(prompt="hi", pipeline="raw", options={}, seed=0, model=None), cs, MockModel()),
@@ -124,7 +134,7 @@ def test_reading_and_gating_a_report_imports_no_scipy(tmp_path):
         "import sys\nfrom privacy_audit import Thresholds, apply_gate, load_report, render_markdown\n"
         f"r = load_report({str(tmp_path / 'r.json')!r})\napply_gate(r, "
         "Thresholds(max_exposure_bits=3))\nrender_markdown(r)\n"
-        "print(','.join(m for m in ('scipy', 'sklearn', 'torch') if m in sys.modules))"
+        "print(','.join(m for m in ('sklearn', 'torch', 'transformers', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -44,7 +44,7 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert r.exit_code == 0, r.output
     assert not any(s in r.output for s in secrets)
     report = json.loads((chain / "report.json").read_text())
-    assert report["schema_version"] == 4
+    assert report["schema_version"] == 5
     assert set(report["run"]) >= {"pipeline", "model", "seed", "versions"}
     assert report["run"]["pipeline"] == "raw"
     planted = [c for c in report["canaries"] if c["planted"]]
@@ -132,10 +132,11 @@ def test_missing_label_field(tmp_path):
 
 
 def test_instructions_pipeline_on_mock_outputs(tmp_path, sms_jsonl):
-    from privacy_audit import MockModel, teach
+    from privacy_audit import MockModel
+    from tests.conftest import teach_file
 
     model = MockModel(outputs=["Classify each SMS as spam or not spam."])
-    out = teach("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model,
+    out = teach_file("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model,
                 options={"labels": {"ham": "not spam"}})
     assert (tmp_path / "p.txt").read_text() == out.prompt == "Classify each SMS as spam or not spam."
     request = model.history[0][1][0]["content"]
@@ -174,8 +175,11 @@ def test_greedy_extraction_recovers_a_repeated_secret():
 
 
 def test_no_extraction_and_unknown_model_option(chain):
+    unused = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
+                 "--chunk-tokens", "8", "--out", chain / "r.json")
+    assert unused.exit_code == 2 and "backend 'mock' has no option chunk_tokens" in unused.output  # never dropped
     r = run("score", "--prompt", chain / "prompt.txt", "--canaries", chain / "set.json", "--model", "mock",
-            "--no-extraction", "--chunk-tokens", "8", "--out", chain / "r.json")
+            "--no-extraction", "--out", chain / "r.json")
     assert r.exit_code == 0, r.output
     report = json.loads((chain / "r.json").read_text())
     assert report["run"]["extraction"] == "not run"
@@ -223,19 +227,22 @@ def test_reconstruction_separates_seen_from_unseen(tmp_path, sms_jsonl):
 
 
 def test_instructions_leaks_are_measured(tmp_path, sms_jsonl):
-    from privacy_audit import MockModel, build_report, generate_canary_set, teach
+    from privacy_audit import MockModel, generate_canary_set
+    from tests.conftest import teach_file
+    from privacy_audit.chain import build_report
 
     first = json.loads(sms_jsonl.read_text().splitlines()[0])["text"]
     model = MockModel(outputs=[f"Mark spam.\n\n{first}"])
-    out = teach("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model, seed=0,
-                options={"examples": 20})
+    out = teach_file("instructions", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt", model=model,
+                     seed=0, options={"examples": 20})
     cs = generate_canary_set(template="code {secret}", space="digits:2", count=1, references=10, seed=0)
     report = build_report(out, cs, MockModel())
     assert report.leaks.units == 2 and report.leaks.verbatim_copies == 1 and report.leaks.min_distance == 0.0
 
 
 def test_comparison_aligns_rows_by_name(chain):
-    from privacy_audit import MockModel, build_report, load_canary_set
+    from privacy_audit import MockModel, load_canary_set
+    from privacy_audit.chain import build_report
     from privacy_audit.audit_runs import read_teaching
     from privacy_audit.pipelines import TeachingOutput
     from privacy_audit.reports import render_comparison
@@ -264,7 +271,8 @@ def test_paper_protocol_figures_in_the_report(chain):
     s = report["summary"]
     assert s["protocol_null_mean_rank"] == 10.0
     assert s["protocol_rank_zero_count"] == sum(c["protocol_rank"] == 0 for c in planted)
-    assert 0 < s["protocol_mean_rank_p_value"] <= 1 and 0 < s["protocol_rank_zero_p_value"] <= 1
+    assert 0 < s["p_values"]["protocol_mean_rank"]["p"] <= 1 and 0 < s["p_values"]["protocol_rank_zero"]["p"] <= 1
+    assert "protocol_mean_rank_p_value" not in s  # each p-value is stored once
 
 
 def test_several_prompts_are_scored_with_one_model_load(tmp_path, chain):

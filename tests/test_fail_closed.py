@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, build_report, generate_canary_set, save_canary_set, save_report
+from privacy_audit import MockModel, generate_canary_set, save_report
+from privacy_audit.chain import build_report
+from privacy_audit.canaries import save_canary_set
 from privacy_audit.cli import main
 from privacy_audit.pipelines import TeacherArtifact, TeachingOutput
 
@@ -95,7 +97,7 @@ TAMPERS = {
     "shared-p-value-raised": (
         lambda d: d["summary"]["p_values"]["planted_vs_references"].update(p=1.0, log10_p=0.0), "p_values",
     ),
-    "summary-p-disagrees": (
+    "summary-unknown-field": (
         lambda d: d["summary"].update(planted_vs_references_p_value=1.0), "planted_vs_references_p_value",
     ),
     "similarity-p-lowered": (lambda d: first_planted(d).update(similarity_p_value=0.001), "similarity_p_value"),
@@ -342,7 +344,7 @@ def test_renderings_of_reports_that_hold_secrets_are_private(tmp_path, sms_jsonl
 @pytest.mark.parametrize(
     "setting, key",
     [
-        ("model.chunk_tokens=-1", "model.chunk_tokens"), ("model.chunk_tokens=0", "model.chunk_tokens"),
+        ("model.chunk_tokens=-1", "chunk_tokens"), ("model.chunk_tokens=0", "chunk_tokens"),
         ("canaries.count=true", "canaries.count"), ('canaries.count="5"', "canaries.count"),
         ("pipeline.seed=-1", "pipeline.seed"), ("pipeline.options.examples=0", "examples"),
         ("pipeline.options.bogus=1", "bogus"), ("data.fraction=0.5", "shards"),
@@ -431,7 +433,7 @@ def test_commands_with_several_outputs_write_all_or_nothing(r, monkeypatch, sms_
     t = r["t"]
     one_error(run("report", r["report"], "--html", t / "ok.html", "--md", t / "missing" / "x.md"), "does not exist")
     assert not (t / "ok.html").exists()
-    import privacy_audit.canaries.plant as plant
+    import privacy_audit.canaries.planting as plant
     from privacy_audit.errors import InputError
 
     def full_disk(*_a, **_k):

@@ -176,11 +176,12 @@ def cases(d):
         "fraction-out-of-range": ([*plant, d["sms"], "--fraction", "7"], "--fraction"),
         "temperature-negative": (
             ["teach", "--pipeline", "examples", "--data", d["sms"], "--out", t / "p.txt", "--temperature", "-1"],
-            "--temperature",
+            "option temperature: Input should be greater than or equal to 0",
         ),
-        "timeout-zero": ([*cmd, "true", "--timeout", "0"], "--timeout"),
-        "max-exact-zero": ([*score, t / "r2.json", "--max-exact", "0"], "--max-exact"),
-        "search-budget-negative": ([*score, t / "r2.json", "--sampled", "--search-budget", "-1"], "--search-budget"),
+        "timeout-zero": ([*cmd, "true", "--timeout", "0"], "option timeout: Input should be greater than 0"),
+        "max-exact-zero": ([*score, t / "r2.json", "--max-exact", "0"], "scoring option max_exact"),
+        "search-budget-negative": ([*score, t / "r2.json", "--sampled", "--search-budget", "-1"],
+                                   "scoring option search_budget"),
         "model-option-unknown": ([*score, t / "r2.json", "-o", "bogus=1"], None),
         "report-without-output": ([*rep], "say what to write"),
         "compare-non-report": (["compare", d["prompt"], d["report"]], "not valid JSON"),
@@ -276,7 +277,8 @@ def cases(d):
 
 @pytest.fixture
 def multi_line_set(f):
-    from privacy_audit import generate_canary_set, save_canary_set
+    from privacy_audit import generate_canary_set
+    from privacy_audit.canaries import save_canary_set
 
     save_canary_set(
         generate_canary_set(template="code\n{secret}", space="digits:2", count=1, references=0, seed=0),
@@ -311,7 +313,7 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_lin
     if case == "cache-folder-is-a-file":
         import privacy_audit.chain
 
-        monkeypatch.setattr(privacy_audit.chain, "cache_root", lambda: f["afile"])
+        monkeypatch.setattr(privacy_audit.pipelines.teaching, "cache_root", lambda: f["afile"])
         words = "cache folder"
     before = snapshot(f["t"])
     result = run(*args)
@@ -555,8 +557,9 @@ def test_a_version_1_report_is_upgraded(f):
     }
     (f["t"] / "v1.json").write_text(json.dumps(data))
     report = load_report(f["t"] / "v1.json")
-    assert report.schema_version == 4 and report.statistics.epsilon.design == "independent"
+    # read by what it holds: the figures its rows support are computed by this version (epsilon, intervals, tests)
+    assert report.schema_version == 5 and report.statistics.epsilon.design == "one_run"
     assert report.summary.p_values["planted_vs_references"].method == "exact permutation"
     assert all(c.rank_lower == c.rank_upper == c.rank and c.exposure_method == "exact" for c in report.canaries)
-    assert report.statistics.interval_method == "percentile bootstrap" and report.run.tokenization is None
+    assert report.statistics.interval_method.startswith("betting") and report.run.tokenization is None
     assert "none" in report.statistics.extrapolation.calibration

@@ -8,7 +8,7 @@ from pathlib import Path
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_python_api_example_runs(capsys):
+def test_stage_objects_chain_without_repeating_an_argument(capsys):
     text = README.read_text(encoding="utf-8")
     section = text[text.index("## Python API") :]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
@@ -18,7 +18,7 @@ def test_python_api_example_runs(capsys):
     assert passed == "False"  # and the default chance rule catches it
 
 
-def test_step_by_step_api_example_runs(capsys):
+def test_run_chain_example_runs(capsys):
     text = README.read_text(encoding="utf-8")
     section = text[text.index("## Python API") :]
     code = re.findall(r"```python\n(.*?)```", section, re.S)[1]

@@ -11,7 +11,9 @@ import time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privacy_audit import generate_canary_set, parse_space, run_demo
+from privacy_audit import generate_canary_set
+from privacy_audit.canaries import parse_space
+from privacy_audit.demo import run_demo
 from privacy_audit._io import iter_jsonl, read_records
 from privacy_audit.canaries import check_template
 from privacy_audit.errors import InputError

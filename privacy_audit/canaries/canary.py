@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from privacy_audit._io import read_json, write_json
 from privacy_audit.canaries.spaces import SecretSpace, parse_space
-from privacy_audit.errors import InputError
+from privacy_audit.errors import InputError, first_problem
 
 SLOT = "{secret}"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -267,9 +267,7 @@ def load_canary_set(path: str | os.PathLike[str]) -> CanarySet:
     try:
         canary_set = CanarySet.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"canary set {path} is malformed at {where}: {first['msg']}") from None
+        raise InputError(f"canary set {path} is malformed at {first_problem(exc)}") from None
     if not canary_set.planted:
         raise InputError(
             f"canary set {path} holds no planted canaries; make one with 'privacy-audit canaries generate'"

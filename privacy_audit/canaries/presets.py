@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
-from privacy_audit._io import read_text
+from privacy_audit._io import parse_toml, read_text
 from privacy_audit.errors import InputError
 
 
@@ -22,10 +21,7 @@ class Preset:
 
 
 def _parse(name: str, text: str, origin: str) -> Preset:
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"preset {origin} is not valid TOML ({exc})") from None
+    data = parse_toml(text, what=f"preset {origin}")
     unknown = sorted(set(data) - {"template", "space", "slots", "derived", "description", "source"})
     if unknown or "template" not in data or ("space" in data) == ("slots" in data):
         raise InputError(

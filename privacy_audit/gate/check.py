@@ -6,14 +6,17 @@ from privacy_audit.errors import InputError
 from privacy_audit.gate.registry import RULES, Measurement, Rule, Thresholds, outcome
 from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome, SkippedRule
 from privacy_audit.reports.validate import check_report
+from privacy_audit.scoring.figures import summary_tests
 
 
-def apply_gate(report: AuditReport, thresholds: Thresholds) -> GateOutcome:
+def apply_gate(report: AuditReport, thresholds: Thresholds | None = None) -> GateOutcome:
     """Check the report (`check_report`: every number valid and consistent), then the chance rule and every
     set threshold rule; references never fail it. A rule whose data the report lacks is listed as skipped.
 
-    The gate fails closed: an invalid report, or one with no planted canaries, is an error, not a pass.
+    The gate fails closed: an invalid report, or one with no planted canaries, is an error, not a pass. Without
+    thresholds, the chance rule alone runs (as `privacy-audit gate REPORT` with no flags).
     """
+    thresholds = Thresholds() if thresholds is None else thresholds
     check_report(report)
     planted = {c.id for c in report.canaries if c.planted}
     unknown = sorted(set(thresholds.overrides) - planted)
@@ -51,17 +54,19 @@ def _checked(r: Rule, report: AuditReport, thresholds: Thresholds) -> list[RuleO
 def chance_rule(report: AuditReport, *, alpha: float) -> RuleOutcome:
     """Fail when the planted canaries are more exposed than chance, at family-wise level `alpha`.
 
-    The family is each planted canary's exact rank test (p = rank / pool), the exact verbatim test of the planted
-    canaries found in the prompt (hypergeometric against the space's members it holds), and, with references, the
-    exact permutation tests of planted against references (by score, and by similarity to the prompt); Bonferroni
-    over the family needs no independence, so a prompt that never saw a canary fails with probability at most
-    `alpha`, and one that copies a canary fails under every tokenizer and scoring mode.
+    The family is each planted canary's exact rank test (p = rank / pool) and every registered summary test that
+    counts toward chance (`scoring.figures`; built in: the exact verbatim test of the planted canaries found in
+    the prompt, and with references the permutation tests of planted against references by score and by
+    similarity to the prompt); Bonferroni over the family needs no independence, so a prompt that never saw a
+    canary fails with probability at most `alpha`, and one that copies a canary fails under every tokenizer and
+    scoring mode.
     """
     planted = [c for c in report.canaries if c.planted]
     family = [c.p_value for c in planted]
-    for name in ("planted_in_prompt", "planted_vs_references", "similarity"):
-        if name in report.summary.p_values:
-            family.append(report.summary.p_values[name].p)
+    for test in summary_tests().values():
+        record = test.of(report.summary)
+        if test.chance and record is not None:
+            family.append(record.p)
     adjusted = min(1.0, len(family) * min(family))
     what = f"Bonferroni-adjusted p-value that the planted canaries are exposed by chance ({len(family)} exact tests)"
     return outcome("chance", Measurement("report", adjusted, alpha), alpha, upper=False, what=what)

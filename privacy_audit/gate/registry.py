@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic_core import core_schema
+from pydantic import JsonValue
 
-from privacy_audit._io import read_text
+from privacy_audit._io import read_toml
 from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport, RuleOutcome
 
@@ -163,9 +163,9 @@ class Thresholds:
     def __repr__(self) -> str:
         return f"Thresholds({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, JsonValue]:
         """The set limits and every setting, as a config table would hold them."""
-        out: dict[str, Any] = {**self.limits, **self.settings}
+        out: dict[str, JsonValue] = {**self.limits, **self.settings}
         if self.overrides:
             out["overrides"] = {k: dict(v) for k, v in self.overrides.items()}
         return out
@@ -210,7 +210,7 @@ def thresholds_from_mapping(data: Any, *, source: str) -> Thresholds:
         raise InputError(f"{source}: {exc}") from None
 
 
-def _gate_keys(table: Mapping[str, Any]) -> list[str]:
+def _gate_keys(table: Mapping[str, object]) -> list[str]:
     return sorted(k for k in table if k in RULES or k in SETTINGS or k == "overrides")
 
 
@@ -225,14 +225,14 @@ def load_thresholds(
     """
     if config is not None:
         path = Path(config)
-        return _thresholds_in(_read_toml(path), path, explicit=True)
+        return _thresholds_in(read_toml(path, what="gate config"), path, explicit=True)
     pyproject = Path(search_from) / "pyproject.toml"
     if pyproject.is_file():
-        return _thresholds_in(_read_toml(pyproject), pyproject, explicit=False)
+        return _thresholds_in(read_toml(pyproject, what="gate config"), pyproject, explicit=False)
     return Thresholds()
 
 
-def _thresholds_in(data: dict[str, Any], path: Path, *, explicit: bool) -> Thresholds:
+def _thresholds_in(data: dict[str, object], path: Path, *, explicit: bool) -> Thresholds:
     tool = _table(_table(data, "tool", path), "privacy-audit", path)
     stray = _gate_keys(tool)
     if stray:
@@ -264,7 +264,7 @@ def _thresholds_in(data: dict[str, Any], path: Path, *, explicit: bool) -> Thres
     return Thresholds()
 
 
-def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+def _table(data: dict[str, object], key: str, path: Path) -> dict[str, object]:
     """data[key] as a TOML table ({} when absent); any other type is an InputError naming the file."""
     value = data.get(key, {})
     if not isinstance(value, dict):
@@ -272,12 +272,6 @@ def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
     return value
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    text = read_text(path, what="gate config")
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"gate config {path} is not valid TOML ({exc})") from None
 
 
 def outcome(rule: str, m: Measurement, limit: float, *, upper: bool, what: str, unit: str = "") -> RuleOutcome:

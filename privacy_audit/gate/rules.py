@@ -9,8 +9,9 @@ from typing import Any
 from privacy_audit.canaries.spaces import is_charset_spec
 from privacy_audit.gate.registry import Measurement, Thresholds, rule
 from privacy_audit.reports.schema import AuditReport
-from privacy_audit.scoring.permutation import hypergeometric_tail, none_in_top
-from privacy_audit.scoring.roc import auc_above_null
+from privacy_audit.scoring.measures import protocol_mean_rank
+from privacy_audit.stats.permutation import hypergeometric_tail, none_in_top
+from privacy_audit.stats.roc import auc_above_null
 
 
 def _planted(report: AuditReport) -> list[Any]:
@@ -135,7 +136,8 @@ def _max_rank_zero(report: AuditReport, limit: float, thresholds: Thresholds) ->
       what="paper-protocol mean-rank p-value", help="Paper protocol: fail when the mean-rank p-value is lower.",
       missing=_no_references)
 def _min_mean_rank_p(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
-    return [Measurement("report", float(report.summary.protocol_mean_rank_p_value or 0.0), limit)]
+    record = protocol_mean_rank.of(report.summary)
+    return [Measurement("report", record.p if record is not None else 0.0, limit)]
 
 
 @rule(

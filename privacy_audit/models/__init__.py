@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from privacy_audit._registry import Component, component, create, names
-from privacy_audit.errors import InputError
+from privacy_audit._registry import Configured, component, names
+from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models import mock as _mock  # noqa: F401  (registers "mock")
-from privacy_audit.models.base import Completion, LanguageModel, ModelInfo
-from privacy_audit.models.context import Context, ContextBackend, ScoredContinuations
+from privacy_audit.models.base import CachingScorer, Completion, Generator, LanguageModel, ModelInfo
+from privacy_audit.models.context import Context, ContextBackend, Greedy, NextTokens, ScoredContinuations, Vocabulary
 from privacy_audit.models.mock import MockModel
+from privacy_audit.models.served import ServedScorer
 
 
 def _register_lazy() -> None:
@@ -28,30 +29,42 @@ def _register_lazy() -> None:
     from privacy_audit.models import openai as _openai  # noqa: F401
 
 
-def backend_for(spec: str) -> tuple[Component, dict[str, Any]]:
-    """The registered backend a spec names, with the arguments the spec itself fixes (a model's source)."""
-    _register_lazy()
-    spec = spec.strip()
-    if not spec:
-        raise InputError("--model is empty; use 'embedded', 'mock', a folder, a .gguf file, hf:<id> or openai:<model>")
-    if spec in names("backend") and spec != "hf":
-        return component("backend", spec), {}
-    kind, sep, rest = spec.partition(":")
-    if sep and kind == "hf":
-        return component("backend", "hf"), {"source": rest}
-    if sep and kind == "openai":
-        return component("backend", "openai"), {"model": rest}
-    if os.path.exists(spec):
-        return component("backend", "hf"), {"source": spec}
-    raise InputError(
-        f"model {spec!r} not found; use 'embedded', 'mock', a local folder, a .gguf file, hf:<hub id> or openai:<model>"
-    )
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model as the user named it (`embedded`, `mock`, a folder, a .gguf file, hf:<id>, openai:<model>) with its
+    backend's options, validated once: the object that travels from the command line or a config to the backend's
+    factory (`load`), and what the teaching cache and reports record of it (`spec`, `options.given`)."""
 
+    spec: str
+    options: Configured
+    fixed: tuple[tuple[str, str], ...] = ()
 
-def check_model_options(spec: str, options: Mapping[str, Any]) -> None:
-    """Refuse a model spec that names no backend, or options its backend does not take, before any work."""
-    backend, _ = backend_for(spec)
-    backend.validate(options)
+    @classmethod
+    def parse(cls, spec: str, options: Mapping[str, object] | None = None) -> ModelSpec:
+        """Resolve the spec to its backend and check the options against the backend's schema (InputError if not)."""
+        _register_lazy()
+        spec = spec.strip()
+        if not spec:
+            raise InputError("--model is empty; use 'embedded', 'mock', a folder, a .gguf file, hf:<id> or "
+                             "openai:<model>")
+        kind, sep, rest = spec.partition(":")
+        if spec in names("backend") and spec != "hf":
+            backend, fixed = component("backend", spec), ()
+        elif sep and kind in ("hf", "openai"):
+            backend, fixed = component("backend", kind), (("source" if kind == "hf" else "model", rest),)
+        elif os.path.exists(spec):
+            backend, fixed = component("backend", "hf"), (("source", spec),)
+        else:
+            raise InputError(f"model {spec!r} not found; use 'embedded', 'mock', a local folder, a .gguf file, "
+                             "hf:<hub id> or openai:<model>")
+        return cls(spec, backend.configure(options or {}), fixed)
+
+    def load(self) -> LanguageModel:
+        """Build the model (its options were checked when the spec was parsed)."""
+        model = self.options.build(**dict(self.fixed))
+        if not isinstance(model, LanguageModel):
+            raise ModelError(f"backend {self.options.name!r} built {type(model).__name__}, not a LanguageModel")
+        return model
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,18 @@ class Backend:
     options: tuple[str, ...]
 
 
+def capabilities_of(model: type) -> tuple[str, ...]:
+    """What a backend class can do, read from the types it implements (and those of the context it reads)."""
+    out = ["generate"] if issubclass(model, Generator) else []
+    if issubclass(model, ServedScorer):
+        out.append("score (where a probe shows aligned prompt log-probabilities)")
+    elif issubclass(model, CachingScorer):
+        read = typing.get_type_hints(model._open_context).get("return", object)
+        out += ["score"] + [name for name, kind in (("next_token", NextTokens), ("greedy", Greedy),
+                                                    ("vocabulary", Vocabulary)) if issubclass(read, kind)]
+    return tuple(out)
+
+
 def list_backends() -> list[Backend]:
     """Every registered backend: what it can do, its options with their types and defaults, and its role line."""
     _register_lazy()
@@ -72,7 +97,8 @@ def list_backends() -> list[Backend]:
         c = component("backend", name)
         doc = (c.factory.__doc__ or "").strip().splitlines()
         options = tuple(f"{k}: {_type_name(f.annotation)} = {f.default!r}" for k, f in c.schema.model_fields.items())
-        out.append(Backend(name, doc[0] if doc else "", c.provides, options))
+        made = typing.get_type_hints(c.factory).get("return", object)
+        out.append(Backend(name, doc[0] if doc else "", capabilities_of(made), options))
     return out
 
 
@@ -90,13 +116,13 @@ def _type_name(annotation: Any) -> str:
     return "None" if annotation is type(None) else getattr(annotation, "__name__", str(annotation))
 
 
-def load_model(spec: str = "embedded", **options: Any) -> LanguageModel:
-    """A model from a spec: "embedded", "mock", "hf:<folder|file.gguf|hub-id>", or a path to a folder or .gguf."""
-    backend, fixed = backend_for(spec)
-    return create("backend", backend.name, **fixed, **options)
+def load_model(spec: str | ModelSpec = "embedded", **options: object) -> LanguageModel:
+    """A model from a spec: "embedded", "mock", "hf:<folder|file.gguf|hub-id>", openai:<model>, or a path to a folder
+    or .gguf; with a `ModelSpec`, the options it was parsed with."""
+    return (spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec, options)).load()
 
 
 __all__ = [
-    "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ScoredContinuations",
-    "backend_for", "check_model_options", "list_backends", "load_model",
+    "Completion", "Context", "ContextBackend", "LanguageModel", "MockModel", "ModelInfo", "ModelSpec",
+    "ScoredContinuations", "list_backends", "load_model",
 ]

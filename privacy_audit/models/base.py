@@ -1,11 +1,13 @@
-"""The LanguageModel seam, split by capability: a backend says what it can do (generate text, score a prompt's
-continuations, give next-token log-probabilities of chosen tokens, decode greedily) and implements the hooks of
-those; the public methods refuse what it cannot do with one line, and check what comes back, so a broken
-backend fails loudly instead of producing wrong numbers. Commands degrade by capability (see `scoring`).
+"""The LanguageModel seam: providers and one wrapper. A backend is a `LanguageModel` (identity, refusals, checks of
+what comes back) that is a `Generator` (it implements `_generate`), a `Scorer` (it reads a context and scores its
+continuations), or both; what it can do follows from those types, and what a read context can do besides scoring
+from its own (`context.NextTokens`, `Greedy`, `Vocabulary`). How a scorer's numbers are used (its exact budget,
+the tolerances of scores computed twice) is its `ScoringPolicy`. Commands degrade by capability (see `scoring`).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -13,19 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from privacy_audit.errors import ModelError
-from privacy_audit.models.context import Context, ContextBackend, ScoredContinuations
+from privacy_audit.models.context import CachedContext, Context, ContextBackend, ScoredContinuations
 
-Capability = Literal["generate", "score", "next_token", "greedy"]
+Capability = Literal["generate", "score"]
 # What each capability is for, and what to do without it: the one line a refusal prints.
-CAPABILITIES: dict[str, tuple[str, str]] = {
+CAPABILITIES: dict[Capability, tuple[str, str]] = {
     "generate": ("generate text", "teach with another model"),
     "score": ("give log-probabilities of a prompt's continuations",
               "use it as a teacher and score with another model (score --model, or [scorer] in a config)"),
-    "next_token": ("give next-token log-probabilities of chosen tokens (best-first search)",
-                   "bounded intervals then come from the references"),
-    "greedy": ("decode greedily after a prompt", "greedy extraction is then not run"),
 }
-ALL_CAPABILITIES: tuple[str, ...] = tuple(CAPABILITIES)
 
 Message = dict[str, str]
 Prompt = str | Sequence[Message]
@@ -80,40 +78,94 @@ class Completion:
         return self.logprob / self.tokens if self.logprob is not None and self.tokens else None
 
 
-class LanguageModel:
-    """A model behind one seam: `capabilities` says which of generate, score, next_token and greedy it has.
+class Generator(ABC):
+    """A provider that generates text: the hook of `LanguageModel.complete`."""
 
-    `name` and `revision` identify it in reports; `info()` says what to record to reproduce a run;
-    `exact_budget` is the most candidates exact scoring should send it (None: no limit), which `auto`
-    mode respects. A backend implements the hooks of its capabilities: `_generate` (generate),
-    `_open_context` and `tokenize` (score; the context's backend gives next_token and greedy).
-    """
+    @abstractmethod
+    def _generate(
+        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
+        stop: tuple[str, ...], batch_size: int | None,
+    ) -> Sequence[str | Completion]:
+        """Completions for `prompts` (texts, or `Completion`s with the sampled tokens' log2-probability), prompt i
+        sampled with its own generator seeded by `seeds[i]` (a backend may stop early at a `stop` string)."""
+
+
+class Scorer(ABC):
+    """A provider that reads a context once and scores its continuations (the hook of `LanguageModel.open_context`)."""
+
+    @abstractmethod
+    def _read(self, context: str, owner: str) -> Context:
+        """`context` read once, as a `Context` whose owner is named `owner` in its messages."""
+
+    @abstractmethod
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """Token ids of each text (tokenized alone, no special tokens) and each token's end offset in characters."""
+
+    def refusal(self) -> str | None:
+        """Why this scorer cannot score after all (a served one whose probe failed); None when it can."""
+        return None
+
+
+class CachingScorer(Scorer):
+    """A scorer that reads a context into a cache of its own (`_open_context`) and scores after it."""
+
+    @abstractmethod
+    def _open_context(self, context: str) -> ContextBackend:
+        """`context` read once (the transformers backend runs it through the model and keeps its KV cache)."""
+
+    def _read(self, context: str, owner: str) -> Context:
+        return CachedContext(self._open_context(context), context, owner=owner)
+
+
+@dataclass(frozen=True)
+class PrecisionCheck:
+    """A model computing in a lower precision keeps a float32 copy (`reference`): every scoring rescores the canaries
+    with it, and a difference beyond `tolerance` bits fails the gate."""
+
+    reference: LanguageModel
+    tolerance: float
+    dtype: str
+
+
+@dataclass(frozen=True)
+class ScoringPolicy:
+    """How a scorer's numbers are used: the most candidates exact scoring should send it (`auto` respects it; None:
+    no limit), the largest difference (bits) a canary scored twice may show before the report calls its scores
+    unstable (a served model; None: computed here, deterministically), and the precision check of a lower precision."""
+
+    exact_budget: int | None = None
+    stability_tolerance: float | None = None
+    precision: PrecisionCheck | None = None
+
+
+class LanguageModel:
+    """The wrapper every backend is: `name` and `revision` identify it in reports, `info()` says what to record to
+    reproduce a run, `policy` how its scores are used; it refuses what its provider types cannot do with one line
+    and checks what they return. A backend subclasses it and `Generator`, `Scorer` (`CachingScorer`) or both."""
 
     name: str = "model"
     revision: str | None = None
     backend: str = "model"
-    capabilities: frozenset[str] = frozenset(ALL_CAPABILITIES)
-    exact_budget: int | None = None
-    # Scores that may differ between two requests (a served model): the largest difference, in bits, a sample scored
-    # twice may show before the report says they are unstable (None: computed here, deterministically).
-    stability_tolerance: float | None = None
-    # A model computing in a lower precision (bfloat16, float16) keeps a float32 copy: every scoring rescores a sample
-    # with it, and a difference beyond `precision_tolerance` bits fails the gate.
-    precision_reference: LanguageModel | None = None
-    precision_tolerance: float | None = None
+    policy: ScoringPolicy = ScoringPolicy()
 
     def info(self) -> ModelInfo:
         """What a report records about this model."""
         return ModelInfo(backend=self.backend, name=self.name, revision=self.revision)
 
     def can(self, capability: Capability) -> bool:
-        return capability in self.capabilities
+        """Whether this model generates text (a `Generator`) or scores continuations (a `Scorer` that can)."""
+        if capability == "generate":
+            return isinstance(self, Generator)
+        return isinstance(self, Scorer) and self.refusal() is None
 
     def require(self, capability: Capability) -> None:
-        """A one-line ModelError when this model lacks `capability`, saying what to do instead."""
-        if not self.can(capability):
-            what, instead = CAPABILITIES[capability]
-            raise ModelError(f"model {self.name} ({self.backend} backend) cannot {what}; {instead}")
+        """A one-line ModelError when this model lacks `capability`, saying why and what to do instead."""
+        if self.can(capability):
+            return
+        what, instead = CAPABILITIES[capability]
+        why = self.refusal() if isinstance(self, Scorer) and capability == "score" else None
+        raise ModelError(f"model {self.name} ({self.backend} backend) cannot {what}"
+                         + (f": {why}" if why else "") + f"; {instead}")
 
     def open_context(self, context: str) -> Context:
         """Read `context` once; the returned `Context` scores batches of its continuations.
@@ -123,9 +175,9 @@ class LanguageModel:
         Scores are those of the whole text context + continuation tokenized at once (see `Context`).
         """
         self.require("score")
-        return Context(
-            self._open_context(context), context, capabilities=self.capabilities, owner=f"{self.name} ({self.backend})"
-        )
+        if not isinstance(self, Scorer):  # `require` refused it already; this narrows the type
+            raise ModelError(f"{self.backend} backend cannot score")
+        return self._read(context, f"{self.name} ({self.backend})")
 
     def logprobs(self, context: str, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation given `context` (one batch)."""
@@ -153,6 +205,8 @@ class LanguageModel:
         the backend's default). Generation ends at the first `stop` string (cut off).
         """
         self.require("generate")
+        if not isinstance(self, Generator):  # `require` refused it already; this narrows the type
+            raise ModelError(f"{self.backend} backend cannot generate")
         if temperature < 0:
             raise ModelError("temperature must be >= 0")
         if batch_size is not None and batch_size < 1:
@@ -166,24 +220,6 @@ class LanguageModel:
             raise ModelError(f"backend returned {len(out)} completions for {len(prompts)} prompts")
         done = [c if isinstance(c, Completion) else Completion(c) for c in out]
         return [replace(c, text=truncate_at(c.text, stop)) for c in done]
-
-    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        """Token ids of each text (tokenized alone, no special tokens) and each token's end offset in characters."""
-        self.require("score")
-        raise ModelError(f"{self.backend} backend declares scoring but has no tokenizer")
-
-    def _open_context(self, context: str) -> ContextBackend:
-        """Backend hook of `score`: `context` read once, as a `ContextBackend`."""
-        raise ModelError(f"{self.backend} backend declares scoring but cannot read a context")
-
-    def _generate(
-        self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
-        stop: tuple[str, ...], batch_size: int | None,
-    ) -> Sequence[str | Completion]:
-        """Backend hook of `generate`: completions for `prompts` (texts, or `Completion`s with the sampled tokens'
-        log2-probability), prompt i sampled with its own generator seeded by `seeds[i]` (a backend may
-        stop early at a `stop` string)."""
-        raise ModelError(f"{self.backend} backend declares generation but cannot generate")
 
 
 def truncate_at(text: str, stop: Sequence[str]) -> str:

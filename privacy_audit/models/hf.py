@@ -15,8 +15,10 @@ from pydantic import Field
 from privacy_audit._progress import tracker
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
-from privacy_audit.models.base import ALL_CAPABILITIES, Completion, LanguageModel, ModelInfo, Prompt
-from privacy_audit.models.context import ContextBackend
+from privacy_audit.models.base import (
+    CachingScorer, Completion, Generator, LanguageModel, ModelInfo, PrecisionCheck, Prompt, ScoringPolicy,
+)
+from privacy_audit.models.hf_context import HFContext
 from privacy_audit.models.trie import log2_probs
 
 
@@ -76,7 +78,7 @@ def import_torch() -> Any:
     return torch
 
 
-class TransformersModel(LanguageModel):
+class TransformersModel(LanguageModel, Generator, CachingScorer):
     """A causal LM from transformers with its tokenizer.
 
     Scoring conditions on the context once and walks a trie of the candidates' tokens with tree
@@ -97,7 +99,7 @@ class TransformersModel(LanguageModel):
         self.chunk_tokens = chunk_tokens
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        self._last_session: ContextBackend | None = None
+        self._last_session: HFContext | None = None
         self._vocabulary: dict[int, str] | None = None
         params = inspect.signature(model.forward).parameters
         self.cache_kwarg = "cache" if "cache" in params else "past_key_values"
@@ -152,9 +154,9 @@ class TransformersModel(LanguageModel):
 
         torch = self.torch
         reference = copy.deepcopy(self.model).to("cpu", torch.float32)
-        self.precision_reference = TransformersModel(reference, self.tokenizer, name=self.name, revision=self.revision,
-                                                     chunk_tokens=self.chunk_tokens)
-        self.precision_tolerance = tolerance
+        float32 = TransformersModel(reference, self.tokenizer, name=self.name, revision=self.revision,
+                                    chunk_tokens=self.chunk_tokens)
+        self.policy = ScoringPolicy(precision=PrecisionCheck(float32, tolerance, dtype))
         self.model = self.model.to(getattr(torch, dtype))
         self.dtype = next(self.model.parameters()).dtype
         return self
@@ -165,12 +167,12 @@ class TransformersModel(LanguageModel):
     weights_path: Path | None = None
 
     def info(self) -> ModelInfo:
-        update: dict[str, Any] = {"dtype": str(self.dtype).removeprefix("torch."), "device": str(self.device)}
-        if self.weights_path is not None:
-            if not hasattr(self, "_weights_sha256"):
-                self._weights_sha256 = weights_sha256(self.weights_path)
-            update["weights_sha256"] = self._weights_sha256
-        return super().info().model_copy(update=update)
+        if self.weights_path is not None and not hasattr(self, "_weights_sha256"):
+            self._weights_sha256 = weights_sha256(self.weights_path)
+        return ModelInfo(
+            backend=self.backend, name=self.name, revision=self.revision, dtype=str(self.dtype).removeprefix("torch."),
+            device=str(self.device), weights_sha256=getattr(self, "_weights_sha256", None),
+        )
 
     def encode_context(self, context: str) -> list[int]:
         """Context token ids (with the tokenizer's own special tokens; never empty)."""
@@ -230,11 +232,9 @@ class TransformersModel(LanguageModel):
         encodings = backend.encode_batch(list(texts), add_special_tokens=False)
         return [e.ids for e in encodings], [e.offsets for e in encodings]
 
-    def _open_context(self, context: str) -> ContextBackend:
+    def _open_context(self, context: str) -> HFContext:
         """The context's KV cache, reused when the same context is opened again (scoring, then search)."""
-        if self._last_session is None or getattr(self._last_session, "context", None) != context:
-            from privacy_audit.models.hf_context import HFContext
-
+        if self._last_session is None or self._last_session.context != context:
             self._last_session = None  # free the previous context's cache before building the next
             self._last_session = HFContext(self, context)
         return self._last_session
@@ -286,7 +286,7 @@ class TransformersModel(LanguageModel):
         return [outputs[i] for i in range(len(encoded))]
 
 
-@register("backend", "hf", fixed=("source",), provides=ALL_CAPABILITIES)
+@register("backend", "hf", fixed=("source",))
 def _hf_backend(
     source: str, *, chunk_tokens: ChunkTokens = 512, device: str | None = None, dtype: Precision = "float32",
     precision_tolerance: PrecisionTolerance = 0.5,

@@ -10,7 +10,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
+from privacy_audit.models.context import (
+    ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
+)
 from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
 
 
@@ -106,7 +108,7 @@ class JointWindow:
         return self.before, list(ids), [end + shift for _, end in offsets]
 
 
-class HFContext(ContextBackend):
+class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
     """The context's stable head run through the model once; tree tokens run against its cache, which
     each forward restores. The unstable tail (text after the head) is tokenized with every continuation,
     after an anchor (the head's last token's text) so that tokenizers that mark a text's start (a

@@ -13,11 +13,13 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import JsonValue
 
 from privacy_audit._progress import tracker
 from privacy_audit._text import clean
@@ -107,7 +109,7 @@ class Endpoint:
     def public(self) -> str:
         return public_url(self.url)
 
-    def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def post(self, path: str, payload: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
         """POST a JSON body and return the JSON answer, retrying what may succeed on a retry (see the module)."""
         import httpx
 
@@ -131,7 +133,7 @@ class Endpoint:
             f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down"
         )
 
-    def get(self, path: str) -> dict[str, Any]:
+    def get(self, path: str) -> dict[str, JsonValue]:
         """GET a JSON answer (no retries: used to check that a server is there)."""
         import httpx
 
@@ -158,7 +160,7 @@ class Endpoint:
                 raise
         return out
 
-    def _json(self, response: Any, path: str) -> dict[str, Any]:
+    def _json(self, response: Any, path: str) -> dict[str, JsonValue]:
         try:
             data = response.json()
         except (json.JSONDecodeError, ValueError):

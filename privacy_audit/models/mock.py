@@ -19,8 +19,10 @@ from pydantic import Field
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import ALL_CAPABILITIES, Completion, LanguageModel, ModelInfo, Prompt
-from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
+from privacy_audit.models.base import CachingScorer, Completion, Generator, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.context import (
+    ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
+)
 
 BYTES = 256
 
@@ -85,7 +87,7 @@ class NGram:
         return out
 
 
-class MockModel(LanguageModel):
+class MockModel(LanguageModel, Generator, CachingScorer):
     """Token n-gram model (order `order`, add-`alpha` smoothing over its vocabulary: 256 byte values, and digit groups
     of up to `digits` when that is above 1).
 
@@ -112,7 +114,7 @@ class MockModel(LanguageModel):
         options: dict[str, str | int | float | bool | None] = {"order": self.order, "alpha": self.alpha}
         if self.pieces.digits > 1:
             options["digits"] = self.pieces.digits
-        return super().info().model_copy(update={"options": options})
+        return ModelInfo(backend=self.backend, name=self.name, revision=self.revision, options=options)
 
     def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """One token per character (the code point), digit runs in groups of up to `digits`."""
@@ -122,7 +124,7 @@ class MockModel(LanguageModel):
         """The n-gram fitted to `context`'s tokens."""
         return NGram(self.pieces.split(context)[0], order=self.order, alpha=self.alpha, size=self.pieces.size)
 
-    def _open_context(self, context: str) -> ContextBackend:
+    def _open_context(self, context: str) -> _MockContext:
         self.history.append(("open_context", context))
         return _MockContext(self, context)
 
@@ -167,7 +169,7 @@ class MockModel(LanguageModel):
         return Completion(generated, total, count)
 
 
-class _MockContext(ContextBackend):
+class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
     """The context's tokens up to its trailing digits are the head (no continuation moves them); those digits are
     the tail, tokenized with every continuation."""
 
@@ -223,12 +225,10 @@ class _MockContext(ContextBackend):
         ).text
 
 
-@register("backend", "mock", ignores=("chunk_tokens", "device"), provides=ALL_CAPABILITIES)
+@register("backend", "mock")
 def _mock_backend(
     *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05,
     outputs: Sequence[str] | None = None, digits: Annotated[int, Field(ge=1, le=4)] = 1,
 ) -> MockModel:
-    """The mock n-gram model, no torch needed (digits > 1: digit runs in groups, 3 as Llama 3 reads them).
-
-    The transformers backends' speed knobs change none of its numbers."""
+    """The mock n-gram model, no torch needed (digits > 1: digit runs in groups, 3 as Llama 3 reads them)."""
     return MockModel(order=order, alpha=alpha, outputs=outputs, digits=digits)

@@ -22,8 +22,8 @@ from pydantic import Field
 
 from privacy_audit._io import read_text
 from privacy_audit._registry import register
-from privacy_audit.models.base import LanguageModel, ModelInfo
-from privacy_audit.models.context import ContextBackend, Joint, ScoredContinuations, Tokens
+from privacy_audit.models.base import CachingScorer, LanguageModel, ModelInfo
+from privacy_audit.models.context import ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens
 
 # Words with the whitespace after them, or single other characters: a text's tokens spell it exactly, and a context
 # that ends in whitespace (every prompt ends in its separator) keeps its tokens whatever follows.
@@ -90,11 +90,10 @@ class KneserNey:
         return max(counts[word] - self.discount, 0.0) / total + self.discount * len(counts) / total / self.vocab_size
 
 
-class NgramModel(LanguageModel):
+class NgramModel(LanguageModel, CachingScorer):
     """Kneser-Ney fitted on each context it reads; scores continuations, next tokens, and decodes greedily."""
 
     backend = "ngram"
-    capabilities = frozenset({"score", "next_token", "greedy"})
 
     def __init__(self, *, order: int = 5, tokens: Literal["characters", "words"] = "characters", discount: float = 0.75,
                  background: str | None = None, background_weight: float = 0.5) -> None:
@@ -135,11 +134,11 @@ class NgramModel(LanguageModel):
             out.append(([self.id_of(t) for t in toks], np.cumsum([len(t) for t in toks], dtype=np.int64).tolist()))
         return out
 
-    def _open_context(self, context: str) -> ContextBackend:
+    def _open_context(self, context: str) -> NgramContext:
         return NgramContext(self, context)
 
 
-class NgramContext(ContextBackend):
+class NgramContext(ContextBackend, NextTokens, Greedy):
     """The fitted model of one context; a candidate's tokens are read after the context's last tokens."""
 
     def __init__(self, model: NgramModel, context: str) -> None:
@@ -227,7 +226,7 @@ class NgramContext(ContextBackend):
         return text
 
 
-@register("backend", "ngram", provides=("score", "next_token", "greedy"))
+@register("backend", "ngram")
 def _ngram_backend(
     *,
     order: Annotated[int, Field(ge=1, le=16)] = 5,

@@ -8,90 +8,40 @@ asks for the log-probabilities of what it sampled, which teachers that keep thei
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, JsonValue
 
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import Capability, Completion, LanguageModel, ModelInfo, Prompt
-from privacy_audit.models.context import Context
+from privacy_audit.models.base import Completion, Generator, LanguageModel, ModelInfo, Prompt, ScoringPolicy
 from privacy_audit.models.http import Endpoint, resolve
-from privacy_audit.models.served import START_TEXTS, Probe, Served, ServedContext
+from privacy_audit.models.served import START_TEXTS, Served, ServedScorer
 
 SEEDING = ("best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the "
            "teaching cache")
 
 
-@dataclass(frozen=True)
-class ScoringSettings:
-    """How a served model is asked for prompt log-probabilities (see `models.served`)."""
-
-    exact_budget: int = 1_000
-    per_request: int = 1
-    echo_max_tokens: int = 1
-    start_text: str | None = None
-    stability_tolerance: float = 0.01
-
-
-class OpenAIModel(LanguageModel):
-    """A model behind an OpenAI-compatible API. It generates (a teacher); it scores (a scorer) only where a probe
-    shows the server gives aligned prompt log-probabilities (`models.served`), run the first time it is asked."""
+class OpenAIModel(LanguageModel, Generator, ServedScorer):
+    """A model behind an OpenAI-compatible API. It generates (a teacher); it scores (a served scorer) only where a
+    probe shows the server gives aligned prompt log-probabilities (`models.served`)."""
 
     backend = "openai"
 
     def __init__(self, model: str, endpoint: Endpoint, *, prompt_api: Literal["chat", "completions"] = "chat",
-                 logprobs: bool = True, scoring: ScoringSettings = ScoringSettings()) -> None:
+                 logprobs: bool = True, served: Served | None = None, start_texts: tuple[str, ...] = START_TEXTS,
+                 policy: ScoringPolicy | None = None) -> None:
         if not model:
             raise ModelError("openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
         self.name = model
         self.endpoint = endpoint
         self.prompt_api = prompt_api
         self.logprobs = logprobs
-        self.scoring = scoring
-        self.exact_budget = scoring.exact_budget
-        self.stability_tolerance = scoring.stability_tolerance
+        self.served = served or Served(endpoint, model)
+        self.start_texts = start_texts
+        self.policy = policy or ScoringPolicy()
         self.fingerprints: set[str] = set()
-        self.served = Served(endpoint, model, per_request=scoring.per_request, echo_max_tokens=scoring.echo_max_tokens)
-        self._probe: Probe | None = None
-        self._vocab: dict[str, int] = {}
-
-    @property
-    def capabilities(self) -> frozenset[str]:  # type: ignore[override]
-        return frozenset({"generate", "score"}) if self.probe().ok else frozenset({"generate"})
-
-    def can(self, capability: Capability) -> bool:
-        """Generation needs no probe; scoring is probed the first time it is asked about."""
-        return capability == "generate" or capability == "score" and self.probe().ok
-
-    def probe(self) -> Probe:
-        """The served scoring probe, run once: are prompt log-probabilities there and aligned?"""
-        if self._probe is None:
-            starts = (
-                START_TEXTS
-                if self.scoring.start_text is None
-                else ((self.scoring.start_text,) if self.scoring.start_text else ())
-            )
-            self._probe = self.served.probe(starts)
-        return self._probe
-
-    def require(self, capability: Capability) -> None:
-        if capability == "score" and not self.probe().ok:
-            raise ModelError(f"model {self.name} at {self.endpoint.public} cannot give log-probabilities of a prompt's "
-                             f"continuations: {self.probe().reason}; use it as a teacher and score with another model")
-        super().require(capability)
-
-    def open_context(self, context: str) -> Context:
-        self.require("score")
-        return ServedContext(self.served, context, owner=f"{self.name} at {self.endpoint.public}")
-
-    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        """The server's tokens of each text (as it echoes them; ids numbered by token text) and their ends."""
-        self.require("score")
-        echoes = self.served.echo(list(texts))
-        return [([self._vocab.setdefault(t, len(self._vocab)) for t in e.tokens], list(e.ends)) for e in echoes]
 
     def info(self) -> ModelInfo:
         probe = self._probe
@@ -117,7 +67,7 @@ class OpenAIModel(LanguageModel):
         self, prompt: Prompt, seed: int, max_new_tokens: int, temperature: float, stop: tuple[str, ...]
     ) -> Completion:
         """One sample: its text, and the log2-probability of its tokens when the server reports them."""
-        common: dict[str, Any] = {"model": self.name, "max_tokens": max_new_tokens, "temperature": temperature,
+        common: dict[str, JsonValue] = {"model": self.name, "max_tokens": max_new_tokens, "temperature": temperature,
                                   "seed": int(seed) % 2**31}
         if stop:
             common["stop"] = list(stop)[:4]
@@ -145,17 +95,14 @@ class OpenAIModel(LanguageModel):
         return Completion(text, logprob, len(values) if logprob is not None else 0)
 
 
-def _first_choice(data: dict[str, Any]) -> dict[str, Any]:
+def _first_choice(data: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
     choices = data.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise ModelError("the server's answer has no choices")
     return choices[0]
 
 
-@register(
-    "backend", "openai", fixed=("model",),
-    provides=("generate", "score (where a probe shows aligned prompt log-probabilities)"),
-)
+@register("backend", "openai", fixed=("model",))
 def _openai_backend(
     model: str, *, base_url: str | None = None, api_key_env: str | None = None,
     max_connections: Annotated[int, Field(ge=1, le=256)] = 4, timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0,
@@ -177,6 +124,9 @@ def _openai_backend(
     url, key = resolve(base_url, api_key_env)
     endpoint = Endpoint(url, key, timeout=timeout, max_connections=max_connections, max_retries=max_retries,
                         max_retry_wait=max_retry_wait)
-    scoring = ScoringSettings(exact_budget, prompts_per_request, echo_max_tokens, start_text, stability_tolerance)
-    return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, scoring=scoring)
+    served = Served(endpoint, model, per_request=prompts_per_request, echo_max_tokens=echo_max_tokens)
+    starts = START_TEXTS if start_text is None else ((start_text,) if start_text else ())
+    policy = ScoringPolicy(exact_budget=exact_budget, stability_tolerance=stability_tolerance)
+    return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, served=served, start_texts=starts,
+                       policy=policy)
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from privacy_audit.errors import ModelError
-from privacy_audit.models.context import BoundaryCheck, Context, ContextBackend, Joint, ScoredContinuations, Tokens
+from privacy_audit.models.base import Scorer
+from privacy_audit.models.context import BoundaryCheck, Context, ScoredContinuations, Tokens, check_sample
 from privacy_audit.models.http import Endpoint, Unreachable
 
 PROBE_TEXT = " ".join(["violet 3971 quarry mellow 5824 tundra ribbon 0617 cobalt"] * 3) + "."
@@ -30,7 +31,6 @@ PROBE_TEXT = " ".join(["violet 3971 quarry mellow 5824 tundra ribbon 0617 cobalt
 ALIGNED_NATS = -1.5
 # Start-token texts the probe tries, in order, when the plain text is not aligned.
 START_TEXTS = ("<|im_start|>", "<|begin_of_text|>", "<s>", "<|endoftext|>", "<bos>")
-CHECKS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -172,18 +172,21 @@ class ServedContext(Context):
     """A teaching prompt scored over HTTP: every continuation sent with the whole prompt, the server's tokens
     canonical by construction, their count checked against its tokenize endpoint on a sample of every batch."""
 
-    remote = True
-
     def __init__(self, served: Served, context: str, *, owner: str) -> None:
-        super().__init__(_NoCache(context), context, capabilities=frozenset(), owner=owner)
+        boundary = BoundaryCheck(head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once")
+        super().__init__(context, owner=owner, boundary=boundary)
         self.served = served
-        self.boundary = BoundaryCheck(
-            head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once"
-        )
+
+    @property
+    def provider(self) -> object:
+        return self.served
+
+    def tokenize(self, continuations: Sequence[str]) -> Tokens:
+        raise ModelError(f"{self.owner} gives no token paths after a prompt (it scores whole texts)")
 
     def check(self, continuations: Sequence[str]) -> None:
         """The server's echoed tokens against its tokenize endpoint, for a few of these continuations."""
-        sample = list(continuations)[:: max(1, len(continuations) // CHECKS_PER_BATCH)][:CHECKS_PER_BATCH]
+        sample = check_sample(list(continuations))
         self._check(sample, self.served.echo([self.context + c for c in sample]))
 
     def _check(self, continuations: Sequence[str], echoes: Sequence[Echo]) -> None:
@@ -198,12 +201,10 @@ class ServedContext(Context):
                                  f"{expected} of; its scores cannot be trusted")
 
     def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
-        continuations = list(continuations)
-        if not continuations or any(not c for c in continuations):
-            raise ModelError("cannot score an empty continuation" if continuations else "nothing to score")
+        continuations = self._nonempty(continuations)
         echoes = self.served.echo([self.context + c for c in continuations])
-        step = max(1, len(continuations) // CHECKS_PER_BATCH)
-        self._check(continuations[::step][:CHECKS_PER_BATCH], echoes[::step][:CHECKS_PER_BATCH])
+        sample = check_sample(range(len(continuations)))
+        self._check([continuations[i] for i in sample], [echoes[i] for i in sample])
         n = len(self.context)
         logprobs: list[float] = []
         ends: list[int] = []
@@ -221,21 +222,32 @@ class ServedContext(Context):
         return ScoredContinuations(np.array(logprobs, dtype=np.float64), np.array(ends, dtype=np.int64), offsets)
 
 
-class _NoCache(ContextBackend):
-    """Nothing is cached on our side of an HTTP scorer: the whole prompt is sent with every continuation."""
+class ServedScorer(Scorer):
+    """A scorer behind an HTTP endpoint (`served`), trusted only after the probe passes, run the first time it is
+    asked; `start_texts` are the start-token texts the probe may try."""
 
-    def __init__(self, context: str) -> None:
-        self.head: list[int] = []
-        self.tail = context
+    served: Served
+    start_texts: tuple[str, ...] = START_TEXTS
+    _probe: Probe | None = None
+    _token_ids: dict[str, int]
 
-    def tokenize(self, continuations: Sequence[str]) -> Tokens:
-        raise ModelError("a served context tokenizes through the server")
+    def probe(self) -> Probe:
+        """The served scoring probe, run once: are prompt log-probabilities there and aligned?"""
+        if self._probe is None:
+            self._probe = self.served.probe(self.start_texts)
+        return self._probe
 
-    def joint(self, continuation: str) -> Joint:
-        raise ModelError("a served context tokenizes through the server")
+    def refusal(self) -> str | None:
+        probe = self.probe()
+        return None if probe.ok else f"at {self.served.endpoint.public}: {probe.reason}"
 
-    def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
-        raise ModelError("a served context scores through the server")
+    def _read(self, context: str, owner: str) -> Context:
+        return ServedContext(self.served, context, owner=f"{owner} at {self.served.endpoint.public}")
 
-    def score_full(self, ids: list[int], ends: list[int], start: int) -> ScoredContinuations:
-        raise ModelError("a served context scores through the server")
+    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
+        """The server's tokens of each text (as it echoes them; ids numbered by token text) and their ends."""
+        if not hasattr(self, "_token_ids"):
+            self._token_ids = {}
+        echoes = self.served.echo(list(texts))
+        return [([self._token_ids.setdefault(t, len(self._token_ids)) for t in e.tokens], list(e.ends))
+                for e in echoes]

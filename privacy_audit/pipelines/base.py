@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, model_validator
 
-from privacy_audit._registry import Component, component, names, register
+from privacy_audit._registry import Component, Configured, component, names, register
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import LanguageModel, ModelInfo
 from privacy_audit.pipelines.utility import Utility
@@ -29,7 +29,7 @@ class Record(BaseModel):
     text: str
     label: str | None = None
     teacher: int | None = None
-    fields: dict[str, Any] = {}
+    fields: dict[str, JsonValue] = {}
 
 
 class TeacherArtifact(BaseModel):
@@ -84,7 +84,7 @@ class TeachingOutput(BaseModel):
     format: str = "privacy-audit/teaching-output"
     prompt: str
     pipeline: str
-    options: dict[str, Any]
+    options: dict[str, JsonValue]
     seed: int
     model: ModelInfo | None
     labels: dict[str, str] = {}
@@ -122,7 +122,7 @@ FIXED = ("records", "model", "seed")
 
 
 def pipeline(
-    name: str, *, needs: Collection[str] = ("data",), files: Callable[[Mapping[str, Any]], list[str]] | None = None
+    name: str, *, needs: Collection[str] = ("data",), files: Callable[[Mapping[str, object]], list[str]] | None = None
 ) -> Callable[[Pipeline], Pipeline]:
     """Register a pipeline under `name`: what it needs ("model", "data") and which files of its options
     determine its output (hashed into the teaching cache key)."""
@@ -138,20 +138,30 @@ def describe(name: str) -> Component:
     return component("pipeline", name)
 
 
+def configure(pipeline: str | Configured, options: Mapping[str, object] | None = None) -> Configured:
+    """A pipeline with its options checked once against its schema (a configured one is returned as it is)."""
+    if isinstance(pipeline, Configured):
+        if options:
+            raise InputError(f"pipeline {pipeline.name!r} is configured already; give its options when configuring it")
+        return pipeline
+    return describe(pipeline).configure(options or {})
+
+
 def run_pipeline(
-    name: str, records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0,
-    options: Mapping[str, Any] | None = None,
+    pipeline: str | Configured, records: Sequence[Record], *, model: LanguageModel | None = None, seed: int = 0,
+    options: Mapping[str, object] | None = None,
 ) -> TeachingOutput:
-    """Build and run a registered pipeline; its needs and options are checked before it runs."""
-    spec = describe(name)
-    checked = spec.validate(options or {})
-    if "model" in spec.needs and model is None:
+    """Run a registered pipeline (a name and its options, or one configured already); its needs are checked before
+    it runs."""
+    configured = configure(pipeline, options)
+    name, needs = configured.name, configured.component.needs
+    if "model" in needs and model is None:
         raise InputError(f"pipeline {name!r} needs a model (--model)")
-    if "model" in spec.needs and model is not None:
+    if "model" in needs and model is not None:
         model.require("generate")
-    if "data" in spec.needs and not records:
+    if "data" in needs and not records:
         raise InputError(f"pipeline {name!r} needs private data (--data)")
-    out = spec.factory(list(records), model=model if "model" in spec.needs else None, seed=seed, **checked)
+    out = configured.build(records=list(records), model=model if "model" in needs else None, seed=seed)
     if not isinstance(out, TeachingOutput):
         raise PipelineError(f"pipeline {name!r} returned {type(out).__name__}, not a TeachingOutput")
     return out

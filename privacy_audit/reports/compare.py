@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport
+from privacy_audit.scoring.measures import similarity
 
 
 def _fmt(x: float | None) -> str:
@@ -54,7 +55,8 @@ def _measures(r: AuditReport) -> dict[str, tuple[float | None, tuple[float, floa
         "mean exposure, planted (bits)": (s.mean_exposure_planted, st.mean_exposure_planted_ci if st else None, True),
         "planted secrets verbatim in prompt": (float(s.planted_in_prompt), None, True),
         "best similarity to the prompt, planted": (
-            max((c.similarity for c in r.canaries if c.planted and c.similarity is not None), default=None), None, True,
+            max((v for v in map(similarity.of, r.canaries) if v is not None and not isinstance(v, bool)), default=None),
+            None, True,
         ),
         "planted secrets recovered by greedy decoding": (
             None if s.greedy_extracted is None else float(s.greedy_extracted), None, True,

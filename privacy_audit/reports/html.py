@@ -8,10 +8,11 @@ import html
 import json
 
 
-from privacy_audit.reports.markdown import interval, summary_rows
+from privacy_audit.reports.markdown import canary_columns, summary_rows
 from privacy_audit.reports.plots import exposure_plot, png, privacy_utility_plot, rank_cdf_plot, roc_plot, teacher_plot
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
+from privacy_audit.scoring.measures import protocol_rank
 
 CSS = """
 body{font:14px/1.5 system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:60rem;color:#222;
@@ -72,7 +73,7 @@ def _plots(report: AuditReport) -> str:
             max_bits=s.max_possible_exposure_bits, null_mean=s.null_mean_exposure_bits,
         )), "exposure of planted canaries against references")
     ]
-    protocol = [c.protocol_rank for c in planted if c.protocol_rank is not None]
+    protocol = [int(r) for r in map(protocol_rank.of, planted) if r is not None]
     if protocol:
         plots.append(
             _img(png(rank_cdf_plot(ranks=protocol, n_candidates=s.reference_count + 1)), "paper-protocol rank CDF")
@@ -91,15 +92,10 @@ def _plots(report: AuditReport) -> str:
 
 
 def _canaries(report: AuditReport) -> str:
-    columns = ("canary", "planted", "log2 p (bits)", "rank", "exposure (bits)", "over the whole space", "p-value",
-               "in prompt", "guesses", "greedy")
-    head = "<tr>" + "".join(f"<th>{c}</th>" for c in columns) + "</tr>"
+    columns = canary_columns()
+    head = "<tr>" + "".join(f"<th>{e(name)}</th>" for name, _ in columns) + "</tr>"
     rows = "".join(
-        f"<tr><td>{e(c.id)}</td><td>{'yes' if c.planted else 'no'}</td><td>{c.logprob_bits:.2f}</td><td>{c.rank:,} of "
-        f"{c.rank_pool:,}</td>"
-        f"<td>{c.exposure_bits:.2f}</td><td>{e(interval(c))}</td><td>{c.p_value:.2g}</td>"
-        f"<td>{'yes' if c.in_prompt else 'no'}</td><td>{'' if c.guesses is None else c.guesses}</td>"
-        f"<td>{'' if c.greedy_extracted is None else ('yes' if c.greedy_extracted else 'no')}</td></tr>"
+        "<tr>" + "".join(f"<td>{e(cell(c))}</td>" for _, cell in columns) + "</tr>"
         for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id))
     )
     return f"<h2>Canaries</h2><table>{head}{rows}</table>"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from privacy_audit.reports.schema import AuditReport
-from privacy_audit.scoring.types import CanaryScore
 from privacy_audit.reports.text import clean, format_p
+from privacy_audit.scoring.figures import canary_figures, summary_tests
+from privacy_audit.scoring.measures import extrapolated_beyond_references
+from privacy_audit.scoring.types import CanaryScore
 
 
 def _cell(text: object) -> str:
@@ -32,13 +34,10 @@ def _p(x: float | None) -> str:
     return format_p(x)
 
 
-def _pv(report: AuditReport, name: str) -> str:
-    """A summary p-value with the null it was computed under (log10 where it underflows)."""
-    rec = report.summary.p_values.get(name)
-    return "n/a" if rec is None else f"{format_p(rec.p, rec.log10_p)} ({rec.method})"
-
-
 def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
+    """The summary as (measure, value) rows: the run, the exposures against the null baseline, what leaked, every
+    summary test the report holds (registered in `scoring.figures`, each rendering its own row), the statistics and
+    the other measurements."""
     s = report.summary
     rows = [
         ("pipeline", report.run.pipeline),
@@ -51,8 +50,6 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("mean exposure, references (bits)", _f(s.mean_exposure_references)),
         ("null mean exposure (bits)", _f(s.null_mean_exposure_bits)),
         ("best rank of a planted canary", f"{s.min_rank_planted:,}"),
-        ("planted secrets verbatim in prompt", f"{s.planted_in_prompt} of {s.planted_count}" + (
-            f", p = {_pv(report, 'planted_in_prompt')}" if "planted_in_prompt" in s.p_values else "")),
         (
             "planted secrets recovered by greedy decoding",
             "n/a" if s.greedy_extracted is None else f"{s.greedy_extracted} of {s.planted_count}",
@@ -61,19 +58,11 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
             "fewest guesses to a planted secret",
             "n/a" if s.min_guesses_planted is None else f"{s.min_guesses_planted:,}",
         ),
-        ("p-value, planted above references", _pv(report, "planted_vs_references")),
     ]
-    if "similarity" in s.p_values:
-        planted = [c.similarity for c in report.canaries if c.planted and c.similarity is not None]
-        rows.append(("similarity to the prompt: best planted; p-value, planted closer than references",
-                     f"{max(planted):.2f}; p = {_pv(report, 'similarity')}"))
-    if s.protocol_mean_rank is not None:
-        rows.append((
-            "paper protocol: mean rank among references (null)",
-            f"{s.protocol_mean_rank:.1f} ({s.protocol_null_mean_rank:.1f}), p = {_pv(report, 'protocol_mean_rank')}",
-        ))
-        rows.append(("paper protocol: rank-0 count",
-                     f"{s.protocol_rank_zero_count} of {s.planted_count}, p = {_pv(report, 'protocol_rank_zero')}"))
+    for test in summary_tests().values():
+        record = test.of(s)
+        if record is not None:
+            rows.append((test.label, test.render(report.canaries, s, record)))
     return rows + _statistics_rows(report, rows) + _other_rows(report)
 
 
@@ -124,6 +113,19 @@ def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
     return out
 
 
+def canary_columns() -> list[tuple[str, Callable[[CanaryScore], str]]]:
+    """The canary table's columns: the row's own measurements, then every registered per-canary figure that asks for
+    a column (`scoring.figures`), each rendering its own cell."""
+    columns: list[tuple[str, Callable[[CanaryScore], str]]] = [
+        ("canary", lambda c: c.id), ("planted", lambda c: "yes" if c.planted else "no"),
+        ("log2 p (bits)", lambda c: f"{c.logprob_bits:.2f}"), ("rank", lambda c: f"{c.rank:,} of {c.rank_pool:,}"),
+        ("exposure (bits)", lambda c: f"{c.exposure_bits:.2f}"), ("over the whole space", interval),
+        ("p-value", lambda c: _p(c.p_value)), ("in prompt", lambda c: _yes(c.in_prompt)),
+        ("guesses", lambda c: "" if c.guesses is None else f"{c.guesses:,}"),
+    ]
+    return columns + [(f.label, f.cell) for f in canary_figures().values() if f.column]
+
+
 def render_markdown(report: AuditReport) -> str:
     """A summary table, then one row per canary (ids only: secrets are never printed here)."""
     lines = ["## privacy-audit report", "", "| measure | value |", "|---|---|"]
@@ -131,21 +133,11 @@ def render_markdown(report: AuditReport) -> str:
     if report.gate is not None:
         verdict = "PASS" if report.gate.passed else "FAIL"
         lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
-    lines += [
-        "",
-        "| canary | planted | log2 p (bits) | rank | exposure (bits) | over the whole space | extrapolated (bits) | "
-        "p-value | in prompt | guesses | greedy |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    columns = canary_columns()
+    lines += ["", "| " + " | ".join(_cell(name) for name, _ in columns) + " |", "|" + "---|" * len(columns)]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
-        lines.append(
-            f"| {_cell(c.id)} | {'yes' if c.planted else 'no'} | {c.logprob_bits:.2f} | {c.rank:,} of {c.rank_pool:,} "
-            f"| {c.exposure_bits:.2f} | {interval(c)} | "
-            f"{_f(c.extrapolated_exposure_bits)}{'*' if c.extrapolated_beyond_references else ''} | {_p(c.p_value)} | "
-            f"{_yes(c.in_prompt)} | {'' if c.guesses is None else f'{c.guesses:,}'} "
-            f"| {_yes(c.greedy_extracted)} |"
-        )
-    if any(c.extrapolated_beyond_references for c in report.canaries):
+        lines.append("| " + " | ".join(_cell(cell(c)) for _, cell in columns) + " |")
+    if any(extrapolated_beyond_references.of(c) for c in report.canaries):
         lines += ["", "\\* beyond every reference: the skew-normal tail is extrapolated, not measured"]
     return "\n".join(lines) + "\n"
 

@@ -5,24 +5,22 @@ Readers refuse newer versions with a clear message and upgrade older ones in `mi
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Any, Literal
 
-import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, JsonValue
 
-from privacy_audit._io import read_json, write_json
+from privacy_audit._io import write_json
 from privacy_audit.models.base import ModelInfo
-from privacy_audit.errors import ReportError
 from privacy_audit.pipelines.utility import Utility
+from privacy_audit.scoring.figures import canary_figures, summary_tests
 from privacy_audit.scoring.types import (
     FROZEN, CanaryScore, Count, Probability, ScoreCheck, LeakReport, Reconstruction, RunMode, Statistics, Summary,
     TokenBoundary,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class RunSpec(BaseModel):
@@ -32,7 +30,7 @@ class RunSpec(BaseModel):
     model_config = FROZEN
 
     pipeline: str
-    pipeline_options: dict[str, Any]
+    pipeline_options: dict[str, JsonValue]
     model: ModelInfo
     teacher: ModelInfo | None = None
     seed: Count
@@ -44,6 +42,9 @@ class RunSpec(BaseModel):
     canary_seed: Count
     # how the canaries were designed: "template" (a pattern, or a preset) or "echo" (a prefix drawn from the data)
     canary_design: Literal["template", "echo"] = "template"
+    # the template's derived fields (a preset's product of two codes), and whether each canary was planted by a coin
+    derived: dict[str, tuple[str, ...]] = {}
+    inclusion: Literal["fixed", "randomized"] = "fixed"
     prompt_sha256: str
     prompt_chars: Count
     extraction: str = "not run"
@@ -81,7 +82,7 @@ class GateOutcome(BaseModel):
 
     passed: bool
     failures: tuple[str, ...]
-    thresholds: dict[str, Any]
+    thresholds: dict[str, JsonValue]
     rules: tuple[RuleOutcome, ...] = ()
     skipped: tuple[SkippedRule, ...] = ()
 
@@ -103,28 +104,41 @@ class AuditReport(BaseModel):
     gate: GateOutcome | None = None
 
 
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of the report, generated from these types (committed as reports/schema.json)."""
+def json_schema() -> dict[str, JsonValue]:
+    """The JSON Schema of the report, generated from these types and the registered figures (committed as
+    reports/schema.json): each canary's figures are properties of its row, and the summary's p-values are keyed by
+    the registered summary tests' names."""
     schema = AuditReport.model_json_schema()
+    row, summary = schema["$defs"]["CanaryScore"], schema["$defs"]["Summary"]
+    for figure in canary_figures().values():
+        row["properties"][figure.name] = {**figure.json_schema(), "default": None}
+    row["additionalProperties"] = False
+    summary["properties"]["p_values"]["propertyNames"] = {"enum": list(summary_tests())}
     schema["$id"] = f"https://privacy-audit.invalid/report/v{SCHEMA_VERSION}.json"
     schema["title"] = f"privacy-audit report, schema version {SCHEMA_VERSION}"
     return schema
 
 
-def migrate(data: dict[str, Any]) -> dict[str, Any]:
-    """Upgrade an older report's JSON to the current schema.
+def migrate(data: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """Upgrade an older report's JSON to the current schema's shape (what can be computed from an older report's
+    rows is computed when it is read: `reports.validate.complete`).
 
+    4 -> 5: each summary p-value is stored once, in `summary.p_values` (the copies beside it are dropped); the run
+    records the template's derived fields and whether the canaries were planted by coins (read from the epsilon
+    bound's design, the one place an older report said so).
     3 -> 4: a stored gate's skipped rules are typed (rule, reason); reports that did not name their
     interval method were made with the percentile bootstrap.
     2 -> 3: each canary's rank interval over the whole space (`_intervals_of_v2`).
-    1 -> 2: the summary's p-values are recomputed from the canaries' scores (`_p_values_of_v1`); the epsilon
-    bound names its design (version 1's was the independent-trials bound); the
-    skew-normal fit test says it was not calibrated; scores were computed on split tokenization
-    (no `run.tokenization` record), which the upgraded report keeps saying by leaving it empty.
+    1 -> 2: the summary's p-values, computed under independent-trial nulls, are dropped (the exact permutation
+    ones are computed from the rows when the report is read); the epsilon bound names its design (version 1's
+    was the independent-trials bound); the skew-normal fit test says it was not calibrated; scores were computed
+    on split tokenization (no `run.tokenization` record), which the upgraded report keeps saying by leaving it empty.
     """
     data = dict(data)
     if data.get("schema_version") == 1:
-        data = _p_values_of_v1(data)
+        summary = data.get("summary")
+        if isinstance(summary, dict):
+            data["summary"] = {k: v for k, v in summary.items() if k != "p_values"}
         stats = data.get("statistics")
         if isinstance(stats, dict):
             stats = dict(stats)
@@ -146,34 +160,22 @@ def migrate(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(gate, dict) and isinstance(gate.get("skipped"), list):
             data["gate"] = {**gate, "skipped": [_skipped_of_v3(n) for n in gate["skipped"]]}
         data["schema_version"] = 4
+    if data.get("schema_version") == 4:
+        data = _single_p_values(data)
+        data["schema_version"] = 5
     return data
 
 
-def _p_values_of_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """1 -> 2: version 1 computed the summary's p-values under independent-trial nulls, which canaries ranked
-    against shared references do not follow; they are recomputed from the canaries' raw scores under the
-    exact permutation null. Malformed data is left as it is, for the schema check to name."""
-    from privacy_audit.scoring.permutation import rank_sum_p_value, rank_zero_p_value
-
-    try:
-        canaries, summary = data["canaries"], dict(data["summary"])
-        split = [[c for c in canaries if c["planted"] is want] for want in (True, False)]
-        if not split[1]:
-            return data
-        raw = [np.array([float(c["logprob_bits"]) for c in group]) for group in split]
-        norm = [np.array([float(c["normalised_logprob_bits"]) for c in group]) for group in split]
-        rng = np.random.default_rng(0)
-        found = {"planted_vs_references": rank_sum_p_value(planted_scores=raw[0], reference_scores=raw[1], rng=rng),
-                 "protocol_mean_rank": rank_sum_p_value(planted_scores=norm[0], reference_scores=norm[1], rng=rng),
-                 "protocol_rank_zero": rank_zero_p_value(planted_scores=norm[0], reference_scores=norm[1])}
-    except (KeyError, TypeError, ValueError):
-        return data
-    summary["p_values"] = {
-        k: {"p": v.p, "log10_p": v.log10_p, "method": v.method, "monte_carlo_error": v.monte_carlo_error}
-        for k, v in found.items()
-    }
-    summary |= {f"{k}_p_value": v.p for k, v in found.items()}
-    return {**data, "summary": summary}
+def _single_p_values(data: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """4 -> 5: the summary's copies of its p-values dropped; the run's inclusion read from the epsilon bound."""
+    summary, run, stats = data.get("summary"), data.get("run"), data.get("statistics")
+    copies = ("planted_vs_references_p_value", "protocol_mean_rank_p_value", "protocol_rank_zero_p_value")
+    if isinstance(summary, dict):
+        data["summary"] = {k: v for k, v in summary.items() if k not in copies}
+    eps = stats.get("epsilon") if isinstance(stats, dict) else None
+    if isinstance(run, dict) and isinstance(eps, dict) and "inclusion" not in run:
+        data["run"] = {**run, "inclusion": "randomized" if eps.get("design") == "randomized_inclusion" else "fixed"}
+    return data
 
 
 def _skipped_of_v3(note: Any) -> Any:
@@ -209,33 +211,3 @@ def save_report(report: AuditReport, path: str | os.PathLike[str], *, replaces_i
     """Write the report atomically as stable, key-sorted JSON (mode 0600 when it holds secrets); `replaces_input`
     when a command updates the report it read (`gate --write`)."""
     write_json(path, report.model_dump(mode="json"), private=holds_secrets(report), replaces_input=replaces_input)
-
-
-def load_report(path: str | os.PathLike[str]) -> AuditReport:
-    """Read a report and check it: a wrong version, a truncated or non-JSON file, a value of the wrong type
-    (numbers are read strictly: "12.5" is not a number, NaN and infinities are refused) or out of range,
-    and fields that contradict each other (`validate.check_report`) are ReportErrors naming the field."""
-    from privacy_audit.reports.validate import check_report
-
-    data = read_json(path, what="report")
-    if not isinstance(data, dict) or "schema_version" not in data:
-        raise ReportError(f"{path} is not a privacy-audit report (no schema_version)")
-    version = data["schema_version"]
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ReportError(f"report {path} has an invalid schema_version {version!r}")
-    if version > SCHEMA_VERSION:
-        raise ReportError(
-            f"report {path} has schema_version {version}, newer than this privacy-audit reads ({SCHEMA_VERSION}); "
-            "upgrade privacy-audit"
-        )
-    try:
-        report = AuditReport.model_validate_json(json.dumps(migrate(data), allow_nan=True), strict=True)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ReportError(f"report {path} is malformed at {where}: {first['msg']}") from None
-    try:
-        check_report(report)
-    except ReportError as exc:
-        raise ReportError(f"report {path} is invalid: {exc}") from None
-    return report

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from privacy_audit._io import read_json
-from privacy_audit.errors import ReportError
+from privacy_audit.errors import ReportError, first_problem
 from privacy_audit.reports.text import format_p
 from privacy_audit.scoring.types import ProtocolSummary
 
@@ -101,14 +101,11 @@ def load_trial(path: str | os.PathLike[str]) -> TrialResult:
         raise ReportError(
             f"trial {path} has schema_version {version!r}, which this privacy-audit does not read; upgrade it"
         )
-    upgraded: dict[str, Any] = {**data, "schema_version": TRIAL_SCHEMA_VERSION}
+    upgraded: dict[str, JsonValue] = {**data, "schema_version": TRIAL_SCHEMA_VERSION}
     try:
         return TrialResult.model_validate(upgraded)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ReportError(
-            f"{path} is not a valid trial result: {'.'.join(map(str, first['loc']))}: {first['msg']}"
-        ) from None
+        raise ReportError(f"{path} is not a valid trial result: {first_problem(exc)}") from None
 
 
 def render_trials_markdown(summary: TrialSummary) -> str:

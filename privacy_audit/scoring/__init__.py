@@ -1,6 +1,7 @@
-"""Stage 3: likelihoods of canaries given a teaching prompt, and the exposure maths.
+"""Stage 3: likelihoods of canaries given a teaching prompt, each canary's figures, the summary tests and statistics.
 
-Names load on first use, so reading a report (which imports only `scoring.types`) never imports scipy.
+Names load on first use, so the CLI's start-up imports none of the scoring engine; the built-in figures and
+summary tests register here, before any report row is read or made.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from privacy_audit.scoring import measures as _measures  # noqa: F401  (registers the built-in figures and tests)
+
 _EXPORTS = {
     "CanaryScore": "privacy_audit.scoring.types", "ScoringOptions": "privacy_audit.scoring.options",
     "ScoringResult": "privacy_audit.scoring.types", "Summary": "privacy_audit.scoring.types",
-    "exposure_from_rank": "privacy_audit.scoring.exposure", "null_mean_exposure": "privacy_audit.scoring.exposure",
-    "rank_p_value": "privacy_audit.scoring.exposure", "ranks_among": "privacy_audit.scoring.exposure",
+    "canary_figure": "privacy_audit.scoring.figures", "summary_test": "privacy_audit.scoring.figures",
     "score_prompt": "privacy_audit.scoring.score",
 }
 

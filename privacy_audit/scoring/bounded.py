@@ -14,12 +14,13 @@ import numpy as np
 
 from privacy_audit.canaries import CanarySet
 from privacy_audit.models.context import Context
-from privacy_audit.scoring.bounds import certified_ranks, exposure_bounds, sampled_lower_table, sampled_rank_bounds
+from privacy_audit.stats.bounds import (
+    CONFIDENCE, certified_ranks, exposure_bounds, sampled_lower_table, sampled_rank_bounds,
+)
 from privacy_audit.scoring.lattice import token_lattice
 from privacy_audit.scoring.search import Alignment, SearchResult, align, best_first
 from privacy_audit.scoring.walk import Walk
 
-CONFIDENCE = 0.95
 # Default budget: this many token steps per planted canary and character after the template prefix (enough
 # to certify a copied canary many times over), and at most |S| / 64: a search step (a path re-read from the cached
 # prompt) costs about 40 trie nodes of exact scoring, so the default search costs less than exact scoring.

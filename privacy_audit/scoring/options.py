@@ -5,7 +5,9 @@ Every scoring default lives here and nowhere else.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from privacy_audit.errors import InputError, first_problem
 
 from privacy_audit.scoring.types import Mode
 
@@ -32,6 +34,14 @@ class ScoringOptions(BaseModel):
         description="skew-normal fit of the references (with its calibrated test); never in bounded mode, whose "
                     "intervals replace it",
     )
+
+    @classmethod
+    def checked(cls, **values: object) -> ScoringOptions:
+        """Options from flags or a program, each against its range here (an InputError naming the option)."""
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise InputError(f"scoring option {first_problem(exc)}") from None
 
 
 DEFAULT_SCORING = ScoringOptions()

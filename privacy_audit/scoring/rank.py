@@ -15,8 +15,9 @@ import numpy as np
 from privacy_audit.canaries import CanarySet
 from privacy_audit.errors import InputError
 from privacy_audit.models.context import Context
-from privacy_audit.scoring.bounded import CONFIDENCE, Interval, default_budget, intervals, search_space
-from privacy_audit.scoring.exposure import ranks_among
+from privacy_audit.scoring.bounded import Interval, default_budget, intervals, search_space
+from privacy_audit.scoring.derived import rank_interval_note
+from privacy_audit.stats.exposure import ranks_among
 from privacy_audit.scoring.options import ScoringOptions
 from privacy_audit.scoring.search import SearchResult
 from privacy_audit.scoring.types import Mode, RunMode
@@ -44,13 +45,7 @@ class Ranking:
     @property
     def note(self) -> str:
         """How the rank intervals were obtained, for the report."""
-        if self.mode == "exact":
-            return "exact: every secret of the space scored"
-        methods = sorted({s.method for s in self.intervals})
-        return (
-            f"{', '.join(methods)}: certified intervals follow from the model's own probabilities (best-first "
-            f"search); sampled ones are Clopper-Pearson intervals from the references at {CONFIDENCE:.0%} confidence"
-        )
+        return rank_interval_note(self.mode, [s.method for s in self.intervals])
 
 
 Ranker = Callable[[Context, CanarySet, np.ndarray, ScoringOptions, "Progress | None"], Ranking]
@@ -66,16 +61,18 @@ def resolve_mode(canary_set: CanarySet, options: ScoringOptions, exact_budget: i
     return "exact" if canary_set.secret_space.size <= limit else "bounded"
 
 
-def check_mode(canary_set: CanarySet, options: ScoringOptions) -> None:
-    """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references."""
+def check_mode(canary_set: CanarySet, options: ScoringOptions, mode: Mode | None = None) -> None:
+    """Pre-flight: exact mode needs a space small enough to score whole; sampled mode needs references (`mode`: the
+    mode `auto` resolved to, else the options' own)."""
     space = canary_set.secret_space
-    if options.mode == "exact" and space.size > options.max_exact:
+    mode = options.mode if mode is None else mode
+    if mode == "exact" and space.size > options.max_exact:
         raise InputError(
             f"space {space.spec} holds {space.size:,} secrets, more than the exact-mode limit of "
             f"{options.max_exact:,}; "
             "use bounded mode (--bounded, the default beyond the limit) or raise --max-exact"
         )
-    if options.mode == "sampled" and not canary_set.references:
+    if mode == "sampled" and not canary_set.references:
         raise InputError("sampled mode needs references in the canary set; generate it with --references N")
 
 
@@ -133,7 +130,7 @@ def _search(
     progress: Progress | None,
 ) -> tuple[SearchResult | None, str]:
     """The best-first search, where the scorer gives next-token log-probabilities; else none, and why."""
-    if not context.can("next_token"):
+    if not context.can_search:
         return (
             None,
             f"best-first search not run: {context.owner} gives no next-token log-probabilities (intervals from the "

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
-from privacy_audit.scoring.stats import roc_summary
+from privacy_audit.stats.roc import roc_summary
 from privacy_audit.scoring.types import Reconstruction
 
 

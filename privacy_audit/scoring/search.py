@@ -25,7 +25,7 @@ from privacy_audit.canaries import CanarySet
 from privacy_audit.canaries.canary import PLACEHOLDER
 from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
 from privacy_audit.models.context import Context, Search
-from privacy_audit.scoring.bounds import TIE_TOLERANCE_BITS, dropped_bound
+from privacy_audit.stats.bounds import TIE_TOLERANCE_BITS, dropped_bound
 from privacy_audit.scoring.lattice import probe_secrets
 from privacy_audit.scoring.walk import Children, Walk
 

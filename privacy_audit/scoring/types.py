@@ -1,11 +1,15 @@
-"""The scoring stage's result types, as stored in reports (no numpy maths or scipy: reading or gating a
-report imports only these)."""
+"""The scoring stage's result types, as stored in reports: each canary's row, the summary, the statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from privacy_audit.scoring.registry import CANARY_FIGURES, SUMMARY_TESTS, Value
+from privacy_audit.stats.epsilon import EpsilonBound
+from privacy_audit.stats.fit import SkewnormFit
 
 Mode = Literal["auto", "exact", "bounded", "sampled"]
 RunMode = Literal["exact", "bounded", "sampled"]
@@ -18,7 +22,8 @@ Count = Annotated[int, Field(ge=0)]
 Rank = Annotated[int, Field(ge=1)]
 # log10 of a p-value: -inf only where the p-value underflowed to 0
 Log10P = Annotated[float, Field(le=0.0, allow_inf_nan=True)]
-FROZEN = ConfigDict(frozen=True, allow_inf_nan=False)
+# An unknown field is refused, never ignored: a report says what this version reads, or it is not read.
+FROZEN = ConfigDict(frozen=True, allow_inf_nan=False, extra="forbid")
 
 
 class CanaryScore(BaseModel):
@@ -28,14 +33,12 @@ class CanaryScore(BaseModel):
     upper end, so `exposure_bits` and `p_value` are the conservative ones) or the references (sampled).
     `rank_lower`..`rank_upper` is the rank over the whole space, by `exposure_method`: exact, certified
     (from the model's probabilities alone) or sampled (Clopper-Pearson from the references).
-    `verbatim_p_value` (planted canaries): the chance that a never-planted secret appears in the prompt as this
-    one does (the space's members found in the prompt, over |S|), or 1 when it does not appear.
-    `similarity`: 1 - the fuzzy-leak distance of the canary's text to its closest part of the prompt (1: verbatim);
-    `similarity_p_value` (planted canaries, with references): its exact rank among the references' similarities,
-    (1 + references at least as similar) / (references + 1).
+    Every other field is a registered per-canary figure (`scoring.figures`: greedy extraction, the paper's rank,
+    the verbatim and similarity tests, extrapolated exposure, and any figure registered since): each is validated
+    by its figure's type and range, None where it was not measured, and an unknown one is refused.
     """
 
-    model_config = FROZEN
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False, extra="allow")
 
     id: str
     planted: bool
@@ -48,20 +51,34 @@ class CanaryScore(BaseModel):
     p_value: Probability
     in_prompt: bool
     guesses: Rank | None = None
-    greedy_extracted: bool | None = None
-    extrapolated_exposure_bits: Bits | None = None
-    extrapolated_beyond_references: bool | None = None
     normalised_logprob_bits: float | None = None
-    protocol_rank: Count | None = None
     secret: str | None = None
     rank_lower: Rank
     rank_upper: Rank
     exposure_bits_lower: Bits
     exposure_bits_upper: Bits
     exposure_method: Method
-    verbatim_p_value: Probability | None = None
-    similarity: Probability | None = None
-    similarity_p_value: Probability | None = None
+
+    @model_validator(mode="after")
+    def _figures(self) -> CanaryScore:
+        extra = self.__pydantic_extra__
+        if extra is None:  # never with extra="allow"; keeps the type checker content
+            return self
+        figures = CANARY_FIGURES
+        unknown = sorted(set(extra) - set(figures))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a registered per-canary figure")
+        for name, figure in figures.items():
+            extra[name] = figure.validate(extra.get(name))
+        return self
+
+    def figure(self, name: str) -> Value | None:
+        """The value of the registered figure `name` (None where it was not measured)."""
+        return (self.__pydantic_extra__ or {}).get(name)
+
+    def with_figures(self, values: Mapping[str, Value | None]) -> CanaryScore:
+        """This row with registered figures' values set (each validated by its figure)."""
+        return CanaryScore(**{**self.model_dump(), **values})
 
 
 class PValueRecord(BaseModel):
@@ -78,10 +95,10 @@ class PValueRecord(BaseModel):
 class Summary(BaseModel):
     """Planted canaries against references scored the same way, with the null baseline.
 
-    The p-values are exact under the null of the design: canaries ranked against one shared set of
-    references are exchangeable with them (permutation null, ties against the canaries); the planted
-    canaries found verbatim in the prompt against the `secrets_in_prompt` members of the space it holds
-    (hypergeometric: k canaries drawn from |S|).
+    `p_values` holds each registered summary test the design supports, by name (`scoring.figures`): exact under
+    the null of the design (canaries ranked against one shared set of references are exchangeable with them;
+    the planted canaries found verbatim in the prompt against the `secrets_in_prompt` members of the space it
+    holds), or by Monte Carlo with its error recorded.
     """
 
     model_config = FROZEN
@@ -95,59 +112,22 @@ class Summary(BaseModel):
     planted_in_prompt: Count
     planted_count: Rank
     reference_count: Count
-    planted_vs_references_p_value: Probability | None
     secrets_in_prompt: Count | None = None
     greedy_extracted: Count | None = None
     min_guesses_planted: Rank | None = None
     protocol_mean_rank: Bits | None = None
     protocol_null_mean_rank: Bits | None = None
-    protocol_mean_rank_p_value: Probability | None = None
     protocol_rank_zero_count: Count | None = None
-    protocol_rank_zero_p_value: Probability | None = None
     p_values: dict[str, PValueRecord] = {}
 
-
-class SkewnormFit(BaseModel):
-    """A skew-normal fit of reference log-perplexities, with a Kolmogorov-Smirnov test calibrated by a
-    parametric bootstrap (each bootstrap sample refitted, so the test keeps its level).
-
-    `poor_fit`: the fit is rejected at the 5% level, so its extrapolated exposures must not be trusted.
-    `references_fitted`: how many references it was fitted to (a uniform random subsample of a larger set).
-    """
-
-    model_config = FROZEN
-
-    a: float
-    loc: float
-    scale: float
-    ks_statistic: Probability
-    ks_p_value: Probability
-    poor_fit: bool
-    references_fitted: Rank | None = None
-    calibration: str = "parametric bootstrap"
-    # how many bootstrap samples were refitted (sequential: fewer the farther the fit is from rejection)
-    bootstrap_refits: Count | None = None
-
-
-SEQUENTIAL_BOOTSTRAP = "sequential parametric bootstrap, Besag-Clifford"
-
-
-class EpsilonBound(BaseModel):
-    """Largest epsilon the canaries' ranks certify at `confidence`, with the bound's design and assumptions."""
-
-    model_config = FROZEN
-
-    epsilon: Bits
-    threshold_rank: Rank | None
-    hits: Count | None
-    fpr: Probability
-    delta: Probability
-    confidence: Probability
-    canaries: Rank
-    grid: tuple[Rank, ...]
-    design: str
-    assumptions: str
-    tpr_lower: Probability | None = None
+    @field_validator("p_values")
+    @classmethod
+    def _registered(cls, value: dict[str, PValueRecord]) -> dict[str, PValueRecord]:
+        """Each p-value is a registered summary test's (`scoring.figures`)."""
+        unknown = sorted(set(value) - set(SUMMARY_TESTS))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a registered summary test")
+        return value
 
 
 class Statistics(BaseModel):

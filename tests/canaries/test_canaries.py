@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 
-from privacy_audit import generate_canary_set, load_canary_set, parse_space, plant_records, save_canary_set
+from privacy_audit import generate_canary_set, load_canary_set
+from privacy_audit.canaries import parse_space, plant_records, save_canary_set
 from privacy_audit.canaries import sample_indices
-from privacy_audit.canaries.plant import plant_file
+from privacy_audit.canaries.planting import plant_file
 from privacy_audit.errors import InputError
 
 

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 from scipy.stats import chisquare
 
-from privacy_audit import MockModel, generate_canary_set, parse_space
+from privacy_audit import MockModel, generate_canary_set
+from privacy_audit.canaries import parse_space
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.presets import list_presets, load_preset
 from privacy_audit.cli import main
@@ -136,7 +137,7 @@ def test_each_preset_plants_into_sms_data_and_changes_only_the_planted_records(p
 
 def test_random_position_new_records_and_shards(tmp_path):
     cs = generate_canary_set(template="code {secret}", space="digits:4", count=2, references=2, seed=0)
-    from privacy_audit import plant_records
+    from privacy_audit.canaries import plant_records
 
     records = [{"text": f"word{i} and more words here"} for i in range(40)]
     out, ins = plant_records(records, cs, field="text", position="random", seed=2)

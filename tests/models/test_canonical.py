@@ -192,7 +192,8 @@ def test_a_tokenizer_that_moves_the_head_is_caught_and_scored_jointly():
 
 
 def test_boundary_check_is_in_the_report(family):
-    from privacy_audit import build_report, generate_canary_set
+    from privacy_audit import generate_canary_set
+    from privacy_audit.chain import build_report
     from privacy_audit.pipelines import TeachingOutput
 
     cs = generate_canary_set(template="The secret code is {secret}", space="digits:2", count=2, references=4, seed=0)

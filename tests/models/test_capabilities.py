@@ -7,29 +7,64 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import (
-    MockModel, ScoringOptions, TeachingOutput, generate_canary_set, make_report, run_pipeline, score_prompt,
-)
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit.pipelines import TeachingOutput, run_pipeline
+from privacy_audit.chain import make_report
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, ModelError
+from privacy_audit.models import LanguageModel
+from privacy_audit.models.base import CachingScorer, Generator, ScoringPolicy
+from privacy_audit.models.context import ContextBackend
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.pipelines import Record
 from privacy_audit.pipelines.examples import KEPT_FIRST
 
 
-class ScoreOnly(MockModel):
-    """Scores a prompt's continuations, and nothing more (as a served scorer without next-token log-probs)."""
+class ScoresOnly(ContextBackend):
+    """A read context that scores continuations and is nothing more: no next-token log-probabilities, no greedy
+    decoding, no vocabulary (as a served scorer without them)."""
 
-    capabilities = frozenset({"score"})
+    def __init__(self, inner):
+        self.inner, self.head, self.tail = inner, inner.head, inner.tail
+
+    def tokenize(self, continuations):
+        return self.inner.tokenize(continuations)
+
+    def joint(self, continuation):
+        return self.inner.joint(continuation)
+
+    def score_tokens(self, ids, ends):
+        return self.inner.score_tokens(ids, ends)
+
+    def score_full(self, ids, ends, start):
+        return self.inner.score_full(ids, ends, start)
 
 
-class GenerateOnly(MockModel):
-    """Generates, and reports no log-probabilities of what it sampled (as an API without them)."""
+class ScoreOnly(LanguageModel, CachingScorer):
+    """Scores a prompt's continuations, and nothing more: a scorer, not a generator, whose context is only that."""
 
-    capabilities = frozenset({"generate"})
+    name, backend = "score-only", "test"
+
+    def __init__(self):
+        self.mock = MockModel()
+
+    def tokenize(self, texts):
+        return self.mock.tokenize(texts)
+
+    def _open_context(self, context):
+        return ScoresOnly(self.mock._open_context(context))
+
+
+class GenerateOnly(LanguageModel, Generator):
+    """Generates, and reports no log-probabilities of what it sampled (as an API without them); cannot score."""
+
+    name, backend = "generate-only", "test"
+
+    def __init__(self):
+        self.mock = MockModel()
 
     def _generate(self, prompts, **kwargs):
-        return [c.text for c in super()._generate(prompts, **kwargs)]
+        return [c.text for c in self.mock._generate(prompts, **kwargs)]
 
 
 def copying_prompt(cs):
@@ -52,7 +87,7 @@ def test_auto_mode_respects_the_scorers_exact_budget():
     cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=1, references=10, seed=3)
 
     class Budgeted(MockModel):
-        exact_budget = 100
+        policy = ScoringPolicy(exact_budget=100)
 
     assert score_prompt(Budgeted(), "x\n", cs, ScoringOptions(extraction=False)).mode == "bounded"
     assert score_prompt(MockModel(), "x\n", cs, ScoringOptions(extraction=False)).mode == "exact"
@@ -69,6 +104,8 @@ def test_a_teacher_without_log_probabilities_keeps_its_first_samples_and_cannot_
         run_pipeline("examples", records, model=GenerateOnly(), options={**options, "aggregator": "voting"})
     with pytest.raises(ModelError, match="cannot generate text; teach with another model"):
         run_pipeline("instructions", records, model=ScoreOnly())
+    with pytest.raises(ModelError, match="cannot give log-probabilities of a prompt's continuations"):
+        GenerateOnly().open_context("a prompt")
 
 
 def test_a_config_pairs_a_teacher_with_another_scorer_and_the_report_names_both(tmp_path):
@@ -94,7 +131,8 @@ def test_models_lists_every_backend_with_what_it_can_do_and_its_options():
         and "  can: generate, score (where a probe shows" in out
         and "-m base_url: str | None = None" in out
     )
-    assert "mock: " in out and "can: generate, score, next_token, greedy" in out
+    assert "mock: " in out and "can: generate, score, next_token, greedy, vocabulary" in out
+    assert "ngram: " in out and "can: score, next_token, greedy\n" in out
 
 
 def test_a_local_model_enters_the_cache_key_by_its_weights(tiny_model_dir, tmp_path):

@@ -69,4 +69,5 @@ def test_corrupt_model_folder_is_a_model_error(tmp_path):
 def test_unknown_model_options_are_input_errors():
     with pytest.raises(InputError, match="no option"):
         load_model("mock", temperature=3)
-    assert isinstance(load_model("mock", chunk_tokens=8), MockModel)
+    with pytest.raises(InputError, match="no option chunk_tokens"):
+        load_model("mock", chunk_tokens=8)

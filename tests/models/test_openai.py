@@ -152,7 +152,8 @@ def test_a_served_teacher_cannot_score_and_says_what_to_do(tmp_path):
                 "openai:m", "-m", f"base_url={url}", "--out", str(tmp_path / "r.json"),
             ],
         )
-    assert result.exit_code == 2 and result.output.startswith(f"error: model m at {url} cannot give log-probabilities")
+    assert result.exit_code == 2 and result.output.startswith(
+        f"error: model m (openai backend) cannot give log-probabilities of a prompt's continuations: at {url}: ")
     down = CliRunner().invoke(
         main,
         [

@@ -21,7 +21,7 @@ def test_a_bfloat16_scorer_is_checked_against_float32(tiny_model_dir):
     cs = generate_canary_set(template="The code is {secret}", space="digits:2", count=2, references=5, seed=1)
     prompt = f"Text: hi there\nThe code is {cs.planted[0].secret}.\n"
     model = load_model(str(tiny_model_dir), dtype="bfloat16")
-    assert model.info().dtype == "bfloat16" and model.precision_reference.info().dtype == "float32"
+    assert model.info().dtype == "bfloat16" and model.policy.precision.reference.info().dtype == "float32"
     result = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
     (check,) = result.checks
     exact = score_prompt(load_model(str(tiny_model_dir)), prompt, cs, ScoringOptions(mode="exact", extraction=False))

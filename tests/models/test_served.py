@@ -65,8 +65,10 @@ def copying(prefix: list[str], token: str) -> float:
 def test_an_aligned_server_is_trusted_and_scores_in_bits():
     with serve(echo_server(copying)) as (url, _):
         model = load_model("openai:double", base_url=url, start_text="")
-        assert model.probe().ok and model.can("score") and not model.can("next_token")
-        scored = model.open_context("code 41 code")([" 41", " 77"])
+        assert model.probe().ok and model.can("score")
+        context = model.open_context("code 41 code")
+        assert not context.can_search and not context.can_decode and not context.lists_vocabulary
+        scored = context([" 41", " 77"])
     assert scored.totals().tolist() == pytest.approx([-0.05 / math.log(2), -6.0 / math.log(2)])
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, teach
+from privacy_audit import MockModel
+from tests.conftest import teach_file
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError, PipelineError
 from privacy_audit.models.base import Completion
@@ -26,7 +27,7 @@ def records(sms_jsonl: Path) -> list[Record]:
 
 
 def test_command_reads_stdin_and_writes_the_prompt(sms_jsonl, tmp_path):
-    out = teach("command", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt",
+    out = teach_file("command", data=sms_jsonl, label_field="label", out=tmp_path / "p.txt",
                 options={"argv": [PY, str(TEACHERS / "stdin_teacher.py")]})
     assert out.prompt.startswith("Classify each message as one of: ham, spam.")
     assert (tmp_path / "p.txt").read_text() == out.prompt
@@ -84,11 +85,11 @@ def test_teaching_outputs_are_cached(sms_jsonl, tmp_path, monkeypatch):
     argv = [PY, str(TEACHERS / "file_teacher.py"), "{input}"]
     messages: list[str] = []
     for _ in range(2):
-        teach("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, say=messages.append)
+        teach_file("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, say=messages.append)
     assert counter.read_text() == "1" and any("reused the cached" in m for m in messages)
-    teach("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, use_cache=False)
+    teach_file("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, use_cache=False)
     assert counter.read_text() == "2"
-    teach("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, seed=1)
+    teach_file("command", data=sms_jsonl, out=tmp_path / "p.txt", options={"argv": argv}, seed=1)
     assert counter.read_text() == "3"
 
 
@@ -193,7 +194,8 @@ def test_command_teacher_gets_whole_records_and_mapped_labels(tmp_path):
         "import json, sys\nrows = [json.loads(l) for l in sys.stdin if l.strip()]\n"
         "print('\\n'.join(f\"Text: {r['text']} ({r['sender']})\\nClass: {r['label']}\" for r in rows))\n"
     )
-    out = teach("command", data=data, label_field="label", out=tmp_path / "p.txt", model=MockModel(), use_cache=False,
+    out = teach_file("command", data=data, label_field="label", out=tmp_path / "p.txt", model=MockModel(),
+                     use_cache=False,
                 options={"argv": [sys.executable, str(script)], "labels": {"ham": "not spam"}}, eval_data=data)
     assert "(s3)" in out.prompt and "Class: not spam" in out.prompt and "Class: ham" not in out.prompt
     assert set(out.utility.labels) == {"not spam", "spam"}

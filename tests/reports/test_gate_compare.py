@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, build_report, generate_canary_set, save_report
+from privacy_audit import MockModel, generate_canary_set, save_report
+from privacy_audit.chain import build_report
 from privacy_audit.cli import main
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate, load_thresholds
@@ -15,6 +17,7 @@ from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.compare import compare
 from privacy_audit.scoring.leaks import LeakReport, LeakRow
 from privacy_audit.scoring.reconstruction import Reconstruction
+from privacy_audit.stats.roc import roc_summary
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +37,9 @@ def base():
             for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
         ),
     )
-    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
-                           tpr_at_1pct_fpr=0.5, fpr=(0.0, 1.0), tpr=(0.0, 1.0))
+    roc = roc_summary(member_scores=np.array([1.0, 2.0]), non_member_scores=np.array([0.0, 1.5]))
+    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=roc.auc, auc_ci=roc.auc_ci,
+                           tpr_at_1pct_fpr=roc.tpr_at_1pct_fpr, fpr=roc.fpr, tpr=roc.tpr)
     return report.model_copy(update={"leaks": leaks, "reconstruction": recon})
 
 
@@ -155,8 +159,9 @@ def test_compare_flags_regressions_beyond_noise(base, tmp_path):
     assert result.regressed
     assert any(c.regression and c.measure.startswith("max exposure") for c in result.changes)
     assert not compare(base, base).regressed
-    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=0.75, auc_ci=(0.5, 1.0),
-                           tpr_at_1pct_fpr=0.5, fpr=(0.0, 1.0), tpr=(0.0, 1.0))
+    roc = roc_summary(member_scores=np.array([1.0, 2.0]), non_member_scores=np.array([0.0, 1.5]))
+    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=roc.auc, auc_ci=roc.auc_ci,
+                           tpr_at_1pct_fpr=roc.tpr_at_1pct_fpr, fpr=roc.fpr, tpr=roc.tpr)
     noisy = base.model_copy(update={"reconstruction": recon.model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})})
     auc = next(c for c in compare(base.model_copy(update={"reconstruction": recon}), noisy, tolerance=0.1).changes
                if c.measure == "reconstruction AUC")

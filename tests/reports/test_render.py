@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, ScoringOptions, build_report, generate_canary_set, save_report
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, save_report
+from privacy_audit.chain import build_report
 from privacy_audit.cli import main
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.schema import json_schema
@@ -141,7 +142,8 @@ def test_per_teacher_plot_when_the_pipeline_has_teachers(report_file, tmp_path):
 
 
 def test_side_by_side_renderings_show_each_reports_gate_verdict(tmp_path):
-    from privacy_audit import Thresholds, render_report
+    from privacy_audit import Thresholds
+    from privacy_audit.audit import render_report
     from privacy_audit.pipelines import TeachingOutput
 
     cs = generate_canary_set(template="The code is {secret}", space="digits:3", count=2, references=6, seed=0)

@@ -11,9 +11,10 @@ import pytest
 from click.testing import CliRunner
 from scipy import stats
 
-from privacy_audit import MockModel, ScoringOptions, generate_canary_set, load_preset, score_prompt
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit.canaries.presets import load_preset
 from privacy_audit.cli import main
-from privacy_audit.scoring.bounds import certified_ranks, clopper_pearson, sampled_rank_bounds
+from privacy_audit.stats.bounds import certified_ranks, clopper_pearson, sampled_rank_bounds
 from privacy_audit.scoring.search import align
 
 SPACES = [
@@ -177,7 +178,7 @@ def test_gate_false_alarm_on_the_conservative_end_matches_simulation():
 
 def test_a_capped_frontier_keeps_the_bounds_valid(families):
     """Nodes dropped to cap memory move their mass into the bound: intervals stay valid, only wider."""
-    from privacy_audit.scoring.bounds import certified_ranks
+    from privacy_audit.stats.bounds import certified_ranks
     from privacy_audit.scoring.search import best_first
 
     lm = families["mock"]
@@ -221,7 +222,7 @@ def test_bounded_intervals_contain_the_exact_rank_on_a_10_5_space(families):
 
 def test_dropped_nodes_are_bounded_block_by_block_as_all_at_once(monkeypatch):
     """Taking the dropped nodes in blocks (to bound memory) gives the counts of the whole matrix."""
-    from privacy_audit.scoring import bounds
+    from privacy_audit.stats import bounds
 
     rng = np.random.default_rng(5)
     canaries = rng.uniform(-40, -5, size=7)

@@ -12,7 +12,9 @@ import string
 import numpy as np
 import pytest
 
-from privacy_audit import MockModel, ScoringOptions, generate_canary_set, load_preset, make_report, score_prompt
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit.canaries.presets import load_preset
+from privacy_audit.chain import make_report
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.scoring.bounded import walk_for

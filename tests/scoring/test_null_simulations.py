@@ -12,10 +12,11 @@ from scipy import stats
 
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.reports.schema import AuditReport, RunSpec
-from privacy_audit.scoring.epsilon import epsilon_lower_bound
-from privacy_audit.scoring.intervals import auc_ci, betting_mean_ci
-from privacy_audit.scoring.permutation import conservative_ranks, rank_sum_p_value, rank_zero_p_value
-from privacy_audit.scoring.score import summarise
+from privacy_audit.stats.epsilon import epsilon_lower_bound
+from privacy_audit.stats.intervals import auc_ci, betting_mean_ci
+from privacy_audit.stats.permutation import conservative_ranks, rank_sum_p_value, rank_zero_p_value
+from privacy_audit.scoring.derived import summarise
+from privacy_audit.scoring.figures import Design, Evidence, compute_figures, compute_tests
 from privacy_audit.scoring.types import CanaryScore
 
 REPS = 2_000
@@ -59,7 +60,7 @@ def test_rank_sum_is_exact_for_large_designs_with_and_without_ties():
 
 
 def test_rank_sum_beyond_the_exact_budget_records_its_monte_carlo_error(monkeypatch):
-    import privacy_audit.scoring.permutation as permutation
+    import privacy_audit.stats.permutation as permutation
 
     monkeypatch.setattr(permutation, "MAX_DP_CELLS", 10)
     monkeypatch.setattr(permutation, "MONTE_CARLO_PERMUTATIONS", 500)
@@ -112,17 +113,18 @@ def _report(space_lp: np.ndarray, planted: np.ndarray, refs: np.ndarray, rng: np
             exposure_bits_lower=math.log2(len(space_lp) / rank), exposure_bits_upper=math.log2(len(space_lp) / rank),
             exposure_method="exact",
         ))
-    pp = conservative_ranks(canary_scores=[s.normalised_logprob_bits for s in scores[: len(planted)]],
-                            reference_scores=[s.normalised_logprob_bits for s in scores[len(planted):]])
-    scores = [s.model_copy(update={"protocol_rank": int(pp[i])}) if s.planted else s for i, s in enumerate(scores)]
-    summary = summarise(tuple(scores), mode="exact", space_size=len(space_lp), rng=rng)
     space = "words:" + ",".join(f"w{i}" for i in range(len(space_lp)))  # a space of exactly this many secrets
+    evidence = Evidence(tuple(scores), Design("exact", space, "code {secret}", {}, 0))
+    figures = compute_figures(evidence)
+    rows = tuple(s.with_figures({f.name: v[i] for f, v in figures.items()}) for i, s in enumerate(scores))
+    tests = compute_tests(Evidence(rows, evidence.design), rng)
+    summary = summarise(rows, mode="exact", space_size=len(space_lp), secrets_in_prompt=None, p_values=tests)
     run = RunSpec(
         pipeline="prompt-file", pipeline_options={}, model={"backend": "test", "name": "space_lp"}, seed=0, versions={},
         mode="exact", separator="\n", template="code {secret}", space=space, canary_seed=0, prompt_sha256="",
         prompt_chars=0,
     )
-    return AuditReport(run=run, canaries=tuple(scores), summary=summary)
+    return AuditReport(run=run, canaries=rows, summary=summary)
 
 
 def test_default_gate_fails_about_alpha_of_clean_prompts_and_every_copying_prompt():
@@ -216,7 +218,7 @@ def test_epsilon_bounds_rarely_exceed_the_true_epsilon(design, eps, k):
 @pytest.mark.parametrize("eps,m", [(1.0, 64), (3.0, 200)])
 def test_randomized_inclusion_bound_rarely_exceeds_the_true_epsilon(eps, m):
     """Randomized response on each canary's inclusion coin is exactly eps-DP for that canary."""
-    from privacy_audit.scoring.epsilon import epsilon_randomized_inclusion
+    from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
 
     rng = np.random.default_rng(8)
     keep = math.exp(eps) / (1 + math.exp(eps))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from privacy_audit import MockModel, ScoringOptions, generate_canary_set, make_report, score_prompt
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit.chain import make_report
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.validate import check_report

@@ -8,7 +8,8 @@ import itertools
 import numpy as np
 import pytest
 
-from privacy_audit import ScoringOptions, generate_canary_set, make_report, score_prompt
+from privacy_audit import ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit.chain import make_report
 from privacy_audit.canaries import parse_space
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.pipelines import TeachingOutput
@@ -83,7 +84,7 @@ def test_a_copied_canary_fails_the_default_gate_under_a_digit_pair_tokenizer():
 
 
 def test_the_verbatim_count_test_is_the_hypergeometric_tail():
-    from privacy_audit.scoring.permutation import verbatim_count_p_value
+    from privacy_audit.stats.permutation import verbatim_count_p_value
 
     # 2 canaries of 1,000 secrets, both among the 2 the prompt holds: 1 / C(1000, 2)
     assert verbatim_count_p_value(2, planted=2, in_prompt=2, space_size=1000).p == pytest.approx(1 / 499_500)

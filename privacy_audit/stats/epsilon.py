@@ -1,4 +1,4 @@
-"""Empirical epsilon lower bounds from canary ranks (hypothesis testing of DP). Pure numpy/scipy.
+"""Empirical epsilon lower bounds from canary ranks (hypothesis testing of DP).
 
 The test "rank <= r" has false-positive rate r/|S| for a never-planted secret (its rank is uniform over
 the space); (epsilon, delta)-DP caps how often a planted canary can pass it. With k canaries drawn
@@ -22,13 +22,13 @@ Bonferroni-corrected, so choosing the best one does not inflate the bound.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 from privacy_audit.errors import InputError
-from privacy_audit.scoring.types import EpsilonBound
+from privacy_audit.stats._validation import finite
 
 Design = Literal["independent", "one_run"]
 
@@ -52,8 +52,28 @@ ASSUMPTIONS: dict[str, str] = {
 }
 
 
+@dataclass(frozen=True)
+class EpsilonBound:
+    """Largest epsilon the canaries' ranks certify at `confidence`: the threshold (or guess count) that gave it,
+    its hits, false-positive rate and the TPR's lower bound, with the bound's design and assumptions."""
+
+    epsilon: float
+    threshold_rank: int | None
+    hits: int | None
+    fpr: float
+    delta: float
+    confidence: float
+    canaries: int
+    grid: tuple[int, ...]
+    design: str
+    assumptions: str
+    tpr_lower: float | None = None
+
+
 def clopper_pearson_lower(successes: int, trials: int, confidence: float) -> float:
     """One-sided Clopper-Pearson lower confidence bound of a binomial proportion."""
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
     if successes == 0:
         return 0.0
     return float(stats.beta.ppf(1 - confidence, successes, trials - successes + 1))
@@ -129,6 +149,8 @@ def epsilon_lower_bound(
 
 def _binomial_epsilon(correct: int, guesses: int, alpha: float) -> float:
     """Largest eps with P(Binomial(guesses, e^eps / (1 + e^eps)) >= correct) <= alpha (0 when none)."""
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
     if correct == 0 or stats.binom.sf(correct - 1, guesses, 0.5) > alpha:
         return 0.0
     lo, hi = 0.0, 50.0
@@ -149,10 +171,10 @@ def epsilon_randomized_inclusion(
     count the right guesses, and certify the largest eps whose binomial tail at that count is below
     alpha / |grid|.
     """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    s = finite("scores", scores, min_size=1)
     z = np.asarray(planted, dtype=bool).reshape(-1)
-    if s.size != z.size or s.size == 0 or not np.all(np.isfinite(s)):
-        raise InputError("scores and planted flags must be finite and of the same, non-zero length")
+    if s.size != z.size:
+        raise InputError("scores and planted flags must be of the same length")
     if not 0 < confidence < 1:
         raise InputError("confidence must lie in (0, 1)")
     m = s.size
@@ -169,7 +191,5 @@ def epsilon_randomized_inclusion(
         correct = int(z[order[:k]].sum())
         eps = _binomial_epsilon(correct, k, alpha)
         if eps > best.epsilon:
-            best = best.model_copy(
-                update={"epsilon": eps, "threshold_rank": k, "hits": correct, "tpr_lower": correct / k}
-            )
+            best = replace(best, epsilon=eps, threshold_rank=k, hits=correct, tpr_lower=correct / k)
     return best

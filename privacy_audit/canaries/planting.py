@@ -13,21 +13,25 @@ import hashlib
 import io
 import math
 import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from privacy_audit._io import (
     all_or_nothing, atomic_write, dump_jsonl, guard_outputs, read_bytes, read_records, read_text, write_json,
 )
-from privacy_audit.canaries.canary import CanarySet
+from privacy_audit.canaries.canary import Canary, CanarySet
 from privacy_audit.errors import InputError
 
 Position = Literal["append", "prepend", "new", "random"]
 POSITIONS: tuple[str, ...] = ("append", "prepend", "new", "random")
 FORMATS: tuple[str, ...] = ("jsonl", "csv", "text")
+# A record of a data file: JSON values by field (a CSV's are strings).
+Row = dict[str, JsonValue]
 
 
 class Insertion(BaseModel):
@@ -60,10 +64,45 @@ class Planting(BaseModel):
     template_already_in_data: int = 0
 
 
+@dataclass(frozen=True)
+class PlantOptions:
+    """Where the canaries go in the private records (`position`, `repetitions` come from the canary set; `shards`
+    teachers with a `fraction` of them each), the seed, and which fields the teaching pipeline reads."""
+
+    field: str = "text"
+    label_field: str | None = None
+    position: Position = "append"
+    seed: int = 0
+    shards: int | None = None
+    fraction: float | None = None
+    shard_field: str = "teacher"
+
+
+@dataclass(frozen=True)
+class Planted:
+    """Private records with the canaries planted in them: the rows, where each copy went, the canary set, and how
+    they were planted (`options`, whose fields the teaching pipeline reads)."""
+
+    canaries: CanarySet
+    rows: tuple[Row, ...]
+    insertions: tuple[Insertion, ...]
+    options: PlantOptions
+
+
+def plant(canaries: CanarySet, rows: Sequence[Mapping[str, JsonValue]], options: PlantOptions = PlantOptions()
+          ) -> Planted:
+    """Copies of `rows` with every planted canary inserted as `options` say (the rows themselves are not changed)."""
+    out, insertions = plant_records(
+        [dict(r) for r in rows], canaries, field=options.field, position=options.position, seed=options.seed,
+        shards=options.shards, fraction=options.fraction, shard_field=options.shard_field,
+    )
+    return Planted(canaries, tuple(out), tuple(insertions), options)
+
+
 def plant_records(
-    records: list[dict[str, Any]], canary_set: CanarySet, *, field: str, position: Position = "append", seed: int = 0,
-    shards: int | None = None, fraction: float | None = None, shard_field: str = "teacher",
-) -> tuple[list[dict[str, Any]], list[Insertion]]:
+    records: Sequence[Mapping[str, JsonValue]], canary_set: CanarySet, *, field: str, position: Position = "append",
+    seed: int = 0, shards: int | None = None, fraction: float | None = None, shard_field: str = "teacher",
+) -> tuple[list[Row], list[Insertion]]:
     """Copies of `records` with each planted canary inserted `repetitions` times into distinct records
     (per chosen shard when `shards` is set: a `fraction` of the shards, default all). Pure: the inputs are
     not modified; records that already hold `shard_field` are refused rather than overwritten."""
@@ -82,7 +121,7 @@ def plant_records(
         [(None, list(range(len(out))))] if shards is None
         else [(s, [i for i, r in enumerate(out) if r[shard_field] == s]) for s in range(shards)]
     )
-    plan: list[tuple[Any, int | None, int]] = []  # (canary, shard, record index or -1 for a new record)
+    plan: list[tuple[Canary, int | None, int]] = []  # (canary, shard, record index or -1 for a new record)
     for canary in canary_set.planted:
         chosen = (
             groups
@@ -119,7 +158,7 @@ def plant_records(
     return out, sorted(insertions, key=lambda i: (i.record, i.canary_id))
 
 
-def _assign_shards(records: list[dict[str, Any]], shards: int, shard_field: str, rng: np.random.Generator) -> None:
+def _assign_shards(records: list[Row], shards: int, shard_field: str, rng: np.random.Generator) -> None:
     """Split the records at random among `shards` teachers, written to `shard_field` (refused if a record has it)."""
     if not 1 <= shards <= len(records):
         raise InputError(f"--shards must be between 1 and the number of records ({len(records)})")
@@ -151,7 +190,7 @@ def detect_format(path: str | os.PathLike[str], fmt: str | None) -> str:
     return {".csv": "csv", ".txt": "text"}.get(suffix, "jsonl")
 
 
-def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list[dict[str, Any]], list[str] | None]:
+def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list[Row], list[str] | None]:
     """Records of a data file (and the CSV header, to write the same columns back)."""
     if fmt == "jsonl":
         return read_records(path, field), None
@@ -193,7 +232,7 @@ def read_table(path: str | os.PathLike[str], field: str, fmt: str) -> tuple[list
     return rows, header
 
 
-def write_table(records: list[dict[str, Any]], fmt: str, header: list[str] | None, field: str) -> str:
+def write_table(records: Sequence[Row], fmt: str, header: list[str] | None, field: str) -> str:
     if fmt == "jsonl":
         return dump_jsonl(records)
     if fmt == "text":

@@ -1,4 +1,4 @@
-"""Exposure and rank maths (Carlini et al. 2019, "The Secret Sharer"), in bits. Pure numpy.
+"""Exposure and rank maths (Carlini et al. 2019, "The Secret Sharer"), in bits.
 
 Scores are log2-probabilities (higher = more likely). A candidate's rank counts the candidates at
 least as likely as it, itself included (ties count against it), so rank 1 is the most likely.
@@ -11,13 +11,7 @@ import math
 import numpy as np
 
 from privacy_audit.errors import InputError
-
-
-def _finite(name: str, values: np.ndarray) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} must be finite")
-    return arr
+from privacy_audit.stats._validation import finite
 
 
 def ranks_among(*, pool_logprobs: np.ndarray, logprobs: np.ndarray, include_self: bool) -> np.ndarray:
@@ -26,8 +20,8 @@ def ranks_among(*, pool_logprobs: np.ndarray, logprobs: np.ndarray, include_self
     Exact exposure passes the whole space as the pool (the canary is in it: include_self=False);
     sampled exposure passes the references (the canary is not among them: include_self=True).
     """
-    pool = np.sort(_finite("pool_logprobs", pool_logprobs))
-    scores = _finite("logprobs", logprobs)
+    pool = np.sort(finite("pool_logprobs", pool_logprobs))
+    scores = finite("logprobs", logprobs)
     at_least = len(pool) - np.searchsorted(pool, scores, side="left")
     return at_least + (1 if include_self else 0)
 

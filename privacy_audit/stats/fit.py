@@ -1,7 +1,6 @@
-"""Statistics of an audit: extrapolated exposure and membership-inference ROC summaries. Pure numpy/scipy/sklearn.
+"""Extrapolated exposure (Carlini et al. 2019): a skew-normal fitted to the references, with a calibrated test.
 
-Log-perplexities here are in bits and lower means more likely (the Secret Sharer convention);
-log-likelihood scores are the opposite sign.
+Log-perplexities here are in bits and lower means more likely (the Secret Sharer convention).
 """
 
 from __future__ import annotations
@@ -12,21 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from privacy_audit.errors import InputError
-from privacy_audit.scoring.intervals import auc_ci
-from privacy_audit.scoring.roc import tpr_at_fpr
-from privacy_audit.scoring.types import SEQUENTIAL_BOOTSTRAP, SkewnormFit
+from privacy_audit.stats._validation import finite
 
-
-def _array(name: str, values: object, *, min_size: int = 0) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} must be finite")
-    if arr.size < min_size:
-        raise InputError(f"{name} needs at least {min_size} values, got {arr.size}")
-    return arr
+SEQUENTIAL_BOOTSTRAP = "sequential parametric bootstrap, Besag-Clifford"
 
 
 def interpolation_exposure(
@@ -36,8 +25,8 @@ def interpolation_exposure(
 
     N is the number of references; a canary less likely than every reference gets a (small) negative value.
     """
-    refs = np.sort(_array("reference_log_perplexities", reference_log_perplexities, min_size=1))
-    canaries = _array("canary_log_perplexities", canary_log_perplexities)
+    refs = np.sort(finite("reference_log_perplexities", reference_log_perplexities, min_size=1))
+    canaries = finite("canary_log_perplexities", canary_log_perplexities)
     ranks = 1 + np.searchsorted(refs, canaries, side="right")
     return np.log2(len(refs)) - np.log2(ranks)
 
@@ -63,6 +52,23 @@ def sequential_mc_p_value(observed: float, draw: Callable[[], float], *, samples
     return (at_least + 1) / samples, samples - 1
 
 
+@dataclass(frozen=True)
+class SkewnormFit:
+    """A skew-normal's parameters, its Kolmogorov-Smirnov statistic and calibrated p-value (`poor_fit` below 5%),
+    how many references it was fitted to and how many bootstrap samples were refitted (None in reports written before
+they were recorded)."""
+
+    a: float
+    loc: float
+    scale: float
+    ks_statistic: float
+    ks_p_value: float
+    poor_fit: bool
+    references_fitted: int | None = None
+    bootstrap_refits: int | None = None
+    calibration: str = SEQUENTIAL_BOOTSTRAP
+
+
 def fit_skewnorm(
     reference_log_perplexities: np.ndarray, *, rng: np.random.Generator, bootstrap: int = 200,
     max_references: int = MAX_FIT_REFERENCES,
@@ -74,7 +80,9 @@ def fit_skewnorm(
     rejects (the Lilliefors problem), and an extrapolation from a wrong fit can be off by 100+ bits. The bootstrap is
     sequential (`sequential_mc_p_value`): a fit far from rejection stops after a few dozen refits of `bootstrap`.
     """
-    refs = _array("reference_log_perplexities", reference_log_perplexities, min_size=8)
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
+    refs = finite("reference_log_perplexities", reference_log_perplexities, min_size=8)
     if refs.size > max_references:
         refs = rng.choice(refs, size=max_references, replace=False)
     if np.ptp(refs) == 0:
@@ -93,7 +101,6 @@ def fit_skewnorm(
     return SkewnormFit(
         a=float(a), loc=float(loc), scale=float(scale), ks_statistic=float(observed), ks_p_value=float(p_value),
         poor_fit=bool(p_value < 0.05), references_fitted=int(refs.size), bootstrap_refits=drawn,
-        calibration=SEQUENTIAL_BOOTSTRAP,
     )
 
 
@@ -101,42 +108,10 @@ def extrapolation_exposure(
     *, canary_log_perplexities: np.ndarray, a: float, loc: float, scale: float, max_bits: float | None = None
 ) -> np.ndarray:
     """Exposure = -log2 CDF(canary) under the fitted skew-normal, clipped to [0, max_bits] (Carlini et al. 2019)."""
-    canaries = _array("canary_log_perplexities", canary_log_perplexities)
+    canaries = finite("canary_log_perplexities", canary_log_perplexities)
     if scale <= 0:
         raise InputError("scale must be positive")
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
     exposure = -stats.skewnorm.logcdf(canaries, a, loc=loc, scale=scale) / math.log(2)
     return np.clip(exposure, 0.0, np.inf if max_bits is None else max_bits)
-
-
-@dataclass(frozen=True)
-class RocSummary:
-    """Membership inference by likelihood: members (private examples) vs held-out non-members."""
-
-    auc: float
-    auc_ci: tuple[float, float] | None
-    tpr_at_1pct_fpr: float
-    tpr_at_0_1pct_fpr: float
-    members: int
-    non_members: int
-    fpr: tuple[float, ...]
-    tpr: tuple[float, ...]
-
-
-def roc_summary(*, member_scores: np.ndarray, non_member_scores: np.ndarray) -> RocSummary:
-    """ROC of 'higher likelihood = member' over every threshold: AUC with its Clopper-Pearson interval
-    (`intervals.auc_ci`), and TPR at 1% and 0.1% FPR taken from all thresholds (ties included; with fewer than
-    1,000 non-members, TPR at 0.1% FPR is the TPR with no false positive at all)."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    pos = _array("member_scores", member_scores, min_size=1)
-    neg = _array("non_member_scores", non_member_scores, min_size=1)
-    y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
-    s = np.concatenate([pos, neg])
-    fpr, tpr, _ = roc_curve(y, s, drop_intermediate=False)
-    auc = float(roc_auc_score(y, s))
-    return RocSummary(
-        auc, auc_ci(auc, positives=pos.size, negatives=neg.size),
-        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.01),
-        tpr_at_fpr(member_scores=pos, non_member_scores=neg, fpr=0.001), int(pos.size), int(neg.size),
-        tuple(map(float, fpr)), tuple(map(float, tpr)),
-    )

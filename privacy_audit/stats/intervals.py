@@ -1,4 +1,4 @@
-"""Confidence intervals that hold their level at the sample sizes reports use. Pure numpy/scipy.
+"""Confidence intervals that hold their level at the sample sizes reports use.
 
 Exposures are bounded (0 to log2|S| bits), so the mean's interval is the betting interval of
 Waudby-Smith and Ramdas (2024, "Estimating means of bounded random variables by betting", hedged
@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from privacy_audit.errors import InputError
+from privacy_audit.stats._validation import finite
 
 GRID = 4_000
 # Below this many values an interval is not given ("too few to estimate"): a mean of one value has
@@ -33,8 +33,8 @@ def betting_mean_ci(
     The bets are predictable (each uses only earlier values), so the values are taken in a random
     order drawn from `rng`. None for fewer than MIN_VALUES values.
     """
-    x = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(x)) or not high > low or np.any(x < low - 1e-9) or np.any(x > high + 1e-9):
+    x = finite("values", values)
+    if not high > low or np.any(x < low - 1e-9) or np.any(x > high + 1e-9):
         raise InputError(f"values must be finite and within [{low}, {high}]")
     if not 0 < confidence < 1:
         raise InputError("confidence must lie in (0, 1)")
@@ -73,6 +73,8 @@ def auc_ci(auc: float, *, positives: int, negatives: int, confidence: float = 0.
     interval is the exact binomial one and covers with probability >= `confidence` at every theta;
     other distributions have less variance at the same theta. None with no positives or negatives.
     """
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
     if positives < 1 or negatives < 1:
         return None
     if not 0 <= auc <= 1:

@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privacy_audit.scoring.leaks import (
-    leak_rows, normalised_distance, substring_indel_distance, substring_indel_distances,
-)
+from privacy_audit.scoring.leaks import leak_rows
+from privacy_audit.stats.distance import normalised_distance, substring_indel_distance, substring_indel_distances
 
 
 def indel(a: str, b: str) -> int:
@@ -55,7 +54,7 @@ def test_paper_cases():
         substring_indel_distance("Free entry in two weekly comps", private) / 30
     )
     rows = leak_rows(["Free entry in 2 a wkly comp", "", "something else"], private)
-    assert [r["unit"] for r in rows] == [0, 2] and rows[0]["verbatim"] and not rows[1]["verbatim"]
+    assert [r.unit for r in rows] == [0, 2] and rows[0].verbatim and not rows[1].verbatim
 
 
 def test_fast_enough_for_long_prompts():

@@ -1,4 +1,4 @@
-"""Exact permutation nulls for canaries ranked against one shared set of references. Pure numpy/scipy.
+"""Exact permutation nulls for canaries ranked against one shared set of references.
 
 In one report every planted canary is compared with the same references, so their ranks are not
 independent trials. Under the null (the pipeline never saw the canaries) planted canaries and
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from privacy_audit.errors import InputError
+from privacy_audit.stats._validation import finite
 
 # Up to this many DP cell updates (tie groups x (planted + 1) x statistic values kept) the rank-sum null
 # is computed exactly (about 10^9 a few seconds); beyond, by Monte Carlo with the (b + 1) / (m + 1)
@@ -46,16 +47,9 @@ def conservative_ranks(*, canary_scores: np.ndarray, reference_scores: np.ndarra
 
     Ties count against the canary, so that equal scores never look like memorization.
     """
-    canary = _finite("canary_scores", canary_scores)
-    refs = np.sort(_finite("reference_scores", reference_scores))
+    canary = finite("canary_scores", canary_scores)
+    refs = np.sort(finite("reference_scores", reference_scores))
     return len(refs) - np.searchsorted(refs, canary, side="left")
-
-
-def _finite(name: str, values: np.ndarray) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not np.all(np.isfinite(arr)):
-        raise InputError(f"{name} must be finite")
-    return arr
 
 
 def _groups(planted: np.ndarray, refs: np.ndarray) -> np.ndarray:
@@ -71,8 +65,8 @@ def rank_sum_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarray
     Computed exactly (`_rank_sum_counts`) up to MAX_DP_CELLS; for larger designs by Monte Carlo
     permutations, with an exact-size p-value and its standard error in `monte_carlo_error`.
     """
-    planted = _finite("planted_scores", planted_scores)
-    refs = _finite("reference_scores", reference_scores)
+    planted = finite("planted_scores", planted_scores)
+    refs = finite("reference_scores", reference_scores)
     t, n = planted.size, refs.size
     if t == 0 or n == 0:
         raise InputError("the permutation null needs planted canaries and references")
@@ -89,7 +83,7 @@ def rank_sum_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarray
 
 def rank_sum_cells(*, planted_scores: np.ndarray, reference_scores: np.ndarray) -> int:
     """Cell updates the exact rank-sum null of these scores takes (`_log_rank_sum_cdf`)."""
-    planted, refs = _finite("planted_scores", planted_scores), _finite("reference_scores", reference_scores)
+    planted, refs = finite("planted_scores", planted_scores), finite("reference_scores", reference_scores)
     t = planted.size
     observed = int(conservative_ranks(canary_scores=planted, reference_scores=refs).sum())
     return len(_groups(planted, refs)) * (t + 1) * (observed + t * (t - 1) // 2 + 1)
@@ -153,8 +147,8 @@ def rank_zero_p_value(*, planted_scores: np.ndarray, reference_scores: np.ndarra
 
     With no ties and v of T canaries above N references this is C(T, v) / C(T + N, v).
     """
-    planted = _finite("planted_scores", planted_scores)
-    refs = _finite("reference_scores", reference_scores)
+    planted = finite("planted_scores", planted_scores)
+    refs = finite("reference_scores", reference_scores)
     t, n = planted.size, refs.size
     if t == 0 or n == 0:
         raise InputError("the permutation null needs planted canaries and references")

@@ -6,7 +6,7 @@ raises its lower bound; every secret not found lies under a frontier node (or a 
 log-probability bounds the total probability of its completions, so at most min(size, mass / p)
 of them can be at least as likely as a canary of probability p. Sampled bounds come from the
 references, a uniform sample of the space: a Clopper-Pearson interval for the fraction of the space
-above the canary (conservative for sampling without replacement). Pure numpy/scipy.
+above the canary (conservative for sampling without replacement).
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from privacy_audit.errors import InputError
 
 TIE_TOLERANCE_BITS = 1e-4
+# The confidence of sampled rank intervals (Clopper-Pearson from the references).
+CONFIDENCE = 0.95
 # Sums of whole counts are exact in floats below 2^53; beyond, they are rounded up by this relative margin.
 FLOAT_MARGIN = 1e-9
 # Dropped nodes are bounded this many at a time (memory: canaries x block x 8 bytes per temporary).
@@ -75,6 +76,8 @@ def clopper_pearson(k: int, n: int, confidence: float) -> tuple[float, float]:
     """Two-sided Clopper-Pearson interval for a binomial proportion with k successes in n trials."""
     if not 0 <= k <= n or n < 1 or not 0 < confidence < 1:
         raise InputError("need 0 <= k <= n, n >= 1 and 0 < confidence < 1")
+    from scipy import stats  # loaded when needed: reading a report need not load it
+
     tail = (1 - confidence) / 2
     lo = 0.0 if k == 0 else float(stats.beta.ppf(tail, k, n - k + 1))
     hi = 1.0 if k == n else float(stats.beta.ppf(1 - tail, k + 1, n - k))

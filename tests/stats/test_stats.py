@@ -11,12 +11,12 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from privacy_audit.errors import InputError
-from privacy_audit.scoring.epsilon import clopper_pearson_lower, epsilon_lower_bound
-from privacy_audit.scoring.permutation import conservative_ranks
-from privacy_audit.scoring.protocol import mean_rank_p_value, rank_zero_p_value, summarise_trials, tpr_at_rank_fpr
-from privacy_audit.scoring.stats import (
-    extrapolation_exposure, fit_skewnorm, interpolation_exposure, roc_summary, sequential_mc_p_value,
-)
+from privacy_audit.stats.epsilon import clopper_pearson_lower, epsilon_lower_bound
+from privacy_audit.stats.permutation import conservative_ranks
+from privacy_audit.scoring.protocol import summarise_trials
+from privacy_audit.stats.fit import extrapolation_exposure, fit_skewnorm, interpolation_exposure, sequential_mc_p_value
+from privacy_audit.stats.protocol import mean_rank_p_value, rank_zero_p_value, tpr_at_rank_fpr
+from privacy_audit.stats.roc import roc_summary
 
 REFS = np.arange(1, 17, dtype=float)
 FIT = {"a": 0.0, "loc": 8.5, "scale": 4.609772228646444}

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from privacy_audit.errors import InputError
-from privacy_audit.scoring import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
+from privacy_audit.stats.exposure import exposure_from_rank, null_mean_exposure, rank_p_value, ranks_among
 
 
 def test_exact_ranks_count_ties_against_the_canary():
