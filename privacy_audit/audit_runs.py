@@ -156,6 +156,7 @@ def score_prompts(
     inputs = [canaries, *files, *(teaching_path(f) for f in files), *canary_set.secret_space.files]
     guard_outputs(inputs, [*targets, folder / "summary.md"], creates=[folder])
     lm = model.load() if isinstance(model, ModelSpec) else model
+    lm.require("score")
     reports = [build_report(t, canary_set, lm, scoring, progress=progress) for t in teachings]
     make_folder(folder, what="output folder")
     with all_or_nothing():
@@ -250,6 +251,7 @@ def run_audits(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None
     guard_outputs(cfg.input_files(), [f / name for f in folders for name in RUN_OUTPUTS] + summary,
                   creates=[out, *folders])
     teacher, scorer = cfg.load_models()
+    scorer.require("score")  # a scorer that cannot score is refused before any teaching (a served one: its probe)
     thresholds = cfg.thresholds()
     done = []
     for pipeline in cfg.teaching_pipelines:

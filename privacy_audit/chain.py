@@ -138,7 +138,8 @@ def make_report(
     run = RunSpec(
         pipeline=teaching.pipeline, pipeline_options=teaching.options, model=model, teacher=teaching.model,
         seed=teaching.seed, versions=versions(), mode=result.mode, separator=result.separator,
-        template=canary_set.template, space=canary_set.space, canary_seed=canary_set.seed,
+        template=canary_set.template if include_prompt else canary_set.public_template, space=canary_set.space,
+        canary_seed=canary_set.seed,
         canary_design=canary_set.design, derived=canary_set.derived, inclusion=canary_set.inclusion,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
         extraction=result.search, tokenization=result.boundary, score_checks=result.checks,

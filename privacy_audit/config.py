@@ -11,11 +11,14 @@ import json
 import os
 from importlib.resources import files
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, JsonValue, PrivateAttr, SerializationInfo, ValidationError, field_serializer,
+    model_validator,
+)
 
 from privacy_audit._io import read_toml
 from privacy_audit.canaries import parse_space
@@ -112,8 +115,31 @@ class ModelConfig(_Section):
     def model(self) -> ModelSpec:
         return self._model
 
+    @field_serializer("options", when_used="json")
+    def _public(self, options: dict[str, JsonValue], info: SerializationInfo) -> dict[str, JsonValue]:
+        """Written as the backend records its options (a URL without its credentials), unless the dump is passed on
+        to run the same config elsewhere (a Ray worker: `context={"whole": True}`)."""
+        if info.context and info.context.get("whole"):
+            return options
+        public = self._model.options.options.model_dump(mode="json", exclude_unset=True)
+        return {k: public.get(k, v) for k, v in options.items()}
+
     def load(self) -> LanguageModel:
         return self._model.load()
+
+    def resolved(self, resolve: Callable[[str], str]) -> ModelConfig:
+        """This model with the files its options name resolved (relative paths: from the config's folder)."""
+        files = self._model.options.component.files
+        named = set(files(self.options)) if files is not None else set()
+        if not named:
+            return self
+        options = {k: resolve(v) if isinstance(v, str) and v in named else v for k, v in self.options.items()}
+        return ModelConfig(spec=self.spec, options=options, chunk_tokens=self.chunk_tokens)
+
+    def files(self) -> list[str]:
+        """The files its options name (inputs no output may replace)."""
+        files = self._model.options.component.files
+        return files(self.options) if files is not None else []
 
 
 class ScoringConfig(ScoringOptions):
@@ -154,6 +180,16 @@ class AuditConfig(_Section):
         """The canaries' template fits their space (both read, a preset file or word list included)."""
         template, space, derived = self.template_and_space()
         check_template(template, parse_space(space).slots, derived)
+        return self
+
+    @model_validator(mode="after")
+    def _model_files(self) -> AuditConfig:
+        """Files a model's options name (an n-gram scorer's background corpus) are read from the config's folder, as
+        its data paths are."""
+        for name in ("model", "teacher", "scorer"):
+            section = getattr(self, name)
+            if section is not None:
+                setattr(self, name, section.resolved(self.resolve))
         return self
 
     @model_validator(mode="after")
@@ -233,6 +269,7 @@ class AuditConfig(_Section):
         )
         paths += [f for spec in template_space for f in parse_space(spec).files]
         paths += [f for p in self.teaching_pipelines for f in describe(p.name).cache_files(p.options)]
+        paths += [f for m in (self.model, self.teacher, self.scorer) if m is not None for f in m.files()]
         return [p for p in paths if p is not None]
 
     def digest(self, *sections: str) -> str:

@@ -293,7 +293,7 @@ def _run_on_ray(cfg: AuditConfig, todo: Sequence[int], save: Callable[[TrialResu
         )
     try:
         remote = ray.remote(_ray_trial)
-        config_json = cfg.model_dump_json()
+        config_json = cfg.model_dump_json(context={"whole": True})  # the workers need the credentials
         pending = [remote.remote(config_json, t) for t in todo]
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

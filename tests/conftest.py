@@ -44,11 +44,13 @@ def make_tiny_model(seed: int = 0):
 
 @pytest.fixture(autouse=True)
 def private_teaching_cache(tmp_path_factory, monkeypatch):
-    """Teaching outputs cached by tests go to a temporary folder, not the user's cache."""
+    """Teaching outputs and served completions cached by tests go to a temporary folder, not the user's cache."""
+    import privacy_audit.models.openai
     import privacy_audit.pipelines.teaching
 
     folder = tmp_path_factory.mktemp("cache")
     monkeypatch.setattr(privacy_audit.pipelines.teaching, "cache_root", lambda: folder)
+    monkeypatch.setattr(privacy_audit.models.openai, "cache_root", lambda: folder)
     return folder
 
 
@@ -94,3 +96,15 @@ def teach_file(pipeline: str, *, options: dict | None = None, **kwargs):
     from privacy_audit.pipelines import configure
 
     return teach(configure(pipeline, options or {}), **kwargs)
+
+
+def at_level(failures: int, trials: int, alpha: float, *, false_alarm: float = 0.01, power: float = 0.9) -> bool:
+    """Whether a seeded simulation's count of rejections (or failures) is consistent with a level of `alpha`: at most
+    the count Binomial(trials, alpha) exceeds with probability `false_alarm`. The design must see a doubled rate
+    with probability `power` (checked here, so a simulation too small to catch a doubled error cannot pass)."""
+    from scipy import stats
+
+    limit = int(stats.binom.isf(false_alarm, trials, alpha))
+    caught = float(stats.binom.sf(limit, trials, min(1.0, 2 * alpha)))
+    assert caught >= power, f"{trials} trials catch a doubled rate of {alpha} with probability {caught:.2f} only"
+    return failures <= limit

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, generate_canary_set, save_report
+from privacy_audit import MockModel, ScoringOptions, generate_canary_set, save_report
 from privacy_audit.chain import build_report
 from privacy_audit.canaries import save_canary_set
 from privacy_audit.cli import main
@@ -37,11 +37,12 @@ def digest(folder: Path) -> dict[str, str]:
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def one_error(result, words: str | None = None) -> str:
+def one_error(result, words: str) -> str:
+    """The one `error:` line the case names (not any one-line error), exit 2."""
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2, (result.output, result.exception)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert words is None or words in lines[0], lines[0]
+    assert words in lines[0], lines[0]
     return lines[0]
 
 
@@ -112,6 +113,21 @@ TAMPERS = {
     "mode-unknown": (lambda d: d["run"].update(mode="magic"), "mode"),
     "mode-exact-to-sampled": (lambda d: d["run"].update(mode="sampled"), "rank_pool"),
     "epsilon-infinite": (lambda d: d["statistics"]["epsilon"].update(epsilon=float("inf")), "epsilon"),
+    "epsilon-lowered": (lambda d: d["statistics"]["epsilon"].update(epsilon=0.0), "statistics.epsilon.epsilon"),
+    "epsilon-design-relabelled": (
+        lambda d: d["statistics"]["epsilon"].update(design="randomized_inclusion"), "statistics.epsilon",
+    ),
+    "exact-p-relabelled-monte-carlo": (
+        lambda d: d["summary"]["p_values"]["planted_vs_references"].update(
+            p=1.0, log10_p=0.0, method="Monte Carlo permutation (20,000 draws)", monte_carlo_error=0.0),
+        "planted_vs_references.method",
+    ),
+    "mean-interval-misses-its-mean": (
+        lambda d: d["statistics"].update(mean_exposure_planted_ci=[0.0, 0.1]), "mean_exposure_planted_ci",
+    ),
+    "interval-method-relabelled": (
+        lambda d: d["statistics"].update(interval_method="percentile bootstrap"), "interval_method",
+    ),
     "space-sizes-differ": (lambda d: first_planted(d).update(space_size=999), "space"),
     "space-shrunk-everywhere": (
         lambda d: [c.update(space_size=200, rank_pool=200) for c in d["canaries"]], "space_size",
@@ -127,9 +143,46 @@ def test_a_tampered_report_is_refused_by_every_command_never_passed(r, case):
     before = digest(r["t"])
     for args in (["gate", path, "--alpha", "1e-12"], ["gate", path, "--max-fuzzy-fraction", "0.5", "--alpha", "1e-12"],
                  ["compare", r["report"], path], ["report", path, "--md", r["t"] / "out.md"]):
-        line = one_error(run(*args))
-        assert field in line, (args, line)
+        one_error(run(*args), field)
     assert digest(r["t"]) == before
+
+
+@pytest.fixture(scope="module")
+def with_secrets(tmp_path_factory):
+    """A report written with --include-secrets whose prompt copies a canary: what follows from its stored text."""
+    folder = tmp_path_factory.mktemp("secrets")
+    cs = generate_canary_set(template="The secret code is {secret}", space="digits:3", count=2, references=12, seed=5)
+    prompt = f"Text: call me\nThe secret code is {cs.planted[0].secret}.\n"
+    teaching = TeachingOutput(prompt=prompt, pipeline="raw", options={}, seed=0, model=None)
+    save_report(build_report(teaching, cs, MockModel(), ScoringOptions(include_secrets=True)), folder / "r.json")
+    return folder / "r.json"
+
+
+def hide_the_copy(d):
+    c = first_planted(d)
+    c.update(in_prompt=False, verbatim_p_value=1.0)
+    d["summary"]["planted_in_prompt"] = 0
+
+
+SECRET_TAMPERS = {
+    "copied-secret-said-absent": (hide_the_copy, "in_prompt"),
+    "whole-space-said-in-prompt": (lambda d: d["summary"].update(secrets_in_prompt=1000), "secrets_in_prompt"),
+    "similarity-lowered": (lambda d: first_planted(d).update(similarity=0.2), "similarity"),
+    "prompt-edited": (lambda d: d.update(prompt=d["prompt"].replace("call", "ring")), "prompt_sha256"),
+}
+
+
+@pytest.mark.parametrize("case", list(SECRET_TAMPERS))
+def test_what_follows_from_a_stored_prompt_is_recomputed_from_it(with_secrets, tmp_path, case):
+    """A report that stores its prompt and secrets cannot be edited to hide a copy: each command refuses it."""
+    change, field = SECRET_TAMPERS[case]
+    data = json.loads(with_secrets.read_text())
+    assert run("gate", with_secrets).exit_code == 1  # the untampered report fails: it copies a canary
+    change(data)
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    for args in (["gate", tmp_path / "t.json"], ["compare", with_secrets, tmp_path / "t.json"],
+                 ["report", tmp_path / "t.json", "--md", tmp_path / "o.md"]):
+        one_error(run(*args), field)
 
 
 def test_the_untampered_report_fails_the_default_gate_and_passes_a_lenient_one(r):
@@ -212,7 +265,8 @@ def test_outputs_never_replace_a_file_the_command_read(tmp_path, sms_jsonl):
     )
     before = digest(tmp_path)
     one_error(
-        run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl")
+        run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl"),
+        "o.jsonl.planting.json is the input",
     )
     assert digest(tmp_path) == before
     (tmp_path / "out").mkdir()

@@ -54,6 +54,8 @@ def f(tmp_path, sms_jsonl):
         "4", "--seed", "0", "--out", t / "set.json",
     )
     d["set"] = t / "set.json"
+    d["evals"] = t / "evals.jsonl"
+    d["evals"].write_bytes(sms_jsonl.read_bytes())
     (t / "prompt.txt").write_text("Text: hello\nClass: ham\n", encoding="utf-8")
     d["prompt"] = t / "prompt.txt"
     run("score", "--model", "mock", "--prompt", d["prompt"], "--canaries", d["set"], "--out", t / "report.json")
@@ -182,7 +184,7 @@ def cases(d):
         "max-exact-zero": ([*score, t / "r2.json", "--max-exact", "0"], "scoring option max_exact"),
         "search-budget-negative": ([*score, t / "r2.json", "--sampled", "--search-budget", "-1"],
                                    "scoring option search_budget"),
-        "model-option-unknown": ([*score, t / "r2.json", "-o", "bogus=1"], None),
+        "model-option-unknown": ([*score, t / "r2.json", "-o", "bogus=1"], "No such option '-o'"),
         "report-without-output": ([*rep], "say what to write"),
         "compare-non-report": (["compare", d["prompt"], d["report"]], "not valid JSON"),
         "unknown-command": (["frobnicate"], "No such command"),
@@ -194,7 +196,7 @@ def cases(d):
         "score-out-is-prompt": ([*score, d["prompt"]], "is the input"),
         "score-out-is-data": ([*score, t / "r2.json", "--data", d["sms"], "--out", d["sms"]], "is the input"),
         "teach-out-is-data": ([*teach, d["sms"]], "is the input"),
-        "teach-out-is-eval-data": ([*teach, t / "e.jsonl", "--eval-data", t / "e.jsonl"], None),
+        "teach-out-is-eval-data": ([*teach, d["evals"], "--eval-data", d["evals"], "--model", "mock"], "is the input"),
         "teach-out-is-prompt-file": (
             ["teach", "--pipeline", "prompt-file", "--prompt-file", d["prompt"], "--out", d["prompt"]], "is the input",
         ),
@@ -291,7 +293,7 @@ CASE_NAMES = list(
         {
             k: Path("/x")
             for k in (
-                "t", "sms", "set", "prompt", "report", "deep.jsonl", "deep_report.json", "bigint.jsonl",
+                "t", "sms", "set", "evals", "prompt", "report", "deep.jsonl", "deep_report.json", "bigint.jsonl",
                 "bigint_report.json", "surrogate.jsonl", "no_planted.json", "no_canaries.json", "empty_set.json",
                 "refs_only_set.json", "preset_types.toml", "gate_types.toml", "gate_not_table.toml",
                 "gate_tool_not_table.toml", "gate_fraction.toml", "gate_negative_override.toml", "config_types.toml",
@@ -311,7 +313,7 @@ def test_the_corpus_holds_over_80_cases():
 def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_line_set, monkeypatch):
     args, words = cases(f)[case]
     if case == "cache-folder-is-a-file":
-        import privacy_audit.chain
+        import privacy_audit.pipelines.teaching
 
         monkeypatch.setattr(privacy_audit.pipelines.teaching, "cache_root", lambda: f["afile"])
         words = "cache folder"
@@ -320,7 +322,7 @@ def test_hostile_input_is_one_line_exit_2_and_changes_nothing(case, f, multi_lin
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 2, (case, result.output, result.exception)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert words is None or words in lines[0], lines[0]
+    assert words in lines[0], lines[0]  # the refusal the case names, not any one-line error
     assert "Traceback" not in result.output and "\x1b" not in result.output
     after = snapshot(f["t"])
     assert {k: v for k, v in after.items() if k in before} == before

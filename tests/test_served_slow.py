@@ -87,3 +87,34 @@ def test_a_served_scorer_ranks_a_copied_canary_first_with_llama_cpps_own_numbers
     assert len(theirs) == len(echo.tokens) - 1
     assert max(abs(a - b) for a, b in zip(theirs, echo.logprobs[1:])) < 1e-4 * max(1.0, max(map(abs, theirs)))
     assert all(math.isfinite(v) for v in theirs)
+
+
+EMOJI = ["Win a 🎉 prize now 😀 call 0800", "Привет, как дела? 東京で会おう", "café ☕ at 5 🕔 ok?", "Γειά σου 👋 φίλε"]
+
+
+def test_emoji_and_non_latin_text_is_scored_over_http(server, tmp_path):
+    """llama-cpp-python echoes a character split across tokens as empty or partial pieces: they are placed by the
+    server's offsets, so text of any script scores, and the copied canary still ranks first."""
+    run("canaries", "generate", "--template", "Код {secret} 🔑", "--space", "digits:1", "--count", "1",
+        "--references", "3", "--seed", "2", "--out", tmp_path / "s.json")
+    secret = json.loads((tmp_path / "s.json").read_text())["canaries"][0]["secret"]
+    (tmp_path / "p.txt").write_text("\n".join(EMOJI) + f"\nКод {secret} 🔑\n")
+    scored = run("score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "s.json", "--model",
+                 f"openai:{ALIAS}", "-m", f"base_url={server}", "--exact", "--out", tmp_path / "r.json")
+    assert scored.exit_code == 0, scored.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["canaries"][0]["rank"] == 1 and report["run"]["score_checks"][0]["passed"]
+
+
+def test_a_served_teacher_writes_synthetic_examples_from_emoji_data(server, tmp_path):
+    """The examples pipeline's teachers keep their likeliest samples by what the server says of them, over data full
+    of emoji and other scripts; a rerun reuses every completion already made (the completion cache)."""
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": "spam" if i % 2 else "ham"}) + "\n"
+                            for i, t in enumerate(EMOJI * 3)))
+    args = ["teach", "--pipeline", "examples", "--data", data, "--label-field", "label", "--model", f"openai:{ALIAS}",
+            "-m", f"base_url={server}", "-o", "teachers=2", "-o", "n=1", "-o", "n_gen=2", "-o", "samples=2",
+            "-o", "keep=1", "-o", "max_new_tokens=12", "--no-cache", "--out", tmp_path / "p.txt"]
+    first = run(*args)
+    assert first.exit_code == 0, first.output
+    assert (tmp_path / "p.txt").read_text().strip()

@@ -98,6 +98,14 @@ class CanarySet(BaseModel):
         return "" if not last else self.template[last[-1].end() :]
 
     @property
+    def public_template(self) -> str:
+        """The template as a report meant to be shared may show it: an echo design's prefix is the first words of
+        a private record, so it is replaced by its length."""
+        if self.design != "echo":
+            return self.template
+        return f"[{len(self.prefix):,} characters of a private record]{self.template[len(self.prefix):]}"
+
+    @property
     def planted(self) -> tuple[Canary, ...]:
         return tuple(c for c in self.canaries if c.planted)
 

@@ -26,7 +26,9 @@ from privacy_audit._text import clean
 from privacy_audit.errors import InputError, ModelError
 
 OPENAI_API = "https://api.openai.com/v1"
-RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
+# Retried: too many requests, and server errors that may pass; never 501 (not implemented) or 505 (wrong version),
+# which say the same thing every time.
+RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600)) - {501, 505}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -41,7 +43,14 @@ def resolve(base_url: str | None, api_key_env: str | None) -> tuple[str, str | N
     meant for one provider is never sent to another endpoint), else none."""
     env_url = os.environ.get("OPENAI_BASE_URL")
     url = (base_url or env_url or OPENAI_API).rstrip("/")
-    parts = urlsplit(url)
+    if any(ch.isspace() or not ch.isprintable() for ch in url):
+        raise InputError("base_url holds a control character or whitespace; give a plain URL such as "
+                         "http://127.0.0.1:8000/v1")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here, not mid-run)
+    except ValueError:
+        raise InputError(f"base_url {clean(public_url(url))!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InputError(f"base_url {public_url(url)!r} is not an http(s) URL such as http://127.0.0.1:8000/v1")
     if api_key_env:
@@ -56,10 +65,13 @@ def resolve(base_url: str | None, api_key_env: str | None) -> tuple[str, str | N
 
 def public_url(url: str) -> str:
     """The URL without credentials, query or fragment: what a report, a cache key or a message may show."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        return "(an invalid URL)"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -73,7 +85,10 @@ def retry_delay(attempt: int, headers: Any, *, cap: float, rng: random.Random) -
         try:
             seconds = float(value) * scale
         except ValueError:
-            when = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
+            try:
+                when = email.utils.parsedate_to_datetime(value) if scale == 1.0 else None
+            except (TypeError, ValueError, IndexError):  # neither seconds nor a date: back off as without it
+                when = None
             seconds = when.timestamp() - time.time() if when is not None else math.nan
         if math.isfinite(seconds) and seconds >= 0:
             return min(seconds, cap)
@@ -101,7 +116,10 @@ class Endpoint:
 
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, limits=limits)
+        try:
+            self._client = httpx.Client(base_url=self.url, headers=headers, timeout=self.timeout, limits=limits)
+        except ImportError as exc:  # a proxy in the environment (socks5://) whose optional package is missing
+            raise InputError(f"cannot open {self.public}: {' '.join(str(exc).split())}") from None
         self._lock = threading.Lock()
         self._rng = random.Random(0)
 
@@ -118,20 +136,38 @@ class Endpoint:
             with self._lock:
                 self.requests += 1
             try:
-                response = self._client.post(path, json=payload)
+                status, headers, body = self._send(path, payload)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last, headers = f"{type(exc).__name__}", None
             else:
-                if response.status_code < 400:
-                    return self._json(response, path)
-                if response.status_code not in RETRY_STATUSES:
-                    raise ModelError(f"{self.public}{path} answered {response.status_code}: {self._message(response)}")
-                last, headers = f"status {response.status_code}: {self._message(response)}", response.headers
+                if 200 <= status < 300:
+                    return self._json(body, path)
+                if 300 <= status < 400:
+                    where = public_url(str(headers.get("location", ""))) if headers.get("location") else "elsewhere"
+                    raise ModelError(f"{self.public}{path} answered {status}, a redirect to {where}; give the final "
+                                     "URL as base_url (a redirect's body is not an answer)")
+                if status not in RETRY_STATUSES:
+                    raise ModelError(f"{self.public}{path} answered {status}: {self._message(body)}")
+                last = f"status {status}: {self._message(body)}"
             if attempt < self.max_retries:
                 time.sleep(retry_delay(attempt, headers, cap=self.max_retry_wait, rng=self._rng))
         raise Unreachable(
             f"{self.public}{path} failed {self.max_retries + 1} times ({last}); the server may be overloaded or down"
         )
+
+    def _send(self, path: str, payload: Mapping[str, JsonValue]) -> tuple[int, Any, bytes]:
+        """One request, its whole answer read within `timeout` seconds from the start (an endless or dripping body
+        is a timeout, as a hang is): status, headers, body."""
+        import httpx
+
+        deadline = time.monotonic() + self.timeout
+        with self._client.stream("POST", path, json=payload) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():  # what arrives, as it arrives (not buffered to a size)
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"the answer took more than {self.timeout:g} s")
+            return response.status_code, response.headers, bytes(body)
 
     def get(self, path: str) -> dict[str, JsonValue]:
         """GET a JSON answer (no retries: used to check that a server is there)."""
@@ -142,8 +178,8 @@ class Endpoint:
         except httpx.HTTPError as exc:
             raise ModelError(f"cannot reach {self.public}{path}: {type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise ModelError(f"{self.public}{path} answered {response.status_code}: {self._message(response)}")
-        return self._json(response, path)
+            raise ModelError(f"{self.public}{path} answered {response.status_code}: {self._message(response.content)}")
+        return self._json(response.content, path)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], what: str) -> list[R]:
         """fn over items with up to `max_connections` in flight, in order, with a progress bar over them."""
@@ -160,23 +196,23 @@ class Endpoint:
                 raise
         return out
 
-    def _json(self, response: Any, path: str) -> dict[str, JsonValue]:
+    def _json(self, body: bytes, path: str) -> dict[str, JsonValue]:
         try:
-            data = response.json()
-        except (json.JSONDecodeError, ValueError):
+            data = json.loads(body)
+        except (json.JSONDecodeError, ValueError, RecursionError):
             raise ModelError(f"{self.public}{path} answered with something that is not JSON") from None
         if not isinstance(data, dict):
             raise ModelError(f"{self.public}{path} answered with JSON that is not an object")
         return data
 
-    def _message(self, response: Any) -> str:
+    def _message(self, body: bytes) -> str:
         """The server's error message, one line, without the key or control sequences."""
         try:
-            data = response.json()
+            data = json.loads(body)
             error = data.get("error", data) if isinstance(data, dict) else data
             text = str(error.get("message") or error) if isinstance(error, dict) else str(error)
-        except (json.JSONDecodeError, ValueError):
-            text = response.text
+        except (json.JSONDecodeError, ValueError, RecursionError):
+            text = body.decode("utf-8", errors="replace")
         return redact(" ".join(clean(text).split())[:300], [self.key])
 
 

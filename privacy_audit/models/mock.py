@@ -193,10 +193,14 @@ class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
         return ids, ends
 
     def joint(self, continuation: str) -> Joint:
-        """The context and the continuation tokenized at once, after the head's tokens (which nothing moves)."""
-        row, row_ends = self.model.pieces.split(self.context + continuation)
-        skip = len(self.head)
-        return Joint(skip, row[skip:], [e - len(self.context) for e in row_ends[skip:]])
+        """The context and the continuation tokenized at once, from the head's last token on: that token is a single
+        character that is not a digit (or the context's start), where the rule's scan starts a token whatever came
+        before, so the scan from there is the whole text's (a long prompt is not split again per candidate)."""
+        cut = len(self.context) - len(self.tail)
+        start = max(cut - 1, 0)
+        window = self.context[start:] + continuation
+        row, row_ends = self.model.pieces.split(window)
+        return Joint(len(self.head) - (cut - start), row, [e - (len(self.context) - start) for e in row_ends])
 
     def score_tokens(self, ids: list[list[int]], ends: list[list[int]]) -> ScoredContinuations:
         last = self.head[-self.model.order :]

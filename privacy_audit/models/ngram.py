@@ -22,12 +22,13 @@ from pydantic import Field
 
 from privacy_audit._io import read_text
 from privacy_audit._registry import register
+from privacy_audit.errors import InputError
 from privacy_audit.models.base import CachingScorer, LanguageModel, ModelInfo
 from privacy_audit.models.context import ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens
 
-# Words with the whitespace after them, or single other characters: a text's tokens spell it exactly, and a context
-# that ends in whitespace (every prompt ends in its separator) keeps its tokens whatever follows.
-WORD = re.compile(r"\w+\s*|[^\w\s]\s*|^\s+")
+# Words, runs of whitespace, and single other characters: a text's tokens spell it exactly, and a secret is the
+# same token wherever it stands (a copy in the teaching text followed by a newline, a candidate ending the text).
+WORD = re.compile(r"\w+|\s+|[^\w\s]")
 # Word tokens are numbered from here (characters are their code points).
 WORD_IDS = 1 << 21
 # Characters beyond the 256 byte values count in the vocabulary only when a text holds them.
@@ -100,6 +101,8 @@ class NgramModel(LanguageModel, CachingScorer):
         self.order, self.tokens, self.discount = order, tokens, discount
         self.background_path, self.background_weight = background, background_weight
         self.background_text = read_text(background, what="background corpus") if background else None
+        if self.background_text is not None and not self.background_text.strip():
+            raise InputError(f"background corpus {background} is empty; give text of the domain, or no background")
         self.name = f"ngram-{tokens}-{order}"
         self.words: list[str] = []
         self.word_ids: dict[str, int] = {}
@@ -117,7 +120,7 @@ class NgramModel(LanguageModel, CachingScorer):
         return chr(token_id) if token_id < WORD_IDS else self.words[token_id - WORD_IDS]
 
     def split(self, text: str) -> list[str]:
-        """The text's tokens: characters, or words with the whitespace before them (they spell the text)."""
+        """The text's tokens: characters, or words, whitespace runs and other characters (they spell the text)."""
         return list(text) if self.tokens == "characters" else [m.group(0) for m in WORD.finditer(text) if m.group(0)]
 
     def info(self) -> ModelInfo:
@@ -226,7 +229,7 @@ class NgramContext(ContextBackend, NextTokens, Greedy):
         return text
 
 
-@register("backend", "ngram")
+@register("backend", "ngram", files=lambda o: [str(o["background"])] if o.get("background") else [])
 def _ngram_backend(
     *,
     order: Annotated[int, Field(ge=1, le=16)] = 5,

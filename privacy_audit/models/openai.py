@@ -7,18 +7,24 @@ asks for the log-probabilities of what it sampled, which teachers that keep thei
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, PlainSerializer
 
+from privacy_audit._io import make_folder, read_json, write_json
+from privacy_audit._paths import cache_root
 from privacy_audit._registry import register
-from privacy_audit.errors import ModelError
+from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models.base import Completion, Generator, LanguageModel, ModelInfo, Prompt, ScoringPolicy
-from privacy_audit.models.http import Endpoint, resolve
+from privacy_audit.models.http import Endpoint, public_url, redact, resolve
 from privacy_audit.models.served import START_TEXTS, Served, ServedScorer
 
+# A URL option: kept whole for the requests, written without credentials wherever the options are recorded.
+PublicURL = Annotated[str, PlainSerializer(public_url, when_used="json")]
 SEEDING = ("best effort: each sample sends its own seed, which the server may not honour; reruns are reproduced by the "
            "teaching cache")
 
@@ -31,7 +37,7 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
 
     def __init__(self, model: str, endpoint: Endpoint, *, prompt_api: Literal["chat", "completions"] = "chat",
                  logprobs: bool = True, served: Served | None = None, start_texts: tuple[str, ...] = START_TEXTS,
-                 policy: ScoringPolicy | None = None) -> None:
+                 policy: ScoringPolicy | None = None, cache: bool = True) -> None:
         if not model:
             raise ModelError("openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
         self.name = model
@@ -42,6 +48,7 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
         self.start_texts = start_texts
         self.policy = policy or ScoringPolicy()
         self.fingerprints: set[str] = set()
+        self.cache = cache
 
     def info(self) -> ModelInfo:
         probe = self._probe
@@ -72,15 +79,14 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
         if stop:
             common["stop"] = list(stop)[:4]
         if isinstance(prompt, str) and self.prompt_api == "completions":
-            data = self.endpoint.post(
-                "/completions", {**common, "prompt": prompt, **({"logprobs": 1} if self.logprobs else {})}
-            )
+            asked = {"logprobs": 1} if self.logprobs else {}
+            data = self._post("/completions", {**common, "prompt": prompt, **asked})
             choice = _first_choice(data)
             values = (choice.get("logprobs") or {}).get("token_logprobs") or []
             text = choice.get("text")
         else:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
-            data = self.endpoint.post(
+            data = self._post(
                 "/chat/completions", {**common, "messages": messages, **({"logprobs": True} if self.logprobs else {})}
             )
             choice = _first_choice(data)
@@ -88,11 +94,33 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
             text = (choice.get("message") or {}).get("content")
         if not isinstance(text, str):
             raise ModelError(f"{self.endpoint.public} returned a completion without text")
+        text = redact(text, [self.endpoint.key])  # a server that echoes the key never puts it in a prompt or cache
         if isinstance(data.get("system_fingerprint"), str):
             self.fingerprints.add(data["system_fingerprint"])
         known = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         logprob = sum(known) / math.log(2) if values and len(known) == len(values) else None
         return Completion(text, logprob, len(values) if logprob is not None else 0)
+
+
+    def _post(self, path: str, body: dict[str, JsonValue]) -> dict[str, JsonValue]:
+        """One request's answer, kept in the completion cache (keyed on the endpoint without credentials, the path
+        and the whole request; never the key), so that work already done survives a later step's failure: a rerun
+        sends only what is not cached. Errors are never cached; an entry that cannot be read is replaced."""
+        if not self.cache:
+            return self.endpoint.post(path, body)
+        key = json.dumps({"endpoint": self.endpoint.public, "path": path, "body": body}, sort_keys=True)
+        entry = cache_root() / "completions" / f"{hashlib.sha256(key.encode('utf-8')).hexdigest()}.json"
+        if entry.is_file():
+            try:
+                data = read_json(entry, what="cached completion")
+                if isinstance(data, dict):
+                    return data
+            except InputError:
+                pass
+        data = self.endpoint.post(path, body)
+        make_folder(entry.parent, what="cache folder")
+        write_json(entry, data, private=True, staged=False, replaces_input=True)
+        return data
 
 
 def _first_choice(data: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
@@ -104,13 +132,13 @@ def _first_choice(data: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
 
 @register("backend", "openai", fixed=("model",))
 def _openai_backend(
-    model: str, *, base_url: str | None = None, api_key_env: str | None = None,
+    model: str, *, base_url: PublicURL | None = None, api_key_env: str | None = None,
     max_connections: Annotated[int, Field(ge=1, le=256)] = 4, timeout: Annotated[float, Field(gt=0, le=3600)] = 120.0,
     max_retries: Annotated[int, Field(ge=0, le=20)] = 5, max_retry_wait: Annotated[float, Field(ge=0, le=600)] = 60.0,
     prompt_api: Literal["chat", "completions"] = "chat", logprobs: bool = True,
     exact_budget: Annotated[int, Field(ge=1)] = 1_000, prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
     echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1, start_text: str | None = None,
-    stability_tolerance: Annotated[float, Field(ge=0)] = 0.01,
+    stability_tolerance: Annotated[float, Field(ge=0)] = 0.01, cache: bool = True,
 ) -> OpenAIModel:
     """An OpenAI-compatible endpoint (openai:<model>): a teacher, and a scorer where the server proves it can.
 
@@ -119,7 +147,8 @@ def _openai_backend(
     retries; chat or /completions for plain-text prompts; sampled tokens' log-probabilities. Scoring: the
     most candidates `auto` scores exactly, prompts per request (1 for llama-cpp-python, more for vLLM),
     max_tokens of an echo request (1; vLLM takes 0), the start token's text (None: the probe tries common
-    ones; "" for none), and the largest difference a rescored sample may show (bits).
+    ones; "" for none), and the largest difference a rescored sample may show (bits); `cache`: keep each completion
+    so a rerun after a failure sends only what is new.
     """
     url, key = resolve(base_url, api_key_env)
     endpoint = Endpoint(url, key, timeout=timeout, max_connections=max_connections, max_retries=max_retries,
@@ -128,5 +157,5 @@ def _openai_backend(
     starts = START_TEXTS if start_text is None else ((start_text,) if start_text else ())
     policy = ScoringPolicy(exact_budget=exact_budget, stability_tolerance=stability_tolerance)
     return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, served=served, start_texts=starts,
-                       policy=policy)
+                       policy=policy, cache=cache)
 

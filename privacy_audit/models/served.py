@@ -56,7 +56,12 @@ class Probe:
 
 
 def parse_echo(choice: Any, text: str, start_text: str) -> Echo:
-    """The prompt tokens of one echoed choice (tokens generated after them dropped), checked: they spell `text`."""
+    """The prompt tokens of one echoed choice (tokens generated after them dropped), checked against `text`.
+
+    Where the answer gives each token's character offset (`text_offset`, as OpenAI's completions format, vLLM and
+    llama-cpp-python do), tokens are placed by it: a character split across tokens (an emoji, most non-Latin
+    scripts) comes back as byte pieces whose text is empty or partial, and each piece must lie within its own
+    span of the prompt, the spans running from its start to its end. Without offsets, the tokens must spell it."""
     lp = choice.get("logprobs") if isinstance(choice, dict) else None
     if (
         not isinstance(lp, dict)
@@ -67,24 +72,49 @@ def parse_echo(choice: Any, text: str, start_text: str) -> Echo:
     tokens, values = [str(t) for t in lp["tokens"]], list(lp["token_logprobs"])
     if len(values) != len(tokens):
         raise ModelError(f"the answer has {len(tokens)} tokens but {len(values)} log-probabilities")
+    offsets = lp.get("text_offset")
+    placed = isinstance(offsets, list) and len(offsets) == len(tokens) and all(
+        isinstance(o, int) and not isinstance(o, bool) for o in offsets)
     first_empty = bool(values) and values[0] is None
     if start_text and tokens and tokens[0] == start_text:  # the start token shown as text (vLLM): not part of `text`
         tokens, values = tokens[1:], values[1:]
-    out_tokens: list[str] = []
-    out_values: list[float | None] = []
-    ends: list[int] = []
+        offsets = offsets[1:] if placed else offsets
+    spans = _placed(tokens, offsets, text, start_text) if placed else _spelt(tokens, text)
+    values = [None if v is None else float(v) for v in values[: len(spans)]]
+    return Echo(tuple(tokens[: len(spans)]), tuple(values), tuple(end for _, end in spans), first_empty)
+
+
+def _placed(tokens: list[str], offsets: list[int], text: str, start_text: str) -> list[tuple[int, int]]:
+    """Each prompt token's (start, end) in `text` by the server's offsets (relative to `text`, or to the start text
+    and `text`), checked: they rise from 0 to the text's end, and each token's text lies within its span."""
+    shift = offsets[0] if offsets and start_text and offsets[0] == len(start_text) else 0
+    starts = [o - shift for o in offsets]
+    prompt = [s for s in starts if s < len(text)]
+    spans = [(s, starts[i + 1] if i + 1 < len(starts) else len(text)) for i, s in enumerate(prompt)]
+    if spans:
+        spans[-1] = (spans[-1][0], len(text))
+    ok = bool(spans) and spans[0][0] == 0 and all(a <= b for a, b in spans) and all(
+        b1 == a2 for (_, b1), (a2, _) in zip(spans, spans[1:])) and all(
+        tok in text[a:b] for tok, (a, b) in zip(tokens, spans))
+    if not ok:
+        raise ModelError("the tokens and offsets the server reports do not place the prompt it was sent "
+                         "(log-probabilities of generated tokens only, or the prompt was changed)")
+    return spans
+
+
+def _spelt(tokens: list[str], text: str) -> list[tuple[int, int]]:
+    """Each prompt token's (start, end) in `text` where the answer gives no offsets: the tokens must spell it."""
+    spans: list[tuple[int, int]] = []
     at = 0
-    for token, value in zip(tokens, values):
+    for token in tokens:
         if at >= len(text):
             break  # a generated token
+        spans.append((at, at + len(token)))
         at += len(token)
-        out_tokens.append(token)
-        out_values.append(None if value is None else float(value))
-        ends.append(at)
-    if "".join(out_tokens) != text:
+    if "".join(tokens[: len(spans)]) != text:
         raise ModelError("the tokens the server reports do not spell the prompt it was sent (log-probabilities of "
                          "generated tokens only, or the prompt was changed)")
-    return Echo(tuple(out_tokens), tuple(out_values), tuple(ends), first_empty)
+    return spans
 
 
 class Served:
@@ -126,14 +156,20 @@ class Served:
             "/tokenize": {"model": self.model, "prompt": text, "add_special_tokens": False},
             "/extras/tokenize": {"input": text},
         }
+        if self._tokenize == "":
+            return None  # asked before: the server has neither endpoint
         for path in [self._tokenize] if self._tokenize else list(bodies):
             try:
                 data = self.endpoint.post(f"{root}{path}", bodies[path])
+            except Unreachable:
+                raise
             except ModelError:
                 continue
-            if isinstance(data.get("tokens"), list):
+            tokens = data.get("tokens")
+            if isinstance(tokens, list):
                 self._tokenize = path
-                return len(data["tokens"])
+                return len(tokens)
+        self._tokenize = ""
         return None
 
     def probe(self, start_texts: Sequence[str]) -> Probe:

@@ -39,7 +39,8 @@ def exposure_plot(*, planted: Sequence[float], references: Sequence[float], max_
     for i, x in enumerate(planted):
         ax.axvline(x, color="#c0392b", lw=2, label="planted canaries" if i == 0 else None)
     ax.axvline(null_mean, color="black", ls="--", lw=1, label=f"null mean ({null_mean:.2f} bits)")
-    ax.set_xlim(0, max_bits)
+    margin = 0.03 * max(max_bits, 1.0)  # a canary at either end of the scale is drawn inside the axes, not on them
+    ax.set_xlim(-margin, max_bits + margin)
     ax.set_xlabel("exposure (bits)")
     ax.set_ylabel("references")
     ax.set_title("Exposure: planted canaries vs never-planted references")

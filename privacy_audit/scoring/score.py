@@ -84,25 +84,29 @@ def score_prompt(
     return ScoringResult(
         mode=mode, separator=options.separator, search=search, canaries=rows, summary=summary, statistics=statistics,
         boundary=TokenBoundary.model_validate(context.boundary, from_attributes=True),
-        checks=score_checks(model, context, canary_set, own, prompt + options.separator),
+        checks=score_checks(model, context, canary_set, own, ranking.logprobs, prompt + options.separator),
     )
 
 
 def score_checks(
-    model: LanguageModel, context: Context, canary_set: CanarySet, first: ScoredContinuations, read: str,
+    model: LanguageModel, context: Context, canary_set: CanarySet, first: ScoredContinuations, ranked: np.ndarray,
+    read: str,
 ) -> tuple[ScoreCheck, ...]:
-    """Scores computed twice, as the scorer's policy asks: a served model's stability (every canary again, in reverse
-    order and another batch: a prefix-cache bug is caught here), a lower precision's error (every canary rescored in
-    float32). The largest difference is recorded; beyond the tolerance the gate fails."""
+    """Scores computed again, as the scorer's policy asks: a served model's stability (every canary again, in reverse
+    order and another batch, against both its first score and the score its rank was computed from, the space's
+    scan in exact mode: a server whose answers change between calls, or a prefix-cache bug, is caught here), a
+    lower precision's error (every canary rescored in float32). The largest difference is recorded; beyond the
+    tolerance the gate fails."""
     texts = [c.text for c in canary_set.canaries]
     prefix = len(canary_set.prefix)
     checks = []
     policy = model.policy
     if policy.stability_tolerance is not None:
         again = context(list(reversed(texts))).totals(prefix)[::-1]
-        checks.append(_compared("stability", again, first.totals(prefix), policy.stability_tolerance,
-                                "each canary scored twice, the second time in reverse order and another batch",
-                                "the scores are unstable"))
+        worst = np.maximum(np.abs(again - first.totals(prefix)), np.abs(again - np.asarray(ranked)))
+        checks.append(_compared("stability", worst, np.zeros_like(worst), policy.stability_tolerance,
+                                "each canary scored again, in reverse order and another batch, against its first "
+                                "score and the score its rank came from", "the scores are unstable"))
     if policy.precision is not None:
         again = policy.precision.reference.open_context(read)(texts).totals(prefix)
         checks.append(_compared("precision", again, first.totals(prefix), policy.precision.tolerance,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-# A reply: (status, headers, body as a JSON object), or None to hang until the client gives up.
-Reply = tuple[int, dict[str, str], dict[str, Any]] | None
+# A reply: (status, headers, body as a JSON object), None to hang until the client gives up, or a function that
+# writes the raw answer itself (a body that drips, never ends, or is not JSON).
+Reply = tuple[int, dict[str, str], dict[str, Any]] | Callable[[BaseHTTPRequestHandler], None] | None
 
 
 @dataclass
@@ -56,6 +57,9 @@ def serve(respond: Callable[[int, dict[str, Any]], Reply], delay: float = 0.0) -
                 if reply is None:
                     time.sleep(30)
                     return
+                if callable(reply):
+                    reply(self)
+                    return
                 status, headers, data = reply
                 payload = json.dumps(data).encode()
                 self.send_response(status)
@@ -71,7 +75,13 @@ def serve(respond: Callable[[int, dict[str, Any]], Reply], delay: float = 0.0) -
         def log_message(self, *_args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        block_on_close = False  # a handler still dripping to a client that gave up does not hold the test
+
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            return None  # a client that gives up on a dripping answer is what the faults are for
+
+    server = Server(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

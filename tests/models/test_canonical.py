@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="the transformers backend needs torch")
 
 CORPUS = [
     "The secret code is 4821.\n\nHello there, my friend!\n",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="the transformers backend needs torch")
 
 PROMPTS = [
     "Text: hello\nClass: spam\n\n", "Text: a much longer prompt with more words in it\nClass: not spam\n\n", "x",

@@ -19,12 +19,13 @@ from privacy_audit.models.ngram import KneserNey, NgramModel
 TEXT = "the cat sat on the mat. the cat ate the rat. a cat and a rat sat on a mat."
 
 
-@pytest.mark.parametrize("order", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("order", [2, 3, 4, 5])  # order 1 is the bottom alone (its test is below)
 @pytest.mark.parametrize("tokens", ["characters", "words"])
 def test_the_recursion_is_nltks_kneser_ney(order, tokens, monkeypatch):
-    """nltk's KneserNeyInterpolated, with its unigram level replaced by ours (nltk's gives an unseen token 0)."""
+    """Above the unigram level, our recursion against nltk's KneserNeyInterpolated, both on nltk's own bottom (its
+    continuation unigram, which gives an unseen token 0: ours is made to read nltk's, never nltk's made to read
+    ours); our own bottom is checked apart, below."""
     nltk_lm = pytest.importorskip("nltk.lm")
-    from nltk.lm.smoothing import KneserNey as NltkKneserNey
     from nltk.util import everygrams
 
     toks = NgramModel(tokens=tokens).split(TEXT)
@@ -32,11 +33,29 @@ def test_the_recursion_is_nltks_kneser_ney(order, tokens, monkeypatch):
     reference = nltk_lm.KneserNeyInterpolated(order, discount=0.75)
     reference.fit([list(everygrams(toks, max_len=order))], vocabulary_text=vocab)
     ours = KneserNey(toks, order, 0.75, 300)
-    monkeypatch.setattr(NltkKneserNey, "unigram_score", lambda self, word: ours._unigram(word))
+    monkeypatch.setattr(ours, "_unigram", reference.estimator.unigram_score)
     histories = [(), tuple(toks[:1]), tuple(toks[3:5]), tuple(toks[7:10]), tuple(toks[11:15]), ("unseen", "history")]
     for history in histories:
         for word in vocab:
             assert ours.prob(history, word) == pytest.approx(reference.score(word, list(history)), abs=1e-12)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_unigram_level_is_the_continuation_unigram_mixed_with_the_uniform(order):
+    """Our bottom (Chen and Goodman 1998: continuation counts, absolutely discounted, the discounted mass spread
+    uniformly over the vocabulary), counted here from the text's n-grams by a formula written apart."""
+    toks = list(TEXT)
+    vocab_size, d = 300, 0.75
+    ours = KneserNey(toks, order, d, vocab_size)
+    if order == 1:
+        counts = {w: toks.count(w) for w in set(toks)}
+    else:  # N1+(. w): the distinct words before w, over every position of the text
+        counts = {w: len({toks[i - 1] for i in range(1, len(toks)) if toks[i] == w}) for w in set(toks)}
+    total = sum(counts.values())
+    seen = sum(1 for c in counts.values() if c > 0)
+    for word in [*sorted(set(toks)), "z", "\u00e9"]:
+        want = max(counts.get(word, 0) - d, 0) / total + d * seen / total / vocab_size
+        assert ours._unigram(word) == pytest.approx(want, abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)

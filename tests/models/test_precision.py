@@ -7,12 +7,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from privacy_audit import ScoringOptions, generate_canary_set, score_prompt
 from privacy_audit.cli import main
 from privacy_audit.models import load_model
+
+torch = pytest.importorskip("torch", reason="the transformers backend needs torch")
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 

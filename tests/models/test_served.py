@@ -73,7 +73,7 @@ def test_an_aligned_server_is_trusted_and_scores_in_bits():
 
 
 @pytest.mark.parametrize("kind, words", [
-    ("shift", "not aligned"), ("generated_only", "do not spell the prompt"),
+    ("shift", "not aligned"), ("generated_only", "do not place the prompt"),
 ])
 def test_a_server_without_aligned_prompt_log_probabilities_is_refused_in_one_line(tmp_path, kind, words):
     with serve(echo_server(copying, **{kind: True})) as (url, _):
@@ -146,5 +146,5 @@ def test_vllm_echo_answers_are_read_as_its_protocol_documents():
     echo = parse_echo(choice, "The code is 42", "<s>")
     assert echo.first_empty and echo.tokens == ("The", " code", " is", " 4", "2") and echo.ends == (3, 8, 11, 13, 14)
     assert echo.logprobs == (-9.5, -3.25, -0.5, -2.0, -0.75)
-    with pytest.raises(ModelError, match="do not spell the prompt"):
+    with pytest.raises(ModelError, match="do not place the prompt"):  # placed by their offsets: "2" is not in "3"
         parse_echo(choice, "The code is 43", "<s>")

@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import wrapper_encoding
 from tests.models.test_canonical import joint_reference
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="the transformers backend needs torch")
 
 
 @pytest.mark.parametrize(

@@ -57,9 +57,14 @@ def test_sampled_rank_intervals_cover_at_their_level():
         canary = rng.normal()
         truth = 1 + int(np.sum(scores >= canary))
         refs = scores[rng.choice(population, 20, replace=False)]
-        lo, hi = sampled_rank_bounds(above=int(np.sum(refs >= canary)), sample=20, population=population, known_above=0,
+        above = int(np.sum(refs >= canary))
+        lo, hi = sampled_rank_bounds(above=above, sample=20, population=population, known_above=0,
                                      space_size=population + 1, confidence=0.95)
         hits += lo <= truth <= hi
+        # its width is the exact binomial interval's, scaled to the population (computed here by scipy), no wider
+        exact = stats.binomtest(above, 20).proportion_ci(confidence_level=0.95, method="exact")
+        assert lo == 1 + max(above, math.floor(exact.low * population))
+        assert hi == max(lo, 1 + min(population - (20 - above), math.ceil(exact.high * population)))
     assert hits / trials >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / trials)
 
 

@@ -12,6 +12,7 @@ import string
 import numpy as np
 import pytest
 
+from tests.conftest import at_level
 from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.chain import make_report
@@ -170,11 +171,11 @@ def test_a_copied_name_is_certified_at_rank_one():
 
 def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
     """Seeded simulation: each prompt teaches four codes the model copies, the canaries are drawn after it, and only
-    the search gives their intervals (no references; the budget exhausts the 10^3 space). The gate (alpha 0.1 here,
-    so that failures would show in 60 trials) fails no more often than alpha allows."""
+    the search gives their intervals (no references; the budget exhausts the 10^3 space). The gate (alpha 0.1 here)
+    fails no more often than alpha allows; 200 trials see a doubled rate with probability 0.9 (`at_level`)."""
     rng = np.random.default_rng(0)
     model = copier(3)
-    trials, failures = 60, 0
+    trials, failures = 200, 0
     for t in range(trials):
         prompt = "".join(f"Text: The code is {n:03d}.\nClass: spam\n" for n in rng.integers(0, 1000, size=4))
         cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=2, references=0,
@@ -183,8 +184,7 @@ def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
         assert {c.exposure_method for c in result.canaries} == {"certified"}
         teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=t, model=None)
         failures += not apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds(alpha=0.1)).passed
-    # P(Binomial(60, 0.1) > 12) < 0.01
-    assert failures <= 12
+    assert at_level(failures, trials, 0.1)
 
 
 @pytest.mark.parametrize("name", ["sentencepiece-names", "mock"])

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from privacy_audit.errors import InputError
+from tests.conftest import at_level
 from privacy_audit.stats.epsilon import clopper_pearson_lower, epsilon_lower_bound
 from privacy_audit.stats.permutation import conservative_ranks
 from privacy_audit.scoring.protocol import summarise_trials
@@ -173,18 +174,64 @@ def test_one_run_bound_for_three_canaries_at_rank_one():
     assert with_delta.epsilon < bound.epsilon and with_delta.delta == 1e-3
 
 
-@settings(max_examples=50, deadline=None)
+def oracle_epsilon(ranks: list[int], space: int, confidence: float, design: str) -> float:
+    """The bound from its definition, by closed forms (delta = 0), written apart from the library: the largest eps over
+    the grid of powers of two (Bonferroni over it) and, for one run, over v <= the hits, where
+    C(k, v) (e^eps r / (|S| - k + 1))^v = alpha' (q capped at 1); for independent trials, where the exact one-sided
+    binomial lower bound of the hit rate (scipy's binomtest, two-sided at twice the level) equals e^eps r / |S|."""
+    k = len(ranks)
+    grid = [2**i for i in range(int(math.log2(max(space // 2, 1))) + 1)]
+    alpha = (1 - confidence) / len(grid)
+    best = 0.0
+    for r in grid:
+        hits = sum(x <= r for x in ranks)
+        if design == "one_run":
+            fpr = min(1.0, r / (space - k + 1))
+            for v in range(1, hits + 1):
+                q = min(1.0, (alpha / math.comb(k, v)) ** (1 / v))
+                best = max(best, math.log(q / fpr))
+        elif hits:
+            low = stats.binomtest(hits, k).proportion_ci(confidence_level=1 - 2 * alpha, method="exact").low
+            best = max(best, math.log(low / min(1.0, r / space)) if low > 0 else 0.0)
+    return max(best, 0.0)
+
+
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(st.integers(1, 1000), min_size=1, max_size=30), st.floats(0.5, 0.99),
     st.sampled_from(["independent", "one_run"]),
 )
-def test_epsilon_bound_properties(ranks, confidence, design):
+def test_epsilon_bound_equals_its_definition_computed_apart(ranks, confidence, design):
     bound = epsilon_lower_bound(ranks=np.array(ranks), space_size=1000, confidence=confidence, design=design)
-    assert bound.epsilon >= 0
+    assert bound.epsilon == pytest.approx(oracle_epsilon(ranks, 1000, confidence, design), abs=1e-6)
     better = epsilon_lower_bound(
         ranks=np.ones(len(ranks), dtype=int), space_size=1000, confidence=confidence, design=design
     )
     assert better.epsilon >= bound.epsilon
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.booleans(), min_size=2, max_size=40), st.integers(0, 2**32 - 1))
+def test_randomized_inclusion_bound_equals_its_definition_computed_apart(planted, seed):
+    """Guess "planted" for the k highest scores (k on the grid of powers of two, Bonferroni over it); the bound is
+    the largest eps with P(Binomial(k, e^eps / (1 + e^eps)) >= right guesses) <= alpha', found here by root-finding."""
+    from scipy.optimize import brentq
+
+    from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
+
+    z = np.array(planted)
+    scores = np.random.default_rng(seed).normal(size=z.size) + 3.0 * z
+    bound = epsilon_randomized_inclusion(scores=scores, planted=z)
+    grid = [2**i for i in range(int(math.log2(z.size)) + 1)]
+    alpha = 0.05 / len(grid)
+    order = np.lexsort((z, -scores))
+    best = 0.0
+    for k in grid:
+        right = int(z[order[:k]].sum())
+        tail = lambda eps, k=k, right=right: stats.binom.sf(right - 1, k, 1 / (1 + math.exp(-eps))) - alpha  # noqa: E731
+        if right and tail(0.0) <= 0:
+            best = max(best, 50.0 if tail(50.0) <= 0 else brentq(tail, 0.0, 50.0, xtol=1e-10))
+    assert bound.epsilon == pytest.approx(best, abs=1e-6)
 
 
 def test_roc_summary():
@@ -229,6 +276,17 @@ def test_calibrated_fit_test_rejects_heavy_tails_the_plain_test_misses():
         calibrated += fit.poor_fit
         plain += stats.kstest(refs, "skewnorm", args=(fit.a, fit.loc, fit.scale)).pvalue < 0.05
     assert calibrated / reps >= 0.4 and calibrated > plain
+
+
+def test_the_calibrated_fit_test_keeps_its_level_when_the_model_is_right():
+    """References drawn from a skew-normal: the calibrated test rejects at most its level (20% here, with 4 refits
+    per test: p is a multiple of 0.2), over 80 seeded fits, which catch a doubled rate with probability 0.9."""
+    rng = np.random.default_rng(12)
+    rejected = 0
+    for _ in range(80):
+        refs = stats.skewnorm.rvs(2.0, loc=10, scale=2, size=40, random_state=rng)
+        rejected += fit_skewnorm(refs, rng=rng, bootstrap=4).ks_p_value <= 0.2
+    assert at_level(rejected, 80, 0.2)
 
 
 def test_a_large_reference_set_is_fitted_on_a_random_subsample():
