@@ -265,8 +265,8 @@ def test_outputs_never_replace_a_file_the_command_read(tmp_path, sms_jsonl):
     )
     before = digest(tmp_path)
     one_error(
-        run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out", tmp_path / "o.jsonl"),
-        "o.jsonl.planting.json is the input",
+        run("canaries", "plant", tmp_path / "o.jsonl.planting.json", "--data", sms_jsonl, "--out",
+            tmp_path / "o.jsonl"), "o.jsonl.planting.json is the input",
     )
     assert digest(tmp_path) == before
     (tmp_path / "out").mkdir()
