@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install install-test browser
+.PHONY: demo test install install-test browser tokenizers
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,18 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+## The real Llama 3 and GPT-2 tokenizers the lattice tests run on: llama.cpp's vocabulary files from the
+## llama-cpp-python source distribution (pip's cache holds it after the build), saved once as tokenizer.json files.
+tokenizers: install-test
+	$(PY) -m tests.real_tokenizers "$${XDG_CACHE_HOME:-$$HOME/.cache}/privacy-audit/pip-llama-avx2"
+
 ## Install and run the end-to-end demo on the embedded model (offline).
 demo: install
 	$(VENV)/bin/privacy-audit demo
 
 ## Install the test extras, lint (ruff), and run the whole test suite (fast tests and the few slow real-model ones).
 ## pytest's exit code 5 (no tests collected) counts as a failure.
-test: install-test browser
+test: install-test browser tokenizers
 	$(VENV)/bin/ruff check privacy_audit tests benchmarks
 	$(PY) -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected" >&2; exit 1; fi; exit $$rc
 

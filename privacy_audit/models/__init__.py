@@ -84,8 +84,13 @@ def capabilities_of(model: type) -> tuple[str, ...]:
         out.append("score (where a probe shows aligned prompt log-probabilities)")
     elif issubclass(model, CachingScorer):
         read = typing.get_type_hints(model._open_context).get("return", object)
-        out += ["score"] + [name for name, kind in (("next_token", NextTokens), ("greedy", Greedy),
-                                                    ("vocabulary", Vocabulary)) if issubclass(read, kind)]
+        contexts = typing.get_args(read) or (read,)  # one context type, or one per configuration
+        out.append("score")
+        for name, kind in (("next_token", NextTokens), ("greedy", Greedy), ("vocabulary", Vocabulary)):
+            having = [c for c in contexts if issubclass(c, kind)]
+            if having:
+                out.append(name if len(having) == len(contexts) else
+                           f"{name} ({' or '.join(c.only_when for c in having)})")
     return tuple(out)
 
 

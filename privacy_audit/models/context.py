@@ -6,7 +6,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
 
@@ -127,6 +127,8 @@ class ContextBackend(ABC):
 
     head: list[int]
     tail: str = ""  # the context's text after the head, tokenized with every continuation
+    # the options under which a backend opens this context type, where it opens one of several (`models` lists it)
+    only_when: ClassVar[str] = ""
 
     @abstractmethod
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
@@ -163,11 +165,18 @@ class Greedy(ABC):
 
 
 class Vocabulary(ABC):
-    """Capability: the model's token texts (best-first search over any tokenizer spells secrets with them)."""
+    """Capability: the model's token texts (best-first search over any tokenizer spells secrets with them), over
+    which its next-token probabilities sum to at most 1 (the certified bounds rely on it)."""
 
     @abstractmethod
     def vocabulary(self) -> dict[int, str]:
         """Each ordinary token's text where it follows other text; tokens that are not whole characters left out."""
+
+    def digit_groups(self) -> int | None:
+        """K where the tokenizer's own rules cut every run of the digits 0-9 into groups of K from its left and no
+        token holds a digit with another character (Llama 3 reads digits in threes), so a search skips the paths
+        that cross a group; None where they do not say (the default)."""
+        return None
 
 
 @dataclass
@@ -260,6 +269,14 @@ class Context(ABC):
         if not isinstance(provider, Vocabulary):
             raise ModelError(f"{self.owner} does not list its vocabulary")
         return provider.vocabulary()
+
+    def digit_groups(self) -> int | None:
+        """The digit groups of the tokenizer's rules (see `Vocabulary`), None where it lists no vocabulary."""
+        provider = self.provider
+        groups = provider.digit_groups() if isinstance(provider, Vocabulary) else None
+        if groups is not None and (not isinstance(groups, int) or groups < 1):
+            raise ModelError(f"backend returned digit groups {groups!r}, expected a positive int or None")
+        return groups
 
     @staticmethod
     def _nonempty(continuations: Sequence[str]) -> list[str]:

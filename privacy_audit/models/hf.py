@@ -19,6 +19,7 @@ from privacy_audit.models.base import (
     CachingScorer, Completion, Generator, LanguageModel, ModelInfo, PrecisionCheck, Prompt, ScoringPolicy,
 )
 from privacy_audit.models.hf_context import HFContext
+from privacy_audit.models.pretokens import digit_groups, token_texts
 from privacy_audit.models.trie import log2_probs
 
 
@@ -201,21 +202,16 @@ class TransformersModel(LanguageModel, Generator, CachingScorer):
         return []
 
     def vocabulary(self) -> dict[int, str]:
-        """Each ordinary token's text where it follows other text: decoded after an anchor token, so a sentencepiece
-        word-start mark reads as the space it is there; special tokens and tokens that are part of a character
-        (byte-level pieces of a longer UTF-8 sequence) are left out. Computed once."""
+        """Each ordinary token's text where it follows other text (`pretokens.token_texts`). Computed once."""
         if self._vocabulary is None:
-            backend = self.tokenizer.backend_tokenizer
-            anchor = backend.encode("a", add_special_tokens=False).ids[:1]
-            base = backend.decode(anchor, skip_special_tokens=False)
-            special = set(self.tokenizer.all_special_ids)
-            ids = [i for i in range(backend.get_vocab_size(with_added_tokens=True)) if i not in special]
-            texts = backend.decode_batch([anchor + [i] for i in ids], skip_special_tokens=False)
-            self._vocabulary = {
-                i: t[len(base) :] for i, t in zip(ids, texts) if t.startswith(base) and len(t) > len(base)
-                and "\ufffd" not in t
-            }
+            self._vocabulary = token_texts(self.tokenizer.backend_tokenizer, set(self.tokenizer.all_special_ids))
         return self._vocabulary
+
+    def digit_groups(self) -> int | None:
+        """The digit groups the tokenizer's pre-tokenizer cuts (`pretokens.digit_groups`). Computed once."""
+        if not hasattr(self, "_digit_groups"):
+            self._digit_groups = digit_groups(self.tokenizer.backend_tokenizer)
+        return self._digit_groups
 
     def encode_plain(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
         """Token ids and (start, end) character offsets of each text, tokenized on its own without special tokens.

@@ -34,6 +34,8 @@ class Reader(Protocol):
 
     def vocabulary(self) -> dict[int, str]: ...
 
+    def digit_groups(self) -> int | None: ...
+
     def plain_logprobs(self, ids: Sequence[int], start: int) -> np.ndarray: ...
 
 
@@ -180,6 +182,9 @@ class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
 
     def vocabulary(self) -> dict[int, str]:
         return self.lm.vocabulary()
+
+    def digit_groups(self) -> int | None:
+        return self.lm.digit_groups()
 
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         trie = Trie()

@@ -12,6 +12,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -20,6 +21,7 @@ from pydantic import Field
 from privacy_audit._registry import register
 from privacy_audit.errors import ModelError
 from privacy_audit.models.base import CachingScorer, Completion, Generator, LanguageModel, ModelInfo, Prompt
+from privacy_audit.models.pretokens import digit_groups, token_texts
 from privacy_audit.models.context import (
     ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
 )
@@ -54,6 +56,42 @@ class Pieces:
     def stable(self, text: str) -> int:
         """Where the tokens of `text` stop being moved by what follows it: before its trailing run of digits."""
         return len(text.rstrip("0123456789")) if self.digits > 1 else len(text)
+
+
+class TokenizerPieces:
+    """The mock's tokens as a real tokenizer's (a `tokenizer.json`: Llama 3's, GPT-2's), so searches are tested on
+    real vocabularies with a model that copies, without a model of that size. The context's head ends before its
+    last word, as the transformers backend cuts it (pre-tokenizers split at whitespace); scoring checks the rule."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            from tokenizers import Tokenizer
+        except ImportError as e:  # pragma: no cover - tokenizers comes with the package's dependencies
+            raise ModelError(f"the mock's tokenizer option needs the tokenizers package: {e}") from None
+        try:
+            self.backend = Tokenizer.from_file(path)
+        except Exception as e:  # the Rust reader's errors: a missing file, a file that is not a tokenizer
+            raise ModelError(f"mock tokenizer {path}: cannot be read as a tokenizer.json ({str(e)[:200]})") from None
+        special = {i for i, t in self.backend.get_added_tokens_decoder().items() if t.special}
+        self.texts = token_texts(self.backend, special)
+        self.size = self.backend.get_vocab_size(with_added_tokens=True)
+        self.digits = digit_groups(self.backend)
+
+    def text(self, token: int) -> str:
+        return self.texts.get(token, "")
+
+    def split(self, text: str) -> tuple[list[int], list[int]]:
+        encoding = self.backend.encode(text, add_special_tokens=False)
+        return list(encoding.ids), [end for _, end in encoding.offsets]
+
+    def stable(self, text: str) -> int:
+        """Where the tokens of `text` stop being moved by what follows it: before its last word and the whitespace
+        before it."""
+        body = text.rstrip()
+        i = len(body)
+        while i > 0 and not body[i - 1].isspace():
+            i -= 1
+        return max(i - 1, 0)
 
 
 class NGram:
@@ -97,22 +135,29 @@ class MockModel(LanguageModel, Generator, CachingScorer):
     """
 
     def __init__(
-        self, *, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None, digits: int = 1
+        self, *, order: int = 4, alpha: float = 0.05, outputs: Sequence[str] | None = None, digits: int = 1,
+        tokenizer: str | None = None,
     ) -> None:
         if order < 1 or alpha <= 0 or not 1 <= digits <= 4:
             raise ModelError("mock model needs order >= 1, alpha > 0 and digits from 1 to 4")
+        if tokenizer is not None and digits != 1:
+            raise ModelError("mock model: give digits or tokenizer, not both (a tokenizer reads digits its own way)")
         self.order = order
         self.alpha = alpha
         self.outputs = list(outputs) if outputs is not None else None
         self.history: list[tuple[str, object]] = []
-        self.pieces = Pieces(digits)
-        self.name = f"mock-ngram{order}" + (f"-digits{digits}" if digits > 1 else "")
+        self.tokenizer = tokenizer
+        self.pieces: Pieces | TokenizerPieces = TokenizerPieces(tokenizer) if tokenizer else Pieces(digits)
+        self.name = f"mock-ngram{order}" + (f"-digits{digits}" if digits > 1 else "") + (
+            f"-{Path(tokenizer).parent.name or Path(tokenizer).stem}" if tokenizer else "")
 
     backend = "mock"
 
     def info(self) -> ModelInfo:
         options: dict[str, str | int | float | bool | None] = {"order": self.order, "alpha": self.alpha}
-        if self.pieces.digits > 1:
+        if self.tokenizer is not None:
+            options["tokenizer"] = self.tokenizer
+        elif self.pieces.digits and self.pieces.digits > 1:
             options["digits"] = self.pieces.digits
         return ModelInfo(backend=self.backend, name=self.name, revision=self.revision, options=options)
 
@@ -182,7 +227,10 @@ class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
         self.ngram = model._fit(context)
 
     def vocabulary(self) -> dict[int, str]:
-        return {t: self.model.pieces.text(t) for t in range(self.model.pieces.size)}
+        return {t: text for t in range(self.model.pieces.size) if (text := self.model.pieces.text(t))}
+
+    def digit_groups(self) -> int | None:
+        return self.model.pieces.digits
 
     def tokenize(self, continuations: Sequence[str]) -> Tokens:
         ids, ends = [], []
@@ -195,7 +243,11 @@ class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
     def joint(self, continuation: str) -> Joint:
         """The context and the continuation tokenized at once, from the head's last token on: that token is a single
         character that is not a digit (or the context's start), where the rule's scan starts a token whatever came
-        before, so the scan from there is the whole text's (a long prompt is not split again per candidate)."""
+        before, so the scan from there is the whole text's (a long prompt is not split again per candidate). Under a
+        real tokenizer, the whole text."""
+        if isinstance(self.model.pieces, TokenizerPieces):
+            row, row_ends = self.model.pieces.split(self.context + continuation)
+            return Joint(0, row, [e - len(self.context) for e in row_ends])
         cut = len(self.context) - len(self.tail)
         start = max(cut - 1, 0)
         window = self.context[start:] + continuation
@@ -229,10 +281,11 @@ class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
         ).text
 
 
-@register("backend", "mock")
+@register("backend", "mock", files=lambda o: [str(o["tokenizer"])] if o.get("tokenizer") else [])
 def _mock_backend(
     *, order: Annotated[int, Field(ge=1, le=64)] = 4, alpha: Annotated[float, Field(gt=0)] = 0.05,
-    outputs: Sequence[str] | None = None, digits: Annotated[int, Field(ge=1, le=4)] = 1,
+    outputs: Sequence[str] | None = None, digits: Annotated[int, Field(ge=1, le=4)] = 1, tokenizer: str | None = None,
 ) -> MockModel:
-    """The mock n-gram model, no torch needed (digits > 1: digit runs in groups, 3 as Llama 3 reads them)."""
-    return MockModel(order=order, alpha=alpha, outputs=outputs, digits=digits)
+    """The mock n-gram model, no torch needed (digits > 1: digit runs in groups, 3 as Llama 3 reads them; tokenizer:
+    a tokenizer.json whose tokens it reads)."""
+    return MockModel(order=order, alpha=alpha, outputs=outputs, digits=digits, tokenizer=tokenizer)

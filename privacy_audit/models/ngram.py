@@ -15,7 +15,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -24,7 +24,9 @@ from privacy_audit._io import read_text
 from privacy_audit._registry import register
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import CachingScorer, LanguageModel, ModelInfo
-from privacy_audit.models.context import ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens
+from privacy_audit.models.context import (
+    ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
+)
 
 # Words, runs of whitespace, and single other characters: a text's tokens spell it exactly, and a secret is the
 # same token wherever it stands (a copy in the teaching text followed by a newline, a candidate ending the text).
@@ -137,8 +139,8 @@ class NgramModel(LanguageModel, CachingScorer):
             out.append(([self.id_of(t) for t in toks], np.cumsum([len(t) for t in toks], dtype=np.int64).tolist()))
         return out
 
-    def _open_context(self, context: str) -> NgramContext:
-        return NgramContext(self, context)
+    def _open_context(self, context: str) -> NgramContext | CharacterContext:
+        return CharacterContext(self, context) if self.tokens == "characters" else NgramContext(self, context)
 
 
 class NgramContext(ContextBackend, NextTokens, Greedy):
@@ -152,7 +154,8 @@ class NgramContext(ContextBackend, NextTokens, Greedy):
         self.last = toks[-1] if toks else ""
         self.history = tuple(toks[-(model.order - 1) :]) if model.order > 1 else ()
         texts = [context] + ([model.background_text] if model.background_text else [])
-        vocab = max(BASE_VOCAB, len({t for text in texts for t in model.split(text)}) + 1)
+        self.seen = {t for text in texts for t in model.split(text)}
+        vocab = self.vocab_size = max(BASE_VOCAB, len(self.seen) + 1)
         self.fitted = KneserNey(toks, model.order, model.discount, vocab)
         self.background = (KneserNey(model.split(model.background_text), model.order, model.discount, vocab)
                            if model.background_text else None)
@@ -227,6 +230,22 @@ class NgramContext(ContextBackend, NextTokens, Greedy):
             text += best
             history.append(best)
         return text
+
+
+class CharacterContext(NgramContext, Vocabulary):
+    """Over characters the model is a distribution over a vocabulary it can list: the characters of the texts it
+    read, then the first code points, `vocab_size` in all (the uniform level's size), so the certified search can
+    walk it. Over words it is not (every unseen word shares the uniform level), and a word list is sampled."""
+
+    only_when: ClassVar[str] = "tokens=characters"
+
+    def vocabulary(self) -> dict[int, str]:
+        listed = {ord(c): c for c in self.seen}
+        point = 0
+        while len(listed) < self.vocab_size:
+            listed.setdefault(point, chr(point))
+            point += 1
+        return listed
 
 
 @register("backend", "ngram", files=lambda o: [str(o["background"])] if o.get("background") else [])

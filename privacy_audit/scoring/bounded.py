@@ -108,6 +108,7 @@ def intervals(
         cert_lo, cert_hi, passed = certified_ranks(
             logprobs=logprobs, found=np.array(search.logprobs), frontier=search.frontier_logprobs,
             frontier_sizes=search.frontier_sizes, dropped=search.dropped, space_size=size,
+            frontier_depths=search.frontier_depths,
             found_self=np.array([c.secret in found for c in canary_set.canaries]),
         )
     refs = logprobs[~is_planted]

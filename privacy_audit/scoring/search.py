@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 
 from privacy_audit.canaries import CanarySet
-from privacy_audit.canaries.canary import PLACEHOLDER
-from privacy_audit.canaries.spaces import JOIN, CharsetSpace, ProductSpace
+from privacy_audit.canaries.spaces import JOIN, ProductSpace
 from privacy_audit.models.context import Context, Search
 from privacy_audit.stats.bounds import TIE_TOLERANCE_BITS, dropped_bound
-from privacy_audit.scoring.lattice import probe_secrets
+from privacy_audit.scoring.boundaries import Crossings, digit_rule
+from privacy_audit.scoring.template import probe_secrets, read_template
 from privacy_audit.scoring.walk import Children, Walk
 
 # Open nodes kept at most (an unbuilt child costs about 13 to 21 bytes, a built one more); beyond, the least likely
@@ -61,8 +61,8 @@ class Alignment:
 
     def children(self, node: tuple[int, ...], row: np.ndarray) -> Children:
         size = self.size(node + (0,))
-        return Children(np.asarray(row, dtype=np.float64), np.full(len(row), size), np.ones(len(row), dtype=bool),
-                        lambda choice: [node + (choice,)])
+        return Children(np.asarray(row, dtype=np.float64), np.full(len(row), size), np.ones(len(row)),
+                        np.ones(len(row), dtype=bool), lambda choice: [node + (choice,)])
 
     def path(self, node: Sequence[int]) -> list[int]:
         """Token ids after the context for a partial candidate: the prefix, then the token of each step taken."""
@@ -90,6 +90,10 @@ class Alignment:
             out *= max(1, len(alphabet))
         return out
 
+    def depth(self, node: Sequence[int]) -> float:
+        """Secrets of one length are never prefixes of each other."""
+        return 1.0
+
     def bound(self, node: tuple[int, ...], score: float) -> float:
         return score
 
@@ -106,6 +110,7 @@ class SearchResult:
     frontier_logprobs: np.ndarray = field(default_factory=lambda: np.zeros(0))
     frontier_sizes: np.ndarray = field(default_factory=lambda: np.zeros(0))
     dropped: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    frontier_depths: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def rank_of(self, secret: str) -> int | None:
         """1-based position of `secret` in the enumeration, or None if not reached."""
@@ -118,24 +123,10 @@ class SearchResult:
 def _slots(canary_set: CanarySet) -> list[tuple[int, int, int, str]] | None:
     """Each variable character of the text after the prefix: (offset from the prefix's end, slot, char, alphabet);
     None unless every slot is a fixed-length charset that appears once and nothing is derived."""
-    space = canary_set.secret_space
-    parts = space.parts if isinstance(space, ProductSpace) else (("secret", space),)
-    if canary_set.derived or not all(isinstance(sub, CharsetSpace) for _, sub in parts):
+    reader = read_template(canary_set)
+    if isinstance(reader, str) or reader.nested:
         return None
-    names = [n for n, _ in parts]
-    rest = canary_set.template[len(canary_set.prefix) :]
-    found = [m for m in PLACEHOLDER.finditer(rest) if m.group(1) in names]
-    if sorted(m.group(1) for m in found) != sorted(names):
-        return None
-    out, shift = [], 0
-    for m in found:
-        slot = names.index(m.group(1))
-        sub = parts[slot][1]
-        assert isinstance(sub, CharsetSpace)
-        start = m.start() + shift
-        out += [(start + i, slot, i, sub.alphabet) for i in range(sub.length)]
-        shift += sub.length - len(m.group(0))
-    return out
+    return [(offset, it.slot, it.at, it.alphabet) for offset, it in enumerate(reader.items) if it.slot >= 0]
 
 
 def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: int = 0) -> Alignment | None:
@@ -144,7 +135,9 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
 
     Tokens are the canonical ones (the candidate tokenized with the context). Every symbol
     is placed at every position once to learn its token there, and the layout is then checked on every
-    canary and `sample` random secrets: token boundaries and the template's tokens must not move.
+    canary and `sample` random secrets: token boundaries and the template's tokens must not move. Where the
+    context lists its vocabulary, no token of it may cross a boundary of the layout (`lattice.Crossings`), so a
+    secret no probe held cannot be tokenized otherwise.
     """
     found = _slots(canary_set)
     if found is None:
@@ -174,9 +167,23 @@ def align(context: Context, canary_set: CanarySet, *, sample: int = 256, seed: i
                 j, inside[0] if inside else None
             ) != (inside[0] if inside else None):
                 return None
-    if layout is None:
+    if layout is None or _crossed(context, canary_set, [ends[0][len(layout[0]) - 1] if layout[0] else first,
+                                                       *layout[1][:-1]]):
         return None
     return _layout(canary_set, layout[0], steps, spots, where)
+
+
+def _crossed(context: Context, canary_set: CanarySet, cuts: Sequence[int]) -> bool:
+    """Whether a token of the vocabulary can cross one of the layout's token boundaries (character offsets after the
+    context's tail) for some secret the probes did not hold; unknown (False) where the context lists no vocabulary."""
+    if not context.lists_vocabulary:
+        return False
+    tail = context.boundary.tail
+    reader = read_template(canary_set, tail + canary_set.prefix)
+    if isinstance(reader, str):
+        return True
+    crossings = Crossings(reader, context.vocabulary(), digit_rule(context, reader))
+    return any(crossings.crossed(cut + len(tail)) for cut in cuts if cut + len(tail) > 0)
 
 
 def _layout(
@@ -222,10 +229,11 @@ class _Open:
     def __len__(self) -> int:
         return len(self.order) - self.at
 
-    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        """The bounding log-prob and size of each unbuilt child."""
+    def bounds(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bounding log-prob, size and nesting depth of each unbuilt child."""
         rest, c = self.order[self.at :], self.children
-        return np.where(c.started[rest], self.score + c.steps[rest], np.inf), c.sizes[rest].astype(np.float64)
+        return (np.where(c.started[rest], self.score + c.steps[rest], np.inf), c.sizes[rest].astype(np.float64),
+                c.depths[rest].astype(np.float64))
 
 
 def _expand(search: Search, walk: Walk, pending: list[tuple[float, Any]], state: _State) -> None:
@@ -263,10 +271,13 @@ def best_first(
         pending, done = state.pop(batch, threshold, max_results)
         if done or not pending:
             return state.result(exhausted=False)
-        if state.steps + len(pending) > max_token_steps:
-            for score, node in pending:
+        left = max_token_steps - state.steps
+        if len(pending) > left:  # spend what is left of the budget on the most likely, then stop
+            for score, node in pending[left:]:
                 state.push(score, node)
-            return state.result(exhausted=True)
+            pending = pending[:left]
+            if not pending:
+                return state.result(exhausted=True)
         state.steps += len(pending)
         _expand(search, walk, pending, state)
         if state.open > max_frontier:
@@ -340,14 +351,15 @@ class _State:
             pending.append((-neg, node))
         return pending, False
 
-    def _bounds(self, entries: Sequence[tuple[float, int, Any]]) -> tuple[np.ndarray, np.ndarray]:
-        """The bounding log-prob and size of every open node of the entries (an `_Open` entry's unbuilt children
-        each count)."""
+    def _bounds(self, entries: Sequence[tuple[float, int, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The bounding log-prob, size and nesting depth of every open node of the entries (an `_Open` entry's unbuilt
+        children each count)."""
         built = [e for e in entries if not isinstance(e[2], _Open)]
         parts = [(np.array([self.walk.bound(e[2], -e[0]) for e in built], dtype=np.float64),
-                  np.array([self.walk.size(e[2]) for e in built], dtype=np.float64))]
+                  np.array([self.walk.size(e[2]) for e in built], dtype=np.float64),
+                  np.array([self.walk.depth(e[2]) for e in built], dtype=np.float64))]
         parts += [e[2].bounds() for e in entries if isinstance(e[2], _Open)]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
     def drop(self, keep: int) -> None:
         """Keep the most likely heap entries holding up to `keep` open nodes; the rest's mass goes to `dropped` (the
@@ -362,7 +374,7 @@ class _State:
             self.dropped += dropped_bound(self.bound_for, *self._bounds(gone))
 
     def result(self, *, exhausted: bool) -> SearchResult:
-        frontier, sizes = self._bounds(self.heap)
+        frontier, sizes, depths = self._bounds(self.heap)
         return SearchResult(
-            tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped
+            tuple(self.secrets), tuple(self.logprobs), self.steps, exhausted, frontier, sizes, self.dropped, depths
         )

@@ -28,16 +28,20 @@ DROP_BLOCK = 1 << 15
 
 def certified_ranks(
     *, logprobs: np.ndarray, found: np.ndarray, frontier: np.ndarray, frontier_sizes: np.ndarray, dropped: np.ndarray,
-    space_size: int, found_self: np.ndarray,
+    space_size: int, found_self: np.ndarray, frontier_depths: np.ndarray | None = None,
 ) -> tuple[list[int], list[int], list[bool]]:
     """(lower, upper, passed) rank of each log-prob given a search's state; `passed`: no open or dropped
     node can hold a secret at least as likely (the search went past it), so `upper` is its rank with
     ties within the 1e-4-bit tolerance counted against it, as every rank here counts ties.
 
-    `found`: log-probs of the secrets the search completed; `frontier`, `frontier_sizes`: each open
-    node's log-prob and how many secrets lie under it; `dropped[i]`: the bound already accumulated for
-    canary i from nodes dropped to cap memory; `found_self[i]`: whether canary i is among `found`.
+    `found`: log-probs of the secrets the search completed; `frontier`, `frontier_sizes`, `frontier_depths`: each
+    open node's log-prob, how many secrets lie under it and the longest chain of them nested in each other (one
+    text a prefix of the next: not disjoint events; by Mirsky's theorem they split into that many sets of
+    disjoint ones, each holding at most mass / p secrets of probability p or more; 1 by default); `dropped[i]`: the
+    bound already accumulated for canary i from nodes dropped to cap memory; `found_self[i]`: whether canary i is
+    among `found`.
     """
+    depths = np.ones(len(frontier)) if frontier_depths is None else np.asarray(frontier_depths, dtype=np.float64)
     lp = np.asarray(logprobs, dtype=np.float64)
     found = np.sort(np.asarray(found, dtype=np.float64))
     above = len(found) - np.searchsorted(found, lp + TIE_TOLERANCE_BITS, side="right")
@@ -50,7 +54,8 @@ def certified_ranks(
     for i, x in enumerate(lp):
         hidden = float(dropped[i])
         if len(frontier):
-            hidden += float(np.sum(np.minimum(frontier_sizes, np.floor(np.exp2(frontier - x + TIE_TOLERANCE_BITS)))))
+            within = depths * np.floor(np.exp2(frontier - x + TIE_TOLERANCE_BITS))
+            hidden += float(np.sum(np.minimum(frontier_sizes, within)))
         if not found_self[i]:
             hidden = max(0.0, hidden - 1)  # the canary itself lies under some open or dropped node, counted there
         lo = 1 + int(above[i])
@@ -61,14 +66,19 @@ def certified_ranks(
     return lower, upper, passed
 
 
-def dropped_bound(logprobs: np.ndarray, node_logprobs: np.ndarray, node_sizes: np.ndarray) -> np.ndarray:
-    """For each canary, how many secrets under the given (dropped) nodes can be at least as likely as it (the nodes
-    taken in blocks, so a drop of millions of nodes needs a few MB, not canaries x nodes x 8 bytes)."""
+def dropped_bound(
+    logprobs: np.ndarray, node_logprobs: np.ndarray, node_sizes: np.ndarray, node_depths: np.ndarray | None = None,
+) -> np.ndarray:
+    """For each canary, how many secrets under the given (dropped) nodes can be at least as likely as it (nesting
+    depths as in `certified_ranks`; the nodes taken in blocks, so a drop of millions of nodes needs a few MB, not
+    canaries x nodes x 8 bytes)."""
     lp = np.asarray(logprobs, dtype=np.float64)[:, None]
+    depths = np.ones(len(node_logprobs)) if node_depths is None else np.asarray(node_depths, dtype=np.float64)
     out = np.zeros(len(lp))
     for at in range(0, len(node_logprobs), DROP_BLOCK):
-        within = np.floor(np.exp2(node_logprobs[None, at : at + DROP_BLOCK] - lp + TIE_TOLERANCE_BITS))
-        out += np.minimum(node_sizes[None, at : at + DROP_BLOCK], within).sum(axis=1)
+        block = slice(at, at + DROP_BLOCK)
+        within = depths[None, block] * np.floor(np.exp2(node_logprobs[None, block] - lp + TIE_TOLERANCE_BITS))
+        out += np.minimum(node_sizes[None, block], within).sum(axis=1)
     return out
 
 

@@ -132,7 +132,7 @@ def test_models_lists_every_backend_with_what_it_can_do_and_its_options():
         and "-m base_url: str | None = None" in out
     )
     assert "mock: " in out and "can: generate, score, next_token, greedy, vocabulary" in out
-    assert "ngram: " in out and "can: score, next_token, greedy\n" in out
+    assert "ngram: " in out and "can: score, next_token, greedy, vocabulary (tokens=characters)\n" in out
 
 
 def test_a_local_model_enters_the_cache_key_by_its_weights(tiny_model_dir, tmp_path):

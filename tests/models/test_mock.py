@@ -71,3 +71,22 @@ def test_unknown_model_options_are_input_errors():
         load_model("mock", temperature=3)
     with pytest.raises(InputError, match="no option chunk_tokens"):
         load_model("mock", chunk_tokens=8)
+
+
+def test_a_tokenizer_that_cannot_be_read_is_one_line(tmp_path):
+    (tmp_path / "tokenizer.json").write_text("{not json")
+    for path in (tmp_path / "missing.json", tmp_path / "tokenizer.json"):
+        with pytest.raises(ModelError, match="cannot be read as a tokenizer.json") as e:
+            load_model("mock", tokenizer=str(path))
+        assert "\n" not in str(e.value)
+    with pytest.raises(ModelError, match="digits or tokenizer"):
+        MockModel(digits=3, tokenizer=str(tmp_path / "tokenizer.json"))
+
+
+def test_the_mock_reads_a_tokenizer_json_and_copies_over_its_tokens(tiny_model_dir):
+    """The tests' character tokenizer saved as tokenizer.json: the mock reads its tokens, lists them, and copies."""
+    model = MockModel(order=3, alpha=1e-4, tokenizer=str(tiny_model_dir / "tokenizer.json"))
+    ctx = model.open_context("the code is 4711.\nthe code is ")
+    assert set(ctx.vocabulary().values()) >= set("0123456789abc ")
+    scores = ctx(["4711.", "4712."]).totals(0)
+    assert scores[0] > scores[1] + 5

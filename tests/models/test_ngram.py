@@ -113,3 +113,34 @@ def test_a_background_corpus_is_mixed_in(tmp_path):
     b = mixed.open_context("hello world\n")(["the code is here"]).totals()
     assert b[0] > a[0] and np.isfinite(b).all()
     assert mixed.info().options["background_weight"] == 0.5
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_over_characters_the_listed_vocabulary_holds_the_whole_distribution(background, tmp_path):
+    """The certified search relies on next-token probabilities summing to at most 1 over the tokens a context lists:
+    over characters they sum to exactly 1 (the text's characters, non-Latin ones included, then the first code
+    points); a word model lists none."""
+    options = {}
+    if background:
+        (tmp_path / "bg.txt").write_text("Ünïcode text, 名前 and more\n" * 3)
+        options = {"background": str(tmp_path / "bg.txt")}
+    ctx = NgramModel(order=3, **options).open_context("Hi Ann, Anna and Зоя. Ann")
+    vocab = ctx.vocabulary()
+    assert {"З", "A", "n", "\x00"} <= set(vocab.values()) and all(ord(t) == i for i, t in vocab.items())
+    ids = sorted(vocab)
+    for path in ([], [ord("a")], [ord(c) for c in "nna"], [ord("名")]):
+        assert float(np.exp2(ctx.search([path], ids)[0]).sum()) == pytest.approx(1.0, abs=1e-9)
+    assert not NgramModel(tokens="words").open_context("Hi Ann").lists_vocabulary
+
+
+def test_a_word_list_is_searched_and_certified_over_characters():
+    cs = generate_canary_set(template="My name is {secret}", space="names", count=3, references=0, seed=2)
+    prompt = f"Text: Hi! {cs.planted[0].text}.\nClass: not spam\n"
+    result = score_prompt(load_model("ngram"), prompt, cs, ScoringOptions(mode="bounded", extraction=False))
+    assert "over whole tokens" in result.search
+    assert (result.canaries[0].rank_lower, result.canaries[0].rank_upper) == (1, 1)
+    assert {c.exposure_method for c in result.canaries} == {"certified"}
+    words = score_prompt(load_model("ngram", tokens="words"), prompt, cs,
+                         ScoringOptions(mode="bounded", extraction=False))
+    assert "does not list its vocabulary" in words.search
+    assert words.canaries[0].rank_upper == cs.secret_space.size  # no references here: nothing narrows it

@@ -78,14 +78,30 @@ def sentencepiece_bpe():
     return backend
 
 
-def bpe_model(*, threes: bool = False, names: bool = False):
-    """A tiny random Llama over `byte_level_bpe`'s vocabulary (or `sentencepiece_bpe`'s)."""
+def rare_join_bpe():
+    """A GPT-2-style byte-level BPE whose only multi-digit token is " 7305" (the space joined to four digits): one
+    secret in 10^4 begins with a token that no other holds."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    vocab = {t: i for i, t in enumerate(["<unk>", "<s>", "</s>", *sorted(ByteLevel.alphabet())])}
+    merges = [("7", "3"), ("0", "5"), ("73", "05"), ("Ġ", "7305")]
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return backend
+
+
+def bpe_model(*, threes: bool = False, names: bool = False, backend=None):
+    """A tiny random Llama over `byte_level_bpe`'s vocabulary (or `sentencepiece_bpe`'s, or the one given)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     from privacy_audit.models.hf import TransformersModel
 
-    backend = sentencepiece_bpe() if names else byte_level_bpe(threes=threes)
+    backend = backend or (sentencepiece_bpe() if names else byte_level_bpe(threes=threes))
     tok = PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
     )
@@ -232,3 +248,75 @@ def test_the_vocabulary_reads_byte_level_tokens_as_their_text():
     vocab = model.vocabulary()
     ids = model.tokenizer(" 1234", add_special_tokens=False)["input_ids"]
     assert "".join(vocab[i] for i in ids) == " 1234" and len(ids) < 5
+
+
+NESTED = ("Ann,Anna,Annabelle,Anne,Jo,Joe,Joel,John,Johnny,Johnathan,Al,Ali,Alice,Alicia,Ed,Eda,Eden,Edward,Max,"
+          "Maxi,Maxim,Maximilian,Mia,Mi,Mo,Moe,Ben,Bene,Benedict,Bo,Bob,Bobby,Sam,Samuel,Sami,Samira,Eve,Evelyn,Ev,Eva")
+
+
+@pytest.mark.parametrize("name", ["mock", "sentencepiece-names"])
+@pytest.mark.parametrize("template", ["My name is {secret}", "Hi {secret}"])
+def test_nested_secrets_are_counted_soundly_at_every_budget(name, template):
+    """With the slot at the template's end a secret's score is a prefix probability, so Max, Maxi, Maxim and
+    Maximilian are nested events, not disjoint ones: where the context is copied, an open node holds several of them
+    at nearly its whole mass. At every budget (from one token step) each of the 40 words' intervals holds the exact
+    rank."""
+    model = copier(1) if name == "mock" else bpe_model(names=True)
+    cs = generate_canary_set(template=template, space=f"words:{NESTED}", count=40, references=0, seed=5)
+    for copied in ("Maximilian", "Johnathan"):
+        shown = template.replace("{secret}", copied)
+        prompt = f"Text: Hi! {shown}. {shown}\nClass: spam\n"
+        exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
+        ranks = {c.id: c.rank_lower for c in exact.canaries}
+        for budget in (1, 2, 3, 5, 8, 13, 300):
+            result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                      extraction=False))
+            for c in result.canaries:
+                assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (budget, c.id, c.rank_lower, c.rank_upper)
+
+
+@pytest.mark.parametrize("template", ["My name is {secret}", "Hi {secret}.", "Hi {secret} {pin}", "Hi {pin}{secret}"])
+def test_the_nesting_depth_is_the_longest_chain_of_texts_each_a_prefix_of_the_next(template):
+    rng = random.Random(template)
+    words = sorted({"".join(rng.choice("ab") for _ in range(rng.randint(1, 5))) for _ in range(25)})
+    space = f"secret=words:{','.join(words)};pin=digits:1" if "{pin}" in template else f"words:{','.join(words)}"
+    cs = generate_canary_set(template=template, space=space, count=1, references=0, seed=0)
+    walk = walk_for(MockModel().open_context("x\n"), cs)
+    assert isinstance(walk, TokenLattice)
+    texts = sorted(cs.fill(s) for s in cs.secret_space.enumerate())
+    longest = {}
+    for t in texts:  # sorted, so a text's prefixes come before it
+        longest[t] = 1 + max((longest[u] for u in longest if t.startswith(u) and u != t), default=0)
+    assert walk.depth(walk.root()) == max(longest.values())
+
+
+def test_the_root_is_decided_by_the_vocabulary_not_by_sampled_secrets():
+    """Only " 7305" joins the space to digits, and no probed secret begins with 7305: a root taken from the probes
+    would hold the space's own token and never open " 7305", the most likely secret (one token where the others need
+    five). The vocabulary forbids that root, so every interval holds the exact rank, at every budget."""
+    from privacy_audit.scoring.template import probe_secrets
+
+    model = bpe_model(backend=rare_join_bpe())
+    cs = generate_canary_set(template="The code is {secret}.", space="digits:4", count=3, references=0, seed=1)
+    assert not any(s.startswith("7305") for s in probe_secrets(cs))
+    prompt = "Text: hello\nClass: spam\n"
+    exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
+    ranks = {c.id: c.rank_lower for c in exact.canaries}
+    assert min(ranks.values()) > 1  # 7305 is first
+    for budget in (1, 300, 20_000):  # the last passes every canary: exact ranks
+        bounded = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                   extraction=False))
+        assert "over whole tokens" in bounded.search
+        for c in bounded.canaries:
+            assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (budget, c.id, c.rank_lower, c.rank_upper)
+
+
+@pytest.mark.parametrize("name", ["llama3-threes", "gpt2-pairs"])
+def test_a_budget_is_spent_whole_even_where_the_next_batch_would_not_fit(name):
+    """A batch takes every open node within a few bits of the best; where a random model makes that batch larger than
+    what is left, the search spends what is left on the most likely nodes instead of stopping at once."""
+    cs = generate_canary_set(template="My PIN is {secret}.", space="digits:4", count=2, references=0, seed=3)
+    for budget in (1, 7, 60):
+        result = score_prompt(MODELS[name](), PROMPT, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                           extraction=False))
+        assert f", {budget} token steps of a budget of {budget} (budget spent)" in result.search
