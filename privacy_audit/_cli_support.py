@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import sys
+import time
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -25,6 +26,7 @@ from privacy_audit.reports.text import clean
 
 if TYPE_CHECKING:
     from privacy_audit.models import ModelSpec
+    from privacy_audit.reports import AuditReport
 
 # Seeds are numpy SeedSequence entropy: whole numbers from 0 up.
 SEED = click.IntRange(min=0, max=2**128)
@@ -134,10 +136,18 @@ def _fail_on(exc: BaseException, *, debug: bool) -> None:
     )
 
 
-def progress(label: str, unit: str = "cand") -> Callable[[int, int], None] | None:
-    """A tqdm progress callback on stderr when it is a terminal."""
+# In a log (stderr not a terminal), a step says nothing in its first seconds, then a line every so often.
+LOG_QUIET_S = 5.0
+LOG_EVERY_S = 15.0
+LOG_EVERY_FRACTION = 0.1
+
+
+def progress(label: str, unit: str = "cand") -> Callable[[int, int], None]:
+    """A progress callback on stderr: a tqdm bar on a terminal; in a log, a line with the count, the share, the time
+    taken and an estimate of the time left, once a step has run `LOG_QUIET_S` seconds, then every `LOG_EVERY_S`
+    seconds or tenth of the work, and when it ends."""
     if not sys.stderr.isatty():
-        return None
+        return _log_progress(label, unit)
     from tqdm import tqdm
 
     bar: tqdm | None = None
@@ -152,6 +162,37 @@ def progress(label: str, unit: str = "cand") -> Callable[[int, int], None] | Non
             bar = None
 
     return update
+
+
+def _log_progress(label: str, unit: str) -> Callable[[int, int], None]:
+    first: tuple[float, int] | None = None  # when the step first reported, and how far it was then
+    last_time, last_share, shown = 0.0, 0.0, False
+
+    def update(done: int, total: int) -> None:
+        nonlocal first, last_time, last_share, shown
+        now = time.monotonic()
+        if first is None or done < first[1]:  # a step's first report (or a new step under the same label)
+            first, last_time, last_share, shown = (now, done), now, 0.0, False
+        share = done / total if total else 1.0
+        finished = done >= total
+        spent = now - first[0]
+        due = now - last_time >= LOG_EVERY_S or share - last_share >= LOG_EVERY_FRACTION
+        if not ((spent >= LOG_QUIET_S and (due or finished)) or (finished and shown)):
+            return
+        rate = (done - first[1]) / spent if spent > 0 else 0.0
+        left = "" if finished or rate <= 0 else f", about {_clock((total - done) / rate)} left"
+        click.echo(f"{label}: {done:,} of {total:,} {unit} ({share:.0%}), {_clock(spent)} so far{left}", err=True)
+        last_time, last_share, shown = now, share, True
+        if finished:
+            first = None
+
+    return update
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
 
 
 def say(msg: str) -> None:
@@ -216,3 +257,10 @@ def threshold_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def thresholds(gate_config: str | None, flags: Mapping[str, object]) -> Thresholds:
     return load_thresholds(gate_config).merged(**flags)
+
+
+def scored_line(path: object, report: AuditReport) -> str:
+    """One scored prompt in a line: where its report went, its largest exposure and its planted secrets verbatim."""
+    s = report.summary
+    return (f"wrote {path}: max exposure {s.max_exposure_bits:.2f} of {s.max_possible_exposure_bits:.2f} bits, "
+            f"{s.planted_in_prompt} of {s.planted_count} planted verbatim")

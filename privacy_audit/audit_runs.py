@@ -18,7 +18,7 @@ from privacy_audit._registry import Configured
 from privacy_audit.chain import ChainResult, build_report, membership_split, run_chain
 from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
-from privacy_audit.gate import apply_gate
+from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import LanguageModel, ModelSpec
 from privacy_audit.pipelines import Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records
 from privacy_audit.reports import (
@@ -99,14 +99,16 @@ def score(
     *, prompt: str | os.PathLike[str], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
     model: LanguageModel | ModelSpec, scoring: ScoringOptions = DEFAULT_SCORING,
     data: str | os.PathLike[str] | None = None, held_out: str | os.PathLike[str] | None = None, field: str = "text",
-    label_field: str | None = None, progress: Progress | None = None,
+    label_field: str | None = None, eval_data: str | os.PathLike[str] | None = None, progress: Progress | None = None,
 ) -> AuditReport:
     """Score a prompt file against a canary-set file; write the report JSON to `out`.
 
     With `data` (the planted data the pipeline ran on) the report adds reconstruction likelihood: the
-    records the teacher saw against the records it did not (or those of `held_out`).
+    records the teacher saw against the records it did not (or those of `held_out`). With `eval_data` (labelled
+    held-out records) the scorer plays the student and the report holds its accuracy with the prompt.
     """
-    guard_outputs([prompt, canaries, data, held_out, teaching_path(prompt)], [out])
+    guard_outputs([prompt, canaries, data, held_out, eval_data, teaching_path(prompt)], [out])
+    evals = _evals(eval_data, field, label_field)
     teaching = read_teaching(prompt)
     canary_set = load_canary_set(canaries)
     guard_outputs(canary_set.secret_space.files, [out])
@@ -119,11 +121,27 @@ def score(
     elif held_out is not None:
         raise InputError("--held-out needs --data (the planted data the pipeline ran on)")
     lm = model.load() if isinstance(model, ModelSpec) else model
+    lm.require("score")
     report = build_report(
-        teaching, canary_set, lm, scoring, members=members, non_members=non_members, progress=progress
+        _taught(teaching, lm, evals), canary_set, lm, scoring, members=members, non_members=non_members,
+        progress=progress,
     )
     save_report(report, out)
     return report
+
+
+def _evals(eval_data: str | os.PathLike[str] | None, field: str, label_field: str | None) -> list[Record] | None:
+    """The labelled held-out records a student is measured on (read before any model loads), or None."""
+    return None if eval_data is None else load_training_records(eval_data, field=field, label_field=label_field or
+                                                                "label")
+
+
+def _taught(teaching: TeachingOutput, student: LanguageModel, evals: Sequence[Record] | None) -> TeachingOutput:
+    """The teaching output with `student`'s accuracy on `evals` in place of any it carried."""
+    if evals is None:
+        return teaching
+    return teaching.model_copy(update={"utility": student_accuracy(student, teaching.prompt, evals,
+                                                                   labels=teaching.labels)})
 
 
 def prompt_files(prompts: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -143,27 +161,33 @@ def prompt_files(prompts: Sequence[str | os.PathLike[str]]) -> list[Path]:
 def score_prompts(
     *, prompts: Sequence[str | os.PathLike[str]], canaries: str | os.PathLike[str], out: str | os.PathLike[str],
     model: LanguageModel | ModelSpec, scoring: ScoringOptions = DEFAULT_SCORING, progress: Progress | None = None,
+    eval_data: str | os.PathLike[str] | None = None, field: str = "text", label_field: str | None = None,
+    verdict: Thresholds | None = None,
 ) -> list[tuple[Path, AuditReport]]:
     """Score several prompt files (or folders of them) against one canary set with one model loaded once: one
     report per prompt, `<out>/<prompt name>.json`, and `<out>/summary.md` side by side, all written at the end
-    (the output folder is made then too, so a scorer refused on the way leaves nothing behind)."""
+    (the output folder is made then too, so a scorer refused on the way leaves nothing behind). With `eval_data`
+    the scorer plays the student on each prompt; `verdict` (thresholds) puts each report's verdict at the head of
+    the summary (the reports themselves hold none: `privacy-audit gate` applies it)."""
     files = prompt_files(prompts)
+    evals = _evals(eval_data, field, label_field)
     canary_set = load_canary_set(canaries)
     check_mode(canary_set, scoring)
     teachings = [read_teaching(f) for f in files]
     folder = Path(out)
     targets = [folder / f"{f.stem}.json" for f in files]
-    inputs = [canaries, *files, *(teaching_path(f) for f in files), *canary_set.secret_space.files]
+    inputs = [canaries, eval_data, *files, *(teaching_path(f) for f in files), *canary_set.secret_space.files]
     guard_outputs(inputs, [*targets, folder / "summary.md"], creates=[folder])
     lm = model.load() if isinstance(model, ModelSpec) else model
     lm.require("score")
-    reports = [build_report(t, canary_set, lm, scoring, progress=progress) for t in teachings]
+    reports = [build_report(_taught(t, lm, evals), canary_set, lm, scoring, progress=progress) for t in teachings]
+    shown = reports if verdict is None else [r.model_copy(update={"gate": apply_gate(r, verdict)}) for r in reports]
     make_folder(folder, what="output folder")
     with all_or_nothing():
         for target, report in zip(targets, reports):
             save_report(report, target)
         private = any(holds_secrets(r) for r in reports)
-        atomic_write(folder / "summary.md", render_comparison(reports, names=[f.stem for f in files]), private=private)
+        atomic_write(folder / "summary.md", render_comparison(shown, names=[f.stem for f in files]), private=private)
     return list(zip(targets, reports))
 
 
@@ -227,7 +251,9 @@ def run_audit(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None)
     return run_audits(cfg, say=say).runs[0]
 
 
-def run_audits(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None) -> RunResults:
+def run_audits(
+    cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None, progress: Progress | None = None,
+) -> RunResults:
     """`run CONFIG`: plant the canaries, teach with each pipeline and score each prompt with the scorer loaded once,
     then the config's gate on each report. Outputs (canaries, planted data, prompt, report JSON, Markdown and HTML)
     go into cfg.out, or for `[[pipelines]]` into a folder per pipeline beside a summary.md, all written together at
@@ -260,7 +286,7 @@ def run_audits(cfg: AuditConfig, *, say: Callable[[str], None] = lambda _m: None
         result = run_chain(
             rows, canary_set, teacher=teacher, scorer=scorer, plant_options=d.plant_options(c.seed),
             teach_options=pipeline.teach_options(cache="use"), scoring=cfg.scoring.options(), evals=evals,
-            membership=cfg.scoring.membership, say=say,
+            membership=cfg.scoring.membership, progress=progress, say=say,
         )
         outcome = apply_gate(result.report, thresholds) if thresholds is not None else None
         done.append((result, result.report if outcome is None else result.report.model_copy(update={"gate": outcome})))

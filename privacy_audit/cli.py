@@ -15,9 +15,10 @@ import click
 from privacy_audit import audit
 from privacy_audit._cli_support import (
     EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, model_spec, parse_options, progress, say,
-    threshold_options, thresholds,
+    scored_line, threshold_options, thresholds,
 )
 from privacy_audit.config import load_config
+from privacy_audit.gate import load_thresholds, verdict_lines
 from privacy_audit.models import list_backends
 from privacy_audit.canaries import load_canary_set
 from privacy_audit.canaries.planting import FORMATS, POSITIONS
@@ -261,13 +262,15 @@ def teach(
     "--held-out", type=click.Path(dir_okay=False),
     help="Records no teacher saw (default: the unused records of --data).",
 )
-@click.option("--field", default="text", show_default=True)
-@click.option("--label-field", default=None)
+@click.option("--eval-data", type=click.Path(dir_okay=False),
+              help="Labelled held-out records: the scorer plays the student and the report holds its accuracy.")
+@click.option("--field", default="text", show_default=True, help="The records' text field (--data, --eval-data).")
+@click.option("--label-field", default=None, help="The records' label field (--eval-data: default 'label').")
 @model_option
 def score(
     prompts: tuple[str, ...], canary_set: str, out: str, mode: str, max_exact: int, include_secrets: bool,
     extraction: bool, search_budget: int | None, chunk_tokens: int | None, data: str | None, held_out: str | None,
-    field: str, label_field: str | None, model: str, model_options: tuple[str, ...],
+    eval_data: str | None, field: str, label_field: str | None, model: str, model_options: tuple[str, ...],
 ) -> None:
     """Score canaries as continuations of teaching prompts with a scorer (--model); write reports, show a summary."""
     scoring = ScoringOptions.checked(mode=mode, max_exact=max_exact, include_secrets=include_secrets,
@@ -278,20 +281,20 @@ def score(
 
         if data is not None or held_out is not None:
             raise click.BadParameter("reconstruction (--data) scores one prompt at a time", param_hint="--data")
+        verdict = load_thresholds(None)  # [tool.privacy-audit.gate] of ./pyproject.toml, else the chance rule
         for path, report in score_prompts(prompts=prompts, canaries=canary_set, out=out, model=scorer,
-                                          scoring=scoring, progress=progress("scoring")):
-            s = report.summary
-            exposure = f"{s.max_exposure_bits:.2f} of {s.max_possible_exposure_bits:.2f} bits"
-            verbatim = f"{s.planted_in_prompt} of {s.planted_count} planted verbatim"
-            click.echo(f"wrote {path}: max exposure {exposure}, {verbatim}")
-        click.echo(f"wrote {os.path.join(out, 'summary.md')}")
+                                          scoring=scoring, progress=progress("scoring"), eval_data=eval_data,
+                                          field=field, label_field=label_field, verdict=verdict):
+            click.echo(scored_line(path, report))
+        click.echo(f"wrote {os.path.join(out, 'summary.md')} (led by each report's verdict under the default gate; "
+                   "`privacy-audit gate REPORT` decides)")
         return
     from privacy_audit.audit_runs import score as run_score
 
     report = run_score(prompt=prompts[0], canaries=canary_set, out=out, model=scorer, scoring=scoring, data=data,
-                       held_out=held_out, field=field, label_field=label_field, progress=progress("scoring"))
-    click.echo(render_markdown(report))
-    click.echo(f"wrote {out}")
+                       held_out=held_out, field=field, label_field=label_field, eval_data=eval_data,
+                       progress=progress("scoring"))
+    click.echo(f"{render_markdown(report)}\nwrote {out}")
     if not report.run.prompt_chars:
         click.echo("note: the prompt is empty, so this scored the zero-shot case (canaries after the separator alone)",
                    err=True)
@@ -305,14 +308,11 @@ def gate_command(report: str, gate_config: str | None, write: bool, **flags: Any
     """Exit 0 when REPORT is within the thresholds, 1 with one line per failing rule otherwise."""
     outcome = audit.check_gate(report, thresholds(gate_config, flags), write=write)
     for skip in outcome.skipped:
-        click.echo(f"skipped {skip.rule}: {skip.reason}", err=True)
-    for rule in outcome.rules:
-        click.echo(f"{'ok  ' if rule.passed else 'FAIL'} {clean(rule.message)}")
-    if outcome.passed:
-        click.echo(f"gate passed ({len(outcome.rules)} checks)")
-        return
-    click.echo(f"gate failed ({len(outcome.failures)} of {len(outcome.rules)} checks)")
-    sys.exit(EXIT_GATE_FAILED)
+        click.echo(f"skipped {report} [{skip.rule}]: {skip.reason}", err=True)
+    for line in verdict_lines(outcome, clean(report)):
+        click.echo(clean(line))
+    if not outcome.passed:
+        sys.exit(EXIT_GATE_FAILED)
 
 
 @main.command("report", cls=RuleCommand)
@@ -365,10 +365,15 @@ def run_command(config: str | None, overrides: tuple[str, ...], out: str | None,
     from privacy_audit.audit_runs import run_audits
 
     result = run_audits(
-        load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say
+        load_config(config, overrides=overrides, values={"out": out, "model.spec": model}), say=say,
+        progress=progress("scoring"),
     )
     click.echo(result.markdown())
     click.echo(result.wrote())
+    for run in result.runs:
+        if run.gate is not None:
+            for line in verdict_lines(run.gate, clean(str(run.out_dir / "report.json"))):
+                click.echo(clean(line))
     if not result.passed:
         sys.exit(EXIT_GATE_FAILED)
 

@@ -172,8 +172,8 @@ class AuditConfig(_Section):
     # the gate's rules: a [gate] table; none: the default chance rule, as `gate REPORT` runs it; `gate = false`: no gate
     gate: Thresholds | Literal[False] | None = None
     secret_sharer: SecretSharerConfig = SecretSharerConfig()
-    base_dir: str = "."
-    source: str | None = None
+    base_dir: str = Field(".", exclude=True)  # set by the loader: where relative paths are read from
+    source: str | None = Field(None, exclude=True)  # set by the loader: the config file
 
     @model_validator(mode="after")
     def _canaries(self) -> AuditConfig:
@@ -339,4 +339,4 @@ def load_config(
     try:
         return AuditConfig.model_validate({**data, "base_dir": str(p.resolve().parent), "source": str(p)})
     except ValidationError as exc:
-        raise InputError(f"config {p}: {first_problem(exc)}") from None
+        raise InputError(f"config {p}: {first_problem(exc, AuditConfig)}") from None

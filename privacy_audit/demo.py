@@ -46,6 +46,8 @@ def run_demo(
     """Run the chain once per pipeline on the same teacher data and canaries; write every file into `out_dir`
     (all of them at the end, or none)."""
     out = make_folder(out_dir, what="demo output folder")
+    if not isinstance(model, LanguageModel):
+        say(f"loading the model ({model.spec if isinstance(model, ModelSpec) else model}) ...")
     lm = model if isinstance(model, LanguageModel) else load_model(model)
     with all_or_nothing():
         return _demo(out, lm, pipelines, seed, count, references, examples, held_out_count, space, progress, say)

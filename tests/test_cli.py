@@ -59,11 +59,13 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert report["prompt"] is None
 
     leaked = run("gate", chain / "report.json")  # the chance rule sees the leak with no threshold at all
-    assert leaked.exit_code == 1 and "FAIL report: Bonferroni" in leaked.output
+    assert leaked.exit_code == 1 and "[chance] report: Bonferroni" in leaked.output
     passing = run("gate", chain / "report.json", "--max-exposure", "10", "--alpha", "1e-9")
     assert passing.exit_code == 0 and "gate passed" in passing.output
     failing = run("gate", chain / "report.json", "--max-exposure", "5")
-    assert failing.exit_code == 1 and failing.output.count("FAIL canary-") == 3
+    path = str(chain / "report.json")
+    assert failing.exit_code == 1 and failing.output.count(f"FAIL {path} [max_exposure_bits] canary-") == 3
+    assert failing.output.splitlines()[-1] == f"gate failed: {path}, 4 of 4 checks failed (chance, max_exposure_bits)"
     verbatim = run("gate", chain / "report.json", "--max-verbatim", "0")
     assert verbatim.exit_code == 1 and "verbatim" in verbatim.output
 
@@ -109,7 +111,7 @@ def test_gate_without_threshold_runs_the_chance_rule(chain):
     )
     result = run("gate", chain / "r.json")
     assert (
-        result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output
+        result.exit_code == 1 and "[chance] report: Bonferroni-adjusted p-value" in result.output
     )  # the raw prompt copies them
     assert "false-alarm probability on a prompt that never saw a canary 0.01" in result.output
 

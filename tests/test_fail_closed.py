@@ -198,7 +198,7 @@ def test_rule_lines_read_true_and_missing_data_is_always_skipped(r, tmp_path):
     lines = out.output.splitlines()
     assert any(line.startswith("ok ") and "within the limit of 14 bits" in line for line in lines)
     assert not any(line.startswith("ok ") and " > " in line for line in lines)
-    assert "skipped max_auc: the report has no reconstruction" in out.output
+    assert "[max_auc]: the report has no reconstruction" in out.output
     assert sum("guesses to extract the secret" in line for line in lines) == 2
 
 

@@ -10,12 +10,12 @@ limits for the per-canary rules. The chance rule always runs. A new rule is one 
 from __future__ import annotations
 
 from privacy_audit.gate import rules as _rules  # noqa: F401  (registers the built-in rules)
-from privacy_audit.gate.check import apply_gate, chance_rule
+from privacy_audit.gate.check import apply_gate, chance_rule, verdict_lines
 from privacy_audit.gate.registry import (
     RULES, SETTINGS, Measurement, Rule, Setting, Thresholds, load_thresholds, rule, thresholds_from_mapping,
 )
 
 __all__ = [
     "RULES", "SETTINGS", "Measurement", "Rule", "Setting", "Thresholds", "apply_gate", "chance_rule", "load_thresholds",
-    "rule", "thresholds_from_mapping",
+    "rule", "thresholds_from_mapping", "verdict_lines",
 ]

@@ -87,3 +87,18 @@ def score_check_rules(report: AuditReport) -> list[RuleOutcome]:
             )
         )
     return out
+
+
+def verdict_lines(outcome: GateOutcome, name: str) -> list[str]:
+    """The verdict as a CI log reads it: one line per checked rule naming the report and the rule, then the verdict
+    with the rules that failed (`name`: the report's file, or its folder)."""
+    lines = [f"{'ok  ' if r.passed else 'FAIL'} {name} [{r.rule}] {r.message}" for r in outcome.rules]
+    failed = list(dict.fromkeys(r.rule for r in outcome.rules if not r.passed))
+    if outcome.passed:
+        return [*lines, f"gate passed: {name}, {len(outcome.rules)} checks ({', '.join(_names(outcome))})"]
+    return [*lines, f"gate failed: {name}, {len(outcome.failures)} of {len(outcome.rules)} checks failed "
+                    f"({', '.join(failed)})"]
+
+
+def _names(outcome: GateOutcome) -> list[str]:
+    return list(dict.fromkeys(r.rule for r in outcome.rules))

@@ -287,12 +287,16 @@ def _hf_backend(
     source: str, *, chunk_tokens: ChunkTokens = 512, device: str | None = None, dtype: Precision = "float32",
     precision_tolerance: PrecisionTolerance = 0.5,
 ) -> TransformersModel:
-    """Any transformers causal LM: a local folder, a .gguf file, or a hub id (needs HF_HUB_OFFLINE unset).
+    """Any transformers causal LM: a local folder, a .gguf file, or a hub id (read from the HF cache if offline).
+
+    A hub id is downloaded, except with HF_HUB_OFFLINE=1 (as the Makefile sets it): then only a model already in
+    the Hugging Face cache loads.
 
     dtype float32 (default), or bfloat16 / float16 on a GPU, whose error is measured on every scoring against
     float32 (a sample rescored; beyond precision_tolerance bits the gate fails)."""
     if not os.path.exists(source) and os.environ.get("HF_HUB_OFFLINE") == "1" and "/" not in source:
-        raise InputError(f"model {source!r} is neither a local folder nor a .gguf file")
+        raise InputError(f"model {source!r} is neither a local folder nor a .gguf file (and with HF_HUB_OFFLINE=1 a "
+                         "hub id loads only from the Hugging Face cache: write it as owner/name)")
     model = TransformersModel.load(source, chunk_tokens=chunk_tokens, device=device)
     if os.path.exists(source):
         model.weights_path = Path(source)

@@ -105,6 +105,7 @@ class Endpoint:
 
     url: str
     key: str | None
+    key_from: str | None = None  # the environment variable the key came from (for messages; never the key)
     timeout: float = 120.0
     max_connections: int = 4
     max_retries: int = 5
@@ -147,7 +148,8 @@ class Endpoint:
                     raise ModelError(f"{self.public}{path} answered {status}, a redirect to {where}; give the final "
                                      "URL as base_url (a redirect's body is not an answer)")
                 if status not in RETRY_STATUSES:
-                    raise ModelError(f"{self.public}{path} answered {status}: {self._message(body)}")
+                    raise ModelError(f"{self.public}{path} answered {status}: {self._message(body)}"
+                                     f"{self.hint(status)}")
                 last = f"status {status}: {self._message(body)}"
             if attempt < self.max_retries:
                 time.sleep(retry_delay(attempt, headers, cap=self.max_retry_wait, rng=self._rng))
@@ -178,8 +180,21 @@ class Endpoint:
         except httpx.HTTPError as exc:
             raise ModelError(f"cannot reach {self.public}{path}: {type(exc).__name__}") from None
         if response.status_code >= 400:
-            raise ModelError(f"{self.public}{path} answered {response.status_code}: {self._message(response.content)}")
+            raise ModelError(f"{self.public}{path} answered {response.status_code}: {self._message(response.content)}"
+                             f"{self.hint(response.status_code)}")
         return self._json(response.content, path)
+
+    def hint(self, status: int) -> str:
+        """What a refusal most likely means here and what to do (appended to the server's own message)."""
+        if status in (401, 403):
+            if self.key is None:
+                return ("; no key was sent: $OPENAI_API_KEY goes only to the OpenAI API or to $OPENAI_BASE_URL's URL "
+                        "(a key meant for one provider is never sent to another), so name this endpoint's key "
+                        "variable with -m api_key_env=NAME")
+            return f"; the key from ${self.key_from} was refused" if self.key_from else "; the key was refused"
+        if status == 404 and not urlsplit(self.url).path.rstrip("/").endswith("/v1"):
+            return f"; OpenAI-compatible servers answer under /v1: try base_url {self.public.rstrip('/')}/v1"
+        return ""
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], what: str) -> list[R]:
         """fn over items with up to `max_connections` in flight, in order, with a progress bar over them."""
@@ -209,7 +224,7 @@ class Endpoint:
         """The server's error message, one line, without the key or control sequences."""
         try:
             data = json.loads(body)
-            error = data.get("error", data) if isinstance(data, dict) else data
+            error = (data.get("error") or data.get("detail") or data) if isinstance(data, dict) else data
             text = str(error.get("message") or error) if isinstance(error, dict) else str(error)
         except (json.JSONDecodeError, ValueError, RecursionError):
             text = body.decode("utf-8", errors="replace")

@@ -57,7 +57,8 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
             options |= {"score_probe": probe.reason, "start_text": probe.start_text or None,
                         "requests": self.endpoint.requests, "prompt_tokens_scored": self.served.tokens_sent}
         return ModelInfo(
-            backend=self.backend, name=self.name, endpoint=self.endpoint.public, served_model=self.name,
+            backend=self.backend, name=self.name, endpoint=self.endpoint.public,
+            served_model=", ".join(sorted(self.served.served_as)) or None,
             system_fingerprint=", ".join(sorted(self.fingerprints)) or None, seeding=SEEDING, options=options,
         )
 
@@ -65,6 +66,7 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
         self, prompts: list[Prompt], *, max_new_tokens: int, temperature: float, seeds: list[int],
         stop: tuple[str, ...], batch_size: int | None,
     ) -> list[Completion]:
+        self.served.check_model()
         jobs = list(zip(prompts, seeds))
         return self.endpoint.map(
             lambda job: self._one(job[0], job[1], max_new_tokens, temperature, stop), jobs, "generating"
@@ -97,6 +99,7 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
         text = redact(text, [self.endpoint.key])  # a server that echoes the key never puts it in a prompt or cache
         if isinstance(data.get("system_fingerprint"), str):
             self.fingerprints.add(data["system_fingerprint"])
+        self.served.answered(data)
         known = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
         logprob = sum(known) / math.log(2) if values and len(known) == len(values) else None
         return Completion(text, logprob, len(values) if logprob is not None else 0)
@@ -138,7 +141,7 @@ def _openai_backend(
     prompt_api: Literal["chat", "completions"] = "chat", logprobs: bool = True,
     exact_budget: Annotated[int, Field(ge=1)] = 1_000, prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
     echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1, start_text: str | None = None,
-    stability_tolerance: Annotated[float, Field(ge=0)] = 0.01, cache: bool = True,
+    stability_tolerance: Annotated[float, Field(ge=0)] = 0.01, cache: bool = True, check_model: bool = True,
 ) -> OpenAIModel:
     """An OpenAI-compatible endpoint (openai:<model>): a teacher, and a scorer where the server proves it can.
 
@@ -148,12 +151,13 @@ def _openai_backend(
     most candidates `auto` scores exactly, prompts per request (1 for llama-cpp-python, more for vLLM),
     max_tokens of an echo request (1; vLLM takes 0), the start token's text (None: the probe tries common
     ones; "" for none), and the largest difference a rescored sample may show (bits); `cache`: keep each completion
-    so a rerun after a failure sends only what is new.
+    so a rerun after a failure sends only what is new; `check_model`: refuse a model name the server does not list.
     """
     url, key = resolve(base_url, api_key_env)
-    endpoint = Endpoint(url, key, timeout=timeout, max_connections=max_connections, max_retries=max_retries,
-                        max_retry_wait=max_retry_wait)
-    served = Served(endpoint, model, per_request=prompts_per_request, echo_max_tokens=echo_max_tokens)
+    endpoint = Endpoint(url, key, key_from=api_key_env or ("OPENAI_API_KEY" if key else None), timeout=timeout,
+                        max_connections=max_connections, max_retries=max_retries, max_retry_wait=max_retry_wait)
+    served = Served(endpoint, model, per_request=prompts_per_request, echo_max_tokens=echo_max_tokens,
+                    check_model=check_model)
     starts = START_TEXTS if start_text is None else ((start_text,) if start_text else ())
     policy = ScoringPolicy(exact_budget=exact_budget, stability_tolerance=stability_tolerance)
     return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, served=served, start_texts=starts,

@@ -14,7 +14,7 @@ generated tokens only (llama.cpp's llama-server, Ollama) or refuse `echo` (the O
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,14 +120,39 @@ def _spelt(tokens: list[str], text: str) -> list[tuple[int, int]]:
 class Served:
     """Prompt log-probabilities from one endpoint: one echo request per text, or `per_request` texts in one."""
 
-    def __init__(self, endpoint: Endpoint, model: str, *, per_request: int = 1, echo_max_tokens: int = 1) -> None:
+    def __init__(self, endpoint: Endpoint, model: str, *, per_request: int = 1, echo_max_tokens: int = 1,
+                 check_model: bool = True) -> None:
         self.endpoint = endpoint
         self.model = model
         self.per_request = per_request
         self.echo_max_tokens = echo_max_tokens
         self.start_text = ""
         self.tokens_sent = 0
+        self.served_as: set[str] = set()  # the model names the server said it answered with
         self._tokenize: str | None = None
+        self._model_checked = not check_model
+
+    def check_model(self) -> None:
+        """Once: where the server lists its models (GET /models), the model asked for must be one of them (a server
+        that ignores the name would answer with another model, recorded under the wrong name)."""
+        if self._model_checked:
+            return
+        self._model_checked = True
+        try:
+            listed = self.endpoint.get("/models").get("data")
+        except ModelError:
+            return  # no list to check against: the answers' own model names are recorded
+        ids = [m.get("id") for m in listed if isinstance(m, dict)] if isinstance(listed, list) else []
+        ids = [i for i in ids if isinstance(i, str)]
+        if ids and self.model not in ids:
+            shown = ", ".join(repr(i) for i in ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            raise ModelError(f"{self.endpoint.public} serves {shown}, not {self.model!r}; name one of them "
+                             "(openai:<model>), or -m check_model=false where the server routes any name")
+
+    def answered(self, data: Mapping[str, object]) -> None:
+        """Record the model name an answer says it came from."""
+        if isinstance(data.get("model"), str) and data["model"]:
+            self.served_as.add(str(data["model"]))
 
     def echo(self, texts: Sequence[str]) -> list[Echo]:
         batches = [list(texts[i : i + self.per_request]) for i in range(0, len(texts), self.per_request)]
@@ -140,6 +165,7 @@ class Served:
             "max_tokens": self.echo_max_tokens, "temperature": 0,
         }
         data = self.endpoint.post("/completions", payload)
+        self.answered(data)
         choices = data.get("choices") if isinstance(data.get("choices"), list) else []
         if len(choices) != len(texts) or not all(isinstance(c, dict) for c in choices):
             raise ModelError(f"{self.endpoint.public} answered {len(choices)} choices for {len(texts)} prompts")
@@ -174,6 +200,7 @@ class Served:
 
     def probe(self, start_texts: Sequence[str]) -> Probe:
         """Score PROBE_TEXT plainly, then after each start text, until its log-probabilities are there and aligned."""
+        self.check_model()
         reasons = []
         for start in ("", *start_texts):
             self.start_text = start

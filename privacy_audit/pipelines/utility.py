@@ -28,6 +28,8 @@ class Utility(BaseModel):
     labels: tuple[str, ...]
     predicted_counts: dict[str, Annotated[int, Field(ge=0)]]
     accuracy_per_token: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    # the model that played the student (its name and backend); None in files written before it was recorded
+    student: str | None = None
     method: str = (
         "label with the highest total log-probability after 'Class:' (accuracy_per_token: highest mean per token)"
     )
@@ -63,4 +65,5 @@ def student_accuracy(
         accuracy=correct / len(truth), correct=correct, examples=len(truth), labels=tuple(answers),
         predicted_counts={a: predicted.count(a) for a in answers},
         accuracy_per_token=sum(p == t for p, t in zip(per_token, truth)) / len(truth),
+        student=f"{model.name} ({model.backend})",
     )

@@ -8,7 +8,7 @@ import html
 import json
 
 
-from privacy_audit.reports.markdown import canary_columns, summary_rows
+from privacy_audit.reports.markdown import canary_columns, comparison_rows, rank_cell, summary_rows
 from privacy_audit.reports.plots import exposure_plot, png, privacy_utility_plot, rank_cdf_plot, roc_plot, teacher_plot
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
@@ -42,8 +42,9 @@ def _verdict(report: AuditReport) -> str:
         return ('<div class="verdict none">No gate applied (run <code>privacy-audit gate</code> or pass thresholds to '
                 '<code>report</code>).</div>')
     cls, word = ("pass", "PASS") if report.gate.passed else ("fail", "FAIL")
-    items = "".join(f"<li>{e(f)}</li>" for f in report.gate.failures)
-    return f'<div class="verdict {cls}">Gate: {word}{f"<ul>{items}</ul>" if items else ""}</div>'
+    items = "".join(f"<li>{'ok' if r.passed else 'FAIL'} [{e(r.rule)}] {e(r.message)}</li>"
+                    for r in sorted(report.gate.rules, key=lambda r: r.passed))
+    return f'<div class="verdict {cls}">Gate: {word} ({len(report.gate.rules)} checks)<ul>{items}</ul></div>'
 
 
 def _keys(report: AuditReport) -> str:
@@ -52,7 +53,7 @@ def _keys(report: AuditReport) -> str:
     keys = [
         (
             "worst canary", f"{worst.exposure_bits:.2f} bits",
-            f"{e(worst.id)}: rank {worst.rank:,} of {worst.rank_pool:,}, p = {worst.p_value:.2g}",
+            f"{e(worst.id)}: rank {e(rank_cell(worst))}, p = {worst.p_value:.2g}",
         ),
         ("null baseline", f"{s.null_mean_exposure_bits:.2f} bits", "mean exposure of a never-planted secret"),
         (
@@ -106,7 +107,7 @@ def _details(report: AuditReport) -> str:
     out = ""
     if report.leaks is not None:
         leak_rows = "".join(
-            f"<tr><td>{r.teacher}</td><td>{r.unit}</td><td>{r.chars}</td><td>{r.distance:.3f}</td>"
+            f"<tr><td>{e(r.teacher)}</td><td>{r.unit:,}</td><td>{r.chars:,}</td><td>{r.distance:.3f}</td>"
             f"<td>{'yes' if r.verbatim else 'no'}</td></tr>"
             for r in report.leaks.rows
         )
@@ -152,11 +153,10 @@ def render_html(report: AuditReport) -> str:
 
 def render_comparison_html(reports: Sequence[AuditReport]) -> str:
     """Several reports side by side, with privacy against utility when every report has a utility figure."""
-    tables = [dict(summary_rows(r)) for r in reports]
-    keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
     head = "<tr><th>measure</th>" + "".join(f"<th>{e(r.run.pipeline)}</th>" for r in reports) + "</tr>"
     body = "".join(
-        f"<tr><th>{e(k)}</th>" + "".join(f"<td>{e(t.get(k, 'n/a'))}</td>" for t in tables) + "</tr>" for k in keys
+        f"<tr><th>{e(k)}</th>" + "".join(f"<td>{e(v)}</td>" for v in values) + "</tr>"
+        for k, values in comparison_rows(reports)
     )
     plot = ""
     if all(r.utility is not None for r in reports):

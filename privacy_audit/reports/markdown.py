@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
-from privacy_audit.reports.schema import AuditReport
+from privacy_audit.models.base import ModelInfo
+from privacy_audit.reports.schema import AuditReport, GateOutcome
 from privacy_audit.reports.text import clean, format_p
 from privacy_audit.scoring.figures import canary_figures, summary_tests
 from privacy_audit.scoring.measures import extrapolated_beyond_references
@@ -41,7 +42,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
     s = report.summary
     rows = [
         ("pipeline", report.run.pipeline),
-        ("model", report.run.model.name),
+        ("teacher", "none (the prompt was given)" if report.run.teacher is None else who(report.run.teacher)),
+        ("scorer", who(report.run.model)),
         ("mode", f"{report.run.mode} ({report.run.space}, |S| = {report.canaries[0].space_size:,})"),
         ("canary design", "echo (an in-distribution prefix drawn from the data, then the secret)"
          if report.run.canary_design == "echo" else "template"),
@@ -99,7 +101,8 @@ def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
         u = report.utility
         per_token = "" if u.accuracy_per_token is None else f", {u.accuracy_per_token:.3f} per token"
         accuracy = f"{u.accuracy:.3f}{per_token} on {u.examples} examples"
-        out.append(("student accuracy with this prompt (utility)", accuracy))
+        out.append(("student accuracy with this prompt (utility)",
+                    accuracy + (f", student {u.student}" if u.student else "")))
     if report.reconstruction is not None:
         rc = report.reconstruction
         out.append(("reconstruction AUC, private vs held-out examples",
@@ -108,9 +111,27 @@ def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
         if rc.tpr_at_0_1pct_fpr is not None:
             out.append(("reconstruction TPR at 0.1% FPR", _f(rc.tpr_at_0_1pct_fpr)))
     if report.gate is not None:
-        g = report.gate
-        out.append(("gate", "PASS" if g.passed else f"FAIL ({len(g.failures)} of {len(g.rules)} checks)"))
+        out.append(("gate", verdict_cell(report.gate)))
     return out
+
+
+def who(info: ModelInfo) -> str:
+    """A model as people read it: its name, backend and where it was served (never a credential)."""
+    where = [info.backend] + ([info.endpoint] if info.endpoint else [])
+    if info.served_model and info.served_model != info.name:
+        where.append(f"served as {info.served_model}")
+    return f"{info.name} ({', '.join(where)})"
+
+
+def verdict_cell(outcome: GateOutcome | None) -> str:
+    """The gate's verdict in one cell: PASS or FAIL with the rules checked or failed, or that none was applied."""
+    if outcome is None:
+        return "not gated (run privacy-audit gate on the report)"
+    names = list(dict.fromkeys(r.rule for r in outcome.rules))
+    if outcome.passed:
+        return f"PASS ({len(outcome.rules)} checks: {', '.join(names)})"
+    failed = list(dict.fromkeys(r.rule for r in outcome.rules if not r.passed))
+    return f"FAIL ({len(outcome.failures)} of {len(outcome.rules)} checks: {', '.join(failed)})"
 
 
 def canary_columns() -> list[tuple[str, Callable[[CanaryScore], str]]]:
@@ -118,7 +139,8 @@ def canary_columns() -> list[tuple[str, Callable[[CanaryScore], str]]]:
     a column (`scoring.figures`), each rendering its own cell."""
     columns: list[tuple[str, Callable[[CanaryScore], str]]] = [
         ("canary", lambda c: c.id), ("planted", lambda c: "yes" if c.planted else "no"),
-        ("log2 p (bits)", lambda c: f"{c.logprob_bits:.2f}"), ("rank", lambda c: f"{c.rank:,} of {c.rank_pool:,}"),
+        ("log2 p (bits)", lambda c: f"{c.logprob_bits:.2f}"),
+        ("rank", rank_cell),
         ("exposure (bits)", lambda c: f"{c.exposure_bits:.2f}"), ("over the whole space", interval),
         ("p-value", lambda c: _p(c.p_value)), ("in prompt", lambda c: _yes(c.in_prompt)),
         ("guesses", lambda c: "" if c.guesses is None else f"{c.guesses:,}"),
@@ -132,7 +154,9 @@ def render_markdown(report: AuditReport) -> str:
     lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in summary_rows(report)]
     if report.gate is not None:
         verdict = "PASS" if report.gate.passed else "FAIL"
-        lines += ["", f"**Gate: {verdict}**"] + [f"- {_cell(f)}" for f in report.gate.failures]
+        lines += ["", f"**Gate: {verdict}**"] + [
+            f"- {'ok' if r.passed else 'FAIL'} [{_cell(r.rule)}] {_cell(r.message)}"
+            for r in sorted(report.gate.rules, key=lambda r: r.passed)]
     columns = canary_columns()
     lines += ["", "| " + " | ".join(_cell(name) for name, _ in columns) + " |", "|" + "---|" * len(columns)]
     for c in sorted(report.canaries, key=lambda c: (not c.planted, -c.exposure_bits, c.id)):
@@ -140,6 +164,16 @@ def render_markdown(report: AuditReport) -> str:
     if any(extrapolated_beyond_references.of(c) for c in report.canaries):
         lines += ["", "\\* beyond every reference: the skew-normal tail is extrapolated, not measured"]
     return "\n".join(lines) + "\n"
+
+
+def rank_cell(c: CanaryScore) -> str:
+    """A canary's rank as the report ranks it: exact, the upper end of a certified interval (bounded mode: "at
+    most"), or among the references it was sampled against."""
+    if c.rank_pool < c.space_size:
+        return f"{c.rank:,} of {c.rank_pool:,} sampled"
+    if c.rank_lower < c.rank_upper:
+        return f"at most {c.rank:,} of {c.rank_pool:,}"
+    return f"{c.rank:,} of {c.rank_pool:,}"
 
 
 def interval(c: CanaryScore) -> str:
@@ -155,9 +189,15 @@ def interval(c: CanaryScore) -> str:
 def render_comparison(reports: Sequence[AuditReport], names: Sequence[str] | None = None) -> str:
     """Reports side by side (the demo's raw and instructions pipelines on the same canaries, or several prompts),
     headed by `names` (default: each report's pipeline)."""
-    tables = [dict(summary_rows(r)) for r in reports]
-    keys = list(dict.fromkeys(k for t in tables for k in t if k != "pipeline"))
     heads = names if names is not None else [r.run.pipeline for r in reports]
     lines = ["| measure | " + " | ".join(_cell(h) for h in heads) + " |", "|---|" + "---|" * len(reports)]
-    lines += [f"| {_cell(k)} | " + " | ".join(_cell(t.get(k, "n/a")) for t in tables) + " |" for k in keys]
+    lines += [f"| {_cell(k)} | " + " | ".join(_cell(v) for v in values) + " |"
+              for k, values in comparison_rows(reports)]
     return "\n".join(lines) + "\n"
+
+
+def comparison_rows(reports: Sequence[AuditReport]) -> list[tuple[str, list[str]]]:
+    """The rows of reports side by side, led by each one's verdict: (measure, one value per report)."""
+    tables = [{"verdict": verdict_cell(r.gate), **dict(summary_rows(r))} for r in reports]
+    keys = list(dict.fromkeys(k for t in tables for k in t if k not in ("pipeline", "gate")))
+    return [(k, [t.get(k, "n/a") for t in tables]) for k in keys]

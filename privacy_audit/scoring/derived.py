@@ -104,12 +104,20 @@ def fit_note(fit: SkewnormFit, references: int) -> str:
     return note
 
 
-def rank_interval_note(mode: RunMode, methods: Sequence[str]) -> str:
-    """How the rank intervals were obtained, for the report."""
+def rank_interval_note(mode: RunMode, methods: Sequence[str], search: str = "") -> str:
+    """How the rank intervals were obtained, for the report: certified ones only where a best-first search ran
+    (`search` says how it went, or why it did not)."""
     if mode == "exact":
         return "exact: every secret of the space scored"
-    return (
-        f"{', '.join(sorted(set(methods)))}: certified intervals follow from the model's own probabilities "
-        f"(best-first search); sampled ones are Clopper-Pearson intervals from the references at "
-        f"{RANK_CONFIDENCE:.0%} confidence"
-    )
+    searched = search.startswith("best-first search") and not search.startswith(("best-first search not",))
+    used = sorted(set(methods))
+    parts = []
+    if searched and "certified" in used:
+        parts.append("certified intervals follow from the model's own probabilities (best-first search)")
+    elif not searched:
+        parts.append(f"no best-first search ran ({search or 'not asked'}), so a canary the references do not place "
+                     "spans the whole space")
+    if "sampled" in used:
+        parts.append(f"sampled ones are Clopper-Pearson intervals from the references at {RANK_CONFIDENCE:.0%} "
+                     "confidence")
+    return f"{', '.join(used)}: " + "; ".join(parts)

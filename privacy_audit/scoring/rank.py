@@ -45,7 +45,7 @@ class Ranking:
     @property
     def note(self) -> str:
         """How the rank intervals were obtained, for the report."""
-        return rank_interval_note(self.mode, [s.method for s in self.intervals])
+        return rank_interval_note(self.mode, [s.method for s in self.intervals], self.search)
 
 
 Ranker = Callable[[Context, CanarySet, np.ndarray, ScoringOptions, "Progress | None"], Ranking]

@@ -36,12 +36,25 @@ def chat_reply(text: str, logprobs: list[float] | None = None, fingerprint: str 
 
 
 @contextmanager
-def serve(respond: Callable[[int, dict[str, Any]], Reply], delay: float = 0.0) -> Iterator[tuple[str, Recorder]]:
-    """Run the server on 127.0.0.1 (a free port) in a thread; `respond(n, body)` answers request n."""
+def serve(
+    respond: Callable[[int, dict[str, Any]], Reply], delay: float = 0.0, models: list[str] | None = None,
+) -> Iterator[tuple[str, Recorder]]:
+    """Run the server on 127.0.0.1 (a free port) in a thread; `respond(n, body)` answers request n; GET /v1/models
+    lists `models` (404 without them)."""
     seen = Recorder()
     count = [0]
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            found = models is not None and self.path == "/v1/models"
+            payload = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in models or []]}
+                                 if found else {"error": {"message": "not found"}}).encode()
+            self.send_response(200 if found else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
         def do_POST(self) -> None:  # noqa: N802 (http.server's name)
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
             with seen.lock:

@@ -103,7 +103,7 @@ def test_a_whole_audit_without_torch(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["run"]["model"]["backend"] == "ngram" and report["summary"]["min_rank_planted"] <= 2
     gated = run("gate", tmp_path / "r.json")
-    assert gated.returncode == 1 and "FAIL report: Bonferroni-adjusted" in gated.stdout
+    assert gated.returncode == 1 and "[chance] report: Bonferroni-adjusted" in gated.stdout
 
 
 def test_a_background_corpus_is_mixed_in(tmp_path):

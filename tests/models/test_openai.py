@@ -36,7 +36,7 @@ def test_a_sample_is_a_chat_completion_with_its_own_seed_and_log_probabilities()
     assert (first["seed"], second["seed"]) == (10, 11) and first["temperature"] == 0.7 and first["max_tokens"] == 7
     assert first["logprobs"] is True and first["stop"] == ["\n\n"] and first["model"] == "tiny-teacher"
     info = model.info()
-    assert info.endpoint == url and info.served_model == "tiny-teacher" and info.system_fingerprint == "fp-1"
+    assert info.endpoint == url and info.served_model is None and info.system_fingerprint == "fp-1"  # none named
     assert "best effort" in info.seeding
 
 
@@ -181,3 +181,40 @@ def test_backend_options_are_checked_by_the_backend(tmp_path):
         ],
     )
     assert result.exit_code == 2 and "backend 'openai' has no option colour" in result.output
+
+
+def test_a_model_the_server_does_not_list_is_refused_and_the_served_name_recorded():
+    """A server that lists its models (GET /v1/models) refuses a name it does not serve before any sample is sent;
+    one that answers under another name has that name recorded; -m check_model=false lets a router take any name."""
+    def reply(n, body):
+        return 200, {}, {**chat_reply("hi")[2], "model": "smollm2-135m-q4"}
+
+    with serve(reply, models=["smollm2-135m-q4"]) as (url, seen):
+        with pytest.raises(ModelError, match=r"serves 'smollm2-135m-q4', not 'tiny-teacher'; name one of them"):
+            teacher(url).complete(["x"])
+        assert seen.bodies == []
+        model = teacher(url, check_model=False)
+        model.complete(["x"])
+        listed = load_model("openai:smollm2-135m-q4", base_url=url)
+        listed.complete(["y"])
+    assert model.info().served_model == "smollm2-135m-q4" and listed.info().served_model == "smollm2-135m-q4"
+
+
+def test_refusals_say_what_they_most_likely_mean(monkeypatch):
+    """401 with no key sent names the reason ($OPENAI_API_KEY withheld from other endpoints) and the option; 401
+    with a key names its variable; 404 from a base_url without /v1 suggests it."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.setenv("MY_KEY", "sk-mine")
+    denied = lambda n, body: (401, {}, {"error": {"message": "Unauthorized"}})  # noqa: E731
+    with serve(denied) as (url, _):
+        with pytest.raises(ModelError, match=r"401: Unauthorized; no key was sent: \$OPENAI_API_KEY goes only to the "
+                                              r"OpenAI API.*-m api_key_env=NAME"):
+            teacher(url).complete(["x"])
+        with pytest.raises(ModelError, match=r"401: Unauthorized; the key from \$MY_KEY was refused") as e:
+            teacher(url, api_key_env="MY_KEY").complete(["x"])
+        assert "sk-mine" not in str(e.value)
+    missing = lambda n, body: (404, {}, {"detail": "Not Found"})  # noqa: E731
+    with serve(missing) as (url, _):
+        with pytest.raises(ModelError, match=r"404: Not Found; OpenAI-compatible servers answer under /v1: try "
+                                              r"base_url http://127.0.0.1:\d+/v1"):
+            teacher(url.removesuffix("/v1")).complete(["x"])

@@ -144,7 +144,7 @@ def test_gate_fails_closed_and_refuses_out_of_range_values(base, tmp_path):
 def test_default_gate_on_a_copying_prompt_fails(base, tmp_path):
     save_report(base, tmp_path / "r.json")
     result = CliRunner().invoke(main, ["gate", str(tmp_path / "r.json")])
-    assert result.exit_code == 1 and "FAIL report: Bonferroni-adjusted p-value" in result.output
+    assert result.exit_code == 1 and "[chance] report: Bonferroni-adjusted p-value" in result.output
 
 
 def test_compare_flags_regressions_beyond_noise(base, tmp_path):

@@ -158,6 +158,6 @@ def test_side_by_side_renderings_show_each_reports_gate_verdict(tmp_path):
     render_report([tmp_path / "a.json", tmp_path / "b.json"], html=tmp_path / "c.html", markdown=tmp_path / "c.md",
                   thresholds=Thresholds())
     md = (tmp_path / "c.md").read_text()
-    gate_row = next(line for line in md.splitlines() if line.startswith("| gate |"))
+    gate_row = next(line for line in md.splitlines() if line.startswith("| verdict |"))
     assert "FAIL" in gate_row and "PASS" in gate_row
     assert "FAIL (" in (tmp_path / "c.html").read_text()
