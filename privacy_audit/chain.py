@@ -22,7 +22,7 @@ from privacy_audit.pipelines.teaching import TeachOptions
 from privacy_audit.reports import AuditReport, RunSpec
 from privacy_audit.scoring.leaks import leak_report
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
-from privacy_audit.scoring.reconstruction import reconstruction
+from privacy_audit.scoring.membership import reconstruction
 from privacy_audit.scoring.score import score_prompt
 from privacy_audit.scoring.types import Reconstruction, ScoringResult
 
@@ -123,7 +123,8 @@ def build_report(
     result = score_prompt(model, teaching.prompt, canary_set, scoring, progress=progress)
     recon = None
     if members is not None and non_members is not None:
-        recon = reconstruction(model, teaching.prompt + scoring.separator, members=members, non_members=non_members)
+        recon = reconstruction(model, teaching.prompt + scoring.separator, members=members, non_members=non_members,
+                               seed=teaching.seed)
     return make_report(
         teaching, canary_set, result, model=model.info(), reconstruction=recon, include_prompt=scoring.include_secrets
     )

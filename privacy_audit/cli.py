@@ -256,7 +256,7 @@ def teach(
 @click.option("--chunk-tokens", default=None, type=int,
               help="Tree tokens per forward pass (default 512; the same as -m chunk_tokens=N); bounds memory.")
 @click.option(
-    "--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds reconstruction likelihood."
+    "--data", type=click.Path(dir_okay=False), help="Planted data the pipeline ran on: adds membership attacks."
 )
 @click.option(
     "--held-out", type=click.Path(dir_okay=False),

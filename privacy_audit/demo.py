@@ -1,8 +1,8 @@
 """`privacy-audit demo`: the chain on bundled SMS-spam messages, a report per pipeline and a side-by-side summary.
 
 A teacher's 8 private examples get 3 canaries (4-digit codes); each pipeline teaches from them; each
-prompt is scored exactly over all 10^4 codes, with the student's accuracy and reconstruction likelihood
-on 64 held-out messages.
+prompt is scored exactly over all 10^4 codes, with the student's accuracy and membership attacks (beside a blind
+control) on 64 held-out messages.
 """
 
 from __future__ import annotations

@@ -32,9 +32,10 @@ from privacy_audit.reports.trials import (
     TrialResult, TrialSummary, load_trial, rank_and_ties, render_trials_markdown,
 )
 from privacy_audit.scoring.measures import protocol_rank, similarity
+from privacy_audit.scoring.membership import attack_scores, membership
 from privacy_audit.scoring.options import ScoringOptions
 from privacy_audit.scoring.protocol import summarise_trials
-from privacy_audit.scoring.types import ProtocolSummary
+from privacy_audit.scoring.types import ProtocolSummary, Reconstruction
 
 Say = Callable[[str], None]
 # A trial needs the canary's protocol rank only: ranked among the comparisons, nothing extracted or extrapolated.
@@ -70,6 +71,8 @@ def run_trial(
         teach_options=cfg.pipeline.teach_options(seed=seed), scoring=TRIAL_SCORING, membership=False,
     )
     canary, *comparisons = result.report.canaries
+    texts = [c.text for c in canary_set.canaries]  # the canary first, as the report's rows
+    attacks, not_run = attack_scores(models[1], result.teaching.prompt + TRIAL_SCORING.separator, texts)
     scores = [c.normalised_logprob_bits for c in comparisons]
     rank = protocol_rank.of(canary)
     if (
@@ -100,6 +103,7 @@ def run_trial(
         chance_p_value=chance_rule(result.report, alpha=CHANCE_ALPHA).value,
         canary_ngram_score=ngram[0] if ngram else None, comparison_ngram_scores=ngram[1:] if ngram else None,
         data_only_chance_p_value=data_only_chance,
+        attack_scores={name: tuple(map(float, v)) for name, v in attacks.items()}, attacks_not_run=not_run,
     )
 
 
@@ -200,9 +204,27 @@ def summarise_run(cfg: AuditConfig, trials: Sequence[TrialResult], design: Desig
         data_only_model=None if by_ngram is None else data_only_scorer().name,
         chance_alpha=CHANCE_ALPHA,
         chance_failures=_failures(chance), data_only_chance_failures=_failures(data_only_chance),
+        membership=_membership(cfg, trials, design),
         pipeline=cfg.pipeline.name, model=cfg.scorer_model.spec, template=template, space=space,
         folder=str(folder), teacher=cfg.teacher_model.spec,
     )
+
+
+def _membership(cfg: AuditConfig, trials: Sequence[TrialResult], design: Design) -> Reconstruction | None:
+    """The trials as one membership test per attack: every trial's canary (members) against its comparisons, and
+    the blind control on the same candidates' texts; None where a trial did not record the attacks."""
+    scores = [t.attack_scores for t in trials]
+    if any(s is None for s in scores) or len({tuple(s) for s in scores if s is not None}) != 1:
+        return None
+    template, space, derived = design
+    n = cfg.secret_sharer.candidates
+    texts = [[c.text for c in generate_canary_set(template=template, space=space, count=1, references=n - 1,
+                                                  seed=t.seed, derived=derived).canaries] for t in trials]
+    names = list(scores[0] or {})
+    pooled = {name: np.array([s[name][0] for s in scores if s is not None]
+                             + [x for s in scores if s is not None for x in s[name][1:]]) for name in names}
+    ordered = [t[0] for t in texts] + [x for t in texts for x in t[1:]]
+    return membership(pooled, trials[0].attacks_not_run, ordered, len(trials), seed=cfg.secret_sharer.seed)
 
 
 def _failures(p_values: Sequence[float | None]) -> int | None:
@@ -259,7 +281,7 @@ def _trial_problem(cfg: AuditConfig, path: Path, trial: int, design: Design) -> 
     if result.candidates != n or any(
         scores is not None and len(scores) != n - 1
         for scores in (result.comparison_scores, result.comparison_similarities, result.comparison_ngram_scores)
-    ):
+    ) or any(len(scores) != n for scores in (result.attack_scores or {}).values()):
         return f"it ranks among {result.candidates} candidates, not {n}"
     template, space, derived = design
     canary = generate_canary_set(

@@ -44,7 +44,7 @@ def test_chain_on_mock_model_finds_the_raw_leak(chain):
     assert r.exit_code == 0, r.output
     assert not any(s in r.output for s in secrets)
     report = json.loads((chain / "report.json").read_text())
-    assert report["schema_version"] == 5
+    assert report["schema_version"] == 6
     assert set(report["run"]) >= {"pipeline", "model", "seed", "versions"}
     assert report["run"]["pipeline"] == "raw"
     planted = [c for c in report["canaries"] if c["planted"]]
@@ -217,8 +217,11 @@ def test_reconstruction_separates_seen_from_unseen(tmp_path, sms_jsonl):
             "--label-field", "label", "--out", tmp_path / "r.json")
     assert r.exit_code == 0, r.output
     rc = json.loads((tmp_path / "r.json").read_text())["reconstruction"]
-    assert len(rc["member_scores"]) == 5 and len(rc["non_member_scores"]) == 15
-    assert rc["auc"] == 1.0  # the raw prompt holds the members verbatim
+    loss = rc["attacks"][0]
+    assert loss["name"] == "loss" and len(loss["member_scores"]) == 5 and len(loss["non_member_scores"]) == 15
+    assert loss["auc"] == 1.0  # the raw prompt holds the members verbatim
+    assert rc["blind"]["name"] == "blind" and len(rc["blind"]["member_scores"]) == 5
+    assert "| membership AUC, blind control" in r.output and "Evidence: sound evidence" in r.output
     everything = run(
         "teach", "--pipeline", "raw", "--data", sms_jsonl, "--examples", "50", "--out", tmp_path / "all.txt"
     )

@@ -560,7 +560,7 @@ def test_a_version_1_report_is_upgraded(f):
     (f["t"] / "v1.json").write_text(json.dumps(data))
     report = load_report(f["t"] / "v1.json")
     # read by what it holds: the figures its rows support are computed by this version (epsilon, intervals, tests)
-    assert report.schema_version == 5 and report.statistics.epsilon.design == "one_run"
+    assert report.schema_version == 6 and report.statistics.epsilon.design == "one_run"
     assert report.summary.p_values["planted_vs_references"].method == "exact permutation"
     assert all(c.rank_lower == c.rank_upper == c.rank and c.exposure_method == "exact" for c in report.canaries)
     assert report.statistics.interval_method.startswith("betting") and report.run.tokenization is None

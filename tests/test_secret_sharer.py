@@ -84,6 +84,15 @@ def test_trials_record_the_data_only_tests_and_the_default_gate(tmp_path):
     assert "| trials failing the default gate (alpha = 0.01) | 6 | 6 |  | 0.06 (at most) |" in table
     data_only = run_secret_sharer(quick(tmp_path / "ngram", **{"model.spec": "ngram"}))
     assert data_only.ngram is None and list(data_only.protocol.ranks) == [0] * 6  # the scorer is the n-gram itself
+    # the same trials as membership tests: the copied canaries stand out to every attack the mock can make, and the
+    # blind control, which reads only the candidates' texts (random secrets), cannot tell them apart
+    rc = raw.membership
+    assert rc is not None and [a.name for a in rc.attacks] == ["loss", "calibrated", "zlib", "min_k_plus_plus"]
+    assert all(len(a.member_scores) == 6 and len(a.non_member_scores) == 6 * 49 for a in rc.attacks)
+    assert next(a for a in rc.attacks if a.name == "loss").auc == 1.0 and rc.blind is not None
+    assert rc.blind.auc_ci is not None and rc.blind.auc_ci[0] <= 0.5 <= rc.blind.auc_ci[1]
+    assert "Membership attacks on the same trials (6 canaries against 294 comparisons, pooled)" in table
+    assert data_only.membership is not None and [n.name for n in data_only.membership.not_run] == ["min_k_plus_plus"]
 
 
 def test_secret_sharer_is_repeatable_and_resumes(tmp_path):

@@ -16,7 +16,9 @@ from privacy_audit._registry import Configured, component, names
 from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models import mock as _mock  # noqa: F401  (registers "mock")
 from privacy_audit.models.base import CachingScorer, Completion, Generator, LanguageModel, ModelInfo
-from privacy_audit.models.context import Context, ContextBackend, Greedy, NextTokens, ScoredContinuations, Vocabulary
+from privacy_audit.models.context import (
+    Context, ContextBackend, Distributions, Greedy, NextTokens, ScoredContinuations, Vocabulary,
+)
 from privacy_audit.models.mock import MockModel
 from privacy_audit.models.served import ServedScorer
 
@@ -86,7 +88,9 @@ def capabilities_of(model: type) -> tuple[str, ...]:
         read = typing.get_type_hints(model._open_context).get("return", object)
         contexts = typing.get_args(read) or (read,)  # one context type, or one per configuration
         out.append("score")
-        for name, kind in (("next_token", NextTokens), ("greedy", Greedy), ("vocabulary", Vocabulary)):
+        kinds = (("next_token", NextTokens), ("greedy", Greedy), ("vocabulary", Vocabulary),
+                 ("distributions", Distributions))
+        for name, kind in kinds:
             having = [c for c in contexts if issubclass(c, kind)]
             if having:
                 out.append(name if len(having) == len(contexts) else

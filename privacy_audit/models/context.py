@@ -1,5 +1,5 @@
-"""A context the model has read once, and scoring its continuations: per-token log-probabilities in a compact
-form, the backend hook that computes them, and the check that every score is the canonical one."""
+"""A context the model has read once, and scoring its continuations: the backend hook that computes per-token
+log-probabilities (`scored`), the capabilities a backend may add, and the check that every score is canonical."""
 
 from __future__ import annotations
 
@@ -11,83 +11,7 @@ from typing import ClassVar, TypeVar
 import numpy as np
 
 from privacy_audit.errors import ModelError
-
-
-@dataclass(frozen=True)
-class ScoredContinuations:
-    """Per-token log2-probabilities of n continuations, flat (CSR) so 10^6 candidates stay compact.
-
-    Continuation i owns tokens `offsets[i]:offsets[i+1]`; `token_ends` is each token's end offset in
-    characters within its continuation, so callers can score only the tokens that reach past a prefix.
-    """
-
-    logprobs: np.ndarray
-    token_ends: np.ndarray
-    offsets: np.ndarray
-
-    def __post_init__(self) -> None:
-        if self.offsets.ndim != 1 or self.offsets[0] != 0 or self.offsets[-1] != len(self.logprobs):
-            raise ModelError("backend returned inconsistent token offsets")
-        if len(self.token_ends) != len(self.logprobs):
-            raise ModelError("backend returned token ends and log-probs of different lengths")
-        if not np.all(np.isfinite(self.logprobs)) or np.any(self.logprobs > 1e-6):
-            raise ModelError("backend returned log-probabilities that are not finite and <= 0")
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def subset(self, rows: Sequence[int]) -> ScoredContinuations:
-        """The continuations `rows`, in that order."""
-        return ScoredContinuations.concat(
-            [
-                ScoredContinuations(
-                    self.logprobs[self.offsets[i] : self.offsets[i + 1]],
-                    self.token_ends[self.offsets[i] : self.offsets[i + 1]],
-                    np.array([0, self.offsets[i + 1] - self.offsets[i]], dtype=np.int64),
-                )
-                for i in rows
-            ]
-        )
-
-    @staticmethod
-    def concat(parts: Sequence[ScoredContinuations]) -> ScoredContinuations:
-        """The continuations of several results, one after another."""
-        sizes = np.concatenate([np.diff(p.offsets) for p in parts])
-        return ScoredContinuations(
-            np.concatenate([p.logprobs for p in parts]), np.concatenate([p.token_ends for p in parts]),
-            np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
-        )
-
-    def token_logprobs(self, i: int) -> np.ndarray:
-        """Log2-probabilities of continuation i's tokens."""
-        return self.logprobs[self.offsets[i] : self.offsets[i + 1]]
-
-    def _masked(self, from_char: int | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.asarray(from_char, dtype=np.int64)
-        per_token = np.repeat(starts, np.diff(self.offsets)) if starts.ndim else starts
-        keep = self.token_ends > per_token
-        ids = np.repeat(np.arange(len(self)), np.diff(self.offsets))
-        sums = np.bincount(ids, weights=np.where(keep, self.logprobs, 0.0), minlength=len(self))
-        counts = np.bincount(ids, weights=keep.astype(np.float64), minlength=len(self))
-        return sums, counts
-
-    def totals(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Sum of log2-probs of the tokens that end after character `from_char` (bits, <= 0)."""
-        sums, counts = self._masked(from_char)
-        if np.any(counts == 0):
-            raise ModelError("a continuation has no token after the template prefix; check the template")
-        return sums
-
-    def token_counts(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Number of tokens per continuation that end after character `from_char` (those `totals` sums)."""
-        return self._masked(from_char)[1].astype(np.int64)
-
-    def means(self, from_char: int | np.ndarray = 0) -> np.ndarray:
-        """Length-normalised log2-likelihood (mean over the same tokens as `totals`)."""
-        sums, counts = self._masked(from_char)
-        if np.any(counts == 0):
-            raise ModelError("a continuation has no token after the template prefix; check the template")
-        return sums / counts
+from privacy_audit.models.scored import ScoredContinuations, TokenMoments
 
 
 # search(paths, allowed) -> log2 p(allowed[j] | context + paths[i]) as an array [len(paths), len(allowed)]
@@ -154,6 +78,15 @@ class NextTokens(ABC):
     @abstractmethod
     def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         """log2 p(allowed[j] | head + paths[i]) as an array [len(paths), len(allowed)]."""
+
+
+class Distributions(ABC):
+    """Capability: the spread of the whole next-token distribution after token paths (Min-K%++ reads it)."""
+
+    @abstractmethod
+    def moments(self, paths: Sequence[Sequence[int]]) -> np.ndarray:
+        """[len(paths), 2]: the mean and the standard deviation of log2 p(z | head + path) over every token z of the
+        model, each weighted by its probability p(z)."""
 
 
 class Greedy(ABC):
@@ -262,6 +195,32 @@ class Context(ABC):
         if not isinstance(provider, Greedy):
             raise ModelError(f"{self.owner} cannot decode greedily")
         return provider.greedy(list(path), max_new_tokens)
+
+    def moments(self, continuations: Sequence[str], scored: ScoredContinuations | None = None) -> TokenMoments:
+        """Each continuation's own tokens with the mean and spread of log2 p under their next-token distributions
+        (`scored`: this context's scores of the same continuations, where they were asked for already)."""
+        provider = self.provider
+        if not isinstance(provider, Distributions):
+            raise ModelError(f"{self.owner} gives no next-token distributions")
+        continuations = self._nonempty(continuations)
+        scored = self(continuations) if scored is None else scored
+        ids, _ = self.tokenize(continuations)
+        if [len(row) for row in ids] != np.diff(scored.offsets).tolist():
+            raise ModelError("the scored tokens are not the context's tokens of the same continuations")
+        paths = [row[:j] for row in ids for j in range(len(row))]
+        out = np.asarray(provider.moments(paths), dtype=np.float64) if paths else np.empty((0, 2))
+        if out.shape != (len(paths), 2):
+            raise ModelError(f"backend returned moments of shape {out.shape}, expected {(len(paths), 2)}")
+        if not np.all(np.isfinite(out)) or np.any(out[:, 0] > 1e-6) or np.any(out[:, 1] < 0):
+            raise ModelError("backend returned a mean log-probability above 0 or a negative spread")
+        logprobs, means, sds = [], [], []
+        for i in range(len(continuations)):
+            lo, hi = scored.offsets[i], scored.offsets[i + 1]
+            own = scored.token_ends[lo:hi] > 0
+            logprobs.append(scored.logprobs[lo:hi][own])
+            means.append(out[lo:hi, 0][own])
+            sds.append(out[lo:hi, 1][own])
+        return TokenMoments(logprobs, means, sds)
 
     def vocabulary(self) -> dict[int, str]:
         """The model's token texts (see `Vocabulary`)."""

@@ -11,9 +11,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from privacy_audit.models.context import (
-    ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
+    ContextBackend, Distributions, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
 )
-from privacy_audit.models.trie import Trie, log2_probs, next_token_logits, score_trie
+from privacy_audit.models.trie import Trie, log2_moments, log2_probs, next_token_logits, score_trie
 
 
 class Reader(Protocol):
@@ -110,7 +110,7 @@ class JointWindow:
         return self.before, list(ids), [end + shift for _, end in offsets]
 
 
-class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
+class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary, Distributions):
     """The context's stable head run through the model once; tree tokens run against its cache, which
     each forward restores. The unstable tail (text after the head) is tokenized with every continuation,
     after an anchor (the head's last token's text) so that tokenizers that mark a text's start (a
@@ -186,7 +186,8 @@ class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
     def digit_groups(self) -> int | None:
         return self.lm.digit_groups()
 
-    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+    def _nodes(self, paths: Sequence[Sequence[int]]) -> tuple[Trie, list[int]]:
+        """The paths as one trie, and each path's node (0: the empty path, whose logits the head gave)."""
         trie = Trie()
         nodes = []
         for path in paths:
@@ -194,6 +195,10 @@ class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
             for tok in path:
                 node = trie.child(node, tok)
             nodes.append(node)
+        return trie, nodes
+
+    def next_logprobs(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
+        trie, nodes = self._nodes(paths)
         out = np.empty((len(nodes), len(allowed)), dtype=np.float64)
         rows_all = np.repeat(np.arange(len(nodes)), len(allowed))
         toks_all = np.tile(np.asarray(allowed, dtype=np.int64), len(nodes))
@@ -208,6 +213,19 @@ class HFContext(ContextBackend, NextTokens, Greedy, Vocabulary):
         if roots:
             out[roots] = log2_probs(self.root_logits.reshape(1, -1), [0] * len(allowed), allowed)
         return out
+
+    def moments(self, paths: Sequence[Sequence[int]]) -> np.ndarray:
+        trie, nodes = self._nodes(paths)
+        unique = sorted(set(nodes))  # paths shared by several continuations (a context's tail) run once
+        by_node = np.empty((len(unique), 2), dtype=np.float64)
+        inner = [i for i, node in enumerate(unique) if node > 0]
+        for start in range(0, len(inner), self.lm.chunk_tokens):
+            chunk = inner[start : start + self.lm.chunk_tokens]
+            logits = next_token_logits(self.forward, trie, self.ctx_len, [unique[i] for i in chunk])
+            by_node[chunk] = log2_moments(logits)
+        if unique and unique[0] == 0:
+            by_node[0] = log2_moments(self.root_logits.reshape(1, -1))[0]
+        return by_node[np.searchsorted(unique, nodes)]
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
         lm, torch = self.lm, self.lm.torch

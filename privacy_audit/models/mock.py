@@ -23,7 +23,7 @@ from privacy_audit.errors import ModelError
 from privacy_audit.models.base import CachingScorer, Completion, Generator, LanguageModel, ModelInfo, Prompt
 from privacy_audit.models.pretokens import digit_groups, token_texts
 from privacy_audit.models.context import (
-    ContextBackend, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
+    ContextBackend, Distributions, Greedy, Joint, NextTokens, ScoredContinuations, Tokens, Vocabulary,
 )
 
 BYTES = 256
@@ -124,6 +124,17 @@ class NGram:
                 out[at] = math.log2((follow[int(tokens[at])] + self.alpha) / den)
         return out
 
+    def moments(self, history: Sequence[int]) -> tuple[float, float]:
+        """The mean and standard deviation of log2 p over the whole vocabulary after `history` (p-weighted)."""
+        h = self._history(history)
+        den = self.totals.get(h, 0) + self.alpha * self.size
+        seen = np.fromiter(self.follow.get(h, {}).values(), dtype=np.float64)
+        p = np.append((seen + self.alpha) / den, self.alpha / den)
+        weight = np.append(np.ones(len(seen)), self.size - len(seen))  # the unseen tokens share one value
+        lp = np.log2(p)
+        mean = float(np.sum(weight * p * lp))
+        return mean, math.sqrt(max(float(np.sum(weight * p * (lp - mean) ** 2)), 0.0))
+
 
 class MockModel(LanguageModel, Generator, CachingScorer):
     """Token n-gram model (order `order`, add-`alpha` smoothing over its vocabulary: 256 byte values, and digit groups
@@ -214,7 +225,7 @@ class MockModel(LanguageModel, Generator, CachingScorer):
         return Completion(generated, total, count)
 
 
-class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
+class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary, Distributions):
     """The context's tokens up to its trailing digits are the head (no continuation moves them); those digits are
     the tail, tokenized with every continuation."""
 
@@ -273,6 +284,10 @@ class _MockContext(ContextBackend, NextTokens, Greedy, Vocabulary):
         tokens = np.asarray(allowed, dtype=np.int64)
         rows = [self.ngram.row(last + list(p), tokens) for p in paths]
         return np.array(rows, dtype=np.float64).reshape(len(paths), len(allowed))
+
+    def moments(self, paths: Sequence[Sequence[int]]) -> np.ndarray:
+        last = self.head[-self.model.order :]
+        return np.array([self.ngram.moments(last + list(p)) for p in paths], dtype=np.float64).reshape(len(paths), 2)
 
     def greedy(self, path: Sequence[int], max_new_tokens: int) -> str:
         prompt = self.context[: len(self.context) - len(self.tail)] + "".join(map(self.model.pieces.text, path))

@@ -129,6 +129,21 @@ def log2_probs(logits: Any, rows: Sequence[int], tokens: Sequence[int]) -> np.nd
     return values.double().numpy() / LN2
 
 
+def log2_moments(logits: Any) -> np.ndarray:
+    """[rows, 2]: the mean and standard deviation of log2 p(z) under each row's softmax, weighted by p(z)."""
+    import torch
+
+    out = []
+    for s in range(0, logits.shape[0], LSE_ROWS):
+        lp = torch.log_softmax(logits[s : s + LSE_ROWS].float(), dim=-1).double() / LN2
+        p = torch.exp2(lp)
+        some = p > 0  # a token of probability 0 (log -inf) adds nothing
+        mean = torch.where(some, p * lp, 0.0).sum(-1)
+        var = torch.where(some, p * (lp - mean[:, None]) ** 2, 0.0).sum(-1)
+        out.append(torch.stack([mean, var.clamp_min(0).sqrt()], dim=1))
+    return torch.cat(out).numpy() if out else np.empty((0, 2))
+
+
 def score_trie(
     forward: Forward, root_logits: Any, context_len: int, trie: Trie, *, chunk_tokens: int = 512,
 ) -> np.ndarray:

@@ -70,7 +70,8 @@ def _measures(r: AuditReport) -> dict[str, tuple[float | None, tuple[float, floa
         out["generated units copied verbatim (rate)"] = (r.leaks.verbatim_rate, None, True)
         out["mean distance to private text"] = (r.leaks.mean_distance, None, False)
     if r.reconstruction is not None:
-        out["reconstruction AUC"] = (r.reconstruction.auc, r.reconstruction.auc_ci, True)
+        for attack in r.reconstruction.attacks:
+            out[f"membership AUC ({attack.name})"] = (attack.auc, attack.auc_ci, True)
     return out
 
 

@@ -9,6 +9,7 @@ import json
 
 
 from privacy_audit.reports.markdown import canary_columns, comparison_rows, rank_cell, summary_rows
+from privacy_audit.scoring.membership import EVIDENCE
 from privacy_audit.reports.plots import exposure_plot, png, privacy_utility_plot, rank_cdf_plot, roc_plot, teacher_plot
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.reports.text import clean
@@ -81,7 +82,9 @@ def _plots(report: AuditReport) -> str:
         )
     if report.reconstruction is not None:
         rc = report.reconstruction
-        plots.append(_img(png(roc_plot(fpr=rc.fpr, tpr=rc.tpr, auc=rc.auc)), "reconstruction ROC"))
+        curves = [*rc.attacks, *([rc.blind] if rc.blind is not None else [])]
+        plots.append(_img(png(roc_plot([(r.name, r.fpr, r.tpr, r.auc) for r in curves])),
+                          "membership attacks and the blind control, ROC"))
     if report.leaks is not None and len({r.teacher for r in report.leaks.rows}) > 1:
         teachers = sorted({r.teacher for r in report.leaks.rows})
         rows_by = {t: [r for r in report.leaks.rows if r.teacher == t] for t in teachers}
@@ -143,12 +146,11 @@ def render_html(report: AuditReport) -> str:
         f"<title>privacy-audit: {e(report.run.pipeline)}</title><style>{CSS}</style></head><body>"
         f'<h1>privacy-audit report: pipeline {e(report.run.pipeline)}</h1>{_verdict(report)}<div '
         f'class="keys">{_keys(report)}</div>'
-        f"<h2>Summary</h2><table>{summary}</table><h2>Plots</h2>{_plots(report)}"
+        f"<h2>Summary</h2><table>{summary}</table><p><small>Evidence: {e(EVIDENCE)}.</small></p>"
+        f"<h2>Plots</h2>{_plots(report)}"
         f"{_canaries(report)}{_details(report)}"
         f"<h2>Run</h2><pre>{e(run)}</pre><p><small>schema version {report.schema_version}</small></p></body></html>\n"
     )
-
-
 
 
 def render_comparison_html(reports: Sequence[AuditReport]) -> str:
@@ -171,5 +173,5 @@ def render_comparison_html(reports: Sequence[AuditReport]) -> str:
         "'unsafe-inline'\">"
         f"<title>privacy-audit: comparison</title><style>{CSS}</style></head><body><h1>privacy-audit: pipelines "
         "compared</h1>"
-        f"<table>{head}{body}</table>{plot}</body></html>\n"
+        f"<table>{head}{body}</table><p><small>Evidence: {e(EVIDENCE)}.</small></p>{plot}</body></html>\n"
     )

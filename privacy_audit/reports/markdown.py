@@ -10,7 +10,8 @@ from privacy_audit.reports.schema import AuditReport, GateOutcome
 from privacy_audit.reports.text import clean, format_p
 from privacy_audit.scoring.figures import canary_figures, summary_tests
 from privacy_audit.scoring.measures import extrapolated_beyond_references
-from privacy_audit.scoring.types import CanaryScore
+from privacy_audit.scoring.membership import BLIND, EVIDENCE, blind_does_as_well, label_of, strongest
+from privacy_audit.scoring.types import CanaryScore, MembershipRoc, Reconstruction
 
 
 def _cell(text: object) -> str:
@@ -104,14 +105,35 @@ def _other_rows(report: AuditReport) -> list[tuple[str, str]]:
         out.append(("student accuracy with this prompt (utility)",
                     accuracy + (f", student {u.student}" if u.student else "")))
     if report.reconstruction is not None:
-        rc = report.reconstruction
-        out.append(("reconstruction AUC, private vs held-out examples",
-                    f"{_f(rc.auc)} (95% CI {_ci(rc.auc_ci)}, Clopper-Pearson on min(m, n))"))
-        out.append(("reconstruction TPR at 1% FPR", _f(rc.tpr_at_1pct_fpr)))
-        if rc.tpr_at_0_1pct_fpr is not None:
-            out.append(("reconstruction TPR at 0.1% FPR", _f(rc.tpr_at_0_1pct_fpr)))
+        out += membership_rows(report.reconstruction)
     if report.gate is not None:
         out.append(("gate", verdict_cell(report.gate)))
+    return out
+
+
+def membership_rows(rc: Reconstruction) -> list[tuple[str, str]]:
+    """Each membership attack's AUC and TPRs (private against held-out examples), the blind control's beside them,
+    and whether any attack beats it."""
+
+    def roc(r: MembershipRoc) -> str:
+        return (f"{_f(r.auc)} (95% CI {_ci(r.auc_ci)}); TPR {_f(r.tpr_at_1pct_fpr)} at 1% FPR, "
+                f"{_f(r.tpr_at_0_1pct_fpr)} at 0.1%")
+
+    m, n = len(rc.attacks[0].member_scores), len(rc.attacks[0].non_member_scores)
+    out = [(f"membership AUC, {label_of(a.name)}", roc(a)) for a in rc.attacks]
+    out += [(f"membership AUC, {label_of(a.name)}", f"not run: {a.reason}") for a in rc.not_run]
+    blind = rc.blind
+    out.append((f"membership AUC, {label_of(BLIND)}",
+                roc(blind) if blind is not None else "not run: fewer than 2 examples on a side"))
+    if blind is not None:
+        best = strongest(rc)
+        low = best.auc_ci[0] if best.auc_ci is not None else best.auc
+        verdict = (
+            f"the blind control does as well (AUC {_f(blind.auc)}, reaching {_f(low)}, the lower end of {best.name}'s "
+            "interval): the split, not the prompt, may separate them" if blind_does_as_well(rc) else
+            f"{best.name} beats it (AUC {_f(best.auc)}, 95% CI {_ci(best.auc_ci)}, against {_f(blind.auc)})"
+        )
+        out.append((f"membership attacks against the blind control ({m} private, {n} held-out examples)", verdict))
     return out
 
 
@@ -152,6 +174,7 @@ def render_markdown(report: AuditReport) -> str:
     """A summary table, then one row per canary (ids only: secrets are never printed here)."""
     lines = ["## privacy-audit report", "", "| measure | value |", "|---|---|"]
     lines += [f"| {_cell(k)} | {_cell(v)} |" for k, v in summary_rows(report)]
+    lines += ["", f"Evidence: {EVIDENCE}."]
     if report.gate is not None:
         verdict = "PASS" if report.gate.passed else "FAIL"
         lines += ["", f"**Gate: {verdict}**"] + [
@@ -193,7 +216,7 @@ def render_comparison(reports: Sequence[AuditReport], names: Sequence[str] | Non
     lines = ["| measure | " + " | ".join(_cell(h) for h in heads) + " |", "|---|" + "---|" * len(reports)]
     lines += [f"| {_cell(k)} | " + " | ".join(_cell(v) for v in values) + " |"
               for k, values in comparison_rows(reports)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + ["", f"Evidence: {EVIDENCE}."]) + "\n"
 
 
 def comparison_rows(reports: Sequence[AuditReport]) -> list[tuple[str, list[str]]]:

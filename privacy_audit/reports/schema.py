@@ -9,18 +9,21 @@ import math
 import os
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, JsonValue
 
 from privacy_audit._io import write_json
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.figures import canary_figures, summary_tests
+from privacy_audit.scoring.membership import MEMBERSHIP_ATTACKS
+from privacy_audit.stats.roc import tpr_at_fpr
 from privacy_audit.scoring.types import (
     FROZEN, CanaryScore, Count, Probability, ScoreCheck, LeakReport, Reconstruction, RunMode, Statistics, Summary,
     TokenBoundary,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class RunSpec(BaseModel):
@@ -123,6 +126,8 @@ def migrate(data: dict[str, JsonValue]) -> dict[str, JsonValue]:
     """Upgrade an older report's JSON to the current schema's shape (what can be computed from an older report's
     rows is computed when it is read: `reports.validate.complete`).
 
+    5 -> 6: the reconstruction's one score (the loss) becomes the first of its membership attacks; the attacks that
+    version did not make are listed as not run, and it had no blind control.
     4 -> 5: each summary p-value is stored once, in `summary.p_values` (the copies beside it are dropped); the run
     records the template's derived fields and whether the canaries were planted by coins (read from the epsilon
     bound's design, the one place an older report said so).
@@ -163,7 +168,27 @@ def migrate(data: dict[str, JsonValue]) -> dict[str, JsonValue]:
     if data.get("schema_version") == 4:
         data = _single_p_values(data)
         data["schema_version"] = 5
+    if data.get("schema_version") == 5:
+        if isinstance(data.get("reconstruction"), dict):
+            data["reconstruction"] = _attacks_of_v5(data["reconstruction"])
+        data["schema_version"] = 6
     return data
+
+
+def _attacks_of_v5(recon: dict[str, Any]) -> dict[str, Any]:
+    """5 -> 6: the loss attack as the report measured it (its TPR at 0.1% FPR computed where it was not stored)."""
+    loss = {"name": "loss", **recon}
+    if loss.get("tpr_at_0_1pct_fpr") is None:
+        try:
+            loss["tpr_at_0_1pct_fpr"] = tpr_at_fpr(member_scores=np.asarray(recon.get("member_scores"), dtype=float),
+                                                   non_member_scores=np.asarray(recon.get("non_member_scores"),
+                                                                                dtype=float), fpr=0.001)
+        except (TypeError, ValueError):
+            pass  # scores that are not numbers: the report is refused when read
+    later = [name for name in MEMBERSHIP_ATTACKS if name != "loss"]
+    return {"attacks": [loss], "blind": None,
+            "not_run": [{"name": n, "reason": "not made by the version that wrote this report (schema 5)"}
+                        for n in later]}
 
 
 def _single_p_values(data: dict[str, JsonValue]) -> dict[str, JsonValue]:

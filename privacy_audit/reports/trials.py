@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 from privacy_audit._io import read_json
 from privacy_audit.errors import ReportError, first_problem
 from privacy_audit.reports.text import format_p
-from privacy_audit.scoring.types import ProtocolSummary
+from privacy_audit.scoring.membership import EVIDENCE, label_of
+from privacy_audit.scoring.types import NotRun, ProtocolSummary, Reconstruction
 
 TRIAL_SCHEMA_VERSION = 2
 
@@ -47,6 +48,10 @@ class TrialResult(BaseModel):
     comparison_ngram_scores: tuple[float, ...] | None = None
     # the default gate's chance p-value of the n-gram scorer's report: the gate a data-only audit would apply
     data_only_chance_p_value: float | None = None
+    # each membership attack's score of every candidate, the canary first (`scoring.membership`), and the attacks
+    # the scorer could not make (trial files before these fields have none)
+    attack_scores: dict[str, tuple[float, ...]] | None = None
+    attacks_not_run: tuple[NotRun, ...] = ()
 
     def ranked(self, measure: Literal["ngram", "similarity"]) -> tuple[int, int] | None:
         """The canary's rank among its comparisons by a data-only measure (comparisons at or above it: ties count
@@ -83,6 +88,9 @@ class TrialSummary(BaseModel):
     chance_alpha: float = 0.01
     chance_failures: int | None = None
     data_only_chance_failures: int | None = None
+    # the trials read as a membership test by every attack (canaries against their comparisons, pooled), with the
+    # blind control on the candidates' texts (None where a trial did not record the attacks)
+    membership: Reconstruction | None = None
     pipeline: str
     model: str
     teacher: str | None = None
@@ -138,4 +146,15 @@ def render_trials_markdown(summary: TrialSummary) -> str:
     if summary.chance_failures is not None:
         row(f"trials failing the default gate (alpha = {summary.chance_alpha:g})",
             lambda _, fails: "" if fails is None else str(fails), f"{summary.chance_alpha * s.trials:.2f} (at most)")
+    rc = summary.membership
+    if rc is not None:
+        lines += ["", f"Membership attacks on the same trials ({len(rc.attacks[0].member_scores)} canaries against "
+                      f"{len(rc.attacks[0].non_member_scores)} comparisons, pooled):", "",
+                  "| attack | AUC (95% CI) | TPR at 1% FPR | TPR at 0.1% FPR |", "|---|---|---|---|"]
+        for r in [*rc.attacks, *([rc.blind] if rc.blind is not None else [])]:
+            ci = "" if r.auc_ci is None else f" ({r.auc_ci[0]:.2f} to {r.auc_ci[1]:.2f})"
+            tprs = f"{r.tpr_at_1pct_fpr:.2f} | {r.tpr_at_0_1pct_fpr:.2f}"
+            lines.append(f"| {label_of(r.name)} | {r.auc:.2f}{ci} | {tprs} |")
+        lines += [f"| {label_of(n.name)} | not run: {n.reason} | | |" for n in rc.not_run]
+    lines += ["", f"Evidence: {EVIDENCE}."]
     return "\n".join(lines) + "\n"

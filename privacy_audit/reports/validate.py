@@ -33,9 +33,9 @@ from privacy_audit.scoring.figures import (
     summary_tests,
 )
 from privacy_audit.scoring.leaks import summarise_leaks
+from privacy_audit.scoring.membership import BLIND, BUILT_IN, MEMBERSHIP_ATTACKS, roc_of
 from privacy_audit.scoring.types import CanaryScore
 from privacy_audit.stats.bounds import CONFIDENCE, sampled_lower_table
-from privacy_audit.stats.roc import roc_summary
 
 
 def load_report(path: str | os.PathLike[str]) -> AuditReport:
@@ -304,22 +304,37 @@ def _leaks(report: AuditReport) -> None:
 
 
 def _reconstruction(report: AuditReport) -> None:
+    """Each membership score's ROC figures recomputed from its own scores (the code that made them); the attacks are
+    registered ones, each made or listed as not run once, the loss first, over the same examples."""
     rc = report.reconstruction
     if rc is None:
         return
-    if not rc.member_scores or not rc.non_member_scores:
-        _fail("reconstruction", "needs member and non-member scores")
-    want = roc_summary(member_scores=np.array(rc.member_scores), non_member_scores=np.array(rc.non_member_scores))
-    checks = [("auc", rc.auc, want.auc), ("tpr_at_1pct_fpr", rc.tpr_at_1pct_fpr, want.tpr_at_1pct_fpr)]
-    if rc.tpr_at_0_1pct_fpr is not None:
-        checks.append(("tpr_at_0_1pct_fpr", rc.tpr_at_0_1pct_fpr, want.tpr_at_0_1pct_fpr))
-    for name, got, expected in checks:
-        if not same(got, expected):
-            _fail(f"reconstruction.{name}", f"is {got!r} but its scores give {expected!r}")
-    if rc.auc_ci is not None and (want.auc_ci is None or not all(same(a, b) for a, b in zip(rc.auc_ci, want.auc_ci))):
-        _fail("reconstruction.auc_ci", f"is {rc.auc_ci} but its scores give {want.auc_ci}")
-    if len(rc.fpr) != len(want.fpr) or not all(same(a, b) for a, b in zip(rc.fpr + rc.tpr, want.fpr + want.tpr)):
-        _fail("reconstruction.fpr", "and tpr are not the ROC curve of its scores")
+    names = [a.name for a in rc.attacks] + [n.name for n in rc.not_run]
+    if (rc.attacks[0].name != "loss" or len(set(names)) < len(names) or not set(BUILT_IN) <= set(names)
+            or not set(names) <= set(MEMBERSHIP_ATTACKS)):
+        _fail("reconstruction.attacks", f"are {names}, but each registered attack appears at most once, the loss "
+                                        f"first, and each of {list(BUILT_IN)} is made or listed as not run")
+    scored = [*rc.attacks, *([rc.blind] if rc.blind is not None else [])]
+    if rc.blind is not None and rc.blind.name != BLIND:
+        _fail("reconstruction.blind.name", f"is {rc.blind.name!r}, not {BLIND!r}")
+    sizes = {(len(r.member_scores), len(r.non_member_scores)) for r in scored}
+    if len(sizes) != 1:
+        _fail("reconstruction", "scores different numbers of members or non-members in its attacks")
+    for r in scored:
+        where = f"reconstruction.{r.name}"
+        if not r.member_scores or not r.non_member_scores:
+            _fail(where, "needs member and non-member scores")
+        want = roc_of(r.name, np.array(r.member_scores + r.non_member_scores), len(r.member_scores))
+        for name in ("auc", "tpr_at_1pct_fpr", "tpr_at_0_1pct_fpr"):
+            if not same(getattr(r, name), getattr(want, name)):
+                _fail(f"{where}.{name}", f"is {getattr(r, name)!r} but its scores give {getattr(want, name)!r}")
+        got_ci, want_ci = r.auc_ci, want.auc_ci
+        if (got_ci is None) != (want_ci is None) or (
+            got_ci is not None and want_ci is not None and not all(same(a, b) for a, b in zip(got_ci, want_ci))
+        ):
+            _fail(f"{where}.auc_ci", f"is {r.auc_ci} but its scores give {want.auc_ci}")
+        if len(r.fpr) != len(want.fpr) or not all(same(a, b) for a, b in zip(r.fpr + r.tpr, want.fpr + want.tpr)):
+            _fail(f"{where}.fpr", "and tpr are not the ROC curve of its scores")
 
 
 def _run(report: AuditReport) -> None:

@@ -15,7 +15,7 @@ _EXPORTS = {
     "CanaryScore": "privacy_audit.scoring.types", "ScoringOptions": "privacy_audit.scoring.options",
     "ScoringResult": "privacy_audit.scoring.types", "Summary": "privacy_audit.scoring.types",
     "canary_figure": "privacy_audit.scoring.figures", "summary_test": "privacy_audit.scoring.figures",
-    "score_prompt": "privacy_audit.scoring.score",
+    "score_prompt": "privacy_audit.scoring.score", "membership_attack": "privacy_audit.scoring.membership",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -214,20 +214,42 @@ class LeakReport(BaseModel):
     rows: tuple[LeakRow, ...]
 
 
-class Reconstruction(BaseModel):
-    """Length-normalised log2-likelihoods (bits per token) of members and non-members, and their ROC."""
+class MembershipRoc(BaseModel):
+    """One membership score's ROC, "higher score = member": the private examples (members) against held-out ones,
+    with the AUC's interval and the true-positive rates at 1% and 0.1% false positives (`stats.roc`)."""
 
     model_config = FROZEN
 
+    name: str
     member_scores: tuple[float, ...]
     non_member_scores: tuple[float, ...]
     auc: Probability
     auc_ci: tuple[Probability, Probability] | None
     tpr_at_1pct_fpr: Probability
+    tpr_at_0_1pct_fpr: Probability
     fpr: tuple[Probability, ...]
     tpr: tuple[Probability, ...]
-    # (reports before this field have none)
-    tpr_at_0_1pct_fpr: Probability | None = None
+
+
+class NotRun(BaseModel):
+    """A membership attack a run could not make, and why (the scorer lacks what it needs)."""
+
+    model_config = FROZEN
+
+    name: str
+    reason: str
+
+
+class Reconstruction(BaseModel):
+    """Membership inference on the teacher's private examples against held-out ones: each registered attack's ROC
+    (`scoring.membership`, the loss first), and the blind control's, a classifier that reads only the texts
+    (None where the split is too small to cross-validate). Heuristic evidence, beside the canaries' sound tests."""
+
+    model_config = FROZEN
+
+    attacks: tuple[MembershipRoc, ...] = Field(min_length=1)
+    blind: MembershipRoc | None
+    not_run: tuple[NotRun, ...] = ()
 
 
 class ProtocolSummary(BaseModel):

@@ -131,7 +131,7 @@ def test_models_lists_every_backend_with_what_it_can_do_and_its_options():
         and "  can: generate, score (where a probe shows" in out
         and "-m base_url: str | None = None" in out
     )
-    assert "mock: " in out and "can: generate, score, next_token, greedy, vocabulary" in out
+    assert "mock: " in out and "can: generate, score, next_token, greedy, vocabulary, distributions" in out
     assert "ngram: " in out and "can: score, next_token, greedy, vocabulary (tokens=characters)\n" in out
 
 

@@ -16,8 +16,15 @@ from privacy_audit.gate import Thresholds, apply_gate, load_thresholds
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.reports.compare import compare
 from privacy_audit.scoring.leaks import LeakReport, LeakRow
-from privacy_audit.scoring.reconstruction import Reconstruction
-from privacy_audit.stats.roc import roc_summary
+from privacy_audit.scoring.membership import roc_of
+from privacy_audit.scoring.types import NotRun, Reconstruction
+
+
+def two_by_two() -> Reconstruction:
+    """Membership by the loss alone on two members and two non-members (AUC 0.75), the other attacks not run."""
+    loss = roc_of("loss", np.array([1.0, 2.0, 0.0, 1.5]), 2)
+    return Reconstruction(attacks=(loss,), blind=None, not_run=tuple(
+        NotRun(name=n, reason="hand-made report") for n in ("calibrated", "zlib", "min_k_plus_plus")))
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +44,7 @@ def base():
             for i, d in enumerate([0.0, 0.05, 0.5, 0.9])
         ),
     )
-    roc = roc_summary(member_scores=np.array([1.0, 2.0]), non_member_scores=np.array([0.0, 1.5]))
-    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=roc.auc, auc_ci=roc.auc_ci,
-                           tpr_at_1pct_fpr=roc.tpr_at_1pct_fpr, fpr=roc.fpr, tpr=roc.tpr)
-    return report.model_copy(update={"leaks": leaks, "reconstruction": recon})
+    return report.model_copy(update={"leaks": leaks, "reconstruction": two_by_two()})
 
 
 # The base report copies a canary, so the chance rule fails at the default alpha: these tests look at other rules.
@@ -159,12 +163,11 @@ def test_compare_flags_regressions_beyond_noise(base, tmp_path):
     assert result.regressed
     assert any(c.regression and c.measure.startswith("max exposure") for c in result.changes)
     assert not compare(base, base).regressed
-    roc = roc_summary(member_scores=np.array([1.0, 2.0]), non_member_scores=np.array([0.0, 1.5]))
-    recon = Reconstruction(member_scores=(1.0, 2.0), non_member_scores=(0.0, 1.5), auc=roc.auc, auc_ci=roc.auc_ci,
-                           tpr_at_1pct_fpr=roc.tpr_at_1pct_fpr, fpr=roc.fpr, tpr=roc.tpr)
-    noisy = base.model_copy(update={"reconstruction": recon.model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})})
+    recon = two_by_two()
+    louder = recon.attacks[0].model_copy(update={"auc": 0.95, "auc_ci": (0.6, 1.0)})
+    noisy = base.model_copy(update={"reconstruction": recon.model_copy(update={"attacks": (louder,)})})
     auc = next(c for c in compare(base.model_copy(update={"reconstruction": recon}), noisy, tolerance=0.1).changes
-               if c.measure == "reconstruction AUC")
+               if c.measure == "membership AUC (loss)")
     assert auc.worse and auc.beyond_noise is False and not auc.regression
     save_report(base, tmp_path / "old.json")
     save_report(leakier, tmp_path / "new.json")

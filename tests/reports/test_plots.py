@@ -32,9 +32,11 @@ def test_rank_cdf_roc_utility_and_teacher_plots_show_their_inputs():
     step = ax.lines[0]
     assert list(step.get_xdata()) == [0, 0, 3, 3, 9] and list(step.get_ydata()) == [0, 0.25, 0.5, 0.75, 1.0]
     fpr, tpr = [0.0, 0.5, 1.0], [0.0, 0.75, 1.0]
-    roc = roc_plot(fpr=fpr, tpr=tpr, auc=0.8125).axes[0]
+    roc = roc_plot([("loss", fpr, tpr, 0.8125), ("blind", [0.0, 1.0], [0.0, 1.0], 0.5)]).axes[0]
     assert list(roc.lines[0].get_xdata()) == fpr and list(roc.lines[0].get_ydata()) == tpr
-    assert "AUC = 0.81" in roc.get_legend().get_texts()[0].get_text()
+    assert roc.lines[1].get_linestyle() == "--"  # the blind control dashed
+    legend = [t.get_text() for t in roc.get_legend().get_texts()]
+    assert legend[:2] == ["loss, AUC = 0.81", "blind, AUC = 0.50"]
     utility = privacy_utility_plot(labels=["raw", "zero"], exposure=[13.0, 1.0], accuracy=[0.9, 0.5], max_bits=13.3)
     points = utility.axes[0].collections[0].get_offsets()
     assert np.allclose(points, [[13.0, 0.9], [1.0, 0.5]])

@@ -1,5 +1,5 @@
 """Reports written by earlier releases are read by what their version held: each fixture in data/ is a genuine report
-of schema 1 to 4, written by that release's own `privacy-audit score --model mock` on a prompt that copies two of
+of schema 1 to 5, written by that release's own `privacy-audit score --model mock` on a prompt that copies two of
 three canaries (with and without --include-secrets). No version label can drop a test the report's data supports."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from privacy_audit.cli import main
 from privacy_audit.reports import SCHEMA_VERSION
 
 DATA = Path(__file__).parent / "data"
-VERSIONS = [1, 2, 3, 4]
+VERSIONS = [1, 2, 3, 4, 5]
 
 
 def run(*args: object):
@@ -40,6 +40,19 @@ def test_a_genuine_earlier_report_is_read_gated_rendered_and_compared(version, s
     assert rendered.exit_code == 0, rendered.output
     compared = run("compare", path, DATA / "report-v4.json")
     assert compared.exit_code in (0, 1) and "error" not in compared.output, compared.output
+
+
+def test_a_version_5_reconstruction_is_its_loss_attack_and_the_others_are_said_not_run():
+    """Schema 5 measured membership by the loss alone: read now, that is the first attack, with the same figures, and
+    the attacks it never made are listed as not run (never made up)."""
+    old = json.loads((DATA / "report-v5.json").read_text())["reconstruction"]
+    rc = load_report(DATA / "report-v5.json").reconstruction
+    assert rc is not None and [a.name for a in rc.attacks] == ["loss"] and rc.blind is None
+    assert rc.attacks[0].auc == old["auc"] and rc.attacks[0].member_scores == tuple(old["member_scores"])
+    assert {n.name for n in rc.not_run} == {"calibrated", "zlib", "min_k_plus_plus"}
+    assert all("schema 5" in n.reason for n in rc.not_run)
+    table = render_markdown(load_report(DATA / "report-v5.json"))
+    assert "not made by the version that wrote this report (schema 5)" in table
 
 
 def test_with_secrets_the_verbatim_and_similarity_tests_are_computed_for_an_old_report():
