@@ -5,6 +5,7 @@ Exit codes: 0 success or gate passed, 1 gate failed, 2 bad usage or input, 3 int
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -142,7 +143,7 @@ LOG_EVERY_S = 15.0
 LOG_EVERY_FRACTION = 0.1
 
 
-def progress(label: str, unit: str = "cand") -> Callable[[int, int], None]:
+def progress(label: str, unit: str = "candidates") -> Callable[[int, int], None]:
     """A progress callback on stderr: a tqdm bar on a terminal; in a log, a line with the count, the share, the time
     taken and an estimate of the time left, once a step has run `LOG_QUIET_S` seconds, then every `LOG_EVERY_S`
     seconds or tenth of the work, and when it ends."""
@@ -264,3 +265,23 @@ def scored_line(path: object, report: AuditReport) -> str:
     s = report.summary
     return (f"wrote {path}: max exposure {s.max_exposure_bits:.2f} of {s.max_possible_exposure_bits:.2f} bits, "
             f"{s.planted_in_prompt} of {s.planted_count} planted verbatim")
+
+
+def claim_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--claimed-epsilon` and `--claimed-delta`, the privacy a teacher promises, as one `claim` argument."""
+
+    def fold(**kwargs: Any) -> Any:
+        epsilon, delta = kwargs.pop("claimed_epsilon"), kwargs.pop("claimed_delta")
+        if epsilon is None and delta is not None:
+            raise click.BadParameter("a claimed delta needs --claimed-epsilon", param_hint="--claimed-delta")
+        from privacy_audit.pipelines import PrivacyClaim
+
+        claim = None if epsilon is None else PrivacyClaim(epsilon=epsilon, delta=delta or 0.0)
+        return command(claim=claim, **kwargs)
+
+    fold = functools.update_wrapper(fold, command)
+    fold = click.option("--claimed-delta", type=click.FloatRange(0, 1, max_open=True), default=None,
+                        help="The delta of the teacher's claim (default 0).")(fold)
+    return click.option("--claimed-epsilon", type=click.FloatRange(0, 100, min_open=True), default=None,
+                        help="The epsilon the teacher promises (a vendor's differential-privacy claim, per record): "
+                             "recorded with the prompt, and the gate fails when the canaries certify more.")(fold)

@@ -20,7 +20,9 @@ from privacy_audit.config import AuditConfig
 from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import LanguageModel, ModelSpec
-from privacy_audit.pipelines import Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records
+from privacy_audit.pipelines import (
+    PrivacyClaim, Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records,
+)
 from privacy_audit.reports import (
     AuditReport, GateOutcome, holds_secrets, render_comparison, render_markdown, save_report,
 )
@@ -45,7 +47,7 @@ def teach(
     pipeline: Configured, *, data: str | os.PathLike[str] | None, field: str = "text", label_field: str | None = None,
     out: str | os.PathLike[str], model: LanguageModel | ModelSpec | None = None, seed: int = 0,
     eval_data: str | os.PathLike[str] | None = None, use_cache: bool = True,
-    say: Callable[[str], None] = lambda _msg: None,
+    say: Callable[[str], None] = lambda _msg: None, claim: PrivacyClaim | None = None,
 ) -> TeachingOutput:
     """Run a configured pipeline on (planted) data; write the prompt to `out` and the teaching output beside it.
 
@@ -76,6 +78,8 @@ def teach(
                              else "--eval-data needs a model to play the student (--model)")
         lm = model.load() if isinstance(model, ModelSpec) else model
     output = teach_records(pipeline, records, lm, seed=seed, cache="use" if use_cache else "refresh", say=say)
+    if claim is not None:  # the teacher's promise, as the user states it, travels with the prompt
+        output = output.model_copy(update={"claim": claim})
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=output.labels)})
     with all_or_nothing():

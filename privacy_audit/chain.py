@@ -80,7 +80,7 @@ def run_chain(
         raise InputError("run_chain needs a scorer: pass scorer= (or model= for both roles)")
     planted = plant(canary_set, rows, plant_options)
     teaching = teach(planted, teach_options.pipeline, model=teacher, seed=teach_options.seed,
-                     cache=teach_options.cache, say=say)
+                     cache=teach_options.cache, say=say, claim=teach_options.claim)
     report = score(teaching, scorer, scoring, evals=evals, held_out=held_out, membership=membership,
                    progress=progress, say=say)
     return ChainResult(planted=planted, teaching=Teaching(_with_utility(teaching.output, report), planted,
@@ -143,7 +143,7 @@ def make_report(
         canary_seed=canary_set.seed,
         canary_design=canary_set.design, derived=canary_set.derived, inclusion=canary_set.inclusion,
         prompt_sha256=hashlib.sha256(teaching.prompt.encode("utf-8")).hexdigest(), prompt_chars=len(teaching.prompt),
-        extraction=result.search, tokenization=result.boundary, score_checks=result.checks,
+        extraction=result.search, tokenization=result.boundary, score_checks=result.checks, claim=teaching.claim,
     )
     return AuditReport(
         run=run, canaries=result.canaries, summary=result.summary, statistics=result.statistics,

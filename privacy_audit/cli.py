@@ -14,8 +14,8 @@ import click
 
 from privacy_audit import audit
 from privacy_audit._cli_support import (
-    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, model_option, model_spec, parse_options, progress, say,
-    scored_line, threshold_options, thresholds,
+    EXIT_GATE_FAILED, SEED, AuditGroup, RuleCommand, claim_options, model_option, model_spec, parse_options,
+    progress, say, scored_line, threshold_options, thresholds,
 )
 from privacy_audit.config import load_config
 from privacy_audit.gate import load_thresholds, verdict_lines
@@ -23,7 +23,7 @@ from privacy_audit.models import list_backends
 from privacy_audit.canaries import load_canary_set
 from privacy_audit.canaries.planting import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
-from privacy_audit.pipelines import pipeline_names
+from privacy_audit.pipelines import PrivacyClaim, pipeline_names
 from privacy_audit.reports import render_markdown
 from privacy_audit.reports.text import clean
 from privacy_audit.reports.trials import render_trials_markdown
@@ -203,12 +203,13 @@ def canaries_plant(
 @click.option("--no-cache", is_flag=True, help="Run the pipeline even if a cached teaching output exists.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @model_option
+@claim_options
 @click.option("--seed", default=0, show_default=True, type=SEED)
 def teach(
     pipeline: str, data: str | None, field: str, label_field: str | None, label_map: tuple[str, ...],
     examples: int | None, temperature: float | None, prompt_file: str | None, argv: str | None, timeout: float | None,
     extra: tuple[str, ...], eval_data: str | None, no_cache: bool, out: str, model: str, model_options: tuple[str, ...],
-    seed: int,
+    claim: PrivacyClaim | None, seed: int,
 ) -> None:
     """Run a teaching pipeline with a teacher model (--model); write the prompt to OUT (and OUT.teaching.json)."""
     options = parse_options(extra)
@@ -226,7 +227,7 @@ def teach(
 
     output = run_teach(configure(pipeline, options), data=data, field=field, label_field=label_field, out=out,
                        model=model_spec(model, model_options), seed=seed, eval_data=eval_data,
-                       use_cache=not no_cache, say=say)
+                       use_cache=not no_cache, say=say, claim=claim)
     u = output.utility
     utility = "" if u is None else f"; student accuracy {u.accuracy:.3f} on {u.examples} examples"
     click.echo(f"wrote {out}: {len(output.prompt):,} characters from pipeline '{pipeline}'{utility}")
@@ -286,8 +287,7 @@ def score(
                                           scoring=scoring, progress=progress("scoring"), eval_data=eval_data,
                                           field=field, label_field=label_field, verdict=verdict):
             click.echo(scored_line(path, report))
-        click.echo(f"wrote {os.path.join(out, 'summary.md')} (led by each report's verdict under the default gate; "
-                   "`privacy-audit gate REPORT` decides)")
+        click.echo(f"wrote {os.path.join(out, 'summary.md')} (led by each report's verdict under the default gate)")
         return
     from privacy_audit.audit_runs import score as run_score
 

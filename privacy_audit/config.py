@@ -29,7 +29,7 @@ from privacy_audit._registry import Configured
 from privacy_audit.errors import InputError, first_problem
 from privacy_audit.gate import Thresholds
 from privacy_audit.models import LanguageModel, ModelSpec
-from privacy_audit.pipelines import configure, describe
+from privacy_audit.pipelines import PrivacyClaim, configure, describe
 from privacy_audit.pipelines.teaching import Cache, TeachOptions
 from privacy_audit.scoring.options import ScoringOptions
 
@@ -82,6 +82,8 @@ class PipelineConfig(_Section):
     name: str = "raw"
     options: dict[str, JsonValue] = {}
     seed: Seed = 0
+    # the privacy the teacher promises, as stated (a vendor's (epsilon, delta)); the gate checks the audit against it
+    claim: PrivacyClaim | None = None
     _configured: Configured = PrivateAttr()
 
     @model_validator(mode="after")
@@ -92,7 +94,7 @@ class PipelineConfig(_Section):
 
     def teach_options(self, seed: int | None = None, cache: Cache = "off") -> TeachOptions:
         """The configured pipeline with its seed (`seed`: a trial's own) and the teaching cache's use."""
-        return TeachOptions(self._configured, seed=self.seed if seed is None else seed, cache=cache)
+        return TeachOptions(self._configured, seed=self.seed if seed is None else seed, cache=cache, claim=self.claim)
 
 
 class ModelConfig(_Section):

@@ -20,6 +20,7 @@ from privacy_audit.canaries import generate_canary_set, save_canary_set
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries import PlantOptions
 from privacy_audit.chain import TeachOptions, run_chain
+from privacy_audit.gate import apply_gate
 from privacy_audit.models import LanguageModel, ModelSpec, load_model
 from privacy_audit.pipelines import configure, teaching_path, to_records
 from privacy_audit.reports import AuditReport, holds_secrets, render_comparison, render_markdown, save_report
@@ -87,8 +88,9 @@ def _demo(
         save_report(result.report, out / f"report-{name}.json")
         atomic_write(out / f"report-{name}.md", render_markdown(result.report), private=holds_secrets(result.report))
         reports.append(result.report)
-    markdown = render_comparison(reports)
+    shown = [r.model_copy(update={"gate": apply_gate(r)}) for r in reports]  # the default gate's verdict, shown
+    markdown = render_comparison(shown)
     private = any(holds_secrets(r) for r in reports)
     atomic_write(out / "summary.md", markdown, private=private)
-    atomic_write(out / "summary.html", render_comparison_html(reports), private=private)
+    atomic_write(out / "summary.html", render_comparison_html(shown), private=private)
     return DemoResult(out_dir=out, reports=tuple(reports), markdown=markdown)

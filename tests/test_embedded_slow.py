@@ -77,6 +77,9 @@ def test_demo_shows_the_raw_leak_and_the_null_baseline(tmp_path):
     assert 0.5 < raw["summary"]["mean_exposure_references"] < 2.5
     assert instr["run"]["pipeline"] == "instructions" and len(instr["canaries"]) == 23
     assert "| max exposure, planted (bits) |" in result.output
+    verdict = next(line for line in result.output.splitlines() if line.startswith("| verdict |"))
+    assert verdict.startswith("| verdict | FAIL (1 of ") and "| PASS (" in verdict  # the default gate, each pipeline
+    assert "| membership AUC, blind control" in result.output
     assert (tmp_path / "demo" / "summary.md").is_file()
 
 

@@ -41,7 +41,7 @@ def test_long_work_says_how_far_it_is_in_a_log_file(tmp_path):
                               stdout=subprocess.DEVNULL, stderr=log, timeout=300)
     assert done.returncode == 0
     lines = [x for x in (tmp_path / "log.txt").read_text().splitlines() if x.startswith("scoring: ")]
-    assert len(lines) >= 3 and "of 10,000 cand (" in lines[0] and "so far" in lines[0] and "left" in lines[1]
+    assert len(lines) >= 3 and "of 10,000 candidates (" in lines[0] and "so far" in lines[0] and "left" in lines[1]
     assert "(100%)" in lines[-1] and "left" not in lines[-1]
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from privacy_audit.errors import InputError
 from privacy_audit.gate.registry import RULES, Measurement, Rule, Thresholds, outcome
 from privacy_audit.reports.schema import AuditReport, GateOutcome, RuleOutcome, SkippedRule
+from privacy_audit.reports.text import checks
 from privacy_audit.reports.validate import check_report
 from privacy_audit.scoring.figures import summary_tests
 
 
 def apply_gate(report: AuditReport, thresholds: Thresholds | None = None) -> GateOutcome:
     """Check the report (`check_report`: every number valid and consistent), then the chance rule and every
-    set threshold rule; references never fail it. A rule whose data the report lacks is listed as skipped.
+    set threshold rule (and `max_epsilon` at the teacher's claimed epsilon, where it states one and the rule is not
+    set); references never fail it. A rule whose data the report lacks is listed as skipped.
 
     The gate fails closed: an invalid report, or one with no planted canaries, is an error, not a pass. Without
     thresholds, the chance rule alone runs (as `privacy-audit gate REPORT` with no flags).
@@ -22,6 +24,9 @@ def apply_gate(report: AuditReport, thresholds: Thresholds | None = None) -> Gat
     unknown = sorted(set(thresholds.overrides) - planted)
     if unknown:
         raise InputError(f"gate overrides name canaries not planted in this report: {', '.join(unknown)}")
+    claim = report.run.claim
+    if claim is not None and thresholds.limits.get("max_epsilon") is None:  # the teacher is held to its promise
+        thresholds = thresholds.merged(max_epsilon=claim.epsilon)
     results = [chance_rule(report, alpha=thresholds.alpha), *score_check_rules(report)]
     skipped: list[SkippedRule] = []
     wanted = {name for name in RULES if thresholds.limits.get(name) is not None}
@@ -95,8 +100,8 @@ def verdict_lines(outcome: GateOutcome, name: str) -> list[str]:
     lines = [f"{'ok  ' if r.passed else 'FAIL'} {name} [{r.rule}] {r.message}" for r in outcome.rules]
     failed = list(dict.fromkeys(r.rule for r in outcome.rules if not r.passed))
     if outcome.passed:
-        return [*lines, f"gate passed: {name}, {len(outcome.rules)} checks ({', '.join(_names(outcome))})"]
-    return [*lines, f"gate failed: {name}, {len(outcome.failures)} of {len(outcome.rules)} checks failed "
+        return [*lines, f"gate passed: {name}, {checks(len(outcome.rules))} ({', '.join(_names(outcome))})"]
+    return [*lines, f"gate failed: {name}, {len(outcome.failures)} of {checks(len(outcome.rules))} failed "
                     f"({', '.join(failed)})"]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from privacy_audit.canaries.spaces import is_charset_spec
 from privacy_audit.gate.registry import Measurement, Thresholds, rule
 from privacy_audit.reports.schema import AuditReport
+from privacy_audit.scoring.derived import epsilon_of
 from privacy_audit.scoring.measures import protocol_mean_rank
 from privacy_audit.scoring.membership import strongest
 from privacy_audit.stats.permutation import hypergeometric_tail, none_in_top
@@ -200,3 +201,30 @@ def _max_auc(report: AuditReport, limit: float, thresholds: Thresholds) -> list[
     return [Measurement("report", best.auc, alarm, f" (the {best.name} attack, the largest of {n})")]
 
 
+
+
+def _claim_missing(report: AuditReport) -> str | None:
+    """Why the report's epsilon bound cannot be held against a claim (None when it can)."""
+    claim = report.run.claim
+    if report.run.inclusion == "randomized" and claim is not None and claim.delta > 0:
+        return (f"the claim has delta = {claim.delta:g}, and the randomized-inclusion bound (Steinke, Nasr and "
+                "Jagielski) is computed for delta = 0 only: plant every canary (fixed inclusion) to audit it")
+    return None
+
+
+@rule(
+    "max_epsilon", flag="--max-epsilon", kind=float, low=0, high=100, what="audited epsilon lower bound",
+    help="Fail when the canaries certify an epsilon above this (a teacher's claimed epsilon; a report whose teacher "
+         "states a claim is held to it without this flag).",
+    missing=_claim_missing,
+)
+def _max_epsilon(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
+    # The bound is recomputed at the claim's delta (0 without a claim): a teacher that keeps an (epsilon, delta)
+    # promise makes it exceed epsilon with probability at most 1 - its confidence, whatever its mechanism.
+    claim = report.run.claim
+    delta = claim.delta if claim is not None else 0.0
+    size = report.canaries[0].space_size
+    bound = epsilon_of(report.canaries, space_size=size, inclusion=report.run.inclusion, delta=delta)
+    stated = "" if claim is None else f"; claimed ({claim.epsilon:g}, {claim.delta:g}), {claim.source}"
+    return [Measurement("report", bound.epsilon, 1 - bound.confidence,
+                        f" ({bound.confidence:.0%} {bound.design} bound at delta = {delta:g}{stated})")]

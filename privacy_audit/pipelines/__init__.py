@@ -4,7 +4,7 @@ from privacy_audit.pipelines import builtin as _builtin  # noqa: F401  (register
 from privacy_audit.pipelines import command as _command  # noqa: F401
 from privacy_audit.pipelines import examples as _examples  # noqa: F401
 from privacy_audit.pipelines.base import (
-    Record, RoundArtifact, TeacherArtifact, TeachingOutput, configure, describe, format_example, pipeline,
+    PrivacyClaim, Record, RoundArtifact, TeacherArtifact, TeachingOutput, configure, describe, format_example, pipeline,
     pipeline_names, run_pipeline, teaching_path,
 )
 from privacy_audit.pipelines.builtin import INSTRUCTION_PROMPT
@@ -14,7 +14,7 @@ from privacy_audit.pipelines.teaching import (
 from privacy_audit.pipelines.utility import Utility, student_accuracy
 
 __all__ = [
-    "INSTRUCTION_PROMPT", "Record", "RoundArtifact", "TeachOptions", "TeacherArtifact", "Teaching", "TeachingOutput",
-    "Utility", "configure", "describe", "format_example", "pipeline", "pipeline_names", "run_pipeline",
-    "student_accuracy", "teach", "teach_records", "teaching_path", "to_records", "versions",
+    "INSTRUCTION_PROMPT", "PrivacyClaim", "Record", "RoundArtifact", "TeachOptions", "TeacherArtifact", "Teaching",
+    "TeachingOutput", "Utility", "configure", "describe", "format_example", "pipeline", "pipeline_names",
+    "run_pipeline", "student_accuracy", "teach", "teach_records", "teaching_path", "to_records", "versions",
 ]

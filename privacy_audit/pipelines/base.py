@@ -71,6 +71,18 @@ Artifact = Annotated[
 ]
 
 
+class PrivacyClaim(BaseModel):
+    """A differential-privacy promise for the teaching step, per private record: (epsilon, delta) as the user states
+    it for a black-box teacher (a vendor's promise; `source` "stated"), which the gate checks against the epsilon
+    lower bound the canaries certify."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    epsilon: Annotated[float, Field(gt=0, le=100)]
+    delta: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    source: Literal["stated"] = "stated"
+
+
 class TeachingOutput(BaseModel):
     """The teaching prompt plus what is needed to reproduce it and attribute leaks to teachers.
 
@@ -91,6 +103,7 @@ class TeachingOutput(BaseModel):
     used_records: tuple[int, ...] | None = None
     artifacts: tuple[Artifact, ...] = ()
     utility: Utility | None = None
+    claim: PrivacyClaim | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -20,7 +20,7 @@ from privacy_audit._registry import Configured
 from privacy_audit.canaries import CanarySet, Planted
 from privacy_audit.errors import InputError
 from privacy_audit.models.base import LanguageModel
-from privacy_audit.pipelines.base import Record, TeachingOutput, configure, run_pipeline
+from privacy_audit.pipelines.base import PrivacyClaim, Record, TeachingOutput, configure, run_pipeline
 
 Say = Callable[[str], None]
 Cache = Literal["use", "refresh", "off"]
@@ -39,6 +39,7 @@ class TeachOptions:
     pipeline: Configured
     seed: int = 0
     cache: Cache = "off"
+    claim: PrivacyClaim | None = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +91,14 @@ def to_records(
 
 def teach(
     planted: Planted, pipeline: str | Configured = "raw", *, model: LanguageModel | None = None, seed: int = 0,
-    cache: Cache = "off", say: Say = _quiet, **options: object,
+    cache: Cache = "off", say: Say = _quiet, claim: PrivacyClaim | None = None, **options: object,
 ) -> Teaching:
     """Teach with a pipeline (a name and its options, checked once, or one configured already) on the planted
-    records, through the teaching cache as `cache` says."""
+    records, through the teaching cache as `cache` says; `claim` is the privacy the teacher promises (recorded)."""
     o = planted.options
     records = to_records(planted.rows, field=o.field, label_field=o.label_field, shard_field=o.shard_field)
     output = teach_records(configure(pipeline, options), records, model, seed=seed, cache=cache, say=say)
-    return Teaching(output, planted, tuple(records))
+    return Teaching(output.model_copy(update={"claim": claim}) if claim else output, planted, tuple(records))
 
 
 def teach_records(

@@ -7,10 +7,10 @@ from collections.abc import Callable, Sequence
 
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.reports.schema import AuditReport, GateOutcome
-from privacy_audit.reports.text import clean, format_p
+from privacy_audit.reports.text import checks, clean, format_p
 from privacy_audit.scoring.figures import canary_figures, summary_tests
 from privacy_audit.scoring.measures import extrapolated_beyond_references
-from privacy_audit.scoring.membership import BLIND, EVIDENCE, blind_does_as_well, label_of, strongest
+from privacy_audit.scoring.membership import BLIND, EVIDENCE, blind_verdict, label_of, strongest
 from privacy_audit.scoring.types import CanaryScore, MembershipRoc, Reconstruction
 
 
@@ -85,6 +85,10 @@ def _statistics_rows(report: AuditReport, rows: list[tuple[str, str]]) -> list[t
         eps = st.epsilon
         out.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)",
                     _f(eps.epsilon)))
+    claim = report.run.claim
+    if claim is not None:
+        out.append(("claimed privacy of the teacher", f"epsilon {claim.epsilon:g} at delta = {claim.delta:g} "
+                    f"({claim.source} by the user; the gate's max_epsilon holds the audited bound to it)"))
     fit = st.extrapolation
     out.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
                 f"KS p = {_p(fit.ks_p_value)} ({fit.calibration}){' (poor fit)' if fit.poor_fit else ''}"))
@@ -126,14 +130,15 @@ def membership_rows(rc: Reconstruction) -> list[tuple[str, str]]:
     out.append((f"membership AUC, {label_of(BLIND)}",
                 roc(blind) if blind is not None else "not run: fewer than 2 examples on a side"))
     if blind is not None:
-        best = strongest(rc)
-        low = best.auc_ci[0] if best.auc_ci is not None else best.auc
-        verdict = (
-            f"the blind control does as well (AUC {_f(blind.auc)}, reaching {_f(low)}, the lower end of {best.name}'s "
-            "interval): the split, not the prompt, may separate them" if blind_does_as_well(rc) else
-            f"{best.name} beats it (AUC {_f(best.auc)}, 95% CI {_ci(best.auc_ci)}, against {_f(blind.auc)})"
-        )
-        out.append((f"membership attacks against the blind control ({m} private, {n} held-out examples)", verdict))
+        best, verdict = strongest(rc), blind_verdict(rc)
+        sentence = {
+            "as well": f"the blind control does as well (AUC {_f(blind.auc)} against {best.name}'s {_f(best.auc)}): "
+                       "the texts alone separate the split, not the prompt",
+            "within": f"not told apart at this size: the blind control's AUC {_f(blind.auc)} lies within {best.name}'s "
+                      f"interval ({_ci(best.auc_ci)})",
+            "beaten": f"{best.name} beats it (AUC {_f(best.auc)}, 95% CI {_ci(best.auc_ci)}, against {_f(blind.auc)})",
+        }[verdict or "beaten"]
+        out.append((f"membership attacks against the blind control ({m} private, {n} held-out examples)", sentence))
     return out
 
 
@@ -151,9 +156,9 @@ def verdict_cell(outcome: GateOutcome | None) -> str:
         return "not gated (run privacy-audit gate on the report)"
     names = list(dict.fromkeys(r.rule for r in outcome.rules))
     if outcome.passed:
-        return f"PASS ({len(outcome.rules)} checks: {', '.join(names)})"
+        return f"PASS ({checks(len(outcome.rules))}: {', '.join(names)})"
     failed = list(dict.fromkeys(r.rule for r in outcome.rules if not r.passed))
-    return f"FAIL ({len(outcome.failures)} of {len(outcome.rules)} checks: {', '.join(failed)})"
+    return f"FAIL ({len(outcome.failures)} of {checks(len(outcome.rules))}: {', '.join(failed)})"
 
 
 def canary_columns() -> list[tuple[str, Callable[[CanaryScore], str]]]:

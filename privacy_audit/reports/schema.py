@@ -14,6 +14,7 @@ from pydantic import BaseModel, JsonValue
 
 from privacy_audit._io import write_json
 from privacy_audit.models.base import ModelInfo
+from privacy_audit.pipelines.base import PrivacyClaim
 from privacy_audit.pipelines.utility import Utility
 from privacy_audit.scoring.figures import canary_figures, summary_tests
 from privacy_audit.scoring.membership import MEMBERSHIP_ATTACKS
@@ -53,6 +54,8 @@ class RunSpec(BaseModel):
     extraction: str = "not run"
     tokenization: TokenBoundary | None = None
     score_checks: tuple[ScoreCheck, ...] = ()
+    # the (epsilon, delta) the teacher promises, where one was stated: the gate checks the audited bound against it
+    claim: PrivacyClaim | None = None
 
 
 class RuleOutcome(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 
 import numpy as np
 
+from privacy_audit.errors import InputError
 from privacy_audit.scoring.measures import greedy_extracted, protocol_rank
 from privacy_audit.scoring.types import CanaryScore, PValueRecord, RunMode, Summary
 from privacy_audit.stats.bounds import CONFIDENCE as RANK_CONFIDENCE
@@ -82,14 +83,20 @@ def exposure_intervals(rows: Sequence[CanaryScore], rng: np.random.Generator) ->
     return planted_ci, refs_ci
 
 
-def epsilon_of(rows: Sequence[CanaryScore], *, space_size: int, inclusion: Inclusion) -> EpsilonBound:
-    """The epsilon bound of the design: randomized inclusion when each canary was planted by a coin (from every
-    candidate's score), else the one-run bound on the planted canaries' known ranks (unknown ones count as |S|)."""
+def epsilon_of(
+    rows: Sequence[CanaryScore], *, space_size: int, inclusion: Inclusion, delta: float = 0.0,
+) -> EpsilonBound:
+    """The epsilon bound of the design at `delta`: randomized inclusion when each canary was planted by a coin (from
+    every candidate's score; delta = 0 only), else the one-run bound on the planted canaries' known ranks (unknown
+    ones count as |S|)."""
     if inclusion == "randomized":
+        if delta > 0:
+            raise InputError("the randomized-inclusion bound (Steinke, Nasr and Jagielski) is computed for delta = 0 "
+                             "only")
         return epsilon_randomized_inclusion(scores=np.array([r.logprob_bits for r in rows]),
                                             planted=np.array([r.planted for r in rows]))
     ranks = np.array([space_size if r.guesses is None else r.guesses for r in rows if r.planted])
-    return epsilon_lower_bound(ranks=ranks, space_size=space_size, design="one_run")
+    return epsilon_lower_bound(ranks=ranks, space_size=space_size, design="one_run", delta=delta)
 
 
 def fit_note(fit: SkewnormFit, references: int) -> str:

@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Literal
 
 import numpy as np
 
@@ -198,13 +199,19 @@ def strongest(rc: Reconstruction) -> MembershipRoc:
     return max(rc.attacks, key=lambda a: a.auc)
 
 
-def blind_does_as_well(rc: Reconstruction) -> bool | None:
-    """Whether the blind control separates the split as well as the strongest attack: its AUC reaches that attack's
-    interval (its point where it has none). None without a blind control."""
+BlindVerdict = Literal["as well", "within", "beaten"]
+
+
+def blind_verdict(rc: Reconstruction) -> BlindVerdict | None:
+    """How the strongest attack compares with the blind control: "as well" where the blind AUC reaches the attack's
+    (the texts alone separate the split as well), "within" where it lies inside the attack's interval (too few
+    examples to tell them apart), "beaten" below it. None without a blind control."""
     if rc.blind is None:
         return None
     best = strongest(rc)
-    return rc.blind.auc >= (best.auc_ci[0] if best.auc_ci is not None else best.auc)
+    if rc.blind.auc >= best.auc:
+        return "as well"
+    return "within" if best.auc_ci is not None and rc.blind.auc >= best.auc_ci[0] else "beaten"
 
 
 def label_of(name: str) -> str:

@@ -18,7 +18,7 @@ from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import load_model
 from privacy_audit.pipelines import TeachingOutput
 from privacy_audit.scoring.membership import (
-    MEMBERSHIP_ATTACKS, blind_does_as_well, blind_scores, min_k_plus_plus, reconstruction, roc_of, strongest,
+    MEMBERSHIP_ATTACKS, blind_scores, blind_verdict, min_k_plus_plus, reconstruction, roc_of, strongest,
     zlib_bytes,
 )
 from tests.conftest import at_level
@@ -76,11 +76,11 @@ def test_every_attack_separates_the_examples_a_prompt_copies_and_the_blind_contr
     assert [a.name for a in rc.attacks] == list(MEMBERSHIP_ATTACKS) and rc.not_run == ()
     assert {a.name for a in rc.attacks if a.auc == 1.0} >= {"loss", "calibrated", "min_k_plus_plus"}
     assert strongest(rc).auc == 1.0 and rc.blind is not None and rc.blind.auc < 0.9
-    assert blind_does_as_well(rc) is False  # the attacks beat a classifier that reads only the texts
+    assert blind_verdict(rc) == "beaten"  # the attacks beat a classifier that reads only the texts
     # a split the texts alone give away (every member says WINNER): the blind control does as well as any attack
     marked = [t + " WINNER" for t in members]
     rc = reconstruction(load_model("mock"), "\n".join(members) + "\n", members=marked, non_members=non_members)
-    assert rc.blind is not None and rc.blind.auc > 0.9 and blind_does_as_well(rc) is True
+    assert rc.blind is not None and rc.blind.auc > 0.9 and blind_verdict(rc) in ("as well", "within")
 
 
 def test_zlib_divides_the_loss_by_the_compressed_length():
@@ -193,3 +193,20 @@ def test_a_registered_attack_is_made_rendered_and_checked_like_the_built_ins(tmp
         assert load_report(tmp_path / "r.json") == report
     finally:
         MEMBERSHIP_ATTACKS.pop("length")
+
+
+def test_the_blind_verdict_reads_the_strongest_attacks_interval():
+    from privacy_audit.scoring.types import Reconstruction
+
+    def rc(attack: list[float], blind: list[float]) -> Reconstruction:
+        return Reconstruction(attacks=(roc_of("loss", np.array(attack), 4),),
+                              blind=roc_of("blind", np.array(blind), 4))
+
+    clear = [5.0, 6.0, 7.0, 8.0] + [float(i) / 10 for i in range(40)]  # members above every non-member: AUC 1
+    assert blind_verdict(rc(clear, clear)) == "as well"
+    half = [0.5, 1.5, 2.5, 3.5] + [float(i) / 10 for i in range(40)]
+    assert strongest(rc(clear, half)).auc == 1.0 and blind_verdict(rc(clear, half)) == "within"  # 4 members: wide
+    many = np.r_[np.arange(40) + 100.0, np.arange(40)]
+    mixed = np.r_[np.arange(40), np.arange(40)]
+    wide = Reconstruction(attacks=(roc_of("loss", many, 40),), blind=roc_of("blind", mixed, 40))
+    assert blind_verdict(wide) == "beaten"
