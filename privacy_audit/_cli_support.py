@@ -178,13 +178,12 @@ def _log_progress(label: str, unit: str) -> Callable[[int, int], None]:
         finished = done >= total
         spent = now - first[0]
         due = now - last_time >= LOG_EVERY_S or share - last_share >= LOG_EVERY_FRACTION
-        if not ((spent >= LOG_QUIET_S and (due or finished)) or (finished and shown)):
-            return
-        rate = (done - first[1]) / spent if spent > 0 else 0.0
-        left = "" if finished or rate <= 0 else f", about {_clock((total - done) / rate)} left"
-        click.echo(f"{label}: {done:,} of {total:,} {unit} ({share:.0%}), {_clock(spent)} so far{left}", err=True)
-        last_time, last_share, shown = now, share, True
-        if finished:
+        if (spent >= LOG_QUIET_S and (due or finished)) or (finished and shown):
+            rate = (done - first[1]) / spent if spent > 0 else 0.0
+            left = "" if finished or rate <= 0 else f", about {_clock((total - done) / rate)} left"
+            click.echo(f"{label}: {done:,} of {total:,} {unit} ({share:.0%}), {_clock(spent)} so far{left}", err=True)
+            last_time, last_share, shown = now, share, True
+        if finished:  # the next report under this label starts a new step, however quiet this one was
             first = None
 
     return update

@@ -53,6 +53,25 @@ def test_quick_steps_say_nothing_in_a_log(tmp_path):
     assert result.exit_code == 0 and "scoring: " not in result.stderr
 
 
+def test_each_step_under_one_label_counts_its_own_time(monkeypatch, capsys):
+    """The demo reports two scorings under one label with teaching between them: the second step's time and estimate
+    are its own, even when the first was too quick to be shown."""
+    from privacy_audit import _cli_support
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(_cli_support.time, "monotonic", lambda: clock["now"])
+    update = _cli_support._log_progress("scoring", "candidates")
+    for done, at in ((0, 0.0), (10_000, 2.0)):  # a quick step: nothing shown
+        clock["now"] = at
+        update(done, 10_000)
+    for done, at in ((0, 60.0), (5_000, 70.0), (10_000, 80.0)):  # a minute of teaching, then a 20 s step
+        clock["now"] = at
+        update(done, 10_000)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["scoring: 5,000 of 10,000 candidates (50%), 0:10 so far, about 0:10 left",
+                     "scoring: 10,000 of 10,000 candidates (100%), 0:20 so far"]
+
+
 def test_gate_lines_name_the_report_and_the_rule_and_the_summary_leads_with_verdicts(tmp_path):
     cs = canaries(tmp_path)
     secret = next(c["secret"] for c in json.loads(cs.read_text())["canaries"] if c["planted"])
