@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import at_level
-from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
+from privacy_audit import CanarySet, MockModel, ScoringOptions, generate_canary_set, score_prompt
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.chain import make_report
 from privacy_audit.gate import Thresholds, apply_gate
@@ -185,13 +185,11 @@ def test_a_copied_name_is_certified_at_rank_one():
     assert (copied.rank_lower, copied.rank_upper, copied.exposure_method) == (1, 1, "certified")
 
 
-def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
-    """Seeded simulation: each prompt teaches four codes the model copies, the canaries are drawn after it, and only
-    the search gives their intervals (no references; the budget exhausts the 10^3 space). The gate (alpha 0.1 here)
-    fails no more often than alpha allows; 200 trials see a doubled rate with probability 0.9 (`at_level`)."""
+def clean_prompt_gate_failures(model: MockModel, trials: int) -> int:
+    """How many of `trials` seeded clean prompts fail the gate at alpha 0.1: each prompt teaches four codes the model
+    copies, the canaries are drawn after it, and only the search gives their intervals (certified, no references)."""
     rng = np.random.default_rng(0)
-    model = copier(3)
-    trials, failures = 200, 0
+    failures = 0
     for t in range(trials):
         prompt = "".join(f"Text: The code is {n:03d}.\nClass: spam\n" for n in rng.integers(0, 1000, size=4))
         cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=2, references=0,
@@ -200,7 +198,13 @@ def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
         assert {c.exposure_method for c in result.canaries} == {"certified"}
         teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=t, model=None)
         failures += not apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds(alpha=0.1)).passed
-    assert at_level(failures, trials, 0.1)
+    return failures
+
+
+def test_clean_prompts_fail_the_default_gate_at_most_at_alpha():
+    """Seeded simulation (the budget exhausts the 10^3 space): the gate (alpha 0.1 here) fails no more often than
+    alpha allows; 200 trials see a doubled rate with probability 0.9 (`at_level`)."""
+    assert at_level(clean_prompt_gate_failures(copier(3), 200), 200, 0.1)
 
 
 @pytest.mark.parametrize("name", ["sentencepiece-names", "mock"])
@@ -266,13 +270,18 @@ def test_nested_secrets_are_counted_soundly_at_every_budget(name, template):
     for copied in ("Maximilian", "Johnathan"):
         shown = template.replace("{secret}", copied)
         prompt = f"Text: Hi! {shown}. {shown}\nClass: spam\n"
-        exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
-        ranks = {c.id: c.rank_lower for c in exact.canaries}
-        for budget in (1, 2, 3, 5, 8, 13, 300):
-            result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
-                                                                      extraction=False))
-            for c in result.canaries:
-                assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (budget, c.id, c.rank_lower, c.rank_upper)
+        assert_every_budget_holds_the_exact_rank(model, prompt, cs)
+
+
+def assert_every_budget_holds_the_exact_rank(model: MockModel, prompt: str, cs: CanarySet) -> None:
+    """Each canary's certified interval, at budgets from one token step up, holds its rank from exact scoring."""
+    exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
+    ranks = {c.id: c.rank_lower for c in exact.canaries}
+    for budget in (1, 2, 3, 5, 8, 13, 300):
+        result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
+                                                                  extraction=False))
+        for c in result.canaries:
+            assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (budget, c.id, c.rank_lower, c.rank_upper)
 
 
 @pytest.mark.parametrize("template", ["My name is {secret}", "Hi {secret}.", "Hi {secret} {pin}", "Hi {pin}{secret}"])

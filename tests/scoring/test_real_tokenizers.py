@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 from tests import real_tokenizers
 from tests.conftest import at_level
-from tests.scoring.test_lattice import NESTED
+from tests.scoring.test_lattice import (
+    NESTED, assert_every_budget_holds_the_exact_rank, clean_prompt_gate_failures,
+)
 from privacy_audit import MockModel, ScoringOptions, generate_canary_set, score_prompt
 from privacy_audit.canaries.presets import load_preset
 from privacy_audit.chain import make_report
@@ -85,13 +86,7 @@ def test_nested_names_hold_the_exact_rank_at_every_budget(name):
     model = copier(name, alpha=1e-3)
     cs = generate_canary_set(template="My name is {secret}", space=f"words:{NESTED}", count=40, references=0, seed=5)
     prompt = "Text: Hi! My name is Maximilian. My name is Maximilian\nClass: spam\n"
-    exact = score_prompt(model, prompt, cs, ScoringOptions(mode="exact", extraction=False))
-    ranks = {c.id: c.rank_lower for c in exact.canaries}
-    for budget in (1, 2, 3, 5, 8, 13, 300):
-        result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=budget,
-                                                                  extraction=False))
-        for c in result.canaries:
-            assert c.rank_lower <= ranks[c.id] <= c.rank_upper, (budget, c.id, c.rank_lower, c.rank_upper)
+    assert_every_budget_holds_the_exact_rank(model, prompt, cs)
 
 
 @pytest.mark.slow  # 200 searches over a 128k- and a 50k-token vocabulary: about two minutes
@@ -99,18 +94,7 @@ def test_nested_names_hold_the_exact_rank_at_every_budget(name):
 def test_clean_prompts_fail_the_gate_at_most_at_alpha(name):
     """Seeded simulation: each prompt teaches four codes the model copies, the canaries are drawn after it, and the
     search alone gives their intervals. The gate (alpha 0.1) fails no more often than alpha allows (`at_level`)."""
-    rng = np.random.default_rng(0)
-    model = copier(name)
-    trials, failures = 200, 0
-    for t in range(trials):
-        prompt = "".join(f"Text: The code is {n:03d}.\nClass: spam\n" for n in rng.integers(0, 1000, size=4))
-        cs = generate_canary_set(template="The code is {secret}.", space="digits:3", count=2, references=0,
-                                 seed=int(rng.integers(2**31)))
-        result = score_prompt(model, prompt, cs, ScoringOptions(mode="bounded", search_budget=5000, extraction=False))
-        assert {c.exposure_method for c in result.canaries} == {"certified"}
-        teaching = TeachingOutput(prompt=prompt, pipeline="prompt-file", options={}, seed=t, model=None)
-        failures += not apply_gate(make_report(teaching, cs, result, model=model.info()), Thresholds(alpha=0.1)).passed
-    assert at_level(failures, trials, 0.1)
+    assert at_level(clean_prompt_gate_failures(copier(name), 200), 200, 0.1)
 
 
 def test_digit_groups_prune_the_llama_3_search_without_changing_a_rank(monkeypatch):
