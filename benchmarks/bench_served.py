@@ -42,7 +42,7 @@ def main() -> None:
     local = Llama(model_path=str(gguf_path()), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores\n")
     with llama_server() as url:
-        served = load_model(f"openai:{ALIAS}", base_url=url)
+        served = load_model(f"openai:{ALIAS}", base_url=url, next_tokens="off")
         probe = served.probe()
         print(f"probe: {probe.reason} (third copy {probe.aligned_nats:.2f} nats a token)\n")
         gaps_local, gaps_hf = [], []

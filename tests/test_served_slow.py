@@ -1,5 +1,7 @@
 """End to end with a real OpenAI-compatible server (llama-cpp-python serving the embedded GGUF): a served teacher,
-the embedded scorer, through the CLI and a config."""
+the embedded scorer, through the CLI and a config; the served scorer by echo and by next-token requests (the walk:
+top-k by token text on this server), whose exact ranks equal the echo's and which certify and extract a copied
+canary in a million."""
 
 from __future__ import annotations
 
@@ -118,3 +120,39 @@ def test_a_served_teacher_writes_synthetic_examples_from_emoji_data(server, tmp_
     first = run(*args)
     assert first.exit_code == 0, first.output
     assert (tmp_path / "p.txt").read_text().strip()
+
+
+def plant(tmp_path, space: str, references: int) -> None:
+    made = run("canaries", "generate", "--template", "The secret code is {secret}", "--space", space, "--count", "1",
+               "--references", str(references), "--seed", "3", "--out", tmp_path / "set.json")
+    assert made.exit_code == 0, made.output
+    secret = json.loads((tmp_path / "set.json").read_text())["canaries"][0]["secret"]
+    (tmp_path / "p.txt").write_text(f"Text: your parcel is ready\nClass: ham\nThe secret code is {secret}.\n")
+
+
+def score(tmp_path, server, *extra, out):
+    result = run("score", "--prompt", tmp_path / "p.txt", "--canaries", tmp_path / "set.json", "--model",
+                 f"openai:{ALIAS}", "-m", f"base_url={server}", *extra, "--out", tmp_path / out)
+    assert result.exit_code == 0, result.output
+    return json.loads((tmp_path / out).read_text())
+
+
+def test_exact_ranks_by_next_token_requests_equal_the_echos(server, tmp_path):
+    plant(tmp_path, "digits:1", references=5)
+    walked = score(tmp_path, server, "--exact", out="walk.json")
+    echoed = score(tmp_path, server, "--exact", "-m", "next_tokens=off", out="echo.json")
+    assert walked["run"]["model"]["options"]["next_tokens"] == "top-k"
+    assert echoed["run"]["model"]["options"]["next_tokens"] == "not used (next_tokens=off)"
+    for a, b in zip(walked["canaries"], echoed["canaries"]):
+        assert a["rank"] == b["rank"]
+        assert abs(a["logprob_bits"] - b["logprob_bits"]) <= 0.3 * a["tokens"]  # llama.cpp's batch-size noise
+    assert walked["run"]["score_checks"][0]["passed"]
+
+
+def test_a_copied_canary_in_a_million_is_certified_first_and_extracted_over_http(server, tmp_path):
+    plant(tmp_path, "digits:6", references=10)
+    report = score(tmp_path, server, "--extraction", out="r.json")
+    first = report["canaries"][0]
+    assert (first["rank_lower"], first["rank_upper"], first["exposure_method"]) == (1, 1, "certified")
+    assert first["greedy_extracted"] is True and first["guesses"] == 1
+    assert report["run"]["model"]["options"]["next_token_requests"] < 400

@@ -20,7 +20,7 @@ from privacy_audit.models.context import (
     Context, ContextBackend, Distributions, Greedy, NextTokens, ScoredContinuations, Vocabulary,
 )
 from privacy_audit.models.mock import MockModel
-from privacy_audit.models.served import ServedScorer
+from privacy_audit.models.served_context import ServedScorer
 
 
 def _register_lazy() -> None:
@@ -84,6 +84,7 @@ def capabilities_of(model: type) -> tuple[str, ...]:
     out = ["generate"] if issubclass(model, Generator) else []
     if issubclass(model, ServedScorer):
         out.append("score (where a probe shows aligned prompt log-probabilities)")
+        out.append("next_token, greedy (where the server answers next-token requests that agree with its echo)")
     elif issubclass(model, CachingScorer):
         read = typing.get_type_hints(model._open_context).get("return", object)
         contexts = typing.get_args(read) or (read,)  # one context type, or one per configuration

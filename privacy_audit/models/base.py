@@ -131,11 +131,14 @@ class PrecisionCheck:
 class ScoringPolicy:
     """How a scorer's numbers are used: the most candidates exact scoring should send it (`auto` respects it; None:
     no limit), the largest difference (bits) a canary scored twice may show before the report calls its scores
-    unstable (a served model; None: computed here, deterministically), and the precision check of a lower precision."""
+    unstable (a served model; None: computed here, deterministically), the precision check of a lower precision, and
+    how much more each token of a canary may add to that difference (a served model walked by next-token requests,
+    whose numbers move with how the server batches a token)."""
 
     exact_budget: int | None = None
     stability_tolerance: float | None = None
     precision: PrecisionCheck | None = None
+    stability_per_token: float | None = None
 
 
 class LanguageModel:

@@ -165,6 +165,11 @@ class Context(ABC):
     def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
         """Per-token log2-probabilities of each continuation after the context."""
 
+    def again(self, continuations: Sequence[str]) -> ScoredContinuations:
+        """The same continuations scored anew (a backend that keeps what it was answered asks again): what the
+        stability check compares with the first scores."""
+        return self(continuations)
+
     @property
     def can_search(self) -> bool:
         return isinstance(self.provider, NextTokens)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue, PlainSerializer
@@ -21,7 +22,9 @@ from privacy_audit._registry import register
 from privacy_audit.errors import InputError, ModelError
 from privacy_audit.models.base import Completion, Generator, LanguageModel, ModelInfo, Prompt, ScoringPolicy
 from privacy_audit.models.http import Endpoint, public_url, redact, resolve
-from privacy_audit.models.served import START_TEXTS, Served, ServedScorer
+from privacy_audit.models.served import START_TEXTS, Probe, Served
+from privacy_audit.models.served_context import ServedScorer
+from privacy_audit.models.served_walk import ServedWalk, WalkKind, open_walk
 
 # A URL option: kept whole for the requests, written without credentials wherever the options are recorded.
 PublicURL = Annotated[str, PlainSerializer(public_url, when_used="json")]
@@ -37,7 +40,9 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
 
     def __init__(self, model: str, endpoint: Endpoint, *, prompt_api: Literal["chat", "completions"] = "chat",
                  logprobs: bool = True, served: Served | None = None, start_texts: tuple[str, ...] = START_TEXTS,
-                 policy: ScoringPolicy | None = None, cache: bool = True) -> None:
+                 policy: ScoringPolicy | None = None, cache: bool = True,
+                 next_tokens: WalkKind | Literal["auto", "off"] = "auto", exact_walk_budget: int = 20_000,
+                 next_token_tolerance: float = 0.3) -> None:
         if not model:
             raise ModelError("openai:<model> needs a model name, e.g. openai:gpt-4o-mini")
         self.name = model
@@ -46,16 +51,47 @@ class OpenAIModel(LanguageModel, Generator, ServedScorer):
         self.logprobs = logprobs
         self.served = served or Served(endpoint, model)
         self.start_texts = start_texts
-        self.policy = policy or ScoringPolicy()
+        self._policy = policy or ScoringPolicy()
         self.fingerprints: set[str] = set()
         self.cache = cache
+        self.next_tokens = next_tokens
+        self.exact_walk_budget = exact_walk_budget
+        self.next_token_tolerance = next_token_tolerance
+        self.walk_note = ""
+
+    def probe(self) -> Probe:
+        """The echo probe, then (once, where it passed) the next-token requests the server answers (`served_walk`)."""
+        first = self._probe is None
+        probe = super().probe()
+        if first and probe.ok:
+            if self.next_tokens == "off":
+                self.walk_note = "not used (next_tokens=off)"
+            else:
+                found = open_walk(self.served, self.next_tokens, self.next_token_tolerance)
+                self.walk, self.walk_note = (found, found.kind) if isinstance(found, ServedWalk) else (None, found)
+        return probe
+
+    @property
+    def policy(self) -> ScoringPolicy:  # type: ignore[override]
+        """Its scoring policy; where the server answers next-token requests, `auto` scores exactly up to
+        exact_walk_budget candidates (a request per internal node of the secrets' tree, not per candidate), and each
+        token of a canary asked again may differ by next_token_tolerance (llama.cpp's numbers move with the batch a
+        token is evaluated in)."""
+        if self.probe().ok and self.walk is not None:
+            return replace(self._policy, exact_budget=self.exact_walk_budget,
+                           stability_per_token=self.next_token_tolerance)
+        return self._policy
 
     def info(self) -> ModelInfo:
         probe = self._probe
         options: dict[str, str | int | float | bool | None] = {"prompt_api": self.prompt_api}
         if probe is not None:
             options |= {"score_probe": probe.reason, "start_text": probe.start_text or None,
-                        "requests": self.endpoint.requests, "prompt_tokens_scored": self.served.tokens_sent}
+                        "requests": self.endpoint.requests, "prompt_tokens_scored": self.served.tokens_sent,
+                        "next_tokens": self.walk_note or None}
+        if isinstance(self.walk, ServedWalk):
+            options |= {"next_token_requests": self.walk.requests, "next_token_prompt_tokens": self.walk.sent,
+                        "next_token_tokens_past_common_prefix": self.walk.evaluated}
         return ModelInfo(
             backend=self.backend, name=self.name, endpoint=self.endpoint.public,
             served_model=", ".join(sorted(self.served.served_as)) or None,
@@ -142,6 +178,9 @@ def _openai_backend(
     exact_budget: Annotated[int, Field(ge=1)] = 1_000, prompts_per_request: Annotated[int, Field(ge=1, le=1024)] = 1,
     echo_max_tokens: Annotated[int, Field(ge=0, le=1)] = 1, start_text: str | None = None,
     stability_tolerance: Annotated[float, Field(ge=0)] = 0.01, cache: bool = True, check_model: bool = True,
+    next_tokens: Literal["auto", "off", "vllm", "sglang", "top-k"] = "auto",
+    exact_walk_budget: Annotated[int, Field(ge=1)] = 20_000,
+    next_token_tolerance: Annotated[float, Field(ge=0, le=64)] = 0.3,
 ) -> OpenAIModel:
     """An OpenAI-compatible endpoint (openai:<model>): a teacher, and a scorer where the server proves it can.
 
@@ -151,7 +190,11 @@ def _openai_backend(
     most candidates `auto` scores exactly, prompts per request (1 for llama-cpp-python, more for vLLM),
     max_tokens of an echo request (1; vLLM takes 0), the start token's text (None: the probe tries common
     ones; "" for none), and the largest difference a rescored sample may show (bits); `cache`: keep each completion
-    so a rerun after a failure sends only what is new; `check_model`: refuse a model name the server does not list.
+    so a rerun after a failure sends only what is new; `check_model`: refuse a model name the server does not list;
+    `next_tokens`: how to ask the server for next-token log-probabilities (auto: SGLang's /generate, vLLM's
+    logprob_token_ids, then top-k by token text; off: echo only), the most candidates `auto` then scores exactly,
+    and how far (bits a token) its numbers may differ from the echo's or from themselves asked again (llama.cpp:
+    up to 0.23 measured).
     """
     url, key = resolve(base_url, api_key_env)
     endpoint = Endpoint(url, key, key_from=api_key_env or ("OPENAI_API_KEY" if key else None), timeout=timeout,
@@ -161,5 +204,6 @@ def _openai_backend(
     starts = START_TEXTS if start_text is None else ((start_text,) if start_text else ())
     policy = ScoringPolicy(exact_budget=exact_budget, stability_tolerance=stability_tolerance)
     return OpenAIModel(model, endpoint, prompt_api=prompt_api, logprobs=logprobs, served=served, start_texts=starts,
-                       policy=policy, cache=cache)
+                       policy=policy, cache=cache, next_tokens=next_tokens, exact_walk_budget=exact_walk_budget,
+                       next_token_tolerance=next_token_tolerance)
 

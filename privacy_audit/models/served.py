@@ -1,5 +1,6 @@
-"""Scoring with a served model: prompt log-probabilities over HTTP (`/v1/completions` with `echo` and `logprobs`),
-trusted only after a probe shows they are there and aligned with the prompt's tokens.
+"""One served model's endpoint as a scorer: prompt log-probabilities over HTTP (`/v1/completions` with `echo` and
+`logprobs`), trusted only after a probe shows they are there and aligned with the prompt's tokens, and the server's
+own tokenize and detokenize endpoints. The scorer and the prompt it reads are `served_context`.
 
 The server tokenizes each whole text (teaching prompt + separator + candidate) itself, so its tokens are the
 canonical ones; on a sample of every batch their count is checked against the server's own tokenize endpoint.
@@ -21,8 +22,6 @@ from typing import Any
 import numpy as np
 
 from privacy_audit.errors import ModelError
-from privacy_audit.models.base import Scorer
-from privacy_audit.models.context import BoundaryCheck, Context, ScoredContinuations, Tokens, check_sample
 from privacy_audit.models.http import Endpoint, Unreachable
 
 PROBE_TEXT = " ".join(["violet 3971 quarry mellow 5824 tundra ribbon 0617 cobalt"] * 3) + "."
@@ -175,7 +174,12 @@ class Served:
         return out
 
     def count_tokens(self, text: str) -> int | None:
-        """How many tokens the server's own tokenize endpoint makes of `text` (vLLM and SGLang `/tokenize`,
+        """How many tokens the server's own tokenize endpoint makes of `text`; None where it has none."""
+        ids = self.token_ids(text)
+        return None if ids is None else len(ids)
+
+    def token_ids(self, text: str) -> list[int] | None:
+        """The token ids the server's own tokenize endpoint makes of `text` (vLLM and SGLang `/tokenize`,
         llama-cpp-python `/extras/tokenize`); None where it has neither."""
         root = self.endpoint.url.removesuffix("/v1")
         bodies = {
@@ -194,9 +198,31 @@ class Served:
             tokens = data.get("tokens")
             if isinstance(tokens, list):
                 self._tokenize = path
-                return len(tokens)
+                if not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+                    raise ModelError(f"{self.endpoint.public}{path} answered tokens that are not ids")
+                return [int(t) for t in tokens]
         self._tokenize = ""
         return None
+
+    @property
+    def tokenize_path(self) -> str | None:
+        """The tokenize endpoint found (None: not asked yet; "": the server has none)."""
+        return self._tokenize
+
+    def detokenize(self, ids: list[int]) -> str | None:
+        """The text of token ids by the server's detokenize endpoint (at the tokenize endpoint's place: vLLM's answers
+        `prompt`, SGLang's and llama-cpp-python's `text`); None where it has none."""
+        if self._tokenize is None:
+            self.token_ids("a")
+        if not self._tokenize:
+            return None
+        path = {"/tokenize": "/detokenize", "/extras/tokenize": "/extras/detokenize"}[self._tokenize]
+        root = self.endpoint.url.removesuffix("/v1")
+        data = self.endpoint.post(f"{root}{path}", {"model": self.model, "tokens": ids})
+        text = data.get("text", data.get("prompt"))
+        if not isinstance(text, str):
+            raise ModelError(f"{self.endpoint.public}{path} answered without the text")
+        return text
 
     def probe(self, start_texts: Sequence[str]) -> Probe:
         """Score PROBE_TEXT plainly, then after each start text, until its log-probabilities are there and aligned."""
@@ -229,88 +255,3 @@ class Served:
         return Probe(
             False, "its prompt log-probabilities are not aligned with the prompt's tokens: " + "; ".join(reasons)
         )
-
-
-class ServedContext(Context):
-    """A teaching prompt scored over HTTP: every continuation sent with the whole prompt, the server's tokens
-    canonical by construction, their count checked against its tokenize endpoint on a sample of every batch."""
-
-    def __init__(self, served: Served, context: str, *, owner: str) -> None:
-        boundary = BoundaryCheck(head_tokens=0, tail=context, rule="the server tokenizes prompt + candidate at once")
-        super().__init__(context, owner=owner, boundary=boundary)
-        self.served = served
-
-    @property
-    def provider(self) -> object:
-        return self.served
-
-    def tokenize(self, continuations: Sequence[str]) -> Tokens:
-        raise ModelError(f"{self.owner} gives no token paths after a prompt (it scores whole texts)")
-
-    def check(self, continuations: Sequence[str]) -> None:
-        """The server's echoed tokens against its tokenize endpoint, for a few of these continuations."""
-        sample = check_sample(list(continuations))
-        self._check(sample, self.served.echo([self.context + c for c in sample]))
-
-    def _check(self, continuations: Sequence[str], echoes: Sequence[Echo]) -> None:
-        for cont, echo in zip(continuations, echoes):
-            expected = self.served.count_tokens(self.served.start_text + self.context + cont)
-            if expected is None:
-                return
-            self.boundary.checked += 1
-            if expected - len(echo.tokens) not in (0, 1):  # 1: a start token the echo does not show
-                self.boundary.mismatched += 1
-                raise ModelError(f"{self.owner} echoed {len(echo.tokens)} tokens of a text its tokenize endpoint makes "
-                                 f"{expected} of; its scores cannot be trusted")
-
-    def __call__(self, continuations: Sequence[str]) -> ScoredContinuations:
-        continuations = self._nonempty(continuations)
-        echoes = self.served.echo([self.context + c for c in continuations])
-        sample = check_sample(range(len(continuations)))
-        self._check([continuations[i] for i in sample], [echoes[i] for i in sample])
-        n = len(self.context)
-        logprobs: list[float] = []
-        ends: list[int] = []
-        sizes = []
-        for echo in echoes:
-            own = [(v, end - n) for v, end in zip(echo.logprobs, echo.ends) if end > n]
-            if any(v is None for v, _ in own):
-                raise ModelError(
-                    f"{self.owner} gives the first token of a text no log-probability; score after a prompt"
-                )
-            logprobs += [float(v) / math.log(2) for v, _ in own if v is not None]  # natural logs to bits
-            ends += [e for _, e in own]
-            sizes.append(len(own))
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        return ScoredContinuations(np.array(logprobs, dtype=np.float64), np.array(ends, dtype=np.int64), offsets)
-
-
-class ServedScorer(Scorer):
-    """A scorer behind an HTTP endpoint (`served`), trusted only after the probe passes, run the first time it is
-    asked; `start_texts` are the start-token texts the probe may try."""
-
-    served: Served
-    start_texts: tuple[str, ...] = START_TEXTS
-    _probe: Probe | None = None
-    _token_ids: dict[str, int]
-
-    def probe(self) -> Probe:
-        """The served scoring probe, run once: are prompt log-probabilities there and aligned?"""
-        if self._probe is None:
-            self._probe = self.served.probe(self.start_texts)
-        return self._probe
-
-    def refusal(self) -> str | None:
-        probe = self.probe()
-        return None if probe.ok else f"at {self.served.endpoint.public}: {probe.reason}"
-
-    def _read(self, context: str, owner: str) -> Context:
-        return ServedContext(self.served, context, owner=f"{owner} at {self.served.endpoint.public}")
-
-    def tokenize(self, texts: Sequence[str]) -> list[tuple[list[int], list[int]]]:
-        """The server's tokens of each text (as it echoes them; ids numbered by token text) and their ends."""
-        if not hasattr(self, "_token_ids"):
-            self._token_ids = {}
-        echoes = self.served.echo(list(texts))
-        return [([self._token_ids.setdefault(t, len(self._token_ids)) for t in e.tokens], list(e.ends))
-                for e in echoes]

@@ -102,11 +102,15 @@ def score_checks(
     checks = []
     policy = model.policy
     if policy.stability_tolerance is not None:
-        again = context(list(reversed(texts))).totals(prefix)[::-1]
+        again = context.again(list(reversed(texts))).totals(prefix)[::-1]
         worst = np.maximum(np.abs(again - first.totals(prefix)), np.abs(again - np.asarray(ranked)))
-        checks.append(_compared("stability", worst, np.zeros_like(worst), policy.stability_tolerance,
+        tolerance, per_token = policy.stability_tolerance, ""
+        if policy.stability_per_token is not None:
+            tolerance += policy.stability_per_token * int(np.max(first.token_counts(prefix)))
+            per_token = f" (with {policy.stability_per_token:g} bits a token: next-token requests)"
+        checks.append(_compared("stability", worst, np.zeros_like(worst), tolerance,
                                 "each canary scored again, in reverse order and another batch, against its first "
-                                "score and the score its rank came from", "the scores are unstable"))
+                                f"score and the score its rank came from{per_token}", "the scores are unstable"))
     if policy.precision is not None:
         again = policy.precision.reference.open_context(read)(texts).totals(prefix)
         checks.append(_compared("precision", again, first.totals(prefix), policy.precision.tolerance,

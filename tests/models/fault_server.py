@@ -88,18 +88,26 @@ def serve(
         def log_message(self, *_args: Any) -> None:
             return None
 
+    with threaded(Handler) as url:
+        yield url, seen
+
+
+@contextmanager
+def threaded(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` serving on 127.0.0.1 (a free port) in a thread: its base URL (.../v1) until the block ends."""
+
     class Server(ThreadingHTTPServer):
         block_on_close = False  # a handler still dripping to a client that gave up does not hold the test
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             return None  # a client that gives up on a dripping answer is what the faults are for
 
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
     finally:
         server.shutdown()
         server.server_close()
