@@ -21,7 +21,7 @@ from privacy_audit.errors import InputError
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.models import LanguageModel, ModelSpec
 from privacy_audit.pipelines import (
-    PrivacyClaim, Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records,
+    PrivacyClaim, Record, TeachingOutput, student_accuracy, teach_records, teaching_path, to_records, with_claim,
 )
 from privacy_audit.reports import (
     AuditReport, GateOutcome, holds_secrets, render_comparison, render_markdown, save_report,
@@ -78,8 +78,7 @@ def teach(
                              else "--eval-data needs a model to play the student (--model)")
         lm = model.load() if isinstance(model, ModelSpec) else model
     output = teach_records(pipeline, records, lm, seed=seed, cache="use" if use_cache else "refresh", say=say)
-    if claim is not None:  # the teacher's promise, as the user states it, travels with the prompt
-        output = output.model_copy(update={"claim": claim})
+    output = with_claim(output, claim)  # the teacher's promise, as the user states it, travels with the prompt
     if evals is not None and lm is not None:
         output = output.model_copy(update={"utility": student_accuracy(lm, output.prompt, evals, labels=output.labels)})
     with all_or_nothing():

@@ -12,8 +12,9 @@ from privacy_audit.scoring.figures import summary_tests
 
 def apply_gate(report: AuditReport, thresholds: Thresholds | None = None) -> GateOutcome:
     """Check the report (`check_report`: every number valid and consistent), then the chance rule and every
-    set threshold rule (and `max_epsilon` at the teacher's claimed epsilon, where it states one and the rule is not
-    set); references never fail it. A rule whose data the report lacks is listed as skipped.
+    set threshold rule (and `max_epsilon` at the teacher's claimed epsilon, `max_mu` at its claimed mu, where it
+    states one and the rule is not set); references never fail it. A rule whose data the report lacks is listed as
+    skipped.
 
     The gate fails closed: an invalid report, or one with no planted canaries, is an error, not a pass. Without
     thresholds, the chance rule alone runs (as `privacy-audit gate REPORT` with no flags).
@@ -27,6 +28,8 @@ def apply_gate(report: AuditReport, thresholds: Thresholds | None = None) -> Gat
     claim = report.run.claim
     if claim is not None and thresholds.limits.get("max_epsilon") is None:  # the teacher is held to its promise
         thresholds = thresholds.merged(max_epsilon=claim.epsilon)
+    if claim is not None and claim.mu is not None and thresholds.limits.get("max_mu") is None:  # like with like
+        thresholds = thresholds.merged(max_mu=claim.mu)
     results = [chance_rule(report, alpha=thresholds.alpha), *score_check_rules(report)]
     skipped: list[SkippedRule] = []
     wanted = {name for name in RULES if thresholds.limits.get(name) is not None}

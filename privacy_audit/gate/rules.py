@@ -9,7 +9,7 @@ from typing import Any
 from privacy_audit.canaries.spaces import is_charset_spec
 from privacy_audit.gate.registry import Measurement, Thresholds, rule
 from privacy_audit.reports.schema import AuditReport
-from privacy_audit.scoring.derived import epsilon_of
+from privacy_audit.scoring.derived import epsilon_of, gdp_of
 from privacy_audit.scoring.measures import protocol_mean_rank
 from privacy_audit.scoring.membership import strongest
 from privacy_audit.stats.permutation import hypergeometric_tail, none_in_top
@@ -201,22 +201,10 @@ def _max_auc(report: AuditReport, limit: float, thresholds: Thresholds) -> list[
     return [Measurement("report", best.auc, alarm, f" (the {best.name} attack, the largest of {n})")]
 
 
-
-
-def _claim_missing(report: AuditReport) -> str | None:
-    """Why the report's epsilon bound cannot be held against a claim (None when it can)."""
-    claim = report.run.claim
-    if report.run.inclusion == "randomized" and claim is not None and claim.delta > 0:
-        return (f"the claim has delta = {claim.delta:g}, and the randomized-inclusion bound (Steinke, Nasr and "
-                "Jagielski) is computed for delta = 0 only: plant every canary (fixed inclusion) to audit it")
-    return None
-
-
 @rule(
     "max_epsilon", flag="--max-epsilon", kind=float, low=0, high=100, what="audited epsilon lower bound",
     help="Fail when the canaries certify an epsilon above this (a teacher's claimed epsilon; a report whose teacher "
          "states a claim is held to it without this flag).",
-    missing=_claim_missing,
 )
 def _max_epsilon(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
     # The bound is recomputed at the claim's delta (0 without a claim): a teacher that keeps an (epsilon, delta)
@@ -228,3 +216,22 @@ def _max_epsilon(report: AuditReport, limit: float, thresholds: Thresholds) -> l
     stated = "" if claim is None else f"; claimed ({claim.epsilon:g}, {claim.delta:g}), {claim.source}"
     return [Measurement("report", bound.epsilon, 1 - bound.confidence,
                         f" ({bound.confidence:.0%} {bound.design} bound at delta = {delta:g}{stated})")]
+
+
+@rule(
+    "max_mu", flag="--max-mu", kind=float, low=0, high=64, what="audited mu lower bound (f-DP, Gaussian)",
+    help="Fail when canaries planted by coins reject mu-GDP above this (a claim in Gaussian DP: an accounted "
+         "Gaussian pipeline's mu holds a report to it without this flag).",
+    missing=lambda r: None if r.run.inclusion == "randomized" else (
+        "the f-DP bound needs canaries planted by coins (canaries generate --randomized-inclusion)"),
+)
+def _max_mu(report: AuditReport, limit: float, thresholds: Thresholds) -> list[Measurement]:
+    # mu against mu: the bound holds for any mechanism, so a teacher that keeps a mu-GDP promise makes it exceed mu
+    # with probability at most 1 - its confidence; its epsilon reading would assume a Gaussian mechanism.
+    bound = gdp_of(report.canaries, inclusion=report.run.inclusion)
+    if bound is None:
+        return []
+    claim = report.run.claim
+    stated = "" if claim is None or claim.mu is None else f"; claimed mu {claim.mu:.4g}, {claim.source}"
+    return [Measurement("report", bound.mu, 1 - bound.confidence,
+                        f" ({bound.confidence:.0%} f-DP bound, Mahloujifar et al.{stated})")]

@@ -73,14 +73,28 @@ Artifact = Annotated[
 
 class PrivacyClaim(BaseModel):
     """A differential-privacy promise for the teaching step, per private record: (epsilon, delta) as the user states
-    it for a black-box teacher (a vendor's promise; `source` "stated"), which the gate checks against the epsilon
-    lower bound the canaries certify."""
+    it for a black-box teacher (a vendor's promise; `source` "stated"), or as a private pipeline accounts it
+    (`source` "accounted": its mechanism, noise multiplier, accountant and the ledger of composed events, and its mu
+    where the mechanism is Gaussian), which the gate checks against the lower bounds the canaries certify: epsilon
+    against epsilon, mu against mu."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     epsilon: Annotated[float, Field(gt=0, le=100)]
     delta: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    source: Literal["stated"] = "stated"
+    source: Literal["stated", "accounted"] = "stated"
+    mechanism: str | None = None
+    noise_multiplier: Annotated[float, Field(gt=0)] | None = None
+    accountant: str | None = None
+    ledger: str | None = None
+    mu: Annotated[float, Field(gt=0)] | None = None  # the claim in Gaussian DP (mu-GDP), for a Gaussian mechanism
+
+    @model_validator(mode="after")
+    def _accounted_says_how(self) -> PrivacyClaim:
+        if self.source == "accounted" and not (self.mechanism and self.noise_multiplier and self.accountant
+                                               and self.ledger):
+            raise ValueError("an accounted claim names its mechanism, noise multiplier, accountant and ledger")
+        return self
 
 
 class TeachingOutput(BaseModel):

@@ -35,7 +35,7 @@ def _first_example(text: str) -> str:
     return text.split("\n\n", 1)[0].strip()
 
 
-def _shards(records: Sequence[Record], teachers: int, reserve: int, rng: np.random.Generator) -> list[list[int]]:
+def shards_of(records: Sequence[Record], teachers: int, reserve: int, rng: np.random.Generator) -> list[list[int]]:
     """Each teacher's record indices: the teachers planting assigned, else a seeded random split."""
     if len(records) < teachers * (1 + reserve):
         raise InputError(
@@ -149,7 +149,7 @@ def examples(
         )
     reserve = held_out if aggregator == "voting" else 0
     rng = np.random.default_rng(seed)
-    shards = _shards(records, teachers, reserve, rng)
+    shards = shards_of(records, teachers, reserve, rng)
     votes_from, gen_from = [s[:reserve] for s in shards], [s[reserve:] for s in shards]
     plans = [_plan(gen_from, n_gen, rng) for _ in range(n)]
     fewshots, completions = _generate_rounds(

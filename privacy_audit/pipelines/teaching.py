@@ -98,7 +98,19 @@ def teach(
     o = planted.options
     records = to_records(planted.rows, field=o.field, label_field=o.label_field, shard_field=o.shard_field)
     output = teach_records(configure(pipeline, options), records, model, seed=seed, cache=cache, say=say)
-    return Teaching(output.model_copy(update={"claim": claim}) if claim else output, planted, tuple(records))
+    return Teaching(with_claim(output, claim), planted, tuple(records))
+
+
+def with_claim(output: TeachingOutput, claim: PrivacyClaim | None) -> TeachingOutput:
+    """The teaching output with the privacy its teacher promises, as the user states it (None: as it is); a pipeline
+    that accounts its own claim is not given a second one."""
+    if claim is None:
+        return output
+    if output.claim is not None:
+        raise InputError(f"pipeline {output.pipeline!r} accounts its own privacy claim (epsilon "
+                         f"{output.claim.epsilon:.3g}); drop --claimed-epsilon (a stated claim is for black-box "
+                         "teachers)")
+    return output.model_copy(update={"claim": claim})
 
 
 def teach_records(

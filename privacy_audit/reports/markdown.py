@@ -85,10 +85,19 @@ def _statistics_rows(report: AuditReport, rows: list[tuple[str, str]]) -> list[t
         eps = st.epsilon
         out.append((f"empirical epsilon lower bound ({eps.confidence:.0%}, delta = {eps.delta:g}, {eps.design} bound)",
                     _f(eps.epsilon)))
+    if st.gdp is not None:
+        g = st.gdp
+        out.append((f"f-DP (Gaussian) mu lower bound ({g.confidence:.0%}, randomized inclusion)",
+                    f"{_f(g.mu)} (read as a Gaussian mechanism's epsilon at delta = {g.delta:g}: "
+                    f"{_f(g.epsilon_if_gaussian)}; for other mechanisms mu alone is a bound)"))
     claim = report.run.claim
     if claim is not None:
-        out.append(("claimed privacy of the teacher", f"epsilon {claim.epsilon:g} at delta = {claim.delta:g} "
-                    f"({claim.source} by the user; the gate's max_epsilon holds the audited bound to it)"))
+        how = ("stated by the user" if claim.source == "stated" else
+               f"accounted by the pipeline: {claim.mechanism}, noise multiplier {claim.noise_multiplier:.4g}, "
+               f"{claim.accountant}, {claim.ledger}")
+        mu = "" if claim.mu is None else f", mu {claim.mu:.4g} (Gaussian DP)"
+        out.append(("claimed privacy of the teacher", f"epsilon {claim.epsilon:.4g} at delta = {claim.delta:g}{mu} "
+                    f"({how}; the gate's max_epsilon and max_mu hold the audited bounds to it)"))
     fit = st.extrapolation
     out.append(("extrapolated exposure fit (skew-normal)", "not computed" if fit is None else
                 f"KS p = {_p(fit.ks_p_value)} ({fit.calibration}){' (poor fit)' if fit.poor_fit else ''}"))

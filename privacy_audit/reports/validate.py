@@ -26,7 +26,7 @@ from privacy_audit.canaries.spaces import known_size
 from privacy_audit.errors import ReportError, first_problem
 from privacy_audit.reports.schema import SCHEMA_VERSION, AuditReport, migrate
 from privacy_audit.scoring.derived import (
-    INTERVAL_METHOD, epsilon_of, exposure_intervals, row_exposure, summarise,
+    INTERVAL_METHOD, epsilon_of, exposure_intervals, gdp_of, row_exposure, summarise,
 )
 from privacy_audit.scoring.figures import (
     CanaryFigure, Design, Evidence, Value, canary_figures, check_figures, check_test, compute_tests, same,
@@ -108,7 +108,8 @@ def complete(report: AuditReport) -> AuditReport:
         stats = stats.model_copy(update={
             "mean_exposure_planted_ci": intervals[0], "mean_exposure_references_ci": intervals[1],
             "interval_method": INTERVAL_METHOD, "epsilon": epsilon_of(rows, space_size=size,
-                                                                       inclusion=report.run.inclusion)})
+                                                                       inclusion=report.run.inclusion),
+            "gdp": gdp_of(rows, inclusion=report.run.inclusion)})
     summary = summarise(rows, mode=report.run.mode, space_size=size, secrets_in_prompt=evidence.secrets_in_prompt,
                         p_values=compute_tests(evidence, rng))
     return report.model_copy(update={"canaries": tuple(rows), "summary": summary, "statistics": stats})
@@ -273,6 +274,14 @@ def _statistics(report: AuditReport) -> None:
             if not _equal(getattr(st.epsilon, f.name), getattr(want_eps, f.name)):
                 _fail(f"statistics.epsilon.{f.name}", f"is {getattr(st.epsilon, f.name)!r} but the canaries' ranks "
                                                       f"give {getattr(want_eps, f.name)!r}")
+    want_gdp = gdp_of(rows, inclusion=report.run.inclusion) if st.gdp is not None else None
+    if st.gdp is not None and want_gdp is None:
+        _fail("statistics.gdp", "is there without randomized inclusion")
+    if st.gdp is not None and want_gdp is not None:
+        for f in fields(want_gdp):
+            if not _equal(getattr(st.gdp, f.name), getattr(want_gdp, f.name)):
+                _fail(f"statistics.gdp.{f.name}", f"is {getattr(st.gdp, f.name)!r} but the canaries' scores give "
+                                                  f"{getattr(want_gdp, f.name)!r}")
     refs = sum(not c.planted for c in rows)
     table = (sampled_lower_table(sample=refs, population=size - (len(rows) - refs), space_size=size,
                                  confidence=CONFIDENCE) if report.run.mode != "exact" and refs else None)

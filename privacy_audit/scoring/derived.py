@@ -11,11 +11,11 @@ from typing import Literal
 
 import numpy as np
 
-from privacy_audit.errors import InputError
 from privacy_audit.scoring.measures import greedy_extracted, protocol_rank
 from privacy_audit.scoring.types import CanaryScore, PValueRecord, RunMode, Summary
 from privacy_audit.stats.bounds import CONFIDENCE as RANK_CONFIDENCE
 from privacy_audit.stats.epsilon import EpsilonBound, epsilon_lower_bound, epsilon_randomized_inclusion
+from privacy_audit.stats.fdp import GdpBound, gdp_randomized_inclusion
 from privacy_audit.stats.exposure import null_mean_exposure
 from privacy_audit.stats.fit import SkewnormFit
 from privacy_audit.stats.intervals import betting_mean_ci
@@ -83,18 +83,28 @@ def exposure_intervals(rows: Sequence[CanaryScore], rng: np.random.Generator) ->
     return planted_ci, refs_ci
 
 
+# The delta at which a report reads its mu bound as the epsilon of a Gaussian mechanism (the gate: at a claim's).
+GDP_DELTA = 1e-5
+
+
+def gdp_of(rows: Sequence[CanaryScore], *, inclusion: Inclusion, delta: float = GDP_DELTA) -> GdpBound | None:
+    """The f-DP (Gaussian) mu bound where each canary was planted by a coin (from every candidate's score), read as
+    epsilon at `delta` for a Gaussian mechanism; None for other designs."""
+    if inclusion != "randomized":
+        return None
+    return gdp_randomized_inclusion(scores=np.array([r.logprob_bits for r in rows]),
+                                    planted=np.array([r.planted for r in rows]), delta=delta)
+
+
 def epsilon_of(
     rows: Sequence[CanaryScore], *, space_size: int, inclusion: Inclusion, delta: float = 0.0,
 ) -> EpsilonBound:
     """The epsilon bound of the design at `delta`: randomized inclusion when each canary was planted by a coin (from
-    every candidate's score; delta = 0 only), else the one-run bound on the planted canaries' known ranks (unknown
-    ones count as |S|)."""
+    every candidate's score), else the one-run bound on the planted canaries' known ranks (unknown ones count as
+    |S|)."""
     if inclusion == "randomized":
-        if delta > 0:
-            raise InputError("the randomized-inclusion bound (Steinke, Nasr and Jagielski) is computed for delta = 0 "
-                             "only")
         return epsilon_randomized_inclusion(scores=np.array([r.logprob_bits for r in rows]),
-                                            planted=np.array([r.planted for r in rows]))
+                                            planted=np.array([r.planted for r in rows]), delta=delta)
     ranks = np.array([space_size if r.guesses is None else r.guesses for r in rows if r.planted])
     return epsilon_lower_bound(ranks=ranks, space_size=space_size, design="one_run", delta=delta)
 

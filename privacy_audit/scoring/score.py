@@ -18,7 +18,7 @@ from privacy_audit.canaries import CanarySet
 from privacy_audit.models.base import LanguageModel
 from privacy_audit.models.context import Context, ScoredContinuations
 from privacy_audit.scoring.derived import (
-    INTERVAL_METHOD, epsilon_of, exposure_intervals, fit_note, row_exposure, summarise,
+    INTERVAL_METHOD, epsilon_of, exposure_intervals, fit_note, gdp_of, row_exposure, summarise,
 )
 from privacy_audit.scoring.figures import Design, Evidence, Measuring, compute_figures, compute_tests
 from privacy_audit.scoring.options import DEFAULT_SCORING, ScoringOptions
@@ -75,6 +75,7 @@ def score_prompt(
     statistics = Statistics(
         mean_exposure_planted_ci=intervals[0], mean_exposure_references_ci=intervals[1], extrapolation=fit,
         extrapolation_note=note, epsilon=epsilon_of(rows, space_size=space.size, inclusion=canary_set.inclusion),
+        gdp=gdp_of(rows, inclusion=canary_set.inclusion),
         interval_method=INTERVAL_METHOD, rank_interval_note=ranking.note,
         sampled_rank_lower_by_references_above=ranking.sampled_table,
     )

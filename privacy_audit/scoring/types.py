@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from privacy_audit.scoring.registry import CANARY_FIGURES, SUMMARY_TESTS, Value
 from privacy_audit.stats.epsilon import EpsilonBound
+from privacy_audit.stats.fdp import GdpBound
 from privacy_audit.stats.fit import SkewnormFit
 
 Mode = Literal["auto", "exact", "bounded", "sampled"]
@@ -144,6 +145,7 @@ class Statistics(BaseModel):
     confidence: Probability = 0.95
     rank_interval_note: str = ""
     sampled_rank_lower_by_references_above: tuple[Rank, ...] | None = None
+    gdp: GdpBound | None = None  # the f-DP (Gaussian) bound, for randomized inclusion
 
 
 class TokenBoundary(BaseModel):

@@ -13,8 +13,8 @@ bound is valid depends on the design:
 - `randomized_inclusion`: each of m canaries planted by its own fair coin (Steinke, Nasr and
   Jagielski 2023, "Privacy auditing with one (1) training run"): guessing "planted" for the k most
   likely canaries, the number of right guesses is stochastically dominated by Binomial(k,
-  e^eps / (1 + e^eps)) under eps-DP, whatever the dependence between canaries (their Theorem 3.1;
-  delta = 0 only here).
+  e^eps / (1 + e^eps)) under eps-DP, whatever the dependence between canaries (their Theorem 3.1); at
+  delta > 0 the tail gains 2 m delta times its largest slope (their Theorem 5.2).
 Thresholds r (or guess counts k) come from a grid of powers of two fixed in advance,
 Bonferroni-corrected, so choosing the best one does not inflate the bound.
 """
@@ -41,7 +41,8 @@ ASSUMPTIONS: dict[str, str] = {
     "randomized_inclusion": (
         "each canary planted by an independent fair coin, recorded in the canary set; guesses 'planted' for the k most "
         "likely canaries, k on a fixed grid of powers of two, Bonferroni-corrected; right guesses dominated by "
-        "Binomial(k, e^eps / (1 + e^eps)) under eps-DP (Steinke, Nasr and Jagielski 2023, Theorem 3.1); delta = 0"
+        "Binomial(k, e^eps / (1 + e^eps)) under eps-DP (Steinke, Nasr and Jagielski 2023, Theorem 3.1), plus "
+        "2 m delta times the tail's largest slope at delta > 0 (their Theorem 5.2)"
     ),
     "one_run": (
         "all canaries planted in one run, with no independence between them: P(at least v of k pass 'rank <= r') "
@@ -147,30 +148,38 @@ def epsilon_lower_bound(
     return best
 
 
-def _binomial_epsilon(correct: int, guesses: int, alpha: float) -> float:
-    """Largest eps with P(Binomial(guesses, e^eps / (1 + e^eps)) >= correct) <= alpha (0 when none)."""
+def _inclusion_p_value(correct: int, guesses: int, canaries: int, eps: float, delta: float) -> float:
+    """P(at least `correct` of `guesses` right) under (eps, delta)-DP with randomized inclusion of `canaries`
+    (Steinke, Nasr and Jagielski 2023, Theorem 5.2): beta + 2 m delta max_i (P[W >= v - i] - beta) / i, with
+    W ~ Binomial(guesses, e^eps / (1 + e^eps)) and beta = P[W >= v]."""
     from scipy import stats  # loaded when needed: reading a report need not load it
 
-    if correct == 0 or stats.binom.sf(correct - 1, guesses, 0.5) > alpha:
+    q = 1.0 / (1.0 + math.exp(-eps))
+    beta = float(stats.binom.sf(correct - 1, guesses, q))
+    if delta == 0 or correct == 0:
+        return beta
+    i = np.arange(1, correct + 1)
+    spread = float(np.max((stats.binom.sf(correct - i - 1, guesses, q) - beta) / i, initial=0.0))
+    return min(1.0, beta + spread * delta * 2 * canaries)
+
+
+def _binomial_epsilon(correct: int, guesses: int, alpha: float, *, delta: float = 0.0, canaries: int = 0) -> float:
+    """Largest eps whose randomized-inclusion p-value at `correct` of `guesses` is at most alpha (0 when none)."""
+    if correct == 0 or _inclusion_p_value(correct, guesses, canaries, 0.0, delta) > alpha:
         return 0.0
     lo, hi = 0.0, 50.0
     for _ in range(200):
         mid = (lo + hi) / 2
-        p = 1.0 / (1.0 + math.exp(-mid))
-        lo, hi = (mid, hi) if stats.binom.sf(correct - 1, guesses, p) <= alpha else (lo, mid)
+        lo, hi = (mid, hi) if _inclusion_p_value(correct, guesses, canaries, mid, delta) <= alpha else (lo, mid)
     return lo
 
 
-def epsilon_randomized_inclusion(
-    *, scores: np.ndarray, planted: np.ndarray, confidence: float = 0.95, grid: tuple[int, ...] | None = None
-) -> EpsilonBound:
-    """The one-run epsilon lower bound for randomized inclusion, from each canary's score (higher = more
-    likely planted, e.g. its log-probability) and whether its coin planted it.
-
-    For each k on the grid, guess "planted" for the k highest scores (ties broken against the guess),
-    count the right guesses, and certify the largest eps whose binomial tail at that count is below
-    alpha / |grid|.
-    """
+def right_guesses(
+    scores: np.ndarray, planted: np.ndarray, confidence: float, grid: tuple[int, ...] | None,
+) -> tuple[list[tuple[int, int]], int, tuple[int, ...], float]:
+    """The guesses of a randomized-inclusion audit: for each k on the grid (default: powers of two up to the number
+    of canaries m), k and how many of the k highest scores were planted (ties broken against the guess); with m, the
+    grid and the Bonferroni-corrected alpha."""
     s = finite("scores", scores, min_size=1)
     z = np.asarray(planted, dtype=bool).reshape(-1)
     if s.size != z.size:
@@ -178,18 +187,32 @@ def epsilon_randomized_inclusion(
     if not 0 < confidence < 1:
         raise InputError("confidence must lie in (0, 1)")
     m = s.size
-    if grid is None:
-        grid = tuple(2**i for i in range(int(math.log2(m)) + 1))
-    alpha = (1 - confidence) / len(grid)
+    grid = tuple(2**i for i in range(int(math.log2(m)) + 1)) if grid is None else tuple(grid)
     order = np.lexsort((z, -s))  # highest score first; among ties, unplanted first (against the guess)
+    return [(k, int(z[order[:k]].sum())) for k in grid], m, grid, (1 - confidence) / len(grid)
+
+
+def epsilon_randomized_inclusion(
+    *, scores: np.ndarray, planted: np.ndarray, confidence: float = 0.95, grid: tuple[int, ...] | None = None,
+    delta: float = 0.0,
+) -> EpsilonBound:
+    """The one-run epsilon lower bound for randomized inclusion, from each canary's score (higher = more
+    likely planted, e.g. its log-probability) and whether its coin planted it.
+
+    For each k on the grid, guess "planted" for the k highest scores (ties broken against the guess),
+    count the right guesses, and certify the largest eps whose p-value at that count (the binomial tail, plus
+    the delta term at delta > 0) is below alpha / |grid|.
+    """
+    guesses, m, grid, alpha = right_guesses(scores, planted, confidence, grid)
     design = "randomized_inclusion"
+    if not 0 <= delta < 1:
+        raise InputError("delta must lie in [0, 1)")
     best = EpsilonBound(
-        epsilon=0.0, threshold_rank=None, hits=0, fpr=0.5, delta=0.0, confidence=confidence, canaries=m,
+        epsilon=0.0, threshold_rank=None, hits=0, fpr=0.5, delta=delta, confidence=confidence, canaries=m,
         grid=tuple(grid), design=design, assumptions=ASSUMPTIONS[design],
     )
-    for k in grid:
-        correct = int(z[order[:k]].sum())
-        eps = _binomial_epsilon(correct, k, alpha)
+    for k, correct in guesses:
+        eps = _binomial_epsilon(correct, k, alpha, delta=delta, canaries=m)
         if eps > best.epsilon:
             best = replace(best, epsilon=eps, threshold_rank=k, hits=correct, tpr_lower=correct / k)
     return best

@@ -46,8 +46,10 @@ def test_a_claim_with_delta_is_audited_at_its_delta_or_skipped_with_the_reason()
     fixed = copying_report(PrivacyClaim(epsilon=0.1, delta=1e-5), randomized=False, count=8)
     rule = next(r for r in apply_gate(fixed).rules if r.rule == "max_epsilon")
     assert "one_run bound at delta = 1e-05" in rule.message and not rule.passed
-    skipped = apply_gate(copying_report(PrivacyClaim(epsilon=1.0, delta=1e-5))).skipped
-    assert [s.rule for s in skipped] == ["max_epsilon"] and "delta = 0 only" in skipped[0].reason
+    # randomized inclusion at delta > 0: Steinke et al.'s Theorem 5.2 (the tail plus 2 m delta times its slope)
+    randomized = next(r for r in apply_gate(copying_report(PrivacyClaim(epsilon=1.0, delta=1e-5))).rules
+                      if r.rule == "max_epsilon")
+    assert "randomized_inclusion bound at delta = 1e-05" in randomized.message and not randomized.passed
     assert "| claimed privacy of the teacher | epsilon 1 at delta = 1e-05 (stated" in render_markdown(
         copying_report(PrivacyClaim(epsilon=1.0, delta=1e-5)))
 
@@ -64,7 +66,8 @@ def test_teach_records_the_claim_and_the_gate_holds_the_report_to_it(tmp_path):
                  tmp_path / "t.txt", "--claimed-epsilon", "0.05")
     assert taught.exit_code == 0, taught.output
     sidecar = json.loads((tmp_path / "t.txt.teaching.json").read_text())
-    assert sidecar["claim"] == {"epsilon": 0.05, "delta": 0.0, "source": "stated"}
+    assert sidecar["claim"] == {"epsilon": 0.05, "delta": 0.0, "source": "stated", "mechanism": None,
+                                "noise_multiplier": None, "accountant": None, "ledger": None, "mu": None}
     scored = run("score", "--prompt", tmp_path / "t.txt", "--canaries", tmp_path / "s.json", "--model", "mock",
                  "--out", tmp_path / "r.json")
     assert scored.exit_code == 0, scored.output
@@ -90,3 +93,16 @@ def test_a_run_config_states_the_claim(tmp_path):
     config.write_text(canaries + '[pipeline]\nname = "raw"\nclaim = { epsilon = -2.0 }\n')
     with pytest.raises(Exception, match="claim"):
         load_config(config)
+
+
+def test_a_claim_in_gaussian_dp_is_held_to_the_f_dp_bound_mu_against_mu():
+    broken = apply_gate(copying_report(PrivacyClaim(epsilon=8.0, delta=1e-5, mu=0.1)))
+    rule = next(r for r in broken.rules if r.rule == "max_mu")
+    assert not rule.passed and rule.value > 0.1 and rule.false_alarm == pytest.approx(0.05)
+    assert "f-DP bound" in rule.message and "claimed mu 0.1" in rule.message
+    report = copying_report(PrivacyClaim(epsilon=8.0, delta=1e-5, mu=64.0))
+    assert next(r for r in apply_gate(report).rules if r.rule == "max_mu").passed
+    assert report.statistics.gdp is not None and "f-DP (Gaussian) mu lower bound" in render_markdown(report)
+    assert not any(r.rule == "max_mu" for r in apply_gate(copying_report(PrivacyClaim(epsilon=8.0))).rules)
+    fixed = apply_gate(copying_report(None, randomized=False, count=8), Thresholds(max_mu=1.0)).skipped
+    assert [s.rule for s in fixed] == ["max_mu"] and "planted by coins" in fixed[0].reason

@@ -5,6 +5,7 @@ is caught with a power these tests measure."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -20,6 +21,12 @@ def randomized_response(planted: np.ndarray, epsilon: float, rng: np.random.Gene
     return np.where(truthful, planted, ~planted).astype(np.float64)
 
 
+def runs_over(exceeds: Callable[[np.ndarray, np.random.Generator], bool], *, seed: int, trials: int = 400) -> int:
+    """In how many of `trials` seeded runs, each with 256 canaries planted by fair coins, `exceeds` holds."""
+    rng = np.random.default_rng(seed)
+    return sum(bool(exceeds(rng.random(256) < 0.5, rng)) for _ in range(trials))
+
+
 def ranks_of_tight_mechanism(k: int, pool: int, epsilon: float, delta: float, rng: np.random.Generator) -> np.ndarray:
     """k planted canaries' ranks where every test "rank <= r" passes with the largest probability (epsilon, delta)-DP
     allows against a never-planted secret (r / pool): P(rank <= r) = min(1, e^eps r / pool + delta)."""
@@ -30,13 +37,9 @@ def ranks_of_tight_mechanism(k: int, pool: int, epsilon: float, delta: float, rn
 @pytest.mark.slow
 @pytest.mark.parametrize("epsilon", [1.0, 4.0])
 def test_randomized_inclusion_bound_holds_its_level_on_randomized_response(epsilon):
-    rng = np.random.default_rng(int(epsilon * 10))
-    trials, over = 400, 0
-    for _ in range(trials):
-        planted = rng.random(256) < 0.5
-        bound = epsilon_randomized_inclusion(scores=randomized_response(planted, epsilon, rng), planted=planted)
-        over += bound.epsilon > epsilon
-    assert at_level(over, trials, 0.05), over
+    over = runs_over(lambda planted, rng: epsilon_randomized_inclusion(
+        scores=randomized_response(planted, epsilon, rng), planted=planted).epsilon > epsilon, seed=int(epsilon * 10))
+    assert at_level(over, 400, 0.05), over
 
 
 @pytest.mark.slow
