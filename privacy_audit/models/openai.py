@@ -191,8 +191,9 @@ def _openai_backend(
     max_tokens of an echo request (1; vLLM takes 0), the start token's text (None: the probe tries common
     ones; "" for none), and the largest difference a rescored sample may show (bits); `cache`: keep each completion
     so a rerun after a failure sends only what is new; `check_model`: refuse a model name the server does not list;
-    `next_tokens`: how to ask the server for next-token log-probabilities (auto: SGLang's /generate, vLLM's
-    logprob_token_ids, then top-k by token text; off: echo only), the most candidates `auto` then scores exactly,
+    `next_tokens`: how to ask the server for next-token log-probabilities (auto: by what the server shows: top-k by
+    token text for llama-cpp-python, SGLang's /generate, else vLLM's logprob_token_ids, then top-k; off: echo only),
+    the most candidates `auto` then scores exactly,
     and how far (bits a token) its numbers may differ from the echo's or from themselves asked again (llama.cpp:
     up to 0.23 measured).
     """

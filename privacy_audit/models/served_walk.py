@@ -118,25 +118,21 @@ class ServedWalk(NextTokens, Greedy):
         """Log2-probs of each token list's own tokens (those ending after the context, end > 0), by one request per
         internal node of the tree the lists make (a prefix shared by many lists is asked once); `again`: asked anew,
         not read from what was answered before."""
+        owns = [[j for j, end in enumerate(row_ends) if end > 0] for row_ends in ends]
+        if any(own and own[0] == 0 for own in owns) and not self.tokens.start_ids():
+            raise ModelError(f"{self.served.endpoint.public} gives the first token of a text no log-probability; "
+                             "score after a prompt")
+        places = [[(tuple(row[:j]), row[j]) for j in own] for row, own in zip(ids, owns)]  # (node, token) a token
         wanted: dict[tuple[int, ...], set[int]] = {}
-        for row, row_ends in zip(ids, ends):
-            for j, end in enumerate(row_ends):
-                if end > 0:
-                    if not j and not self.tokens.start_ids():
-                        raise ModelError(f"{self.served.endpoint.public} gives the first token of a text no "
-                                         "log-probability; score after a prompt")
-                    wanted.setdefault(tuple(row[:j]), set()).add(row[j])
+        for node, token in (place for row in places for place in row):
+            wanted.setdefault(node, set()).add(token)
         nodes = list(wanted)
         chosen = [sorted(wanted[n]) for n in nodes]
         rows = self._many([list(n) for n in nodes], chosen, again=again)
         value = {(n, a): v for n, c, r in zip(nodes, chosen, rows) for a, v in zip(c, r)}
-        logprobs, token_ends, sizes = [], [], []
-        for row, row_ends in zip(ids, ends):
-            own = [j for j, end in enumerate(row_ends) if end > 0]
-            logprobs += [value[(tuple(row[:j]), row[j])] for j in own]
-            token_ends += [row_ends[j] for j in own]
-            sizes.append(len(own))
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        logprobs = [value[place] for row in places for place in row]
+        token_ends = [row_ends[j] for row_ends, own in zip(ends, owns) for j in own]
+        offsets = np.concatenate([[0], np.cumsum([len(own) for own in owns])]).astype(np.int64)
         return ScoredContinuations(np.array(logprobs, dtype=np.float64), np.array(token_ends, dtype=np.int64), offsets)
 
     def _many(self, paths: list[list[int]], chosen: list[list[int]], *, again: bool = False) -> list[list[float]]:
@@ -213,12 +209,17 @@ class ServedWalk(NextTokens, Greedy):
                  and isinstance(r[0], (int, float)) and isinstance(r[1], int)}
         return _chosen(found, allowed, self.served)
 
+    def _canonical(self, path: list[int]) -> str | None:
+        """The text of token ids after the start text where the server tokenizes it back to them, else None."""
+        text = self.tokens.text_of(path)
+        return text if self.tokens.tokens(text)[0] == path else None
+
     def _top_k(self, ids: list[int], allowed: list[int]) -> list[float]:
-        start = len(self.tokens.start_ids())
-        path = ids[start:]
-        text = self._text(path)
-        if self.tokens.tokens(text[len(self.served.start_text) :])[0] != path:
+        path = ids[len(self.tokens.start_ids()) :]
+        body = self._canonical(path)
+        if body is None:
             return self._echoed(path, allowed)
+        text = self.served.start_text + body
         wanted = {a: self.tokens.text_of([a]) for a in allowed}
         if len(set(wanted.values())) < len(wanted) or "" in wanted.values():
             raise ModelError("two chosen tokens have the same text (or none): a server that answers by token text "
@@ -235,7 +236,6 @@ class ServedWalk(NextTokens, Greedy):
                                  "tokens without every chosen one (a server that caps logprobs)")
             k *= TOP_K_GROWTH
 
-
     def uncapped(self, text: str) -> None:
         """Raise unless the server returns as many top tokens as asked (TOP_K_FIRST x TOP_K_GROWTH, half of them at
         least where tokens share a text): one that caps them (vLLM: 20 by default) cannot answer a chosen token
@@ -251,8 +251,8 @@ class ServedWalk(NextTokens, Greedy):
         each child's text is echoed and its last token read, where that text tokenizes to the child's tokens."""
         values = []
         for a in allowed:
-            text = self.tokens.text_of(path + [a])
-            if self.tokens.tokens(text)[0] != path + [a]:
+            text = self._canonical(path + [a])
+            if text is None:
                 raise ModelError(f"{self.served.endpoint.public} tokenizes a node's text into other tokens than the "
                                  "node's; its next tokens cannot be asked by text")
             with self._lock:
