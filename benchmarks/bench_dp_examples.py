@@ -1,12 +1,13 @@
 """The DP teaching pipeline on the bundled SMS data with the embedded model, audited against its claim:
 
-    python benchmarks/bench_dp_examples.py [--teachers 4] [--n 4] [--max-new-tokens 32]
+    python benchmarks/bench_dp_examples.py [--teachers 4] [--n 4] [--max-new-tokens 32] [--canaries 128]
 
-For each claimed epsilon (1, 4, 8) and without noise: `teach --pipeline dp-examples` on 64 private messages with 16
-canaries planted (each into one teacher's shard), the student's accuracy on 100 held-out messages (the embedded model
-reading the synthetic examples), `score` over the whole digits:4 space, and the audited epsilon lower bound the
-gate's `max_epsilon` reads at the claim's delta (delta 0 without a claim), with its verdict. Prints Markdown for
-benchmarks/RESULTS.md.
+For each claimed epsilon (1, 4, 8) and without noise: `teach --pipeline dp-examples` on 64 private messages with
+`--canaries` canaries each planted by its own fair coin (into one teacher's shard), the student's accuracy on 100
+held-out messages (the embedded model reading the synthetic examples), `score --sampled`, and both audited bounds
+the gate reads: mu by the f-DP bound (`max_mu`, against the accounted mu) and epsilon by the randomized-inclusion
+bound at the claim's delta (`max_epsilon`; delta 1e-5 without a claim), with the verdict; and how many canaries a
+total leak would need before each bound could refute the claim. Prints Markdown for benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -28,13 +29,18 @@ def main() -> None:
     parser.add_argument("--teachers", type=int, default=4)
     parser.add_argument("--n", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--canaries", type=int, default=128)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from click.testing import CliRunner
 
+    import numpy as np
+
     from privacy_audit import load_report
     from privacy_audit.cli import main as cli
     from privacy_audit.gate import apply_gate
+    from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
+    from privacy_audit.stats.fdp import gdp_randomized_inclusion
 
     def run(*a: object) -> str:
         result = CliRunner().invoke(cli, [str(x) for x in a])
@@ -46,13 +52,25 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     (tmp / "private.jsonl").write_text("\n".join(lines[:64]) + "\n")
     (tmp / "eval.jsonl").write_text("\n".join(lines[100:200]) + "\n")
-    run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:4", "--count", "16",
-        "--references", "200", "--seed", "7", "--out", tmp / "set.json")
+    half = args.canaries // 2
+    run("canaries", "generate", "--template", "The secret code is {secret}", "--space", "digits:4", "--count", half,
+        "--references", args.canaries - half, "--randomized-inclusion", "--seed", "7", "--out", tmp / "set.json")
     run("canaries", "plant", tmp / "set.json", "--data", tmp / "private.jsonl", "--shards", str(args.teachers),
         "--fraction", str(1 / args.teachers), "--seed", "7", "--out", tmp / "planted.jsonl")
-    print("| claimed epsilon (delta) | noise multiplier | student accuracy | audited epsilon lower bound | gate "
-          "(max_epsilon) | canaries | s |")
-    print("|---|---|---|---|---|---|---|")
+    def needed(claim_value: float, bound: str, delta: float) -> str:
+        """Canaries a total leak (every planted canary above every other) needs before the bound exceeds the claim."""
+        for m in (2**i for i in range(4, 17)):
+            planted = np.arange(m) % 2 == 0
+            scores = planted.astype(np.float64)
+            value = (gdp_randomized_inclusion(scores=scores, planted=planted, delta=delta).mu if bound == "mu" else
+                     epsilon_randomized_inclusion(scores=scores, planted=planted, delta=delta).epsilon)
+            if value > claim_value:
+                return f"{m:,}"
+        return "more than 65,536"
+
+    print("| claimed epsilon (delta) | noise multiplier | student accuracy | audited mu (claimed) | audited epsilon | "
+          "gate (max_mu, max_epsilon) | canaries planted of | a total leak needs (mu / epsilon) | s |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for setting in (["-o", "epsilon=1"], ["-o", "epsilon=4"], ["-o", "epsilon=8"], ["-o", "noise=false"]):
         t0 = time.perf_counter()
         out = tmp / f"t{setting[1]}.txt"
@@ -60,20 +78,23 @@ def main() -> None:
             "--model", "embedded", "-o", f"teachers={args.teachers}", "-o", f"n={args.n}", "-o",
             f"max_new_tokens={args.max_new_tokens}", *setting, "--eval-data", tmp / "eval.jsonl", "--out", out)
         sidecar = json.loads(Path(f"{out}.teaching.json").read_text())
-        run("score", "--prompt", out, "--canaries", tmp / "set.json", "--model", "embedded", "--out",
-            tmp / "r.json")
+        run("score", "--prompt", out, "--canaries", tmp / "set.json", "--model", "embedded", "--sampled",
+            "--no-extraction", "--out", tmp / "r.json")
         report = load_report(tmp / "r.json")
-        claim = report.run.claim
-        rule = next((r for r in apply_gate(report).rules if r.rule == "max_epsilon"), None)
-        audited = rule.value if rule is not None else report.statistics.epsilon.epsilon
-        verdict = "n/a (no claim)" if rule is None else ("pass" if rule.passed else "FAIL")
-        claimed = "none (no noise)" if claim is None else f"{claim.epsilon:.3g} ({claim.delta:g})"
-        sigma = "0" if claim is None else f"{claim.noise_multiplier:.2f}"
-        accuracy = sidecar["utility"]["accuracy"]
-        print(f"| {claimed} | {sigma} | {accuracy:.2f} | {audited:.3f} | {verdict} | "
-              f"{len(report.canaries) - 200} planted of {len(report.canaries)} | {time.perf_counter() - t0:.0f} |")
+        claim, gdp = report.run.claim, report.statistics.gdp
+        rules = {r.rule: r for r in apply_gate(report).rules}
+        eps = rules["max_epsilon"].value if "max_epsilon" in rules else report.statistics.epsilon.epsilon
+        if claim is None:
+            claimed, sigma, verdict, need, mu = "none (no noise)", "0", "n/a (no claim)", "n/a", f"{gdp.mu:.3f}"
+        else:
+            claimed, sigma = f"{claim.epsilon:.3g} ({claim.delta:g})", f"{claim.noise_multiplier:.2f}"
+            verdict = ", ".join("pass" if rules[r].passed else "FAIL" for r in ("max_mu", "max_epsilon"))
+            need = f"{needed(claim.mu, 'mu', claim.delta)} / {needed(claim.epsilon, 'epsilon', claim.delta)}"
+            mu = f"{gdp.mu:.3f} ({claim.mu:.3f})"
+        planted = sum(c.planted for c in report.canaries)
+        print(f"| {claimed} | {sigma} | {sidecar['utility']['accuracy']:.2f} | {mu} | {eps:.3f} | {verdict} | "
+              f"{planted} of {len(report.canaries)} | {need} | {time.perf_counter() - t0:.0f} |")
         print("   prompt:", sidecar["prompt"][:160].replace("\n", " / "), file=sys.stderr)
-
 
 if __name__ == "__main__":
     main()

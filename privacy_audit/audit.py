@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Literal
 
 import numpy as np
 
@@ -18,7 +17,9 @@ from privacy_audit._io import (
 from privacy_audit.canaries import (
     CanarySet, Planting, generate_canary_set, load_canary_set, parse_space, plant_file, save_canary_set,
 )
+from privacy_audit.canaries.canary import Design
 from privacy_audit.canaries.echo import ECHO_SPACE, echo_template
+from privacy_audit.canaries.rare import rare_design
 from privacy_audit.canaries.checks import design_checks
 from privacy_audit.canaries.planting import Position, detect_format, planting_path, read_table
 from privacy_audit.canaries.presets import load_preset
@@ -38,20 +39,24 @@ Progress = Callable[[int, int], None]
 def make_canaries(
     *, template: str | None = None, space: str | None = None, preset: str | None = None, count: int, references: int,
     seed: int, repetitions: int = 1, out: str | os.PathLike[str], check_model: LanguageModel | str | None = None,
-    randomized: bool = False, design: Literal["template", "echo"] = "template",
+    randomized: bool = False, design: Design = "template",
     data: str | os.PathLike[str] | None = None, field: str = "text", data_format: str | None = None,
     prefix_words: int = 10,
 ) -> CanarySet:
     """Generate a canary set from a template and space or a preset, run the design checks, write it (mode 0600).
 
     The echo design (for data-only audits) draws its template, `<a record's first prefix_words words> {secret}`,
-    from `data` with the seed, and its secret space defaults to `ECHO_SPACE`."""
+    from `data` with the seed, and its secret space defaults to `ECHO_SPACE`. The rare design fills the template's
+    slot with words `check_model` finds least likely there (`canaries.rare`), its space built from them."""
     if preset is not None and (template is not None or space is not None):
         raise InputError("give --preset, or --template with --space, not both")
     if (design == "echo") != (data is not None):
         raise InputError("the echo design draws its prefix from --data, and only it reads --data")
     if design == "echo" and (template is not None or preset is not None):
         raise InputError("the echo design draws its template from --data: give --space only, not --template/--preset")
+    if design == "rare" and (check_model is None or template is None or space is not None):
+        raise InputError("the rare design picks its secrets' words with a model: give --template and --check-model, "
+                         "not --space or --preset")
     guard_outputs([preset if preset is not None and os.path.exists(preset) else None, data], [out])
     derived: dict[str, tuple[str, ...]] = {}
     if preset is not None:
@@ -62,14 +67,17 @@ def make_canaries(
         template = echo_template([r[field] for r in rows], prefix_words=prefix_words,
                                  rng=np.random.default_rng([seed, 1]))
         space = space or ECHO_SPACE
-    if template is None or space is None:
+    if template is None or (space is None and design != "rare"):
         raise InputError("give --template and --space (or --preset NAME; see 'privacy-audit canaries list-presets')")
+    lm = load_model(check_model) if isinstance(check_model, str) else check_model
+    if design == "rare" and lm is not None:
+        template, space = rare_design(template, lm)
+    assert space is not None  # every design has its space by now
     guard_outputs(parse_space(space).files, [out])
     canary_set = generate_canary_set(
         template=template, space=space, count=count, references=references, seed=seed, repetitions=repetitions,
         derived=derived, preset=preset, randomized=randomized,
     ).model_copy(update={"design": design})
-    lm = load_model(check_model) if isinstance(check_model, str) else check_model
     canary_set = canary_set.model_copy(update={"checks": design_checks(canary_set, lm)})
     save_canary_set(canary_set, out)
     return canary_set

@@ -20,7 +20,7 @@ from privacy_audit._cli_support import (
 from privacy_audit.config import load_config
 from privacy_audit.gate import load_thresholds, verdict_lines
 from privacy_audit.models import list_backends
-from privacy_audit.canaries import load_canary_set
+from privacy_audit.canaries import DESIGNS, brief, load_canary_set
 from privacy_audit.canaries.planting import FORMATS, POSITIONS
 from privacy_audit.canaries.presets import list_presets
 from privacy_audit.pipelines import PrivacyClaim, pipeline_names
@@ -82,13 +82,14 @@ def canaries() -> None:
               help="Never-planted references.")
 @click.option("--repetitions", default=1, show_default=True, type=click.IntRange(1, 10_000),
               help="Copies of each canary to plant.")
-@click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded).")
+@click.option("--check-model", default=None, help="Check tokenization with this model's tokenizer (e.g. embedded); "
+              "the rare design's words are the ones it finds least likely.")
 @click.option("--seed", required=True, type=SEED)
 @click.option("--randomized-inclusion", "randomized", is_flag=True,
               help="Plant each of the COUNT + REFERENCES canaries by its own fair coin (the one-run epsilon design).")
-@click.option("--design", type=click.Choice(["template", "echo"]), default="template", show_default=True,
+@click.option("--design", type=click.Choice(list(DESIGNS)), default="template", show_default=True,
               help="echo: for data-only audits, an in-distribution prefix drawn from --data, then a random secret "
-                   "(--space, alnum:10 by default).")
+                   "(--space, alnum:10 by default); rare: words --check-model finds least likely after --template.")
 @click.option("--data", default=None, type=click.Path(dir_okay=False),
               help="Records (JSONL, CSV or text) the echo design draws its prefix from.")
 @click.option("--field", default="text", show_default=True, help="The data's text field (echo design).")
@@ -98,16 +99,15 @@ def canaries() -> None:
 def canaries_generate(
     template: str | None, space: str | None, preset: str | None, count: int, references: int, repetitions: int,
     check_model: str | None, seed: int, out: str, randomized: bool, design: str, data: str | None, field: str,
-    prefix_words: int,
-) -> None:
+    prefix_words: int) -> None:
     """Draw canaries and references uniformly without replacement; write the set (mode 0600)."""
     made = audit.make_canaries(
         template=template, space=space, preset=preset, count=count, references=references, seed=seed,
         repetitions=repetitions, out=out, check_model=check_model, randomized=randomized,
-        design="echo" if design == "echo" else "template", data=data, field=field, prefix_words=prefix_words,
+        design=next(d for d in DESIGNS if d == design), data=data, field=field, prefix_words=prefix_words,
     )
-    click.echo(f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from {made.space} "
-               f"(|S| = {made.secret_space.size:,}); secrets not shown")
+    click.echo(f"wrote {out}: {len(made.planted)} canaries + {len(made.references)} references from "
+               f"{brief(made.space)} (|S| = {made.secret_space.size:,}); secrets not shown")
     c = made.checks
     if c is not None and c.boundary_note is not None:
         click.echo(f"tokenization ({c.tokenizer}): {c.scored_tokens_min}-{c.scored_tokens_max} scored tokens per "
@@ -120,8 +120,8 @@ def canaries_generate(
 def canaries_show(canary_set: str, show_secrets: bool) -> None:
     """Describe a canary set: template, space, counts, design checks (secrets only with --show-secrets)."""
     cs = load_canary_set(canary_set)
-    click.echo(f"template: {clean(cs.template)}\nspace: {cs.space} (|S| = {cs.secret_space.size:,})\nseed: {cs.seed}"
-               f"\npreset: {cs.preset or '-'}\ndesign: {cs.design}"
+    click.echo(f"template: {clean(cs.template)}\nspace: {brief(cs.space)} (|S| = {cs.secret_space.size:,})"
+               f"\nseed: {cs.seed}\npreset: {cs.preset or '-'}\ndesign: {cs.design}"
                f"\ncanaries: {len(cs.planted)} planted, {len(cs.references)} references")
     for key, value in (cs.checks.model_dump(exclude_none=True) if cs.checks is not None else {}).items():
         click.echo(f"check {key}: {value}")

@@ -20,6 +20,15 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DERIVED_OPS = {"mul": math.prod, "add": sum}
 CANARY_SET_FORMAT = "privacy-audit/canary-set"
 CANARY_SET_VERSION = 1
+# How a set's canaries were designed (the one list: the CLI's choices, the set's field, the report's): "template" (a
+# pattern, or a preset), "echo" (a prefix drawn from the user's data before the secret, canaries/echo.py), "rare"
+# (secrets of words the model finds unlikely after the template, canaries/rare.py); each with what a report says.
+Design = Literal["template", "echo", "rare"]
+DESIGNS: dict[Design, str] = {
+    "template": "template",
+    "echo": "echo (an in-distribution prefix drawn from the data, then the secret)",
+    "rare": "rare (secrets of the words the model finds least likely after the template, Panda et al.)",
+}
 # The most secrets one canary set may draw (canaries + references): more is refused before any work.
 MAX_DRAW = 10_000_000
 # The longest template: every candidate of the space is scored as this text, so its length multiplies the cost.
@@ -69,8 +78,7 @@ class CanarySet(BaseModel):
     canaries: tuple[Canary, ...]
     derived: dict[str, tuple[str, ...]] = {}
     preset: str | None = None
-    # "echo": the template is a prefix drawn from the user's data before the secret (canaries/echo.py)
-    design: Literal["template", "echo"] = "template"
+    design: Design = "template"
     checks: DesignChecks | None = None
     inclusion: Literal["fixed", "randomized"] = "fixed"
     space_sha256: str | None = None

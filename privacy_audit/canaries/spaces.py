@@ -321,6 +321,19 @@ def is_charset_spec(spec: str) -> bool:
     return "=" not in spec and kind in _ALPHABETS and arg.strip().isdigit()
 
 
+def brief(spec: str, words: int = 3) -> str:
+    """A spec as a person reads it: an inline word list longer than `words` words shortened to its first ones and its
+    length (a rare design's spec holds its whole pool of words)."""
+    def one(item: str) -> str:
+        slot, sep, sub = item.rpartition("=")
+        kind, _, arg = sub.partition(":")
+        listed = arg.split(",")
+        if kind.strip() != "words" or arg.startswith("@") or len(listed) <= words:
+            return item
+        return f"{slot}{sep}{kind}:{','.join(listed[:words])},... ({len(listed):,} words)"
+    return ";".join(one(item) for item in spec.split(";"))
+
+
 @lru_cache(maxsize=1)
 def bundled_names() -> tuple[str, ...]:
     """The 1,000 most common US first names, 1880-2017 (SSA data; see privacy_audit/data/README.md)."""

@@ -9,7 +9,7 @@ from typing import Any
 from privacy_audit.canaries.spaces import is_charset_spec
 from privacy_audit.gate.registry import Measurement, Thresholds, rule
 from privacy_audit.reports.schema import AuditReport
-from privacy_audit.scoring.derived import epsilon_of, gdp_of
+from privacy_audit.scoring.derived import epsilon_of, gdp_of, total_leak
 from privacy_audit.scoring.measures import protocol_mean_rank
 from privacy_audit.scoring.membership import strongest
 from privacy_audit.stats.permutation import hypergeometric_tail, none_in_top
@@ -201,6 +201,12 @@ def _max_auc(report: AuditReport, limit: float, thresholds: Thresholds) -> list[
     return [Measurement("report", best.auc, alarm, f" (the {best.name} attack, the largest of {n})")]
 
 
+def _ceiling(most: float, limit: float) -> str:
+    """What a total leak of these canaries would certify, and whether that could pass the limit at all."""
+    return f"a total leak of these canaries would certify {most:.3g}" + (
+        ", so they cannot fail this rule: plant more" if most <= limit else "")
+
+
 @rule(
     "max_epsilon", flag="--max-epsilon", kind=float, low=0, high=100, what="audited epsilon lower bound",
     help="Fail when the canaries certify an epsilon above this (a teacher's claimed epsilon; a report whose teacher "
@@ -213,9 +219,11 @@ def _max_epsilon(report: AuditReport, limit: float, thresholds: Thresholds) -> l
     delta = claim.delta if claim is not None else 0.0
     size = report.canaries[0].space_size
     bound = epsilon_of(report.canaries, space_size=size, inclusion=report.run.inclusion, delta=delta)
+    most = epsilon_of(total_leak(report.canaries), space_size=size, inclusion=report.run.inclusion, delta=delta)
     stated = "" if claim is None else f"; claimed ({claim.epsilon:g}, {claim.delta:g}), {claim.source}"
     return [Measurement("report", bound.epsilon, 1 - bound.confidence,
-                        f" ({bound.confidence:.0%} {bound.design} bound at delta = {delta:g}{stated})")]
+                        f" ({bound.confidence:.0%} {bound.design} bound at delta = {delta:g}{stated}; "
+                        f"{_ceiling(most.epsilon, limit)})")]
 
 
 @rule(
@@ -231,7 +239,9 @@ def _max_mu(report: AuditReport, limit: float, thresholds: Thresholds) -> list[M
     bound = gdp_of(report.canaries, inclusion=report.run.inclusion)
     if bound is None:
         return []
+    most = gdp_of(total_leak(report.canaries), inclusion=report.run.inclusion)
     claim = report.run.claim
     stated = "" if claim is None or claim.mu is None else f"; claimed mu {claim.mu:.4g}, {claim.source}"
     return [Measurement("report", bound.mu, 1 - bound.confidence,
-                        f" ({bound.confidence:.0%} f-DP bound, Mahloujifar et al.{stated})")]
+                        f" ({bound.confidence:.0%} f-DP bound, Mahloujifar et al.{stated}; "
+                        f"{_ceiling(most.mu if most else 0.0, limit)})")]

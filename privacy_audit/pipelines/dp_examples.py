@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import numpy as np
@@ -41,6 +42,19 @@ MECHANISM = ("Gaussian noise on the sum of the teachers' next-token probabilitie
 KEPT_BY = "written jointly: the noisy argmax of the teachers' summed next-token probabilities, token by token"
 
 
+@dataclass(frozen=True)
+class Faults:
+    """Ways an implementation can break the claim it still accounts, for audits of the audit (tests and
+    benchmarks/bench_dp_faults.py); the registered pipeline runs none. `noise_factor`: the noise's standard deviation
+    divided by it; `weight`: teacher 0's probabilities count that many times in the sum (not clipped to its share, so
+    one record of its shard moves the sum by weight x sqrt(2)); `sees_all`: teacher 0 draws its examples from every
+    shard (a record reaches two teachers)."""
+
+    noise_factor: float = 1.0
+    weight: float = 1.0
+    sees_all: bool = False
+
+
 def _tail(context: Context) -> list[int]:
     """The tokens of the context's text after its cached head: where every generated path starts."""
     return list(context.tokenize([""])[0][0])
@@ -48,16 +62,17 @@ def _tail(context: Context) -> list[int]:
 
 def _write(
     public: Context, teachers: list[Context], vocabulary: Mapping[int, str], *, vocab: int, std: float,
-    max_new_tokens: int, rng: np.random.Generator,
+    weights: Sequence[float], max_new_tokens: int, rng: np.random.Generator,
 ) -> str:
-    """One example after START, token by token, up to a blank line or `max_new_tokens`."""
+    """One example after START, token by token, up to a blank line or `max_new_tokens`: each token the noisy argmax
+    of the teachers' next-token probabilities summed with `weights` (1 each: the mechanism as accounted)."""
     ids = np.array(sorted(vocabulary), dtype=np.int64)
     public_tail, tails = _tail(public), [_tail(c) for c in teachers]
     out: list[int] = []
     text = ""
     for _ in range(max_new_tokens):
         top = ids[np.argsort(-public.search([public_tail + out], ids)[0], kind="stable")[:vocab]]
-        total = sum(np.exp2(c.search([tail + out], top)[0]) for c, tail in zip(teachers, tails))
+        total = sum(w * np.exp2(c.search([tail + out], top)[0]) for c, tail, w in zip(teachers, tails, weights))
         noisy = total + rng.normal(0.0, std, len(top)) if std > 0 else total
         out.append(int(top[int(np.argmax(noisy))]))
         text = "".join(vocabulary[i] for i in out)
@@ -76,6 +91,16 @@ def dp_examples(
 ) -> TeachingOutput:
     """n synthetic examples from m teachers' noisy aggregated next-token probabilities, (epsilon, delta)-DP per
     record (accounted with dp-accounting), or without noise (`noise=false`: no claim)."""
+    return dp_teach(records, model=model, seed=seed, teachers=teachers, n=n, n_gen=n_gen, epsilon=epsilon,
+                    delta=delta, noise=noise, vocab=vocab, max_new_tokens=max_new_tokens, labels=labels)
+
+
+def dp_teach(
+    records: Sequence[Record], *, model: LanguageModel | None, seed: int, teachers: int, n: int, n_gen: int,
+    epsilon: float, delta: float, noise: bool, vocab: int, max_new_tokens: int, labels: Mapping[str, str] | None,
+    faults: Faults = Faults(),
+) -> TeachingOutput:
+    """The pipeline's work, `faults` and all: the claim is the one the mechanism without faults accounts."""
     if model is None:
         raise InputError("pipeline 'dp-examples' needs a model (--model)")
     model.require("score")
@@ -88,15 +113,19 @@ def dp_examples(
     rng = np.random.default_rng(seed)
     shards = shards_of(records, teachers, 0, rng)
     ledger = calibrate_gaussian(epsilon, delta, n * max_new_tokens) if noise else None
-    std = ledger.noise_multiplier * SENSITIVITY if ledger else 0.0
+    std = ledger.noise_multiplier * SENSITIVITY / faults.noise_factor if ledger else 0.0
+    weights = [faults.weight] + [1.0] * (teachers - 1)
+    every = sorted(i for s in shards for i in s)
+    reads = [every if t == 0 and faults.sees_all else s for t, s in enumerate(shards)]
     vocabulary = public.vocabulary()
     chosen: list[str] = []
     artifacts: list[TeacherArtifact] = []
     for round_ in range(n):
-        picks = [[int(i) for i in rng.choice(s, size=min(n_gen, len(s)), replace=False)] for s in shards]
+        picks = [[int(i) for i in rng.choice(s, size=min(n_gen, len(s)), replace=False)] for s in reads]
         privates = ["".join(format_example(records[i], labels) + "\n\n" for i in pick) for pick in picks]
         contexts = [model.open_context(preamble + private + START) for private in privates]
-        example = _write(public, contexts, vocabulary, vocab=vocab, std=std, max_new_tokens=max_new_tokens, rng=rng)
+        example = _write(public, contexts, vocabulary, vocab=vocab, std=std, weights=weights,
+                         max_new_tokens=max_new_tokens, rng=rng)
         chosen.append(example)
         artifacts += [TeacherArtifact(teacher=t, round=round_, records=tuple(pick), private=private,
                                       generated=(example,), kept=(example,), kept_by=KEPT_BY)
@@ -107,6 +136,8 @@ def dp_examples(
         mu=math.sqrt(ledger.steps) / ledger.noise_multiplier)  # k Gaussian releases at noise s: sqrt(k)/s-GDP
     options = {"teachers": teachers, "n": n, "n_gen": n_gen, "epsilon": epsilon, "delta": delta, "noise": noise,
                "vocab": vocab, "max_new_tokens": max_new_tokens, "labels": dict(labels or {})}
+    if faults != Faults():
+        options["faults"] = asdict(faults)  # a broken run says so in its sidecar and report
     used = sorted({i for a in artifacts for i in a.records})
     return TeachingOutput(
         prompt="\n\n".join(chosen), pipeline="dp-examples", options=options, seed=seed, model=model.info(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from privacy_audit.canaries.spaces import brief
 from privacy_audit.errors import InputError
 from privacy_audit.reports.schema import AuditReport
 from privacy_audit.scoring.measures import similarity
@@ -83,8 +84,8 @@ def compare(old: AuditReport, new: AuditReport, *, tolerance: float = 0.5) -> Co
     warnings = []
     if (old.run.space, old.run.template) != (new.run.space, new.run.template):
         warnings.append(
-            f"the runs use different canaries ({old.run.template!r} in {old.run.space} vs {new.run.template!r} in "
-            f"{new.run.space})"
+            f"the runs use different canaries ({old.run.template!r} in {brief(old.run.space)} vs {new.run.template!r} "
+            f"in {brief(new.run.space)})"
         )
     if old.run.model.name != new.run.model.name:
         warnings.append(f"the runs use different scoring models ({old.run.model.name} vs {new.run.model.name})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
+from privacy_audit.canaries.canary import DESIGNS
+from privacy_audit.canaries.spaces import brief
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.reports.schema import AuditReport, GateOutcome
 from privacy_audit.reports.text import checks, clean, format_p
@@ -45,9 +47,8 @@ def summary_rows(report: AuditReport) -> list[tuple[str, str]]:
         ("pipeline", report.run.pipeline),
         ("teacher", "none (the prompt was given)" if report.run.teacher is None else who(report.run.teacher)),
         ("scorer", who(report.run.model)),
-        ("mode", f"{report.run.mode} ({report.run.space}, |S| = {report.canaries[0].space_size:,})"),
-        ("canary design", "echo (an in-distribution prefix drawn from the data, then the secret)"
-         if report.run.canary_design == "echo" else "template"),
+        ("mode", f"{report.run.mode} ({brief(report.run.space)}, |S| = {report.canaries[0].space_size:,})"),
+        ("canary design", DESIGNS[report.run.canary_design]),
         ("max exposure, planted (bits)", f"{_f(s.max_exposure_bits)} of {_f(s.max_possible_exposure_bits)}"),
         ("mean exposure, planted (bits)", _f(s.mean_exposure_planted)),
         ("mean exposure, references (bits)", _f(s.mean_exposure_references)),

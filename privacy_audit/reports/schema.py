@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import BaseModel, JsonValue
 
 from privacy_audit._io import write_json
+from privacy_audit.canaries.canary import Design
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.pipelines.base import PrivacyClaim
 from privacy_audit.pipelines.utility import Utility
@@ -44,8 +45,7 @@ class RunSpec(BaseModel):
     template: str
     space: str
     canary_seed: Count
-    # how the canaries were designed: "template" (a pattern, or a preset) or "echo" (a prefix drawn from the data)
-    canary_design: Literal["template", "echo"] = "template"
+    canary_design: Design = "template"  # how the canaries were designed (canaries.canary.DESIGNS)
     # the template's derived fields (a preset's product of two codes), and whether each canary was planted by a coin
     derived: dict[str, tuple[str, ...]] = {}
     inclusion: Literal["fixed", "randomized"] = "fixed"

@@ -109,6 +109,14 @@ def epsilon_of(
     return epsilon_lower_bound(ranks=ranks, space_size=space_size, design="one_run", delta=delta)
 
 
+def total_leak(rows: Sequence[CanaryScore]) -> list[CanaryScore]:
+    """The rows as the strongest leak would leave them: every planted canary scored above every other and guessed
+    first. The bounds over them are the most these canaries can ever certify (a claim above that cannot be refuted
+    by them, however much leaks)."""
+    return [r.model_copy(update={"logprob_bits": 0.0, "guesses": 1}) if r.planted else
+            r.model_copy(update={"logprob_bits": -1.0}) for r in rows]
+
+
 def fit_note(fit: SkewnormFit, references: int) -> str:
     """What the extrapolation fit says about its own estimates."""
     note = (

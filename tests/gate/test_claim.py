@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -14,6 +15,8 @@ from privacy_audit.chain import build_report
 from privacy_audit.cli import main
 from privacy_audit.gate import Thresholds, apply_gate
 from privacy_audit.pipelines import PrivacyClaim, TeachingOutput
+from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
+from privacy_audit.stats.fdp import gdp_randomized_inclusion
 
 
 def run(*args: object):
@@ -106,3 +109,21 @@ def test_a_claim_in_gaussian_dp_is_held_to_the_f_dp_bound_mu_against_mu():
     assert not any(r.rule == "max_mu" for r in apply_gate(copying_report(PrivacyClaim(epsilon=8.0))).rules)
     fixed = apply_gate(copying_report(None, randomized=False, count=8), Thresholds(max_mu=1.0)).skipped
     assert [s.rule for s in fixed] == ["max_mu"] and "planted by coins" in fixed[0].reason
+
+
+def test_each_claim_rule_says_what_a_total_leak_of_its_canaries_would_certify():
+    """A copying teacher is a total leak, so the bound it certifies is the most these canaries can: the rule says so,
+    and where that cannot exceed the claim it says the audit cannot fail (plant more)."""
+    for claim, cannot in ((PrivacyClaim(epsilon=0.1, delta=1e-5, mu=0.02), False),
+                          (PrivacyClaim(epsilon=8.0, delta=1e-5, mu=3.0), True)):
+        report = copying_report(claim)
+        planted = np.array([c.planted for c in report.canaries])
+        most = {"max_epsilon": epsilon_randomized_inclusion(scores=planted.astype(float), planted=planted,
+                                                            delta=1e-5).epsilon,
+                "max_mu": gdp_randomized_inclusion(scores=planted.astype(float), planted=planted, delta=1e-5).mu}
+        rules = [r for r in apply_gate(report).rules if r.rule in most]
+        assert {r.rule for r in rules} == set(most)
+        for rule in rules:
+            assert rule.value == pytest.approx(most[rule.rule])  # the copier leaks all there is to leak
+            assert f"a total leak of these canaries would certify {most[rule.rule]:.3g}" in rule.message
+            assert ("cannot fail this rule: plant more" in rule.message) == cannot, rule.message

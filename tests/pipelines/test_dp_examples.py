@@ -10,11 +10,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from privacy_audit import MockModel, load_report, render_markdown
+from privacy_audit import (
+    MockModel, PlantOptions, ScoringOptions, generate_canary_set, load_report, plant, render_markdown, score,
+)
 from privacy_audit.cli import main
 from privacy_audit.gate import apply_gate
-from privacy_audit.pipelines import Record, run_pipeline
+from privacy_audit.pipelines import Record, Teaching, run_pipeline
 from privacy_audit.pipelines.accounting import calibrate_gaussian, gaussian_epsilon
+from privacy_audit.pipelines.base import TeachingOutput
+from privacy_audit.pipelines.dp_examples import Faults, dp_teach
+from privacy_audit.pipelines.teaching import to_records
 
 RECORDS = [Record(text=f"message {i}: call me about the order {100 + i}", label="spam" if i % 3 else "ham")
            for i in range(24)]
@@ -95,3 +100,49 @@ def test_an_accounted_claim_travels_into_the_report_and_the_gate_holds_it(tmp_pa
     rule = next(r for r in apply_gate(report).rules if r.rule == "max_epsilon")
     assert rule.passed and rule.false_alarm == pytest.approx(0.05)
     assert "accounted by the pipeline" in render_markdown(report) and np.isfinite(rule.value)
+
+
+SMS = [json.loads(line) for line in
+       (files("privacy_audit") / "data" / "sms_spam_demo.jsonl").read_text(encoding="utf-8").splitlines()[:32]]
+COPYIST = MockModel(order=8, alpha=1e-3)  # copies its few-shot examples closely
+
+
+def audited(faults: Faults, seed: int, **options: object) -> tuple[TeachingOutput, dict[str, bool]]:
+    """dp-examples at a claim of epsilon 0.1 (with `faults`) on 32 SMS records, 64 canaries planted by coins at the
+    start of records in one of 4 shards each, scored by the copying mock; each claim rule's verdict."""
+    canaries = generate_canary_set(template="The secret code is {secret}", space="digits:4", count=32, references=32,
+                                   seed=seed, randomized=True)
+    planted = plant(canaries, SMS, PlantOptions(label_field="label", shards=4, fraction=0.25, seed=seed,
+                                                 position="prepend"))
+    records = to_records(planted.rows, field="text", label_field="label", shard_field="teacher")
+    settings = {"teachers": 4, "n": 24, "n_gen": 4, "epsilon": 0.1, "delta": 1e-5, "noise": True, "vocab": 256,
+                "max_new_tokens": 24, "labels": None} | options  # vocab 256: the mock's whole vocabulary
+    out = dp_teach(records, model=COPYIST, seed=seed, faults=faults, **settings)  # type: ignore[arg-type]
+    report = score(Teaching(out, planted, tuple(records)), COPYIST, ScoringOptions(mode="sampled", extraction=False),
+                   membership=False)
+    return out, {r.rule: r.passed for r in apply_gate(report).rules if r.rule in ("max_mu", "max_epsilon")}
+
+
+def test_the_kept_mechanism_passes_its_claim_and_too_little_noise_is_caught_through_the_pipeline():
+    kept = [audited(Faults(), seed)[1] for seed in range(6)]
+    assert all(set(v) == {"max_mu", "max_epsilon"} for v in kept)
+    # each rule's false alarm is 5%: 3 or more of 6 runs would happen with chance 0.2%
+    assert sum(not v["max_mu"] for v in kept) <= 2 and sum(not v["max_epsilon"] for v in kept) <= 2
+    for seed in range(3):
+        out, verdict = audited(Faults(noise_factor=1e6), seed)  # the noise a millionth of the accounted
+        assert not verdict["max_mu"], out.prompt  # the copied canaries refute mu
+        assert out.claim is not None and out.claim.epsilon <= 0.1 and out.options["faults"]["noise_factor"] == 1e6
+
+
+def test_each_fault_does_what_it_names_and_keeps_the_claim():
+    correct, _ = audited(Faults(), 0, n=3)
+    for faults in (Faults(noise_factor=4.0), Faults(weight=1e6, noise_factor=1e3), Faults(sees_all=True)):
+        out, _ = audited(faults, 0, n=3)
+        assert out.claim == correct.claim  # a broken implementation still claims what the kept one accounts
+        turns = [a for a in out.artifacts if a.teacher == 0]
+        others = {i for a in out.artifacts if a.teacher != 0 for i in a.records}
+        assert bool(others & {i for a in turns for i in a.records}) == faults.sees_all
+        if faults.weight > 1:  # teacher 0 alone decides: each example begins one of its own
+            for a in turns:
+                assert any(example.startswith(out.prompt.split("\n\n")[a.round][:14])
+                           for example in a.private.split("\n\n")), (out.prompt, a.private)
