@@ -34,13 +34,10 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from click.testing import CliRunner
 
-    import numpy as np
-
+    from benchmarks.bench_dp_faults import needed, total_leaks
     from privacy_audit import load_report
     from privacy_audit.cli import main as cli
     from privacy_audit.gate import apply_gate
-    from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
-    from privacy_audit.stats.fdp import gdp_randomized_inclusion
 
     def run(*a: object) -> str:
         result = CliRunner().invoke(cli, [str(x) for x in a])
@@ -57,16 +54,7 @@ def main() -> None:
         "--references", args.canaries - half, "--randomized-inclusion", "--seed", "7", "--out", tmp / "set.json")
     run("canaries", "plant", tmp / "set.json", "--data", tmp / "private.jsonl", "--shards", str(args.teachers),
         "--fraction", str(1 / args.teachers), "--seed", "7", "--out", tmp / "planted.jsonl")
-    def needed(claim_value: float, bound: str, delta: float) -> str:
-        """Canaries a total leak (every planted canary above every other) needs before the bound exceeds the claim."""
-        for m in (2**i for i in range(4, 17)):
-            planted = np.arange(m) % 2 == 0
-            scores = planted.astype(np.float64)
-            value = (gdp_randomized_inclusion(scores=scores, planted=planted, delta=delta).mu if bound == "mu" else
-                     epsilon_randomized_inclusion(scores=scores, planted=planted, delta=delta).epsilon)
-            if value > claim_value:
-                return f"{m:,}"
-        return "more than 65,536"
+    totals = total_leaks(1e-5, 16)
 
     print("| claimed epsilon (delta) | noise multiplier | student accuracy | audited mu (claimed) | audited epsilon | "
           "gate (max_mu, max_epsilon) | canaries planted of | a total leak needs (mu / epsilon) | s |")
@@ -89,7 +77,7 @@ def main() -> None:
         else:
             claimed, sigma = f"{claim.epsilon:.3g} ({claim.delta:g})", f"{claim.noise_multiplier:.2f}"
             verdict = ", ".join("pass" if rules[r].passed else "FAIL" for r in ("max_mu", "max_epsilon"))
-            need = f"{needed(claim.mu, 'mu', claim.delta)} / {needed(claim.epsilon, 'epsilon', claim.delta)}"
+            need = " / ".join(needed(totals, claim.mu, claim.epsilon))  # at the claim's delta, 1e-5
             mu = f"{gdp.mu:.3f} ({claim.mu:.3f})"
         planted = sum(c.planted for c in report.canaries)
         print(f"| {claimed} | {sigma} | {sidecar['utility']['accuracy']:.2f} | {mu} | {eps:.3f} | {verdict} | "

@@ -78,20 +78,37 @@ def ceiling(runs: int) -> None:
     print("\nCanaries needed before a total leak (every planted canary scored above every other) can refute the claim "
           "(up to 2^18):")
     print("\n| claimed epsilon | mu | by max_mu | by max_epsilon |\n|---|---|---|---|")
-    totals = []  # (canaries, mu bound, epsilon bound) of a total leak
-    for m in (2**i for i in range(4, 19)):
-        planted = np.arange(m) % 2 == 0
-        scores = planted.astype(np.float64)
-        totals.append((m, gdp_randomized_inclusion(scores=scores, planted=planted, delta=DELTA).mu,
-                       epsilon_randomized_inclusion(scores=scores, planted=planted, delta=DELTA).epsilon))
+    totals = total_leaks(DELTA, 18)
     for claim in CLAIMS:
         ledger = calibrate_gaussian(claim, DELTA, STEPS)
         mu = math.sqrt(STEPS) / ledger.noise_multiplier
-        by_mu = next((f"{m:,}" for m, b, _ in totals if b > mu), "more than 2^18")
-        peak = max(totals, key=lambda t: t[2])
-        by_eps = next((f"{m:,}" for m, _, e in totals if e > ledger.epsilon),
-                      f"never (the bound peaks at {peak[2]:.2f} with {peak[0]:,}, then falls as 2 m delta grows)")
+        by_mu, by_eps = needed(totals, mu, ledger.epsilon)
         print(f"| {claim:g} | {mu:.3f} | {by_mu} | {by_eps} |")
+
+
+def total_leaks(delta: float, largest: int) -> list[tuple[int, float, float]]:
+    """(m, mu bound, epsilon bound) when every one of m coin-planted canaries (half planted) that was planted is
+    scored above every other, for m = 2^4 ... 2^largest: the most m canaries can certify."""
+    from privacy_audit.stats.epsilon import epsilon_randomized_inclusion
+    from privacy_audit.stats.fdp import gdp_randomized_inclusion
+
+    out = []
+    for m in (2**i for i in range(4, largest + 1)):
+        planted = np.arange(m) % 2 == 0
+        scores = planted.astype(np.float64)
+        out.append((m, gdp_randomized_inclusion(scores=scores, planted=planted, delta=delta).mu,
+                    epsilon_randomized_inclusion(scores=scores, planted=planted, delta=delta).epsilon))
+    return out
+
+
+def needed(totals: list[tuple[int, float, float]], mu: float, epsilon: float) -> tuple[str, str]:
+    """The fewest canaries whose total leak exceeds the claimed mu, and epsilon (or why none does)."""
+    by_mu = next((f"{m:,}" for m, b, _ in totals if b > mu), f"more than {totals[-1][0]:,}")
+    peak = max(totals, key=lambda t: t[2])
+    by_eps = next((f"{m:,}" for m, _, e in totals if e > epsilon),
+                  f"never (the bound peaks at {peak[2]:.2f} with {peak[0]:,}, then falls as 2 m delta grows)"
+                  if peak[0] < totals[-1][0] else f"more than {totals[-1][0]:,}")
+    return by_mu, by_eps
 
 
 def through_pipeline(canaries: int, n: int) -> None:
