@@ -29,6 +29,9 @@ DESIGNS: dict[Design, str] = {
     "echo": "echo (an in-distribution prefix drawn from the data, then the secret)",
     "rare": "rare (secrets of the words the model finds least likely after the template, Panda et al.)",
 }
+# How a set's canaries were planted: "fixed" (every canary, references never) or "randomized" (each by its own fair
+# coin, the one-run design of Steinke, Nasr and Jagielski).
+Inclusion = Literal["fixed", "randomized"]
 # The most secrets one canary set may draw (canaries + references): more is refused before any work.
 MAX_DRAW = 10_000_000
 # The longest template: every candidate of the space is scored as this text, so its length multiplies the cost.
@@ -80,7 +83,7 @@ class CanarySet(BaseModel):
     preset: str | None = None
     design: Design = "template"
     checks: DesignChecks | None = None
-    inclusion: Literal["fixed", "randomized"] = "fixed"
+    inclusion: Inclusion = "fixed"
     space_sha256: str | None = None
 
     @field_validator("checks", mode="before")

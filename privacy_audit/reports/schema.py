@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, JsonValue
 
 from privacy_audit._io import write_json
-from privacy_audit.canaries.canary import Design
+from privacy_audit.canaries.canary import Design, Inclusion
 from privacy_audit.models.base import ModelInfo
 from privacy_audit.pipelines.base import PrivacyClaim
 from privacy_audit.pipelines.utility import Utility
@@ -48,7 +48,7 @@ class RunSpec(BaseModel):
     canary_design: Design = "template"  # how the canaries were designed (canaries.canary.DESIGNS)
     # the template's derived fields (a preset's product of two codes), and whether each canary was planted by a coin
     derived: dict[str, tuple[str, ...]] = {}
-    inclusion: Literal["fixed", "randomized"] = "fixed"
+    inclusion: Inclusion = "fixed"
     prompt_sha256: str
     prompt_chars: Count
     extraction: str = "not run"

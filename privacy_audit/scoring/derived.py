@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from privacy_audit.canaries.canary import Inclusion
 from privacy_audit.scoring.measures import greedy_extracted, protocol_rank
 from privacy_audit.scoring.types import CanaryScore, PValueRecord, RunMode, Summary
 from privacy_audit.stats.bounds import CONFIDENCE as RANK_CONFIDENCE
@@ -21,7 +21,6 @@ from privacy_audit.stats.fit import SkewnormFit
 from privacy_audit.stats.intervals import betting_mean_ci
 from privacy_audit.stats.permutation import PValue
 
-Inclusion = Literal["fixed", "randomized"]
 Interval = tuple[float, float] | None
 INTERVAL_METHOD = "betting confidence interval for a bounded mean (Waudby-Smith and Ramdas), valid at every n"
 CONFIDENCE = 0.95
