@@ -129,8 +129,8 @@ def test_continuations_tokenize_as_the_transformers_tokenizer_does(smol):
 
 
 def test_the_dp_pipeline_keeps_its_claim_on_the_real_model_and_the_rare_design_reads_its_vocabulary(smol, tmp_path):
-    """dp-examples with the embedded model as its teachers, audited with coin-planted canaries of both designs that
-    need the real model (template digits, rare words): the accounted claim holds under both claim rules."""
+    """dp-examples with the embedded model as its teachers, audited with coin-planted rare-token canaries (their words
+    read from the real model's vocabulary): the accounted claim holds under both claim rules."""
     from privacy_audit import PlantOptions, ScoringOptions, plant
     from privacy_audit.audit import make_canaries
     from privacy_audit.canaries.rare import RARE_POOL
@@ -142,19 +142,16 @@ def test_the_dp_pipeline_keeps_its_claim_on_the_real_model_and_the_rare_design_r
 
     lines = (files("privacy_audit") / "data" / "sms_spam_demo.jsonl").read_text(encoding="utf-8").splitlines()
     rows = [json.loads(line) for line in lines[:16]]
-    for design, space in (("template", "digits:4"), ("rare", None)):
-        canaries = make_canaries(template="The secret code is {secret}", space=space, count=16, references=16,
-                                 seed=3, randomized=True, design=design, check_model=smol,
-                                 out=tmp_path / f"{design}.json")
-        if design == "rare":
-            assert canaries.secret_space.size == RARE_POOL**2
-        planted = plant(canaries, rows, PlantOptions(label_field="label", shards=2, fraction=0.5, seed=3))
-        records = to_records(planted.rows, field="text", label_field="label", shard_field="teacher")
-        out = dp_teach(records, model=smol, seed=3, teachers=2, n=1, n_gen=2, epsilon=1.0, delta=1e-5, noise=True,
-                       vocab=20, max_new_tokens=8, labels=None)
-        assert out.claim is not None and out.claim.source == "accounted" and out.prompt.startswith("Text:")
-        report = score(Teaching(out, planted, tuple(records)), smol, ScoringOptions(mode="sampled", extraction=False),
-                       membership=False)
-        rules = {r.rule: r for r in apply_gate(report).rules}
-        assert rules["max_mu"].passed and rules["max_epsilon"].passed, [(r.rule, r.value) for r in rules.values()]
-        assert report.statistics.gdp is not None and report.run.canary_design == design
+    canaries = make_canaries(template="The secret code is {secret}", count=16, references=16, seed=3, randomized=True,
+                             design="rare", check_model=smol, out=tmp_path / "rare.json")
+    assert canaries.secret_space.size == RARE_POOL**2
+    planted = plant(canaries, rows, PlantOptions(label_field="label", shards=2, fraction=0.5, seed=3))
+    records = to_records(planted.rows, field="text", label_field="label", shard_field="teacher")
+    out = dp_teach(records, model=smol, seed=3, teachers=2, n=1, n_gen=2, epsilon=1.0, delta=1e-5, noise=True,
+                   vocab=20, max_new_tokens=8, labels=None)
+    assert out.claim is not None and out.claim.source == "accounted" and out.prompt.startswith("Text:")
+    report = score(Teaching(out, planted, tuple(records)), smol, ScoringOptions(mode="sampled", extraction=False),
+                   membership=False)
+    rules = {r.rule: r for r in apply_gate(report).rules}
+    assert rules["max_mu"].passed and rules["max_epsilon"].passed, [(r.rule, r.value) for r in rules.values()]
+    assert report.statistics.gdp is not None and report.run.canary_design == "rare"
