@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -55,7 +54,7 @@ def ceiling(runs: int) -> None:
     rng = np.random.default_rng(0)
     for claim in CLAIMS:
         ledger = calibrate_gaussian(claim, DELTA, STEPS)
-        mu = math.sqrt(STEPS) / ledger.noise_multiplier
+        mu = ledger.mu
         print(f"\nclaim epsilon {claim:g} at delta {DELTA:g} (noise multiplier {ledger.noise_multiplier:.2f} over "
               f"{STEPS} releases, mu {mu:.3f}); cells: how often max_mu / max_epsilon fail, mean mu bound\n")
         print("| fault | " + " | ".join(f"{m} canaries" for m in sizes) + " |")
@@ -81,7 +80,7 @@ def ceiling(runs: int) -> None:
     totals = total_leaks(DELTA, 18)
     for claim in CLAIMS:
         ledger = calibrate_gaussian(claim, DELTA, STEPS)
-        mu = math.sqrt(STEPS) / ledger.noise_multiplier
+        mu = ledger.mu
         by_mu, by_eps = needed(totals, mu, ledger.epsilon)
         print(f"| {claim:g} | {mu:.3f} | {by_mu} | {by_eps} |")
 

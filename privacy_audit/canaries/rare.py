@@ -38,8 +38,7 @@ def rare_design(template: str, model: LanguageModel) -> tuple[str, str]:
         raise InputError(f"{model.name} has {len(words)} whole-word tokens (a space, then 4 to 12 lower-case "
                          f"letters); the rare design needs {RARE_POOL}")
     ids = np.array(sorted(words), dtype=np.int64)
-    tail = list(context.tokenize([""])[0][0])
-    logp = context.search([tail], ids)[0]
+    logp = context.search([context.tail_tokens()], ids)[0]
     rarest = ids[np.argsort(logp, kind="stable")[:RARE_POOL]]
     pool = ",".join(sorted(words[int(i)].strip() for i in rarest))
     names = [f"r{k + 1}" for k in range(RARE_WORDS)]

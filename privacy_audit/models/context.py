@@ -182,6 +182,11 @@ class Context(ABC):
     def lists_vocabulary(self) -> bool:
         return isinstance(self.provider, Vocabulary)
 
+    def tail_tokens(self) -> list[int]:
+        """The tokens of the context's own text after its cached head: the path from which a search of what follows
+        the text (`search`) starts."""
+        return list(self.tokenize([""])[0][0])
+
     def search(self, paths: Sequence[Sequence[int]], allowed: Sequence[int]) -> np.ndarray:
         """Next-token log2-probs after token paths that follow the head (as from `tokenize`)."""
         provider = self.provider

@@ -4,6 +4,7 @@ so `import privacy_audit` stays light."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 ACCOUNTANT = "dp-accounting RdpAccountant (Renyi DP of the composed Gaussian mechanism)"
@@ -19,6 +20,11 @@ class GaussianLedger:
     epsilon: float
     delta: float
     ledger: str
+
+    @property
+    def mu(self) -> float:
+        """The same releases in Gaussian DP: k Gaussian releases at noise multiplier s are sqrt(k)/s-GDP, exactly."""
+        return math.sqrt(self.steps) / self.noise_multiplier
 
 
 def _event(noise_multiplier: float, steps: int):  # noqa: ANN202 (a dp_accounting.DpEvent, imported lazily)

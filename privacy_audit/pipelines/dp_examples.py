@@ -55,11 +55,6 @@ class Faults:
     sees_all: bool = False
 
 
-def _tail(context: Context) -> list[int]:
-    """The tokens of the context's text after its cached head: where every generated path starts."""
-    return list(context.tokenize([""])[0][0])
-
-
 def _write(
     public: Context, teachers: list[Context], vocabulary: Mapping[int, str], *, vocab: int, std: float,
     weights: Sequence[float], max_new_tokens: int, rng: np.random.Generator,
@@ -67,7 +62,7 @@ def _write(
     """One example after START, token by token, up to a blank line or `max_new_tokens`: each token the noisy argmax
     of the teachers' next-token probabilities summed with `weights` (1 each: the mechanism as accounted)."""
     ids = np.array(sorted(vocabulary), dtype=np.int64)
-    public_tail, tails = _tail(public), [_tail(c) for c in teachers]
+    public_tail, tails = public.tail_tokens(), [c.tail_tokens() for c in teachers]
     out: list[int] = []
     text = ""
     for _ in range(max_new_tokens):
@@ -133,7 +128,7 @@ def dp_teach(
     claim = None if ledger is None else PrivacyClaim(
         epsilon=ledger.epsilon, delta=delta, source="accounted", mechanism=MECHANISM,
         noise_multiplier=ledger.noise_multiplier, accountant=ACCOUNTANT, ledger=ledger.ledger,
-        mu=math.sqrt(ledger.steps) / ledger.noise_multiplier)  # k Gaussian releases at noise s: sqrt(k)/s-GDP
+        mu=ledger.mu)
     options = {"teachers": teachers, "n": n, "n_gen": n_gen, "epsilon": epsilon, "delta": delta, "noise": noise,
                "vocab": vocab, "max_new_tokens": max_new_tokens, "labels": dict(labels or {})}
     if faults != Faults():
